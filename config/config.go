@@ -1,0 +1,365 @@
+// Package config reads timguard's YAML configuration: strict decoding (an
+// unknown key is an error naming it), ${ENV} expansion for secrets, defaults,
+// then validation whose messages name the key and the value refused.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/timguard/timguard/internal/yamlx"
+)
+
+// Config is the whole configuration file. config.example.yaml documents every
+// key.
+type Config struct {
+	Listen    string   `yaml:"listen"`
+	Callback  Callback `yaml:"callback"`
+	Tencent   Tencent  `yaml:"tencent"`
+	DryRun    bool     `yaml:"dry_run"`
+	Store     Store    `yaml:"store"`
+	RulesFile string   `yaml:"rules_file"`
+	Admin     Admin    `yaml:"admin"`
+	Audit     Audit    `yaml:"audit"`
+	Log       Log      `yaml:"log"`
+
+	// File is the path the configuration was read from ("" when built in
+	// code). Relative paths in the file are resolved against its directory.
+	File string `yaml:"-"`
+}
+
+// Callback configures the endpoint the IM server calls.
+type Callback struct {
+	Path string `yaml:"path"`
+	// Token is the callback authentication token set in the IM console.
+	// Empty disables the signature check (a warning is logged at start).
+	Token Secret `yaml:"token"`
+	// PreviousToken is also accepted while a token is being rotated.
+	PreviousToken Secret   `yaml:"previous_token"`
+	MaxClockSkew  Duration `yaml:"max_clock_skew"`
+	// MaxBodyBytes refuses larger callback bodies with 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Deadline bounds the work done for one callback before it is answered;
+	// the IM server waits 2 s.
+	Deadline Duration `yaml:"deadline"`
+}
+
+// Tencent configures the IM REST API.
+type Tencent struct {
+	SDKAppID  uint64 `yaml:"sdk_app_id"`
+	Admin     string `yaml:"admin"`
+	SecretKey Secret `yaml:"secret_key"`
+	APIBase   string `yaml:"api_base"`
+	// RateLimit is REST calls per second, shared by all replicas.
+	RateLimit int `yaml:"rate_limit"`
+	// Timeout bounds each REST call; the IM server gives up after 3 s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// RESTEnabled reports whether REST calls can be made (a secret key is set).
+func (t Tencent) RESTEnabled() bool { return t.SecretKey != "" }
+
+// Store configures shared state.
+type Store struct {
+	// RedisURL selects Redis (redis://, rediss://, or several addresses for
+	// a cluster); empty selects the embedded single-process store.
+	RedisURL Secret `yaml:"redis_url"`
+	// KeyPrefix namespaces every Redis key.
+	KeyPrefix string `yaml:"key_prefix"`
+	// Timeout bounds each store call.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Admin configures the admin API.
+type Admin struct {
+	// Token is the bearer token of /v1/; empty switches the admin API off.
+	Token Secret `yaml:"token"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// File is where audit records go; empty means standard output.
+	File string `yaml:"file"`
+}
+
+// Log configures the operational log (standard error).
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Defaults used for keys the file leaves out.
+const (
+	DefaultListen       = ":8080"
+	DefaultCallbackPath = "/callback"
+	DefaultMaxClockSkew = 60 * time.Second
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultDeadline     = 1500 * time.Millisecond
+	DefaultAPIBase      = "https://adminapisgp.im.qcloud.com"
+	DefaultRateLimit    = 200
+	DefaultRESTTimeout  = 3 * time.Second
+	DefaultKeyPrefix    = "timguard:"
+	DefaultStoreTimeout = 250 * time.Millisecond
+	DefaultRulesFile    = "rules.yaml"
+)
+
+// reservedPaths are served by the bot itself and cannot be the callback path.
+var reservedPaths = []string{"/healthz", "/readyz", "/metrics", "/v1"}
+
+// Load reads, expands, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse is Load on bytes already read; getenv resolves ${NAME}.
+func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	var c Config
+	if err := yamlx.Decode(path, data, &c, yamlx.Options{Getenv: getenv}); err != nil {
+		return nil, err
+	}
+	c.File = path
+	c.applyDefaults()
+	if problems := c.validate(); len(problems) > 0 {
+		return nil, &yamlx.Error{File: path, Problems: problems}
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Callback.Path == "" {
+		c.Callback.Path = DefaultCallbackPath
+	}
+	if c.Callback.MaxClockSkew == 0 {
+		c.Callback.MaxClockSkew = Duration(DefaultMaxClockSkew)
+	}
+	if c.Callback.MaxBodyBytes == 0 {
+		c.Callback.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Callback.Deadline == 0 {
+		c.Callback.Deadline = Duration(DefaultDeadline)
+	}
+	if c.Tencent.APIBase == "" {
+		c.Tencent.APIBase = DefaultAPIBase
+	}
+	if c.Tencent.RateLimit == 0 {
+		c.Tencent.RateLimit = DefaultRateLimit
+	}
+	if c.Tencent.Timeout == 0 {
+		c.Tencent.Timeout = Duration(DefaultRESTTimeout)
+	}
+	if c.Store.KeyPrefix == "" {
+		c.Store.KeyPrefix = DefaultKeyPrefix
+	}
+	if c.Store.Timeout == 0 {
+		c.Store.Timeout = Duration(DefaultStoreTimeout)
+	}
+	if c.RulesFile == "" {
+		c.RulesFile = DefaultRulesFile
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+}
+
+func (c *Config) validate() []yamlx.Problem {
+	var ps []yamlx.Problem
+	bad := func(key string, format string, args ...any) {
+		ps = append(ps, yamlx.Problem{Path: key, Reason: fmt.Sprintf(format, args...)})
+	}
+	if _, _, err := splitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port (%v)", c.Listen, err)
+	}
+	if !strings.HasPrefix(c.Callback.Path, "/") {
+		bad("callback.path", "%q must start with /", c.Callback.Path)
+	}
+	for _, r := range reservedPaths {
+		if c.Callback.Path == r || strings.HasPrefix(c.Callback.Path, r+"/") {
+			bad("callback.path", "%q is used by the bot itself (%s)", c.Callback.Path, r)
+		}
+	}
+	if c.Callback.PreviousToken != "" && c.Callback.Token == "" {
+		bad("callback.previous_token", "is set but callback.token is empty; set the new token first")
+	}
+	if c.Callback.MaxClockSkew < 0 {
+		bad("callback.max_clock_skew", "%s must not be negative", c.Callback.MaxClockSkew)
+	}
+	if c.Callback.MaxBodyBytes < 1024 {
+		bad("callback.max_body_bytes", "%d is too small; callbacks need at least 1024 bytes", c.Callback.MaxBodyBytes)
+	}
+	if d := time.Duration(c.Callback.Deadline); d <= 0 || d >= 2*time.Second {
+		bad("callback.deadline", "%s must be above 0 and below the IM server's 2s", c.Callback.Deadline)
+	}
+	if c.Tencent.SDKAppID == 0 {
+		bad("tencent.sdk_app_id", "is required (the SDKAppID of the IM app, e.g. 1400000000)")
+	}
+	if c.Tencent.SecretKey != "" && c.Tencent.Admin == "" {
+		bad("tencent.admin", "is required when tencent.secret_key is set (the App admin account used for REST calls)")
+	}
+	if u, err := url.Parse(c.Tencent.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("tencent.api_base", "%q is not an http(s) URL such as %s", c.Tencent.APIBase, DefaultAPIBase)
+	}
+	if c.Tencent.RateLimit < 1 || c.Tencent.RateLimit > 100000 {
+		bad("tencent.rate_limit", "%d must be between 1 and 100000 calls per second", c.Tencent.RateLimit)
+	}
+	if c.Tencent.Timeout <= 0 {
+		bad("tencent.timeout", "%s must be positive", c.Tencent.Timeout)
+	}
+	if c.Store.RedisURL != "" {
+		if err := checkRedisURL(string(c.Store.RedisURL)); err != nil {
+			bad("store.redis_url", "%s", err)
+		}
+	}
+	if c.Store.Timeout <= 0 {
+		bad("store.timeout", "%s must be positive", c.Store.Timeout)
+	}
+	if strings.ContainsAny(c.Store.KeyPrefix, "{}") {
+		bad("store.key_prefix", "%q must not contain braces (they select Redis Cluster hash slots)", c.Store.KeyPrefix)
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		bad("log.level", "%s", err)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format", "%q must be json or text", c.Log.Format)
+	}
+	return ps
+}
+
+func splitHostPort(addr string) (string, string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", "", fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return host, port, nil
+}
+
+// checkRedisURL accepts the URL schemes store/redis reads; the message
+// never repeats the URL, which may hold a password.
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("is not a URL (the value is not shown: it may hold a password)")
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "redis-sentinel", "redis-cluster":
+		if u.Host == "" {
+			return errors.New("has no host")
+		}
+	case "unix":
+		if u.Path == "" {
+			return errors.New("has no socket path")
+		}
+	default:
+		return fmt.Errorf("scheme %q is not redis, rediss, redis-sentinel, redis-cluster or unix", u.Scheme)
+	}
+	return nil
+}
+
+// ParseLevel reads a log level name.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// Resolve returns path relative to the configuration file's directory, or
+// path itself when it is absolute or the configuration has no file.
+func (c *Config) Resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) || c.File == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(c.File), path)
+}
+
+// RulesPath is rules_file resolved against the configuration's directory.
+func (c *Config) RulesPath() string { return c.Resolve(c.RulesFile) }
+
+// AuditPath is audit.file resolved, or "" for standard output.
+func (c *Config) AuditPath() string { return c.Resolve(c.Audit.File) }
+
+// CallbackTokens returns the tokens a callback signature may be made with.
+func (c *Config) CallbackTokens() []string {
+	var out []string
+	for _, t := range []Secret{c.Callback.Token, c.Callback.PreviousToken} {
+		if t != "" {
+			out = append(out, string(t))
+		}
+	}
+	return out
+}
+
+// Duration is a time.Duration written as "10s", "1m30s".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a duration such as 10s or 1m is required", n.Line)
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 10s or 1m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Secret is a string that never prints: fmt, slog, JSON and YAML all show
+// "[redacted]" (or "" when it is empty).
+type Secret string
+
+const redacted = "[redacted]"
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return `config.Secret("` + s.String() + `")` }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON implements json.Marshaler.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+
+// MarshalYAML implements yaml.Marshaler.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// Reveal returns the secret itself, for the code that needs it.
+func (s Secret) Reveal() string { return string(s) }

@@ -1,0 +1,335 @@
+// Package yamlx decodes YAML strictly: every unknown key is reported with its
+// full path and line, not just the first, and ${ENV} references can be
+// expanded inside scalar values (never in the raw text, so a secret holding
+// YAML syntax cannot change the document's structure).
+package yamlx
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Problem is one thing wrong with a document.
+type Problem struct {
+	Line   int
+	Path   string // dotted key path, e.g. callback.token or rules[2].verdict
+	Reason string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Reason)
+	return b.String()
+}
+
+// Error lists every problem found in one file.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, 0, len(e.Problems))
+	for _, p := range e.Problems {
+		lines = append(lines, e.File+": "+p.String())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Opaque is implemented by types that decode a node themselves and check their
+// own keys; the strict walk does not descend into them.
+type Opaque interface {
+	YAMLOpaque()
+}
+
+// Options tune Decode.
+type Options struct {
+	// Getenv, when set, expands ${NAME} and ${NAME:-default} in scalar
+	// values. Unset names expand to "" (or the default).
+	Getenv func(string) (string, bool)
+}
+
+// Decode parses data (named file in messages) into out, which must be a
+// pointer to a struct. Unknown keys, type errors and ${ENV} problems are all
+// reported together in an *Error.
+func Decode(file string, data []byte, out any, opts Options) error {
+	_, problems := DecodeNode(data, out, opts)
+	if len(problems) > 0 {
+		return &Error{File: file, Problems: problems}
+	}
+	return nil
+}
+
+// DecodeNode is Decode that keeps going: it fills out as far as it can and
+// returns the document's root node (nil when data is not YAML) with every
+// problem found, sorted by line.
+func DecodeNode(data []byte, out any, opts Options) (*yaml.Node, []Problem) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, []Problem{{Line: syntaxLine(err), Reason: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	if doc.Kind == 0 {
+		return nil, []Problem{{Reason: "the file is empty"}}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	var problems []Problem
+	if opts.Getenv != nil {
+		problems = append(problems, expandNode(root, "", opts.Getenv)...)
+	}
+	problems = append(problems, Unknown(root, reflect.TypeOf(out), "")...)
+	if err := root.Decode(out); err != nil {
+		problems = append(problems, typeProblems(err)...)
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+	return root, problems
+}
+
+// syntaxLine finds the line number in a yaml.v3 syntax error ("yaml: line
+// 3: ...").
+func syntaxLine(err error) int {
+	line := 0
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	_, _ = fmt.Sscanf(msg, "line %d:", &line)
+	return line
+}
+
+// typeProblems turns yaml.v3's decoding errors into problems.
+func typeProblems(err error) []Problem {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		out := make([]Problem, 0, len(te.Errors))
+		for _, msg := range te.Errors {
+			line := 0
+			if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+				msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+			}
+			out = append(out, Problem{Line: line, Reason: msg})
+		}
+		return out
+	}
+	return []Problem{{Reason: strings.TrimPrefix(err.Error(), "yaml: ")}}
+}
+
+// Unknown walks node against type t (following yaml struct tags) and reports
+// every mapping key that t does not declare.
+func Unknown(node *yaml.Node, t reflect.Type, path string) []Problem {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if node == nil {
+		return nil
+	}
+	if node.Kind == yaml.AliasNode {
+		return Unknown(node.Alias, t, path)
+	}
+	if reflect.PointerTo(t).Implements(opaqueType) || t.Implements(opaqueType) {
+		return nil
+	}
+	var out []Problem
+	switch t.Kind() {
+	case reflect.Struct:
+		if node.Kind != yaml.MappingNode {
+			return nil // the decoder reports the type mismatch
+		}
+		fields := structFields(t)
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			key, val := node.Content[i], node.Content[i+1]
+			ft, ok := fields[key.Value]
+			if !ok {
+				out = append(out, Problem{Line: key.Line, Path: join(path, key.Value), Reason: "unknown key" + suggest(key.Value, fields)})
+				continue
+			}
+			out = append(out, Unknown(val, ft, join(path, key.Value))...)
+		}
+	case reflect.Map:
+		if node.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			out = append(out, Unknown(node.Content[i+1], t.Elem(), join(path, node.Content[i].Value))...)
+		}
+	case reflect.Slice, reflect.Array:
+		if node.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, item := range node.Content {
+			out = append(out, Unknown(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return out
+}
+
+var opaqueType = reflect.TypeOf((*Opaque)(nil)).Elem()
+
+func structFields(t reflect.Type) map[string]reflect.Type {
+	fields := make(map[string]reflect.Type, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "inline") {
+			for k, v := range structFields(f.Type) {
+				fields[k] = v
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+	}
+	return fields
+}
+
+// suggest names a declared key close to an unknown one.
+func suggest(key string, fields map[string]reflect.Type) string {
+	best, bestDist := "", 3
+	for name := range fields {
+		if d := distance(key, name); d < bestDist || (d == bestDist && name < best) {
+			best, bestDist = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// distance is the Levenshtein distance, enough for short keys.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// expandNode replaces ${NAME} and ${NAME:-default} in every scalar below
+// node. A plain scalar that changed is re-resolved, so sdk_app_id:
+// ${APP_ID} decodes as a number.
+func expandNode(node *yaml.Node, path string, getenv func(string) (string, bool)) []Problem {
+	var out []Problem
+	switch node.Kind {
+	case yaml.ScalarNode:
+		if !strings.Contains(node.Value, "${") {
+			return nil
+		}
+		v, err := Expand(node.Value, getenv)
+		if err != nil {
+			return []Problem{{Line: node.Line, Path: path, Reason: err.Error()}}
+		}
+		node.Value = v
+		if node.Style == 0 || node.Style == yaml.FlowStyle {
+			node.Tag = ""
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			out = append(out, expandNode(node.Content[i+1], join(path, node.Content[i].Value), getenv)...)
+		}
+	case yaml.SequenceNode:
+		for i, item := range node.Content {
+			out = append(out, expandNode(item, fmt.Sprintf("%s[%d]", path, i), getenv)...)
+		}
+	case yaml.DocumentNode:
+		for _, item := range node.Content {
+			out = append(out, expandNode(item, path, getenv)...)
+		}
+	}
+	return out
+}
+
+// Expand replaces ${NAME} and ${NAME:-default} in s. "$$" is a literal "$".
+func Expand(s string, getenv func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '$' || i+1 >= len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		if s[i+1] == '$' {
+			b.WriteByte('$')
+			i++
+			continue
+		}
+		if s[i+1] != '{' {
+			b.WriteByte(c)
+			continue
+		}
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q", s)
+		}
+		ref := s[i+2 : i+2+end]
+		name, def, hasDef := strings.Cut(ref, ":-")
+		if !validEnvName(name) {
+			return "", fmt.Errorf("${%s}: %q is not an environment variable name", ref, name)
+		}
+		val, ok := getenv(name)
+		if (!ok || val == "") && hasDef {
+			val = def
+		}
+		b.WriteString(val)
+		i += 2 + end
+	}
+	return b.String(), nil
+}
+
+func validEnvName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// OSGetenv is os.LookupEnv, for Options.Getenv.
+func OSGetenv(name string) (string, bool) { return os.LookupEnv(name) }

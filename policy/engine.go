@@ -1,0 +1,534 @@
+package policy
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/rules"
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/tim"
+)
+
+// Store is what the engine needs from shared state.
+type Store interface {
+	Enrich(ctx context.Context, req store.EnrichRequest) (store.EnrichResult, error)
+	Commit(ctx context.Context, req store.CommitRequest) error
+	ForgetRoles(ctx context.Context, group string) error
+}
+
+// RuleSource gives the rule set in force; reloads swap it.
+type RuleSource interface {
+	Rules() *rules.Set
+}
+
+// AuditSink takes encoded audit records.
+type AuditSink interface {
+	WriteLine(line []byte)
+}
+
+// RoleFiller fills a group's role cache in the background when an event
+// finds it empty.
+type RoleFiller interface {
+	FillRoles(group string)
+}
+
+// Observer hears about each decision, for metrics. All methods must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	Decided(command string, verdict rules.Verdict, latency time.Duration)
+	RuleMatched(rule string, shadow bool)
+	StoreError(op string)
+}
+
+// FailMode says what to decide when the store cannot be read.
+type FailMode string
+
+// Fail modes.
+const (
+	// FailOpen evaluates with empty state: counters and strikes read 0,
+	// so only rules that need no state can act.
+	FailOpen FailMode = "open"
+	// FailClosed refuses the event (reject, refuse, block); after-events
+	// cannot be refused and fall back to FailOpen.
+	FailClosed FailMode = "closed"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Rules  RuleSource
+	Store  Store
+	Audit  AuditSink
+	Logger *slog.Logger
+	// Now is the clock (time.Now by default).
+	Now func() time.Time
+	// DryRun puts every rule in shadow mode.
+	DryRun bool
+	// AppAdmin is the App admin account (tencent.admin).
+	AppAdmin string
+	// DedupeTTL is how long an "after" callback is remembered (default 10m).
+	DedupeTTL time.Duration
+	// StoreTimeout bounds each store round trip (default 250ms).
+	StoreTimeout time.Duration
+	// FailModes per event kind; missing kinds fail open.
+	FailModes map[rules.Kind]FailMode
+	Roles     RoleFiller
+	Observer  Observer
+	// Replica names this process in audit records.
+	Replica string
+}
+
+// Engine decides callbacks. It is safe for concurrent use.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	budgetMu     sync.Mutex
+	budgetWarned map[string]time.Time
+}
+
+// New returns an Engine.
+func New(cfg Config) *Engine {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.DedupeTTL == 0 {
+		cfg.DedupeTTL = 10 * time.Minute
+	}
+	if cfg.StoreTimeout == 0 {
+		cfg.StoreTimeout = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}}
+}
+
+// Handle decides one callback: enrich, evaluate, commit, audit. The reply is
+// always usable, even when the store fails.
+func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
+	set := e.cfg.Rules.Rules()
+	start := ev.Received
+	if start.IsZero() {
+		start = e.cfg.Now()
+	}
+	if ev.Kind == "" {
+		e.other(ctx, ev, set, start)
+		return Outcome{Reply: tim.OK()}
+	}
+	if e.ownMessage(ev) {
+		e.audit(ev, set, start, "own_message", "")
+		return Outcome{Reply: tim.OK()}
+	}
+	plan := set.Plan(ev.Kind)
+	if len(plan.Rules) == 0 && len(plan.Counters) == 0 {
+		out := Outcome{Reply: tim.OK()}
+		e.finish(ctx, ev, set, out, start, "", "")
+		return out
+	}
+
+	req, keys := e.enrichRequest(set, plan, ev)
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
+	res, err := e.cfg.Store.Enrich(sctx, req)
+	cancel()
+	if err != nil {
+		return e.degraded(ctx, ev, set, err, start)
+	}
+	if res.Duplicate {
+		e.audit(ev, set, start, audit.ResultDup, "")
+		return Outcome{Reply: tim.OK()}
+	}
+	if !res.RolesCached && e.cfg.Roles != nil && ev.Base.GroupID != "" {
+		e.cfg.Roles.FillRoles(ev.Base.GroupID)
+	}
+	st := stateFrom(set, plan, ev, req, res, keys)
+	out := Evaluate(set, ev, st, Options{DryRun: e.cfg.DryRun, AppAdmin: e.cfg.AppAdmin})
+	e.finish(ctx, ev, set, out, start, "", "")
+	return out
+}
+
+// counterKey remembers which counter (by set index) a touched key feeds, per
+// subject.
+type counterKey struct {
+	index   int
+	subject int
+	reqIdx  int
+}
+
+func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event) (store.EnrichRequest, []counterKey) {
+	req := store.EnrichRequest{
+		Now:         ev.Received,
+		EventID:     ev.ID,
+		StrikeDecay: set.StrikeDecay,
+		WithModes:   plan.UsesModes,
+	}
+	var keys []counterKey
+	if len(plan.Counters) > 0 {
+		env := set.Env()
+		in := ev.Base
+		env.Fill(&in)
+		byKey := map[string]int{}
+		for si, user := range ev.Subjects {
+			env.SetUser(user, "", 0)
+			for _, cu := range plan.Counters {
+				key, counts, err := cu.Counter.KeyFor(env)
+				if err != nil {
+					e.log.Warn("counter key failed", "counter", cu.Counter.Name, "event_id", ev.ID, "err", err)
+					continue
+				}
+				if !counts {
+					continue
+				}
+				i, seen := byKey[key]
+				if !seen {
+					i = len(req.Counters)
+					byKey[key] = i
+					req.Counters = append(req.Counters, store.CounterTouch{Key: key, Window: cu.Counter.Window})
+				}
+				if cu.Touch {
+					req.Counters[i].Add++
+				}
+				keys = append(keys, counterKey{index: cu.Counter.Index, subject: si, reqIdx: i})
+			}
+		}
+		env.Release()
+	}
+	for _, r := range plan.Budgeted {
+		req.Counters = append(req.Counters, store.CounterTouch{Key: budgetKey(r.Name, ev.Base.GroupID), Window: r.Budget.Per})
+	}
+	if len(plan.Rules) > 0 {
+		for _, user := range ev.Subjects {
+			if user != "" {
+				req.Strikes = append(req.Strikes, store.UserRef{Group: ev.Base.GroupID, User: user})
+			}
+		}
+		if ev.Base.GroupID != "" {
+			req.RoleGroup = ev.Base.GroupID
+			req.RoleUsers = ev.Subjects
+		}
+	}
+	if ev.Kind.IsAfter() {
+		req.Dedupe = "dedupe|" + ev.ID
+		req.DedupeTTL = e.cfg.DedupeTTL
+	}
+	return req, keys
+}
+
+func budgetKey(rule, group string) string { return "budget|" + rule + "|" + group }
+
+// stateFrom spreads the store's answer over subjects and counters. With
+// several subjects, a counter keyed by user differs per subject, so each
+// subject gets its own values.
+func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequest, res store.EnrichResult, keys []counterKey) *State {
+	st := &State{
+		Counters: make([]int, len(set.Counters)),
+		Strikes:  map[string]int{},
+		Roles:    map[string]string{},
+	}
+	if len(ev.Subjects) > 1 {
+		st.SubjectCounters = make(map[string][]int, len(ev.Subjects))
+		for _, u := range ev.Subjects {
+			st.SubjectCounters[u] = make([]int, len(set.Counters))
+		}
+	}
+	for _, k := range keys {
+		if k.reqIdx >= len(res.Counts) {
+			continue
+		}
+		v := int(res.Counts[k.reqIdx])
+		if k.subject == 0 {
+			st.Counters[k.index] = v
+		}
+		if st.SubjectCounters != nil {
+			st.SubjectCounters[ev.Subjects[k.subject]][k.index] = v
+		}
+	}
+	base := len(req.Counters) - len(plan.Budgeted)
+	if len(plan.Budgeted) > 0 {
+		st.Budgets = map[string]int{}
+		for i, r := range plan.Budgeted {
+			if base+i < len(res.Counts) {
+				st.Budgets[r.Name] = int(res.Counts[base+i])
+			}
+		}
+	}
+	for i, ref := range req.Strikes {
+		if i < len(res.Strikes) {
+			st.Strikes[ref.User] = int(res.Strikes[i])
+		}
+	}
+	if res.RolesCached {
+		for i, u := range req.RoleUsers {
+			if i < len(res.Roles) && res.Roles[i] != "" {
+				st.Roles[u] = res.Roles[i]
+			}
+		}
+	}
+	if len(res.Modes) > 0 {
+		st.Modes = make(map[string]bool, len(res.Modes))
+		for m, until := range res.Modes {
+			if until.After(ev.Received) {
+				st.Modes[m] = true
+			}
+		}
+	}
+	return st
+}
+
+// degraded decides without the store, as the kind's fail mode says.
+func (e *Engine) degraded(ctx context.Context, ev *Event, set *rules.Set, cause error, start time.Time) Outcome {
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.StoreError("enrich")
+	}
+	e.log.Warn("store unavailable; deciding without it", "event_id", ev.ID, "command", ev.Command, "err", cause)
+	mode := e.cfg.FailModes[ev.Kind]
+	if mode == FailClosed && !ev.Kind.IsAfter() {
+		out := Outcome{Reply: tim.OK()}
+		verdict := strictest(ev.Kind)
+		for _, user := range ev.Subjects {
+			out.Decisions = append(out.Decisions, Decision{
+				EventID: ev.ID, Event: ev.Kind, Command: ev.Command, Group: ev.Base.GroupID, User: user,
+				Verdict: verdict, Rules: []string{}, Actions: []PlannedAction{}, RulesVersion: set.Version,
+				Errors: []string{"store unavailable: failed closed"},
+			})
+		}
+		out.Reply = reply(ev, out.Decisions)
+		e.finish(ctx, ev, set, out, start, audit.ResultDegraded, cause.Error())
+		return out
+	}
+	st := &State{Counters: make([]int, len(set.Counters))}
+	out := Evaluate(set, ev, st, Options{DryRun: e.cfg.DryRun, AppAdmin: e.cfg.AppAdmin})
+	e.finish(ctx, ev, set, out, start, audit.ResultDegraded, cause.Error())
+	return out
+}
+
+// strictest is the verdict a kind fails closed with.
+func strictest(k rules.Kind) rules.Verdict {
+	vs := rules.VerdictsFor(k)
+	for i := len(vs) - 1; i >= 0; i-- {
+		if vs[i] != rules.Drop && vs[i].Refuses() {
+			return vs[i]
+		}
+	}
+	return rules.None
+}
+
+// ownMessage reports whether ev is a message the bot's own REST account
+// sent; those never trigger rules.
+func (e *Engine) ownMessage(ev *Event) bool {
+	if ev.Kind != rules.Message && ev.Kind != rules.MessageSent {
+		return false
+	}
+	return e.cfg.AppAdmin != "" && len(ev.Subjects) == 1 && ev.Subjects[0] == e.cfg.AppAdmin && strings.EqualFold(ev.Platform, "RESTAPI")
+}
+
+// other handles callbacks rules do not evaluate: they are recorded, and the
+// role-change ones drop the group's role cache.
+func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start time.Time) {
+	switch ev.Command {
+	case tim.CmdAfterMemberFieldChanged, tim.CmdAfterChangeGroupOwner:
+		if g := ev.Base.GroupID; g != "" {
+			sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
+			if err := e.cfg.Store.ForgetRoles(sctx, g); err != nil {
+				e.log.Warn("forget cached roles", "group", g, "err", err)
+			}
+			cancel()
+		}
+	case tim.CmdRequestOverLimit:
+		if ol, ok := ev.Callback.(*tim.RequestOverLimit); ok {
+			e.log.Warn("the IM server reports the app went over a REST limit", "service", ol.ServiceName, "command", ol.Command, "limit", ol.Limit)
+		}
+	}
+	e.audit(ev, set, start, "not_evaluated", "")
+}
+
+// finish commits what the decisions imply (strikes, actions, budget use and
+// the decisions themselves, in one round trip) and audits them.
+func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outcome, start time.Time, result, errText string) {
+	if len(out.Decisions) == 0 {
+		e.audit(ev, set, start, result, errText)
+		e.observe(ev, out, start)
+		return
+	}
+	lines := e.auditLines(ev, set, out, start, result, errText)
+	req := e.commitRequest(set, ev, out)
+	req.Decisions = make([]store.DecisionRecord, len(lines))
+	for i, l := range lines {
+		req.Decisions[i] = store.DecisionRecord{Time: ev.Received, Group: out.Decisions[i].Group, User: out.Decisions[i].User, Body: l}
+	}
+	// Without the store, only effects are worth a second try; the recent
+	// decision log can do without them.
+	if result != audit.ResultDegraded || len(req.Actions) > 0 || len(req.Strikes) > 0 {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.StoreTimeout)
+		err := e.cfg.Store.Commit(sctx, req)
+		cancel()
+		if err != nil {
+			if e.cfg.Observer != nil {
+				e.cfg.Observer.StoreError("commit")
+			}
+			e.log.Error("commit decision: its strikes and actions are not recorded", "event_id", ev.ID,
+				"actions", len(req.Actions), "strikes", len(req.Strikes), "err", err)
+			lines = e.auditLines(ev, set, out, start, result, joinErr(errText, "commit: "+err.Error()))
+		}
+	}
+	for _, l := range lines {
+		e.cfg.Audit.WriteLine(l)
+	}
+	e.observe(ev, out, start)
+	for _, d := range out.Decisions {
+		for _, r := range d.Budget {
+			e.warnBudget(r, d.Group, ev.Received)
+		}
+	}
+}
+
+func (e *Engine) observe(ev *Event, out Outcome, start time.Time) {
+	if e.cfg.Observer == nil {
+		return
+	}
+	latency := e.cfg.Now().Sub(start)
+	if len(out.Decisions) == 0 {
+		e.cfg.Observer.Decided(ev.Command, rules.None, latency)
+	}
+	for _, d := range out.Decisions {
+		e.cfg.Observer.Decided(ev.Command, d.Verdict, latency)
+		for _, r := range d.Rules {
+			e.cfg.Observer.RuleMatched(r, false)
+		}
+		for _, r := range d.Shadow {
+			e.cfg.Observer.RuleMatched(r, true)
+		}
+	}
+}
+
+func joinErr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// commitRequest gathers strikes, actions and budget use from the decisions.
+func (e *Engine) commitRequest(set *rules.Set, ev *Event, out Outcome) store.CommitRequest {
+	req := store.CommitRequest{Now: ev.Received, StrikeDecay: set.StrikeDecay, EventID: ev.ID}
+	budgetUsed := map[string]int{}
+	for si, d := range out.Decisions {
+		for i, a := range d.Actions {
+			if a.Shadow {
+				continue
+			}
+			if r := set.Rule(a.Rule); r != nil && r.Budget != nil {
+				budgetUsed[a.Rule]++
+			}
+			if a.Kind == rules.ActStrike {
+				req.Strikes = append(req.Strikes, store.StrikeAdd{
+					UserRef: store.UserRef{Group: d.Group, User: d.User}, N: a.N,
+					ID: ActionID(ev.ID, si, a.Rule, i),
+				})
+				continue
+			}
+			sa := store.Action{
+				ID: ActionID(ev.ID, si, a.Rule, i), Kind: a.Kind, Group: d.Group, GroupType: ev.Base.GroupType,
+				Seconds: a.Seconds, Rule: a.Rule, EventID: ev.ID, Roles: a.Roles, Created: ev.Received,
+				Text: a.Text,
+			}
+			switch a.Kind {
+			case rules.ActMute, rules.ActUnmute, rules.ActKick, rules.ActBan, rules.ActUnban, rules.ActAdmit:
+				sa.User = d.User
+			case rules.ActWarn:
+				sa.User = d.User // "" warns the whole group
+			}
+			if a.Announce != "" {
+				sa.Text = a.Announce
+			}
+			req.Actions = append(req.Actions, sa)
+		}
+	}
+	for rule, n := range budgetUsed {
+		r := set.Rule(rule)
+		key := budgetKey(rule, ev.Base.GroupID)
+		req.Touch = append(req.Touch, store.CounterTouch{Key: key, Window: r.Budget.Per, Add: n})
+	}
+	return req
+}
+
+// warnBudget logs, at most once a minute per rule and group, that a rule
+// ran out of budget and acts in shadow mode.
+func (e *Engine) warnBudget(rule, group string, now time.Time) {
+	key := rule + "|" + group
+	e.budgetMu.Lock()
+	last, seen := e.budgetWarned[key]
+	if seen && now.Sub(last) < time.Minute {
+		e.budgetMu.Unlock()
+		return
+	}
+	e.budgetWarned[key] = now
+	for k, t := range e.budgetWarned {
+		if now.Sub(t) > time.Hour {
+			delete(e.budgetWarned, k)
+		}
+	}
+	e.budgetMu.Unlock()
+	e.log.Warn("rule spent its action budget for this group and acts in shadow mode until its window passes",
+		"rule", rule, "group", group)
+}
+
+// auditLines encodes one record per decision.
+func (e *Engine) auditLines(ev *Event, set *rules.Set, out Outcome, start time.Time, result, errText string) [][]byte {
+	lines := make([][]byte, 0, len(out.Decisions))
+	latency := e.cfg.Now().Sub(start).Microseconds()
+	for si, d := range out.Decisions {
+		rec := decisionRecord(ev, set, &d, si, latency, result, errText)
+		rec.ReplyCode = out.Reply.ErrorCode
+		line, err := audit.Encode(rec)
+		if err != nil {
+			e.log.Error("encode audit record", "event_id", ev.ID, "err", err)
+			continue
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+func decisionRecord(ev *Event, set *rules.Set, d *Decision, subject int, latencyUS int64, result, errText string) *audit.Record {
+	rec := &audit.Record{
+		Time: ev.Received, Kind: audit.KindDecision, EventID: ev.ID, Command: ev.Command, Event: string(ev.Kind),
+		Group: d.Group, User: d.User, Role: d.Role, Verdict: string(d.Verdict), Rules: d.Rules,
+		RulesVersion: set.Version, Shadow: len(d.Shadow) > 0, ShadowRules: d.Shadow, Budget: d.Budget,
+		Result: result, LatencyUS: latencyUS,
+	}
+	errs := d.Errors
+	if errText != "" {
+		errs = append(append([]string{}, errs...), errText)
+	}
+	rec.Error = strings.Join(errs, "; ")
+	for i, a := range d.Actions {
+		ref := audit.ActionRef{Kind: a.Kind, Seconds: a.Seconds, Text: a.Text, N: a.N, Rule: a.Rule, Shadow: a.Shadow}
+		if !a.Shadow && a.Kind != rules.ActStrike {
+			ref.ID = ActionID(ev.ID, subject, a.Rule, i)
+		}
+		rec.Actions = append(rec.Actions, ref)
+	}
+	return rec
+}
+
+// audit writes a record for an event with no decisions.
+func (e *Engine) audit(ev *Event, set *rules.Set, start time.Time, result, errText string) {
+	rec := &audit.Record{
+		Time: ev.Received, Kind: audit.KindDecision, EventID: ev.ID, Command: ev.Command, Event: string(ev.Kind),
+		Group: ev.Base.GroupID, RulesVersion: set.Version, Result: result, Error: errText,
+		LatencyUS: e.cfg.Now().Sub(start).Microseconds(),
+	}
+	if len(ev.Subjects) == 1 {
+		rec.User = ev.Subjects[0]
+	}
+	line, err := audit.Encode(rec)
+	if err != nil {
+		e.log.Error("encode audit record", "event_id", ev.ID, "err", err)
+		return
+	}
+	e.cfg.Audit.WriteLine(line)
+}

@@ -1,0 +1,158 @@
+// Package policy turns a callback into a decision: it reads what the rules
+// need from the store in one round trip, evaluates the compiled rules (pure,
+// in memory), merges their verdicts into the reply, and commits strikes and
+// actions. Rule evaluation itself does no I/O.
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/timguard/timguard/rules"
+	"github.com/timguard/timguard/tim"
+)
+
+// Event is a decoded callback ready for evaluation.
+type Event struct {
+	// ID identifies the callback: a hash of its command and body, so a
+	// callback delivered twice has the same ID.
+	ID       string
+	Kind     rules.Kind // "" for callbacks rules do not evaluate
+	Command  string
+	Callback tim.Event
+	// Base holds the fields every subject shares.
+	Base rules.Input
+	// Subjects are the users the rules are evaluated for, one decision
+	// each: the sender, the applicant, each invitee or member. Group-wide
+	// events have one subject "".
+	Subjects []string
+	// Body is the callback body, when known (for message rewrites).
+	Body []tim.MsgElem
+	// Platform is the OptPlatform query parameter (RESTAPI, iOS, ...).
+	Platform string
+	Received time.Time
+}
+
+// EventID hashes a callback's command and body.
+func EventID(command string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(command))
+	h.Write([]byte{0})
+	h.Write(body)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:12])
+}
+
+// NewEvent prepares a decoded callback. body is the raw callback body (for
+// the event ID); now is when it arrived.
+func NewEvent(cb tim.Event, body []byte, now time.Time) *Event {
+	h := cb.Header()
+	ev := &Event{
+		ID:       EventID(h.CallbackCommand, body),
+		Command:  h.CallbackCommand,
+		Callback: cb,
+		Received: now,
+	}
+	ev.Kind, _ = rules.KindOf(h.CallbackCommand)
+	ev.Base = rules.Input{Kind: ev.Kind, GroupID: h.GroupID, GroupType: h.Type, Now: now}
+	switch e := cb.(type) {
+	case *tim.BeforeApplyJoinGroup:
+		ev.Subjects = []string{e.Requestor}
+		ev.Base.OperatorID = e.Requestor
+		ev.Base.ApplyMsg = e.ApplyMsg
+	case *tim.BeforeInviteJoinGroup:
+		ev.Subjects = accounts(e.DestinationMembers)
+		ev.Base.OperatorID = e.Operator
+	case *tim.BeforeSendMsg:
+		ev.fillMessage(e)
+	case *tim.AfterSendMsg:
+		ev.fillMessage(&e.BeforeSendMsg)
+	case *tim.AfterNewMemberJoin:
+		ev.Subjects = accounts(e.NewMemberList)
+		ev.Base.OperatorID = e.Operator
+		ev.Base.JoinType = e.JoinType
+	case *tim.AfterMemberExit:
+		ev.Subjects = accounts(e.ExitMemberList)
+		ev.Base.OperatorID = e.Operator
+		ev.Base.ExitType = e.ExitType
+	case *tim.AfterGroupDestroyed:
+		ev.Subjects = []string{""}
+		ev.Base.OperatorID = e.Operator
+	}
+	return ev
+}
+
+func (ev *Event) fillMessage(e *tim.BeforeSendMsg) {
+	ev.Subjects = []string{e.From}
+	ev.Base.OperatorID = e.Operator
+	if ev.Base.OperatorID == "" {
+		ev.Base.OperatorID = e.From
+	}
+	ev.Body = e.MsgBody
+	texts := tim.Texts(e.MsgBody)
+	ev.Base.Text = strings.Join(texts, "\n")
+	ev.Base.Types = make([]string, len(e.MsgBody))
+	for i, el := range e.MsgBody {
+		ev.Base.Types[i] = el.MsgType
+	}
+	ev.Base.URLs = FindURLs(ev.Base.Text)
+	for _, at := range e.GroupAtInfo {
+		if at.AtAllFlag == 1 {
+			ev.Base.AtAll = true
+			continue
+		}
+		if at.Account != "" {
+			ev.Base.Mentions = append(ev.Base.Mentions, at.Account)
+		}
+	}
+}
+
+// Group returns the event's group.
+func (ev *Event) Group() string { return ev.Base.GroupID }
+
+func accounts(ms []tim.Member) []string {
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		if m.Account != "" {
+			out = append(out, m.Account)
+		}
+	}
+	return out
+}
+
+// urlPattern finds links with a scheme, www. links and bare domains with a
+// path or a common top-level domain (t.me/x, bit.ly/y, example.com).
+var urlPattern = regexp.MustCompile(`(?i)\b(?:(?:https?|ftp)://[^\s<>"'` + "`" + `]+|www\.[^\s<>"'` + "`" + `]+|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.(?:[a-z]{2,24})(?:/[^\s<>"'` + "`" + `]*)?)`)
+
+// FindURLs returns the links in text, as written, without trailing
+// punctuation. Bare words with a dot count only when they have a path or
+// end in a top-level domain people use for links.
+func FindURLs(text string) []string {
+	if !strings.ContainsAny(text, "./") {
+		return nil
+	}
+	var out []string
+	for _, m := range urlPattern.FindAllString(text, 32) {
+		m = strings.TrimRight(m, ".,;:!?)]}'\"")
+		if !strings.Contains(m, "://") && !strings.HasPrefix(strings.ToLower(m), "www.") && !strings.Contains(m, "/") && !commonTLD(m) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func commonTLD(host string) bool {
+	i := strings.LastIndexByte(host, '.')
+	if i < 0 {
+		return false
+	}
+	switch strings.ToLower(host[i+1:]) {
+	case "com", "net", "org", "io", "me", "ly", "gg", "cn", "ru", "co", "xyz", "top", "app", "dev", "info", "biz", "link", "site", "online", "club", "vip", "cc", "tv", "to", "in", "us", "uk", "de", "jp", "kr", "hk", "tw", "sg":
+		return true
+	}
+	return false
+}

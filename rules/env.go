@@ -1,0 +1,332 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+)
+
+// Input is everything an expression can read about one subject of one
+// event. Policy fills it; Set.Env turns it into the environment programs run
+// against.
+type Input struct {
+	Kind        Kind
+	GroupID     string
+	GroupType   string
+	UserID      string
+	UserRole    string // owner, admin, member, app_admin
+	UserStrikes int
+	OperatorID  string
+	Text        string   // all text elements joined by "\n"
+	Types       []string // MsgType of every element, in order
+	URLs        []string
+	Mentions    []string
+	AtAll       bool
+	ApplyMsg    string
+	JoinType    string // Apply or Invited (member_joined)
+	ExitType    string // Kicked or Quit (member_left)
+	// Counters holds counters.NAME by the counter's index in the Set; a
+	// counter the event did not read is 0.
+	Counters []int
+	Now      time.Time
+}
+
+// The expression environment is a flat map: "user.id" and friends are single
+// keys, so reading one is a plain map lookup with no reflection and no
+// allocation. A compile-time patch turns the member expressions people write
+// (user.id, counters.flood) into those keys, and rejects unknown names.
+const (
+	varEvent        = "event"
+	varNow          = "now"
+	varGroupID      = "group.id"
+	varGroupType    = "group.type"
+	varUserID       = "user.id"
+	varUserRole     = "user.role"
+	varUserStrikes  = "user.strikes"
+	varOperatorID   = "operator.id"
+	varText         = "message.text"
+	varTextLower    = "message.text#lower" // lower(message.text), computed once per event
+	varTypes        = "message.types"
+	varURLs         = "message.urls"
+	varMentions     = "message.mentions"
+	varAtAll        = "message.at_all"
+	varApplyMsg     = "apply.msg"
+	varJoinType     = "join.type"
+	varExitType     = "exit.type"
+	prefixCounters  = "counters."
+	prefixLists     = "lists."
+	suffixSet       = "#set" // lists.NAME#set: the list as a set, for `in`
+	namespaceFields = "group user operator message apply join exit"
+)
+
+// fieldProto gives each event variable its type for the checker.
+var fieldProto = map[string]any{
+	varEvent:       "",
+	varNow:         time.Time{},
+	varGroupID:     "",
+	varGroupType:   "",
+	varUserID:      "",
+	varUserRole:    "",
+	varUserStrikes: 0,
+	varOperatorID:  "",
+	varText:        "",
+	varTextLower:   "",
+	varTypes:       []string{},
+	varURLs:        []string{},
+	varMentions:    []string{},
+	varAtAll:       false,
+	varApplyMsg:    "",
+	varJoinType:    "",
+	varExitType:    "",
+}
+
+// Variables lists the names an expression may use, for documentation and
+// error messages.
+func Variables() []string {
+	var out []string
+	for k := range fieldProto {
+		if !strings.Contains(k, "#") {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return append(out, "counters.NAME", "lists.NAME")
+}
+
+// compileEnv is the checker's view of the environment for one rule file.
+type compileEnv struct {
+	proto    map[string]any
+	counters map[string]int // name -> index
+	lists    map[string]bool
+}
+
+func newCompileEnv(counters []*Counter, lists map[string][]string) *compileEnv {
+	e := &compileEnv{
+		proto:    make(map[string]any, len(fieldProto)+len(counters)+2*len(lists)),
+		counters: make(map[string]int, len(counters)),
+		lists:    make(map[string]bool, len(lists)),
+	}
+	for k, v := range fieldProto {
+		e.proto[k] = v
+	}
+	for i, c := range counters {
+		e.counters[c.Name] = i
+		e.proto[prefixCounters+c.Name] = 0
+	}
+	for name := range lists {
+		e.lists[name] = true
+		e.proto[prefixLists+name] = []string{}
+		e.proto[prefixLists+name+suffixSet] = map[string]struct{}{}
+	}
+	return e
+}
+
+// usage is what one expression reads, found while patching.
+type usage struct {
+	counters map[string]bool
+	fields   map[string]bool
+}
+
+// patcher rewrites member access on the known namespaces into flat names and
+// records what the expression reads and every unknown name.
+type patcher struct {
+	env    *compileEnv
+	use    usage
+	errors []string
+	// bare holds namespace identifiers not (yet) seen under a member
+	// access; those left at the end are used on their own.
+	bare map[*ast.IdentifierNode]bool
+}
+
+// leftovers reports namespaces used on their own, such as `user == "x"`.
+func (p *patcher) leftovers() {
+	for id := range p.bare {
+		p.errors = append(p.errors, fmt.Sprintf("%s is not a value on its own; use %s", id.Value, namespaceHint(id.Value)))
+	}
+}
+
+func (p *patcher) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		if !ok || n.Method {
+			return
+		}
+		if !isNamespace(id.Value) {
+			return
+		}
+		delete(p.bare, id)
+		prop, ok := n.Property.(*ast.StringNode)
+		if !ok {
+			p.errors = append(p.errors, fmt.Sprintf("%s[...] needs a constant name", id.Value))
+			return
+		}
+		if name, ok := p.resolve(id.Value, prop.Value); ok {
+			ast.Patch(node, &ast.IdentifierNode{Value: name})
+		}
+	case *ast.IdentifierNode:
+		if isNamespace(n.Value) {
+			p.bare[n] = true
+		}
+	case *ast.BuiltinNode:
+		// lower(message.text) is read from a copy lowered once per event.
+		if n.Name == "lower" && len(n.Arguments) == 1 {
+			if id, ok := n.Arguments[0].(*ast.IdentifierNode); ok && id.Value == varText {
+				ast.Patch(node, &ast.IdentifierNode{Value: varTextLower})
+			}
+		}
+	case *ast.BinaryNode:
+		// x in lists.NAME is a set lookup, not a scan of the list.
+		if n.Operator == "in" {
+			if id, ok := n.Right.(*ast.IdentifierNode); ok && strings.HasPrefix(id.Value, prefixLists) && !strings.HasSuffix(id.Value, suffixSet) {
+				n.Right = &ast.IdentifierNode{Value: id.Value + suffixSet}
+			}
+		}
+	}
+}
+
+func (p *patcher) resolve(ns, prop string) (string, bool) {
+	switch ns {
+	case "counters":
+		if _, ok := p.env.counters[prop]; !ok {
+			p.errors = append(p.errors, fmt.Sprintf("counters.%s is not declared under counters:%s", prop, known(p.env.counters)))
+			return "", false
+		}
+		p.use.counters[prop] = true
+		return prefixCounters + prop, true
+	case "lists":
+		if !p.env.lists[prop] {
+			p.errors = append(p.errors, fmt.Sprintf("lists.%s is not declared under lists:%s", prop, known(p.env.lists)))
+			return "", false
+		}
+		return prefixLists + prop, true
+	}
+	if !isNamespace(ns) {
+		return "", false // a closure variable or a method: not ours
+	}
+	name := ns + "." + prop
+	if _, ok := fieldProto[name]; !ok || strings.Contains(prop, "#") {
+		p.errors = append(p.errors, fmt.Sprintf("%s is not a field; %s has %s", name, ns, namespaceHint(ns)))
+		return "", false
+	}
+	p.use.fields[name] = true
+	return name, true
+}
+
+func isNamespace(name string) bool {
+	switch name {
+	case "counters", "lists":
+		return true
+	}
+	return strings.Contains(" "+namespaceFields+" ", " "+name+" ")
+}
+
+func namespaceHint(ns string) string {
+	switch ns {
+	case "counters":
+		return "counters.NAME"
+	case "lists":
+		return "lists.NAME"
+	}
+	var fields []string
+	for k := range fieldProto {
+		if strings.HasPrefix(k, ns+".") && !strings.Contains(k, "#") {
+			fields = append(fields, k)
+		}
+	}
+	sort.Strings(fields)
+	return strings.Join(fields, ", ")
+}
+
+func known[T any](names map[string]T) string {
+	if len(names) == 0 {
+		return " none are"
+	}
+	return " known: " + strings.Join(sortedKeys(names), ", ")
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// maxNodes bounds the size of one expression.
+const maxNodes = 2000
+
+// compileExpr compiles src against env. It returns what the expression reads
+// and a list of reasons when it does not compile.
+func (e *compileEnv) compile(src string, opts ...expr.Option) (*program, []string) {
+	p := &patcher{env: e, use: usage{counters: map[string]bool{}, fields: map[string]bool{}}, bare: map[*ast.IdentifierNode]bool{}}
+	all := append([]expr.Option{
+		expr.Env(e.proto),
+		expr.Patch(p),
+		expr.MaxNodes(maxNodes),
+		containsAnyFunc,
+	}, opts...)
+	prog, err := expr.Compile(src, all...)
+	p.leftovers()
+	if len(p.errors) > 0 {
+		return nil, dedupe(p.errors)
+	}
+	if err != nil {
+		return nil, []string{exprReason(err)}
+	}
+	return &program{src: src, prog: prog, use: p.use}, nil
+}
+
+func dedupe(in []string) []string {
+	seen := make(map[string]bool, len(in))
+	out := in[:0]
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// exprReason shortens expr's multi-line error (with a caret under the
+// column) to one line that keeps the position.
+func exprReason(err error) string {
+	msg := err.Error()
+	first, _, _ := strings.Cut(msg, "\n")
+	first = strings.TrimSpace(first)
+	first = strings.ReplaceAll(first, varTextLower, "lower(message.text)")
+	first = strings.ReplaceAll(first, suffixSet, "")
+	return first
+}
+
+// containsAnyFunc is contains_any(text, words): whether text contains any of
+// words, ignoring case.
+var containsAnyFunc = expr.Function("contains_any", func(params ...any) (any, error) {
+	text, _ := params[0].(string)
+	return containsAny(text, params[1]), nil
+}, new(func(string, []string) bool), new(func(string, []any) bool))
+
+func containsAny(text string, words any) bool {
+	lower := strings.ToLower(text)
+	switch ws := words.(type) {
+	case []string:
+		for _, w := range ws {
+			if w != "" && strings.Contains(lower, strings.ToLower(w)) {
+				return true
+			}
+		}
+	case []any:
+		for _, w := range ws {
+			if s, ok := w.(string); ok && s != "" && strings.Contains(lower, strings.ToLower(s)) {
+				return true
+			}
+		}
+	}
+	return false
+}

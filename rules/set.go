@@ -1,0 +1,545 @@
+// Package rules reads the rule file community managers write, validates it
+// and compiles every expression once, against a typed environment, into a
+// Set. Evaluation order and verdict merging belong to policy; this package
+// gives policy compiled programs and the environment to run them in.
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/timguard/timguard/tim"
+)
+
+// Set is a compiled rule file. It is immutable and safe for concurrent use.
+type Set struct {
+	File    string
+	Version string // the first 12 hex digits of the file's SHA-256
+	Lists   map[string][]string
+	// Counters are the sliding windows the file declares.
+	Counters []*Counter
+	// Rules in file order.
+	Rules     []*Rule
+	Schedules []*Schedule
+	// StrikeDecay is how long a strike counts (strikes.decay).
+	StrikeDecay time.Duration
+
+	plans  map[Kind]*Plan
+	byName map[string]*Rule
+	boxed  map[string]any // lists.NAME and lists.NAME#set, boxed once
+	envs  sync.Pool
+}
+
+// Plan is what evaluating one event kind needs, worked out at load time.
+type Plan struct {
+	Kind  Kind
+	Rules []*Rule
+	// Counters to touch (the counter is `on` this kind) or only read (a
+	// rule of this kind reads it).
+	Counters []CounterUse
+	// Budgeted lists the rules with a budget.
+	Budgeted []*Rule
+	// UsesModes is true when a rule of this kind depends on a mode.
+	UsesModes bool
+}
+
+// CounterUse is one counter an event kind needs.
+type CounterUse struct {
+	Counter *Counter
+	Touch   bool
+}
+
+// Plan returns the plan for kind (never nil).
+func (s *Set) Plan(k Kind) *Plan {
+	if p := s.plans[k]; p != nil {
+		return p
+	}
+	return &Plan{Kind: k}
+}
+
+// Rule returns the rule called name, or nil.
+func (s *Set) Rule(name string) *Rule { return s.byName[name] }
+
+// Counter is a sliding window from `counters:`.
+type Counter struct {
+	Name   string
+	On     []Kind
+	Window time.Duration
+	Line   int
+	// Index is the counter's position in Set.Counters and Input.Counters.
+	Index int
+	key   *program
+	cond  *program
+}
+
+// KeyFor returns the window key for the current subject, and whether the
+// subject counts (the counter's `if` holds).
+func (c *Counter) KeyFor(e *Env) (key string, counts bool, err error) {
+	if c.cond != nil {
+		ok, err := e.runBool(c.cond)
+		if err != nil {
+			return "", false, fmt.Errorf("counter %s: if: %w", c.Name, err)
+		}
+		if !ok {
+			return "", false, nil
+		}
+	}
+	out, err := e.run(c.key)
+	if err != nil {
+		return "", false, fmt.Errorf("counter %s: key: %w", c.Name, err)
+	}
+	s, _ := out.(string)
+	return c.Name + "|" + s, true, nil
+}
+
+// Reply is a custom answer to a refused event.
+type Reply struct {
+	Code int    `json:"code"`
+	Text string `json:"text,omitempty"`
+}
+
+// Budget caps a rule's actions per group.
+type Budget struct {
+	Actions int
+	Per     time.Duration
+}
+
+// Role names for exemptions.
+const (
+	RoleOwner    = "owner"
+	RoleAdmin    = "admin"
+	RoleMember   = "member"
+	RoleAppAdmin = "app_admin"
+)
+
+// DefaultExempt are the roles every rule leaves alone unless it says
+// otherwise.
+var defaultExempt = []string{RoleAppAdmin, RoleOwner, RoleAdmin}
+
+// Rule is one compiled rule.
+type Rule struct {
+	Name        string
+	Description string
+	On          []Kind
+	Verdict     Verdict
+	Reply       *Reply
+	Rewrite     *Rewriter
+	Stop        bool
+	Actions     []*Action
+	Shadow      bool
+	// Exempt lists the roles this rule does not apply to.
+	Exempt []string
+	Budget *Budget
+	// Mode, when set, makes the rule apply only while that mode is on.
+	Mode  string
+	Tests []*Test
+	Line  int
+	// Source is the `if` expression as written.
+	Source string
+
+	cond     *program
+	counters []string
+}
+
+// Match evaluates the rule's condition.
+func (r *Rule) Match(e *Env) (bool, error) { return e.runBool(r.cond) }
+
+// IsExempt reports whether role is exempt from the rule.
+func (r *Rule) IsExempt(role string) bool {
+	for _, x := range r.Exempt {
+		if x == role {
+			return true
+		}
+	}
+	return false
+}
+
+// AppliesToRoles lists the privileged roles (owner, admin) the rule's
+// actions may act on.
+func (r *Rule) AppliesToRoles() []string {
+	var out []string
+	for _, role := range []string{RoleOwner, RoleAdmin} {
+		if !r.IsExempt(role) {
+			out = append(out, role)
+		}
+	}
+	return out
+}
+
+// Counters lists the counters the rule's condition reads.
+func (r *Rule) Counters() []string { return r.counters }
+
+// Action kinds.
+const (
+	ActMute        = "mute"
+	ActUnmute      = "unmute"
+	ActKick        = "kick"
+	ActBan         = "ban"
+	ActUnban       = "unban"
+	ActStrike      = "strike"
+	ActWarn        = "warn"
+	ActMuteGroup   = "mute_group"
+	ActUnmuteGroup = "unmute_group"
+	ActAdmit       = "admit"
+)
+
+// PermanentSeconds is the MuteTime the IM server reads as "forever".
+const PermanentSeconds = 4294967295
+
+// Action is one compiled entry of `actions:`.
+type Action struct {
+	Kind     string
+	Text     string
+	N        int
+	Announce string
+	Line     int
+	duration *durationSpec
+}
+
+type durationSpec struct {
+	fixed time.Duration
+	prog  *program
+	src   string
+}
+
+// Resolved is an action with its values worked out for one subject.
+type Resolved struct {
+	Kind     string `json:"kind"`
+	Seconds  int64  `json:"seconds,omitempty"`
+	Text     string `json:"text,omitempty"`
+	N        int    `json:"n,omitempty"`
+	Announce string `json:"announce,omitempty"`
+}
+
+func (r Resolved) String() string {
+	switch {
+	case r.Seconds == PermanentSeconds:
+		return r.Kind + " permanent"
+	case r.Seconds > 0:
+		return r.Kind + " " + (time.Duration(r.Seconds) * time.Second).String()
+	case r.N > 0:
+		return fmt.Sprintf("%s %d", r.Kind, r.N)
+	case r.Text != "":
+		return fmt.Sprintf("%s %q", r.Kind, r.Text)
+	}
+	return r.Kind
+}
+
+// Resolve works out the action's duration for the current subject.
+func (a *Action) Resolve(e *Env) (Resolved, error) {
+	out := Resolved{Kind: a.Kind, Text: a.Text, N: a.N, Announce: a.Announce}
+	if a.duration == nil {
+		return out, nil
+	}
+	d := a.duration.fixed
+	if a.duration.prog != nil {
+		v, err := e.run(a.duration.prog)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", a.Kind, err)
+		}
+		dv, ok := v.(time.Duration)
+		if !ok {
+			return out, fmt.Errorf("%s: %q gave %T, not a duration", a.Kind, a.duration.src, v)
+		}
+		d = dv
+	}
+	out.Seconds = durationSeconds(d)
+	return out, nil
+}
+
+// durationSeconds rounds up to whole seconds, at least 1, capped at the
+// permanent value (a negative duration means permanent too).
+func durationSeconds(d time.Duration) int64 {
+	if d < 0 {
+		return PermanentSeconds
+	}
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	if s > PermanentSeconds {
+		s = PermanentSeconds
+	}
+	return s
+}
+
+// Rewriter turns a message into the one delivered instead.
+type Rewriter struct {
+	text *program
+	mask *program
+	with string
+}
+
+// Apply rewrites body for the current subject. Elements other than text are
+// passed on untouched.
+func (rw *Rewriter) Apply(e *Env, body []tim.MsgElem) ([]tim.MsgElem, error) {
+	if rw.text != nil {
+		v, err := e.run(rw.text)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite text: %w", err)
+		}
+		text, _ := v.(string)
+		out := make([]tim.MsgElem, 0, len(body)+1)
+		placed := false
+		for _, el := range body {
+			if el.MsgType != tim.ElemText {
+				out = append(out, el)
+				continue
+			}
+			if !placed {
+				out = append(out, tim.MsgElem{MsgType: tim.ElemText, MsgContent: tim.TextContent(text)})
+				placed = true
+			}
+		}
+		if !placed {
+			out = append(out, tim.MsgElem{MsgType: tim.ElemText, MsgContent: tim.TextContent(text)})
+		}
+		return out, nil
+	}
+	v, err := e.run(rw.mask)
+	if err != nil {
+		return nil, fmt.Errorf("rewrite mask: %w", err)
+	}
+	words := toStrings(v)
+	out := make([]tim.MsgElem, len(body))
+	for i, el := range body {
+		out[i] = el
+		if el.MsgType == tim.ElemText {
+			if masked := maskWords(el.MsgContent.Text, words, rw.with); masked != el.MsgContent.Text {
+				out[i] = tim.MsgElem{MsgType: tim.ElemText, MsgContent: tim.TextContent(masked)}
+			}
+		}
+	}
+	return out, nil
+}
+
+func toStrings(v any) []string {
+	switch vs := v.(type) {
+	case []string:
+		return vs
+	case []any:
+		out := make([]string, 0, len(vs))
+		for _, x := range vs {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case string:
+		return []string{vs}
+	}
+	return nil
+}
+
+// maskWords replaces every case-insensitive occurrence of each word with the
+// mask character, one per rune.
+func maskWords(text string, words []string, with string) string {
+	if with == "" {
+		with = "*"
+	}
+	runes := []rune(text)
+	lower := []rune(strings.ToLower(text))
+	if len(lower) != len(runes) {
+		// Lowering changed the length (rare scripts): match exactly instead.
+		lower = runes
+	}
+	masked := make([]bool, len(runes))
+	for _, w := range words {
+		wr := []rune(strings.ToLower(w))
+		if len(wr) == 0 {
+			continue
+		}
+		for i := 0; i+len(wr) <= len(lower); i++ {
+			if string(lower[i:i+len(wr)]) == string(wr) {
+				for j := i; j < i+len(wr); j++ {
+					masked[j] = true
+				}
+			}
+		}
+	}
+	var b strings.Builder
+	for i, r := range runes {
+		if masked[i] {
+			b.WriteString(with)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Schedule is a compiled entry of `schedules:`.
+type Schedule struct {
+	Name     string
+	Cron     string
+	Timezone string
+	Location *time.Location
+	Groups   []string
+	Actions  []*Action
+	// Mode switches a rule mode on for a while.
+	Mode *ModeSwitch
+	Line int
+}
+
+// ModeSwitch is `mode: {name: night, for: 8h}`.
+type ModeSwitch struct {
+	Name string
+	For  time.Duration
+}
+
+// Test is a test kept beside a rule.
+type Test struct {
+	Rule  *Rule
+	Name  string
+	Line  int
+	Event tim.Event
+	// Body is the callback body the test event stands for.
+	Body   []byte
+	State  TestState
+	Expect Expect
+}
+
+// TestState is the store state a test assumes.
+type TestState struct {
+	Counters map[string]int
+	Strikes  int
+	Role     string
+	Modes    []string
+	Now      time.Time
+}
+
+// Expect is what a test expects of the decision.
+type Expect struct {
+	Verdict    *Verdict
+	Actions    []Resolved
+	HasActions bool
+	Matched    *bool
+	Rules      []string
+	Reply      *Reply
+	Text       *string
+	Shadow     []string
+	Line       int
+}
+
+// Env is the environment one subject's expressions run in. Get one with
+// Set.Env, fill it, and Release it when done. It is not safe for concurrent
+// use.
+type Env struct {
+	set *Set
+	m   map[string]any
+	vm  vm.VM
+}
+
+// Env returns an environment for this set, from a pool.
+func (s *Set) Env() *Env {
+	if e, ok := s.envs.Get().(*Env); ok {
+		return e
+	}
+	e := &Env{set: s, m: make(map[string]any, len(fieldProto)+len(s.Counters)+len(s.boxed))}
+	for k, v := range s.boxed {
+		e.m[k] = v
+	}
+	return e
+}
+
+// Release returns e to its set's pool.
+func (e *Env) Release() { e.set.envs.Put(e) }
+
+// Fill sets every variable from in. Counters missing from in read as 0.
+func (e *Env) Fill(in *Input) {
+	m := e.m
+	m[varEvent] = string(in.Kind)
+	m[varNow] = in.Now
+	m[varGroupID] = in.GroupID
+	m[varGroupType] = in.GroupType
+	m[varUserID] = in.UserID
+	m[varUserRole] = in.UserRole
+	m[varUserStrikes] = in.UserStrikes
+	m[varOperatorID] = in.OperatorID
+	m[varText] = in.Text
+	if lower := strings.ToLower(in.Text); lower == in.Text {
+		m[varTextLower] = m[varText]
+	} else {
+		m[varTextLower] = lower
+	}
+	m[varTypes] = nonNil(in.Types)
+	m[varURLs] = nonNil(in.URLs)
+	m[varMentions] = nonNil(in.Mentions)
+	m[varAtAll] = in.AtAll
+	m[varApplyMsg] = in.ApplyMsg
+	m[varJoinType] = in.JoinType
+	m[varExitType] = in.ExitType
+	e.SetCounters(in.Counters)
+}
+
+// SetUser changes only the subject's fields, for events evaluated per
+// member.
+func (e *Env) SetUser(id, role string, strikes int) {
+	e.m[varUserID] = id
+	e.m[varUserRole] = role
+	e.m[varUserStrikes] = strikes
+}
+
+// SetCounters sets counters.NAME from values indexed like Set.Counters.
+func (e *Env) SetCounters(values []int) {
+	for i, c := range e.set.Counters {
+		v := 0
+		if i < len(values) {
+			v = values[i]
+		}
+		e.m[prefixCounters+c.Name] = v
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (e *Env) run(p *program) (any, error) {
+	out, err := e.vm.Run(p.prog, e.m)
+	if err != nil {
+		return nil, runtimeError(err)
+	}
+	return out, nil
+}
+
+func (e *Env) runBool(p *program) (bool, error) {
+	out, err := e.run(p)
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// runtimeError keeps the first line of expr's error.
+func runtimeError(err error) error {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return fmt.Errorf("%s", strings.TrimSpace(msg))
+}
+
+// program is a compiled expression.
+type program struct {
+	src  string
+	prog *vm.Program
+	use  usage
+}
+
+// Summary is a short description of the set for logs.
+func (s *Set) Summary() string {
+	kinds := make([]string, 0, len(s.plans))
+	for k, p := range s.plans {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", k, len(p.Rules)))
+	}
+	sort.Strings(kinds)
+	return fmt.Sprintf("%d rules (%s), %d counters, %d lists, %d schedules, version %s",
+		len(s.Rules), strings.Join(kinds, " "), len(s.Counters), len(s.Lists), len(s.Schedules), s.Version)
+}
