@@ -45,7 +45,8 @@ func (r *Reply) IsPlainOK() bool {
 		len(r.RefusedMembers) == 0 && len(r.MsgBody) == 0 && r.CloudCustomData == nil
 }
 
-// Encode returns the reply as JSON. The plain OK envelope is not re-encoded.
+// Encode returns the reply as JSON. The plain OK envelope is not re-encoded:
+// the slice returned for it is shared and must not be modified.
 func (r *Reply) Encode() ([]byte, error) {
 	if r.IsPlainOK() {
 		return okBody, nil

@@ -1,0 +1,127 @@
+// Package handlers serves timguard's HTTP endpoints with gin: the callback the
+// IM server calls, health and readiness, metrics and the admin API.
+// *gin.Context never leaves this package.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/timguard/timguard/policy"
+)
+
+// Decider decides a callback. policy.Engine implements it.
+type Decider interface {
+	Handle(ctx context.Context, ev *policy.Event) policy.Outcome
+}
+
+// Config configures the router.
+type Config struct {
+	// CallbackPath is where the IM server posts callbacks.
+	CallbackPath string
+	// SDKAppID is the only app whose callbacks are accepted.
+	SDKAppID uint64
+	// Tokens sign callbacks; empty disables the signature check.
+	Tokens []string
+	// MaxClockSkew refuses a RequestTime further than this from now.
+	MaxClockSkew time.Duration
+	// MaxBodyBytes refuses larger bodies with 413.
+	MaxBodyBytes int64
+	// Deadline bounds the work for one callback.
+	Deadline time.Duration
+}
+
+// Deps are the parts the router calls.
+type Deps struct {
+	Decider Decider
+	// Ready reports whether the bot can serve (store reachable, rules
+	// loaded); nil means always ready.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Metrics, when set, serves GET /metrics.
+	Metrics http.Handler
+	// Admin, when set, mounts the admin API under /v1.
+	Admin func(r gin.IRoutes)
+	// Observe hears about every callback answered (command, HTTP status);
+	// for metrics. It may be nil.
+	Observe func(command string, status int)
+}
+
+// New builds the router.
+func New(cfg Config, deps Deps) *gin.Engine {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	log := deps.Logger.With("component", "http")
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(recovery(log))
+	r.NoRoute(func(c *gin.Context) { jsonError(c, http.StatusNotFound, "not_found", "no such endpoint") })
+	r.NoMethod(func(c *gin.Context) {
+		jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed here")
+	})
+
+	cb := &callbackHandler{cfg: cfg, deps: deps, log: log}
+	r.POST(cfg.CallbackPath, cb.serve)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", func(c *gin.Context) {
+		if deps.Ready != nil {
+			ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+			defer cancel()
+			if err := deps.Ready(ctx); err != nil {
+				c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "error": err.Error()})
+				return
+			}
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	})
+	if deps.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(deps.Metrics))
+	}
+	if deps.Admin != nil {
+		deps.Admin(r.Group("/v1"))
+	}
+	return r
+}
+
+// errorBody is every error answer: a stable code and a sentence.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func jsonError(c *gin.Context, status int, code, msg string) {
+	c.AbortWithStatusJSON(status, errorBody{Error: msg, Code: code})
+}
+
+// recovery answers a panic with 500 and a JSON error, and logs the stack.
+func recovery(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+					panic(v)
+				}
+				log.Error("panic while serving a request", "method", c.Request.Method, "path", c.Request.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !c.Writer.Written() {
+					jsonError(c, http.StatusInternalServerError, "internal", "internal error; the request was not evaluated")
+				} else {
+					c.Abort()
+				}
+			}
+		}()
+		c.Next()
+	}
+}
