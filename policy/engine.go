@@ -355,13 +355,17 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 	}
 	lines := e.auditLines(ev, set, out, start, result, errText)
 	req := e.commitRequest(set, ev, out)
-	req.Decisions = make([]store.DecisionRecord, len(lines))
-	for i, l := range lines {
-		req.Decisions[i] = store.DecisionRecord{Time: ev.Received, Group: out.Decisions[i].Group, User: out.Decisions[i].User, Body: l}
+	// The recent-decision log keeps decisions that did something (a
+	// verdict, an action, a shadow match, an error); a clean message costs
+	// no second round trip. The audit log has every decision.
+	for i, d := range out.Decisions {
+		if i < len(lines) && d.eventful() {
+			req.Decisions = append(req.Decisions, store.DecisionRecord{Time: ev.Received, Group: d.Group, User: d.User, Body: lines[i]})
+		}
 	}
-	// Without the store, only effects are worth a second try; the recent
-	// decision log can do without them.
-	if result != audit.ResultDegraded || len(req.Actions) > 0 || len(req.Strikes) > 0 {
+	// Without the store, only effects are worth a second try.
+	worth := len(req.Actions) > 0 || len(req.Strikes) > 0 || len(req.Touch) > 0 || len(req.Decisions) > 0
+	if worth && (result != audit.ResultDegraded || len(req.Actions) > 0 || len(req.Strikes) > 0) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.StoreTimeout)
 		err := e.cfg.Store.Commit(sctx, req)
 		cancel()

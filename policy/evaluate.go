@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/tim"
@@ -56,6 +57,11 @@ type Decision struct {
 	// Budget names rules that were switched to shadow because their
 	// budget for this group was spent.
 	Budget []string `json:"budget_exceeded,omitempty"`
+}
+
+// eventful reports whether the decision did or would have done anything.
+func (d *Decision) eventful() bool {
+	return d.Verdict != rules.None || len(d.Actions) > 0 || len(d.Shadow) > 0 || len(d.Errors) > 0 || len(d.Rules) > 0
 }
 
 // PlannedAction is an action a rule decided, with the rule's name.
@@ -209,7 +215,10 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 	}
 	if d.Verdict == rules.Rewrite {
 		body := ev.Body
-		for _, r := range rewriters {
+		for i, r := range rewriters {
+			if i > 0 {
+				env.SetText(strings.Join(tim.Texts(body), "\n"))
+			}
 			next, err := r.Rewrite.Apply(env, body)
 			if err != nil {
 				d.Errors = append(d.Errors, fmt.Sprintf("rule %s: %v", r.Name, err))

@@ -288,7 +288,6 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 		}
 	} else {
 		r.cond = p
-		r.counters = sortedKeys(p.use.counters)
 	}
 
 	if rs.Verdict != "" {
@@ -333,11 +332,17 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 
 	r.Exempt = append([]string{}, defaultExempt...)
 	if rs.Exempt.Set {
+		// A list names the roles that stay exempt; the App admin stays
+		// exempt unless the rule says exempt: none.
 		r.Exempt = r.Exempt[:0]
+		if len(rs.Exempt.Roles) > 0 {
+			r.Exempt = append(r.Exempt, RoleAppAdmin)
+		}
 		for _, role := range rs.Exempt.Roles {
 			switch role {
-			case RoleOwner, RoleAdmin, RoleAppAdmin:
+			case RoleOwner, RoleAdmin:
 				r.Exempt = append(r.Exempt, role)
+			case RoleAppAdmin:
 			default:
 				add("exempt", "%q is not a role (owner, admin, app_admin), none or default", role)
 			}
@@ -360,10 +365,35 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 	if r.Verdict == None && len(rs.Actions) == 0 && !r.Stop {
 		add("", "does nothing: give it a verdict, actions or stop: true")
 	}
+	r.counters = ruleCounters(r)
 	if len(c.problems) > before {
 		return nil
 	}
 	return r
+}
+
+// ruleCounters lists every counter r's expressions read: its condition, the
+// durations of its actions and its rewrite. The plan fetches exactly these.
+func ruleCounters(r *Rule) []string {
+	reads := map[string]bool{}
+	progs := []*program{r.cond}
+	for _, a := range r.Actions {
+		if a.duration != nil {
+			progs = append(progs, a.duration.prog)
+		}
+	}
+	if r.Rewrite != nil {
+		progs = append(progs, r.Rewrite.text, r.Rewrite.mask)
+	}
+	for _, p := range progs {
+		if p == nil {
+			continue
+		}
+		for name := range p.use.counters {
+			reads[name] = true
+		}
+	}
+	return sortedKeys(reads)
 }
 
 func joinVerdicts(vs []Verdict) string {
@@ -679,14 +709,17 @@ func (c *compiler) plan(set *Set) {
 }
 
 func (c *compiler) boxLists(set *Set) {
-	set.boxed = make(map[string]any, 2*len(set.Lists))
+	set.boxed = make(map[string]any, 3*len(set.Lists))
 	for name, items := range set.Lists {
-		lower := make(map[string]struct{}, len(items))
-		for _, it := range items {
-			lower[it] = struct{}{}
+		members := make(map[string]struct{}, len(items))
+		lower := make([]string, len(items))
+		for i, it := range items {
+			members[it] = struct{}{}
+			lower[i] = strings.ToLower(it)
 		}
 		set.boxed[prefixLists+name] = items
-		set.boxed[prefixLists+name+suffixSet] = lower
+		set.boxed[prefixLists+name+suffixSet] = members
+		set.boxed[prefixLists+name+suffixLower] = lower
 	}
 }
 

@@ -59,7 +59,8 @@ const (
 	varExitType     = "exit.type"
 	prefixCounters  = "counters."
 	prefixLists     = "lists."
-	suffixSet       = "#set" // lists.NAME#set: the list as a set, for `in`
+	suffixSet       = "#set"   // lists.NAME#set: the list as a set, for `in`
+	suffixLower     = "#lower" // lists.NAME#lower: the list in lower case
 	namespaceFields = "group user operator message apply join exit"
 )
 
@@ -101,14 +102,14 @@ func Variables() []string {
 type compileEnv struct {
 	proto    map[string]any
 	counters map[string]int // name -> index
-	lists    map[string]bool
+	lists    map[string][]string
 }
 
 func newCompileEnv(counters []*Counter, lists map[string][]string) *compileEnv {
 	e := &compileEnv{
 		proto:    make(map[string]any, len(fieldProto)+len(counters)+2*len(lists)),
 		counters: make(map[string]int, len(counters)),
-		lists:    make(map[string]bool, len(lists)),
+		lists:    make(map[string][]string, len(lists)),
 	}
 	for k, v := range fieldProto {
 		e.proto[k] = v
@@ -117,10 +118,11 @@ func newCompileEnv(counters []*Counter, lists map[string][]string) *compileEnv {
 		e.counters[c.Name] = i
 		e.proto[prefixCounters+c.Name] = 0
 	}
-	for name := range lists {
-		e.lists[name] = true
+	for name, items := range lists {
+		e.lists[name] = items
 		e.proto[prefixLists+name] = []string{}
 		e.proto[prefixLists+name+suffixSet] = map[string]struct{}{}
+		e.proto[prefixLists+name+suffixLower] = []string{}
 	}
 	return e
 }
@@ -182,11 +184,75 @@ func (p *patcher) Visit(node *ast.Node) {
 	case *ast.BinaryNode:
 		// x in lists.NAME is a set lookup, not a scan of the list.
 		if n.Operator == "in" {
-			if id, ok := n.Right.(*ast.IdentifierNode); ok && strings.HasPrefix(id.Value, prefixLists) && !strings.HasSuffix(id.Value, suffixSet) {
-				n.Right = &ast.IdentifierNode{Value: id.Value + suffixSet}
+			if name, ok := p.plainList(n.Right); ok {
+				n.Right = &ast.IdentifierNode{Value: prefixLists + name + suffixSet}
+			}
+		}
+	case *ast.CallNode:
+		// contains_any(message.text, lists.NAME) reads the text and the
+		// list lowered once, not on every call. The result is the same:
+		// contains_any ignores case.
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "contains_any" && len(n.Arguments) == 2 {
+			if t, ok := n.Arguments[0].(*ast.IdentifierNode); ok && t.Value == varText {
+				n.Arguments[0] = &ast.IdentifierNode{Value: varTextLower}
+			}
+			if name, ok := p.plainList(n.Arguments[1]); ok {
+				n.Arguments[1] = &ast.IdentifierNode{Value: prefixLists + name + suffixLower}
 			}
 		}
 	}
+	// any(lists.NAME, {lower(message.text) contains #}) is contains_any when
+	// every word of the list is already lower case (otherwise the closure
+	// can never match an upper-case word and the meaning would change).
+	if b, ok := (*node).(*ast.BuiltinNode); ok && b.Name == "any" && len(b.Arguments) == 2 {
+		name, isList := p.plainList(b.Arguments[0])
+		if isList && p.lowerList(name) && isLowerTextContainsPointer(b.Arguments[1]) {
+			ast.Patch(node, &ast.CallNode{
+				Callee:    &ast.IdentifierNode{Value: "contains_any"},
+				Arguments: []ast.Node{&ast.IdentifierNode{Value: varTextLower}, &ast.IdentifierNode{Value: prefixLists + name + suffixLower}},
+			})
+		}
+	}
+}
+
+// plainList reports whether n is lists.NAME (already flattened) and which.
+func (p *patcher) plainList(n ast.Node) (string, bool) {
+	id, ok := n.(*ast.IdentifierNode)
+	if !ok || !strings.HasPrefix(id.Value, prefixLists) || strings.Contains(id.Value, "#") {
+		return "", false
+	}
+	name := strings.TrimPrefix(id.Value, prefixLists)
+	_, known := p.env.lists[name]
+	return name, known
+}
+
+// lowerList reports whether every word of the list is lower case and not
+// empty: contains_any skips empty words, while `text contains ""` holds.
+func (p *patcher) lowerList(name string) bool {
+	for _, w := range p.env.lists[name] {
+		if w == "" || strings.ToLower(w) != w {
+			return false
+		}
+	}
+	return true
+}
+
+// isLowerTextContainsPointer matches the closure {lower(message.text) contains #}.
+func isLowerTextContainsPointer(n ast.Node) bool {
+	c, ok := n.(*ast.PredicateNode)
+	if !ok {
+		return false
+	}
+	bin, ok := c.Node.(*ast.BinaryNode)
+	if !ok || bin.Operator != "contains" {
+		return false
+	}
+	left, ok := bin.Left.(*ast.IdentifierNode)
+	if !ok || left.Value != varTextLower {
+		return false
+	}
+	ptr, ok := bin.Right.(*ast.PointerNode)
+	return ok && ptr.Name == ""
 }
 
 func (p *patcher) resolve(ns, prop string) (string, bool) {
@@ -199,7 +265,7 @@ func (p *patcher) resolve(ns, prop string) (string, bool) {
 		p.use.counters[prop] = true
 		return prefixCounters + prop, true
 	case "lists":
-		if !p.env.lists[prop] {
+		if _, ok := p.env.lists[prop]; !ok {
 			p.errors = append(p.errors, fmt.Sprintf("lists.%s is not declared under lists:%s", prop, known(p.env.lists)))
 			return "", false
 		}
@@ -302,6 +368,7 @@ func exprReason(err error) string {
 	first = strings.TrimSpace(first)
 	first = strings.ReplaceAll(first, varTextLower, "lower(message.text)")
 	first = strings.ReplaceAll(first, suffixSet, "")
+	first = strings.ReplaceAll(first, suffixLower, "")
 	return first
 }
 
@@ -313,7 +380,7 @@ var containsAnyFunc = expr.Function("contains_any", func(params ...any) (any, er
 }, new(func(string, []string) bool), new(func(string, []any) bool))
 
 func containsAny(text string, words any) bool {
-	lower := strings.ToLower(text)
+	lower := strings.ToLower(text) // no copy when text is already lower case
 	switch ws := words.(type) {
 	case []string:
 		for _, w := range ws {

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/timguard/timguard/internal/yamlx"
 )
 
 // The types below mirror the rule file as written. Compile turns them into a
@@ -99,7 +101,7 @@ func (k *kindList) UnmarshalYAML(n *yaml.Node) error {
 		*k = s
 		return nil
 	}
-	return fmt.Errorf("line %d: on: want an event kind or a list of them", n.Line)
+	return yamlx.Errorf(n, "on: want an event kind or a list of them")
 }
 
 // exemptSpec is `exempt: none`, `exempt: default` or a list of the roles
@@ -136,7 +138,7 @@ func (e *exemptSpec) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("line %d: exempt: want none, default or a list of roles", n.Line)
+	return yamlx.Errorf(n, "exempt: want none, default or a list of roles")
 }
 
 // YAMLOpaque marks exemptSpec as checking its own shape.
@@ -182,7 +184,7 @@ func (a *actionSpec) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("line %d: an action is a name (unmute) or a mapping ({mute: 10m})", n.Line)
+	return yamlx.Errorf(n, "an action is a name (unmute) or a mapping ({mute: 10m})")
 }
 
 // YAMLOpaque marks actionSpec as checking its own shape.
@@ -316,7 +318,7 @@ type exprSrc struct {
 
 func (e *exprSrc) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want an expression (a string)", n.Line)
+		return yamlx.Errorf(n, "want an expression (a string)")
 	}
 	e.Src, e.Comment = n.Value, n.LineComment
 	return nil

@@ -32,7 +32,7 @@ type Set struct {
 	plans  map[Kind]*Plan
 	byName map[string]*Rule
 	boxed  map[string]any // lists.NAME and lists.NAME#set, boxed once
-	envs  sync.Pool
+	envs   sync.Pool
 }
 
 // Plan is what evaluating one event kind needs, worked out at load time.
@@ -159,11 +159,11 @@ func (r *Rule) IsExempt(role string) bool {
 	return false
 }
 
-// AppliesToRoles lists the privileged roles (owner, admin) the rule's
-// actions may act on.
+// AppliesToRoles lists the privileged roles (owner, admin, app_admin) the
+// rule's actions may act on.
 func (r *Rule) AppliesToRoles() []string {
 	var out []string
-	for _, role := range []string{RoleOwner, RoleAdmin} {
+	for _, role := range []string{RoleOwner, RoleAdmin, RoleAppAdmin} {
 		if !r.IsExempt(role) {
 			out = append(out, role)
 		}
@@ -171,7 +171,8 @@ func (r *Rule) AppliesToRoles() []string {
 	return out
 }
 
-// Counters lists the counters the rule's condition reads.
+// Counters lists the counters the rule's expressions read (its condition,
+// action durations and rewrite).
 func (r *Rule) Counters() []string { return r.counters }
 
 // Action kinds.
@@ -246,6 +247,11 @@ func (a *Action) Resolve(e *Env) (Resolved, error) {
 		if !ok {
 			return out, fmt.Errorf("%s: %q gave %T, not a duration", a.Kind, a.duration.src, v)
 		}
+		if dv <= 0 {
+			// Only the literal permanent means forever: an expression that
+			// reaches zero or below is a mistake, not a life sentence.
+			return out, fmt.Errorf("%s: %q gave %s; a duration must be positive (write permanent for forever)", a.Kind, a.duration.src, dv)
+		}
 		d = dv
 	}
 	out.Seconds = durationSeconds(d)
@@ -258,7 +264,10 @@ func durationSeconds(d time.Duration) int64 {
 	if d < 0 {
 		return PermanentSeconds
 	}
-	s := int64((d + time.Second - 1) / time.Second)
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++ // Rounding up by adding a second first would overflow near the largest duration.
+	}
 	if s < 1 {
 		s = 1
 	}
@@ -485,6 +494,13 @@ func (e *Env) SetUser(id, role string, strikes int) {
 	e.m[varUserStrikes] = strikes
 }
 
+// SetText replaces message.text, so that a rewrite sees what earlier
+// rewrites made of the message.
+func (e *Env) SetText(text string) {
+	e.m[varText] = text
+	e.m[varTextLower] = strings.ToLower(text)
+}
+
 // SetCounters sets counters.NAME from values indexed like Set.Counters.
 func (e *Env) SetCounters(values []int) {
 	for i, c := range e.set.Counters {
@@ -537,7 +553,9 @@ type program struct {
 func (s *Set) Summary() string {
 	kinds := make([]string, 0, len(s.plans))
 	for k, p := range s.plans {
-		kinds = append(kinds, fmt.Sprintf("%s=%d", k, len(p.Rules)))
+		if len(p.Rules) > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, len(p.Rules)))
+		}
 	}
 	sort.Strings(kinds)
 	return fmt.Sprintf("%d rules (%s), %d counters, %d lists, %d schedules, version %s",

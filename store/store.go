@@ -23,9 +23,9 @@ import (
 // unreachable or too slow.
 var ErrUnavailable = errors.New("store unavailable")
 
-// ErrLeaseLost is returned by Complete, Retry and DeadLetter when the caller
-// no longer holds the claim (its lease ran out and another worker claimed the
-// action, or the action was already finished).
+// ErrLeaseLost is returned by Extend, Complete, Retry and DeadLetter when
+// the caller no longer holds the claim (its lease ran out and another worker
+// claimed the action, or the action was already finished).
 var ErrLeaseLost = errors.New("outbox lease lost")
 
 // Store is everything the bot keeps in shared state.
@@ -165,8 +165,9 @@ type Action struct {
 	// Rule and EventID say which rule on which event decided it.
 	Rule    string `json:"rule,omitempty"`
 	EventID string `json:"event_id,omitempty"`
-	// Roles lists the privileged roles the rule still applies to ("admin",
-	// "owner"); empty means the executor must not act on owners or admins.
+	// Roles lists the privileged roles the rule still applies to ("owner",
+	// "admin", "app_admin"); empty means the executor must not act on the
+	// group's owner, its admins or the App admin.
 	Roles []string `json:"roles,omitempty"`
 	// NotBefore delays the action (zero = now). Delayed actions are the
 	// due-time index of scheduled jobs such as the unmute at the end of a
@@ -220,7 +221,8 @@ type Outbox interface {
 	// Retry puts the action back, due at at, recording errText.
 	Retry(ctx context.Context, c Claimed, at time.Time, errText string) error
 	// Release hands claimed actions back at once without counting the
-	// attempt (graceful shutdown).
+	// attempt (graceful shutdown). Claims the caller no longer holds are
+	// skipped.
 	Release(ctx context.Context, cs ...Claimed) error
 	DeadLetter(ctx context.Context, c Claimed, reason string) error
 	Stats(ctx context.Context, now time.Time) (OutboxStats, error)
@@ -247,9 +249,10 @@ type Claimer interface {
 
 // Limiter is the REST call budget shared by every replica.
 type Limiter interface {
-	// Allow takes n calls from a budget of perSecond calls per second. When
-	// the budget cannot take them now it takes nothing and returns how long
-	// to wait before asking again.
+	// Allow takes n calls (0 or 1) from a budget of perSecond calls per
+	// second. Calls are paced, not burst: no one-second window ever holds
+	// more than perSecond of them. When the budget cannot take the call now
+	// it takes nothing and returns how long to wait before asking again.
 	Allow(ctx context.Context, n int, perSecond int) (ok bool, retryAfter time.Duration, err error)
 }
 

@@ -36,6 +36,10 @@ type Limiter interface {
 // ClientConfig configures a Client. BaseURL, SDKAppID, Admin and SecretKey
 // are required; the other fields have defaults.
 type ClientConfig struct {
+	// Observe, when set, hears about every HTTP request the client makes:
+	// the command, its error (nil on success) and how long it took. It
+	// must be cheap and safe for concurrent use (metrics).
+	Observe func(command string, err error, took time.Duration)
 	// BaseURL is the scheme and domain of the REST API, for example
 	// https://adminapisgp.im.qcloud.com. A path prefix is kept.
 	BaseURL string
@@ -115,6 +119,7 @@ type Client struct {
 	log        *slog.Logger
 	now        func() time.Time
 	rand       func() uint32
+	observe    func(command string, err error, took time.Duration)
 	appIDParam string
 
 	mu        sync.Mutex
@@ -156,6 +161,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		log:        cfg.Logger,
 		now:        cfg.Now,
 		rand:       cfg.Rand,
+		observe:    cfg.Observe,
 		appIDParam: strconv.FormatUint(cfg.SDKAppID, 10),
 	}
 	if c.timeout == 0 {
@@ -273,7 +279,11 @@ func (c *Client) Call(ctx context.Context, service, command string, req, resp an
 		if err != nil {
 			return err
 		}
+		start := time.Now()
 		err = c.send(ctx, service, command, sig, body, resp, attempt)
+		if c.observe != nil {
+			c.observe(command, err, time.Since(start))
+		}
 		if attempt == 1 && Code(err) == CodeUserSigExpired {
 			c.log.Info("IM server says the UserSig expired; regenerating it and retrying once", "command", command)
 			c.dropUserSig(sig)

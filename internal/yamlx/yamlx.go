@@ -79,7 +79,8 @@ func Decode(file string, data []byte, out any, opts Options) error {
 func DecodeNode(data []byte, out any, opts Options) (*yaml.Node, []Problem) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, []Problem{{Line: syntaxLine(err), Reason: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		line, reason := syntaxProblem(err)
+		return nil, []Problem{{Line: line, Reason: reason}}
 	}
 	if doc.Kind == 0 {
 		return nil, []Problem{{Reason: "the file is empty"}}
@@ -100,13 +101,15 @@ func DecodeNode(data []byte, out any, opts Options) (*yaml.Node, []Problem) {
 	return root, problems
 }
 
-// syntaxLine finds the line number in a yaml.v3 syntax error ("yaml: line
-// 3: ...").
-func syntaxLine(err error) int {
+// syntaxProblem splits a yaml.v3 syntax error ("yaml: line 3: ...") into its
+// line and the reason after it.
+func syntaxProblem(err error) (int, string) {
 	line := 0
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	_, _ = fmt.Sscanf(msg, "line %d:", &line)
-	return line
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+	}
+	return line, msg
 }
 
 // typeProblems turns yaml.v3's decoding errors into problems.
@@ -150,6 +153,10 @@ func Unknown(node *yaml.Node, t reflect.Type, path string) []Problem {
 		fields := structFields(t)
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			key, val := node.Content[i], node.Content[i+1]
+			if isMerge(key) {
+				out = append(out, unknownMerged(val, t, path)...)
+				continue
+			}
 			ft, ok := fields[key.Value]
 			if !ok {
 				out = append(out, Problem{Line: key.Line, Path: join(path, key.Value), Reason: "unknown key" + suggest(key.Value, fields)})
@@ -162,6 +169,10 @@ func Unknown(node *yaml.Node, t reflect.Type, path string) []Problem {
 			return nil
 		}
 		for i := 0; i+1 < len(node.Content); i += 2 {
+			if isMerge(node.Content[i]) {
+				out = append(out, unknownMerged(node.Content[i+1], t, path)...)
+				continue
+			}
 			out = append(out, Unknown(node.Content[i+1], t.Elem(), join(path, node.Content[i].Value))...)
 		}
 	case reflect.Slice, reflect.Array:
@@ -176,6 +187,25 @@ func Unknown(node *yaml.Node, t reflect.Type, path string) []Problem {
 }
 
 var opaqueType = reflect.TypeOf((*Opaque)(nil)).Elem()
+
+// isMerge reports whether key is YAML's merge key (<<), whose mapping (or
+// list of mappings) yaml.v3 merges into the mapping that holds it.
+func isMerge(key *yaml.Node) bool {
+	return key.Kind == yaml.ScalarNode && key.Value == "<<" && (key.Tag == "" || key.Tag == "!!merge")
+}
+
+// unknownMerged checks what a merge key brings in as part of the mapping
+// that holds it: its keys belong to type t at path.
+func unknownMerged(val *yaml.Node, t reflect.Type, path string) []Problem {
+	if val.Kind == yaml.SequenceNode {
+		var out []Problem
+		for _, item := range val.Content {
+			out = append(out, Unknown(item, t, path)...)
+		}
+		return out
+	}
+	return Unknown(val, t, path)
+}
 
 func structFields(t reflect.Type) map[string]reflect.Type {
 	fields := make(map[string]reflect.Type, t.NumField())
@@ -262,6 +292,12 @@ func expandNode(node *yaml.Node, path string, getenv func(string) (string, bool)
 		node.Value = v
 		if node.Style == 0 || node.Style == yaml.FlowStyle {
 			node.Tag = ""
+			switch v {
+			case "~", "null", "Null", "NULL":
+				// A value that spells null is that text, not a null that
+				// would empty a secret such as callback.token.
+				node.Tag = "!!str"
+			}
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(node.Content); i += 2 {
@@ -299,7 +335,8 @@ func Expand(s string, getenv func(string) (string, bool)) (string, error) {
 		}
 		end := strings.IndexByte(s[i+2:], '}')
 		if end < 0 {
-			return "", fmt.Errorf("unterminated ${ in %q", s)
+			// The value is not quoted: it may be a secret.
+			return "", errors.New("unterminated ${ (write $${ for a literal ${)")
 		}
 		ref := s[i+2 : i+2+end]
 		name, def, hasDef := strings.Cut(ref, ":-")
@@ -329,6 +366,14 @@ func validEnvName(name string) bool {
 		}
 	}
 	return true
+}
+
+// Errorf is the error an UnmarshalYAML method returns for node n, starting
+// with n's line. It is a *yaml.TypeError: yaml.v3 collects those and goes on
+// decoding the rest of the document, while any other error stops it there and
+// leaves every later problem unreported.
+func Errorf(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
 }
 
 // OSGetenv is os.LookupEnv, for Options.Getenv.

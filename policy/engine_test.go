@@ -1,0 +1,295 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/rules"
+	"github.com/timguard/timguard/store"
+	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/tim"
+)
+
+// lines collects audit lines.
+type lines struct {
+	mu  sync.Mutex
+	all []audit.Record
+}
+
+func (l *lines) WriteLine(b []byte) {
+	var r audit.Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		panic(fmt.Sprintf("audit line is not JSON: %s", b))
+	}
+	l.mu.Lock()
+	l.all = append(l.all, r)
+	l.mu.Unlock()
+}
+
+func (l *lines) last() audit.Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all[len(l.all)-1]
+}
+
+type fixedRules struct{ set *rules.Set }
+
+func (f fixedRules) Rules() *rules.Set { return f.set }
+
+type fakeFiller struct {
+	mu     sync.Mutex
+	groups []string
+}
+
+func (f *fakeFiller) FillRoles(g string) {
+	f.mu.Lock()
+	f.groups = append(f.groups, g)
+	f.mu.Unlock()
+}
+
+const engineRules = `version: 1
+lists: {spam: [spam]}
+counters:
+  - {name: msgs, on: [message], key: 'group.id + "/" + user.id', window: 10s}
+  - {name: joins, on: [member_joined], key: group.id, window: 1m}
+rules:
+  - {name: spam, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block, actions: [{strike: 1}]}
+  - {name: out, on: message, if: 'user.strikes >= 3', verdict: block, actions: [{kick: "Repeated violations"}]}
+  - {name: flood, on: message, if: 'counters.msgs > 3', actions: [{mute: 10m}]}
+  - {name: raid, on: member_joined, if: 'counters.joins > 2', actions: [{mute_group: 15m}], budget: {actions: 1, per: 15m}}
+`
+
+type harness struct {
+	engine *Engine
+	store  *memstore.Store
+	audit  *lines
+	filler *fakeFiller
+	now    time.Time
+}
+
+func newHarness(t *testing.T, src string) *harness {
+	t.Helper()
+	h := &harness{store: memstore.New(memstore.Options{}), audit: &lines{}, filler: &fakeFiller{}, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	h.engine = New(Config{
+		Rules: fixedRules{mustRules(t, src)}, Store: h.store, Audit: h.audit, AppAdmin: "administrator",
+		Now: func() time.Time { return h.now }, Roles: h.filler,
+	})
+	return h
+}
+
+func (h *harness) send(t *testing.T, ev *Event) Outcome {
+	t.Helper()
+	ev.Received = h.now
+	ev.Base.Now = h.now
+	return h.engine.Handle(context.Background(), ev)
+}
+
+func TestEngineCountersAcrossEvents(t *testing.T) {
+	h := newHarness(t, engineRules)
+	for i := 1; i <= 4; i++ {
+		h.now = h.now.Add(time.Second)
+		ev := msgEvent(t, "flooder", fmt.Sprintf("message %d", i))
+		h.send(t, ev)
+		rec := h.audit.last()
+		wantMute := i == 4
+		if got := len(rec.Actions) == 1 && rec.Actions[0].Kind == "mute"; got != wantMute {
+			t.Fatalf("message %d: mute planned = %v, want %v (record %+v)", i, got, wantMute, rec)
+		}
+	}
+	pending, err := h.store.Pending(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Kind != "mute" || pending[0].User != "flooder" || pending[0].Seconds != 600 || pending[0].Rule != "flood" {
+		t.Fatalf("outbox = %+v; want one 10 minute mute of flooder by rule flood", pending)
+	}
+	t.Run("the window slides: eleven seconds later the count starts again", func(t *testing.T) {
+		h.now = h.now.Add(11 * time.Second)
+		h.send(t, msgEvent(t, "flooder", "calm"))
+		if rec := h.audit.last(); len(rec.Actions) != 0 {
+			t.Errorf("actions %v after the window passed", rec.Actions)
+		}
+	})
+}
+
+func TestEngineStrikesAccumulateAndTheThirdRemoves(t *testing.T) {
+	h := newHarness(t, engineRules)
+	var verdicts []string
+	for i := 0; i < 3; i++ {
+		h.now = h.now.Add(time.Minute)
+		out := h.send(t, msgEvent(t, "eve", fmt.Sprintf("spam %d", i)))
+		verdicts = append(verdicts, string(out.Decisions[0].Verdict))
+	}
+	rec := h.audit.last()
+	if !slices.Equal(rec.Rules, []string{"spam", "out"}) {
+		t.Fatalf("third spam matched %v; want [spam out]", rec.Rules)
+	}
+	pending, _ := h.store.Pending(context.Background(), 10)
+	if len(pending) != 1 || pending[0].Kind != "kick" || pending[0].Text != "Repeated violations" {
+		t.Fatalf("outbox %+v; want one kick with the reason", pending)
+	}
+	if !slices.Equal(verdicts, []string{"block", "block", "block"}) {
+		t.Errorf("verdicts %v", verdicts)
+	}
+}
+
+func TestEngineDedupesAfterCallbacks(t *testing.T) {
+	h := newHarness(t, engineRules)
+	join := func() *Event {
+		return eventFrom(t, tim.CmdAfterNewMemberJoin, map[string]any{
+			"GroupId": "g", "Type": "Public", "JoinType": "Apply", "EventTime": 1,
+			"NewMemberList": []any{map[string]any{"Member_Account": "a"}, map[string]any{"Member_Account": "b"}},
+		})
+	}
+	h.send(t, join())
+	h.send(t, join())
+	if rec := h.audit.last(); rec.Result != audit.ResultDup {
+		t.Fatalf("second delivery result %q, want duplicate", rec.Result)
+	}
+	// Two members joined once each: a third join is still below the raid
+	// threshold of more than 2... and the next one crosses it.
+	ev := eventFrom(t, tim.CmdAfterNewMemberJoin, map[string]any{
+		"GroupId": "g", "Type": "Public", "JoinType": "Apply", "EventTime": 2,
+		"NewMemberList": []any{map[string]any{"Member_Account": "c"}},
+	})
+	h.send(t, ev)
+	if rec := h.audit.last(); len(rec.Actions) != 1 || rec.Actions[0].Kind != "mute_group" {
+		t.Fatalf("third join (count 3) gave %+v; want a group mute", rec)
+	}
+	t.Run("the raid budget of one action keeps a fourth join from muting again", func(t *testing.T) {
+		h.send(t, eventFrom(t, tim.CmdAfterNewMemberJoin, map[string]any{
+			"GroupId": "g", "Type": "Public", "JoinType": "Apply", "EventTime": 3,
+			"NewMemberList": []any{map[string]any{"Member_Account": "d"}},
+		}))
+		rec := h.audit.last()
+		if !slices.Equal(rec.Budget, []string{"raid"}) || !rec.Shadow {
+			t.Fatalf("fourth join record %+v; want raid over budget, in shadow", rec)
+		}
+		pending, _ := h.store.Pending(context.Background(), 10)
+		if len(pending) != 1 {
+			t.Errorf("outbox holds %d actions, want the one group mute", len(pending))
+		}
+	})
+}
+
+func TestEngineCommitIsIdempotent(t *testing.T) {
+	h := newHarness(t, `version: 1
+rules: [{name: w, on: message, if: 'true', actions: [{warn: hi}, {strike: 1}]}]
+`)
+	ev := msgEvent(t, "eve", "hello")
+	h.send(t, ev)
+	h.send(t, ev)
+	pending, _ := h.store.Pending(context.Background(), 10)
+	if len(pending) != 1 {
+		t.Fatalf("the same event handled twice left %d actions, want 1: %+v", len(pending), pending)
+	}
+	res, err := h.store.Enrich(context.Background(), store.EnrichRequest{Now: h.now, Strikes: []store.UserRef{{Group: "@TGS#g1", User: "eve"}}, StrikeDecay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Strikes[0] != 1 {
+		t.Errorf("the same event handled twice gave %d strikes, want 1", res.Strikes[0])
+	}
+	h.send(t, msgEvent(t, "eve", "another"))
+	if pending, _ = h.store.Pending(context.Background(), 10); len(pending) != 2 {
+		t.Errorf("a different event left %d actions in all, want 2", len(pending))
+	}
+}
+
+// failingStore fails every call as an unreachable backend would.
+type failingStore struct{ forgot []string }
+
+func (f *failingStore) Enrich(context.Context, store.EnrichRequest) (store.EnrichResult, error) {
+	return store.EnrichResult{}, fmt.Errorf("redis enrich: %w: dial tcp: connection refused", store.ErrUnavailable)
+}
+func (f *failingStore) Commit(context.Context, store.CommitRequest) error {
+	return fmt.Errorf("redis commit: %w", store.ErrUnavailable)
+}
+func (f *failingStore) ForgetRoles(_ context.Context, g string) error {
+	f.forgot = append(f.forgot, g)
+	return nil
+}
+
+func TestEngineWithoutTheStore(t *testing.T) {
+	const src = `version: 1
+lists: {spam: [spam]}
+counters: [{name: msgs, on: [message], key: user.id, window: 10s}]
+rules:
+  - {name: spam, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block}
+  - {name: flood, on: message, if: 'counters.msgs > 0', verdict: drop}
+  - {name: joiner, on: join_request, if: 'counters.msgs > 0', verdict: hold}
+`
+	set := mustRules(t, src)
+	newEngine := func(modes map[rules.Kind]FailMode) (*Engine, *lines) {
+		l := &lines{}
+		return New(Config{Rules: fixedRules{set}, Store: &failingStore{}, Audit: l, FailModes: modes}), l
+	}
+	t.Run("fail open: rules that need no state still decide, the others see zeros", func(t *testing.T) {
+		e, l := newEngine(nil)
+		out := e.Handle(context.Background(), msgEvent(t, "u", "spam"))
+		if out.Reply.ErrorCode != tim.CodeRefuse {
+			t.Errorf("code %d, want the spam block (1)", out.Reply.ErrorCode)
+		}
+		rec := l.last()
+		if rec.Result != audit.ResultDegraded || !strings.Contains(rec.Error, "store unavailable") {
+			t.Errorf("audit result %q error %q; want degraded naming the store", rec.Result, rec.Error)
+		}
+	})
+	t.Run("fail closed refuses a join request", func(t *testing.T) {
+		e, _ := newEngine(map[rules.Kind]FailMode{rules.JoinRequest: FailClosed})
+		ev := eventFrom(t, tim.CmdBeforeApplyJoinGroup, map[string]any{"GroupId": "g", "Type": "Public", "Requestor_Account": "u"})
+		if out := e.Handle(context.Background(), ev); out.Reply.ErrorCode != tim.CodeRefuse {
+			t.Errorf("code %d, want 1 (refused)", out.Reply.ErrorCode)
+		}
+	})
+}
+
+func TestEngineOtherCallbacks(t *testing.T) {
+	set := mustRules(t, engineRules)
+	fs := &failingStore{}
+	l := &lines{}
+	e := New(Config{Rules: fixedRules{set}, Store: fs, Audit: l})
+	ev := eventFrom(t, tim.CmdAfterMemberFieldChanged, map[string]any{"GroupId": "@TGS#x"})
+	if out := e.Handle(context.Background(), ev); !out.Reply.IsPlainOK() {
+		t.Errorf("reply %+v, want plain OK", out.Reply)
+	}
+	if !slices.Equal(fs.forgot, []string{"@TGS#x"}) {
+		t.Errorf("role cache forgotten for %v, want [@TGS#x]", fs.forgot)
+	}
+	if rec := l.last(); rec.Result != "not_evaluated" || rec.Command != tim.CmdAfterMemberFieldChanged {
+		t.Errorf("record %+v; want not_evaluated with the command", rec)
+	}
+}
+
+func TestEngineSkipsOwnMessagesAndFillsRoles(t *testing.T) {
+	h := newHarness(t, engineRules)
+	ev := msgEvent(t, "administrator", "spam")
+	ev.Platform = "RESTAPI"
+	if out := h.send(t, ev); !out.Reply.IsPlainOK() {
+		t.Errorf("the bot's own message was not let through: %+v", out.Reply)
+	}
+	if rec := h.audit.last(); rec.Result != "own_message" {
+		t.Errorf("result %q, want own_message", rec.Result)
+	}
+	h.send(t, msgEvent(t, "someone", "hello"))
+	if len(h.filler.groups) == 0 || h.filler.groups[0] != "@TGS#g1" {
+		t.Errorf("role cache fill asked for %v, want @TGS#g1", h.filler.groups)
+	}
+	if err := h.store.SetRoles(context.Background(), "@TGS#g1", map[string]string{"boss": "admin"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ {
+		h.now = h.now.Add(time.Second)
+		h.send(t, msgEvent(t, "boss", "flood"))
+	}
+	if rec := h.audit.last(); rec.Role != "admin" || len(rec.Actions) != 0 {
+		t.Errorf("an admin who floods got %+v; want role admin and no actions", rec)
+	}
+}

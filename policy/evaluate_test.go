@@ -1,0 +1,475 @@
+package policy
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/timguard/timguard/rules"
+	"github.com/timguard/timguard/tim"
+)
+
+func mustRules(t testing.TB, src string) *rules.Set {
+	t.Helper()
+	set, err := rules.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("rules do not compile:\n%v", err)
+	}
+	return set
+}
+
+func msgEvent(t testing.TB, from, text string) *Event {
+	t.Helper()
+	return eventFrom(t, tim.CmdBeforeSendMsg, map[string]any{
+		"GroupId": "@TGS#g1", "Type": "Public", "From_Account": from, "Random": 1,
+		"MsgBody": []any{map[string]any{"MsgType": "TIMTextElem", "MsgContent": map[string]any{"Text": text}}},
+	})
+}
+
+func eventFrom(t testing.TB, cmd string, body map[string]any) *Event {
+	t.Helper()
+	body["CallbackCommand"] = cmd
+	data, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := tim.DecodeCallback(cmd, data)
+	if err != nil {
+		t.Fatalf("decode %s: %v", cmd, err)
+	}
+	return NewEvent(cb, data, time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+}
+
+func emptyState(set *rules.Set) *State {
+	return &State{Counters: make([]int, len(set.Counters)), Strikes: map[string]int{}, Roles: map[string]string{}, Modes: map[string]bool{}}
+}
+
+func actionStrings(d Decision) []string {
+	var out []string
+	for _, a := range d.Actions {
+		s := a.Resolved.String()
+		if a.Shadow {
+			s += " (shadow)"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestVerdictMerging(t *testing.T) {
+	tests := []struct {
+		name      string
+		rules     string
+		event     func(t testing.TB) *Event
+		wantVerd  rules.Verdict
+		wantRules []string
+		wantCode  int
+	}{
+		{
+			name: "the strictest of several matching verdicts wins: drop beats block",
+			rules: `
+  - {name: a, on: message, if: 'true', verdict: block}
+  - {name: b, on: message, if: 'true', verdict: drop}
+  - {name: c, on: message, if: 'true', verdict: allow}`,
+			event:     func(t testing.TB) *Event { return msgEvent(t, "u", "hi") },
+			wantVerd:  rules.Drop,
+			wantRules: []string{"a", "b", "c"},
+			wantCode:  tim.CodeDrop,
+		},
+		{
+			name: "block beats rewrite",
+			rules: `
+  - {name: a, on: message, if: 'true', verdict: rewrite, rewrite: {text: '"x"'}}
+  - {name: b, on: message, if: 'true', verdict: block}`,
+			event:     func(t testing.TB) *Event { return msgEvent(t, "u", "hi") },
+			wantVerd:  rules.Block,
+			wantRules: []string{"a", "b"},
+			wantCode:  tim.CodeRefuse,
+		},
+		{
+			name: "reject beats hold and approve for a join request",
+			rules: `
+  - {name: a, on: join_request, if: 'true', verdict: approve}
+  - {name: b, on: join_request, if: 'true', verdict: reject, reply: {code: 10150, text: no}}
+  - {name: c, on: join_request, if: 'true', verdict: hold}`,
+			event: func(t testing.TB) *Event {
+				return eventFrom(t, tim.CmdBeforeApplyJoinGroup, map[string]any{"GroupId": "g", "Type": "Public", "Requestor_Account": "u"})
+			},
+			wantVerd:  rules.Reject,
+			wantRules: []string{"a", "b", "c"},
+			wantCode:  10150,
+		},
+		{
+			name: "stop ends evaluation: a trusted user's allow keeps the later block from running",
+			rules: `
+  - {name: a, on: message, if: 'user.id == "alice"', verdict: allow, stop: true}
+  - {name: b, on: message, if: 'true', verdict: block}`,
+			event:     func(t testing.TB) *Event { return msgEvent(t, "alice", "hi") },
+			wantVerd:  rules.Allow,
+			wantRules: []string{"a"},
+			wantCode:  0,
+		},
+		{
+			name: "stop only applies when its rule matches",
+			rules: `
+  - {name: a, on: message, if: 'user.id == "alice"', verdict: allow, stop: true}
+  - {name: b, on: message, if: 'true', verdict: block}`,
+			event:     func(t testing.TB) *Event { return msgEvent(t, "bob", "hi") },
+			wantVerd:  rules.Block,
+			wantRules: []string{"b"},
+			wantCode:  tim.CodeRefuse,
+		},
+		{
+			name: "no matching rule leaves the verdict to the IM server",
+			rules: `
+  - {name: a, on: message, if: 'false', verdict: block}`,
+			event:     func(t testing.TB) *Event { return msgEvent(t, "bob", "hi") },
+			wantVerd:  rules.None,
+			wantRules: []string{},
+			wantCode:  0,
+		},
+		{
+			name: "an equally strict later rule does not replace the first one's reply",
+			rules: `
+  - {name: a, on: message, if: 'true', verdict: block, reply: {code: 10101, text: first}}
+  - {name: b, on: message, if: 'true', verdict: block, reply: {code: 10102, text: second}}`,
+			event:     func(t testing.TB) *Event { return msgEvent(t, "bob", "hi") },
+			wantVerd:  rules.Block,
+			wantRules: []string{"a", "b"},
+			wantCode:  10101,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := mustRules(t, "version: 1\nrules:"+tt.rules)
+			out := Evaluate(set, tt.event(t), emptyState(set), Options{})
+			if len(out.Decisions) != 1 {
+				t.Fatalf("want 1 decision, got %d", len(out.Decisions))
+			}
+			d := out.Decisions[0]
+			if d.Verdict != tt.wantVerd {
+				t.Errorf("verdict = %q, want %q", d.Verdict, tt.wantVerd)
+			}
+			if !slices.Equal(d.Rules, tt.wantRules) {
+				t.Errorf("rules = %v, want %v", d.Rules, tt.wantRules)
+			}
+			if out.Reply.ErrorCode != tt.wantCode {
+				t.Errorf("reply code = %d, want %d", out.Reply.ErrorCode, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestExemptions(t *testing.T) {
+	const src = `version: 1
+rules:
+  - {name: default, on: message, if: 'true', actions: [{warn: d}]}
+  - {name: everyone, on: message, if: 'true', exempt: none, actions: [{warn: e}]}
+  - {name: owner-only, on: message, if: 'true', exempt: [owner], actions: [{warn: o}]}
+`
+	set := mustRules(t, src)
+	tests := []struct {
+		name     string
+		role     string
+		appAdmin bool
+		want     []string
+	}{
+		{name: "a member is subject to every rule", role: "member", want: []string{"default", "everyone", "owner-only"}},
+		{name: "an admin is exempt by default but not from exempt none or a rule exempting only the owner", role: "admin", want: []string{"everyone", "owner-only"}},
+		{name: "the owner is exempt unless the rule says exempt none", role: "owner", want: []string{"everyone"}},
+		{name: "the App admin is exempt unless the rule says exempt none", appAdmin: true, want: []string{"everyone"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := emptyState(set)
+			opts := Options{}
+			if tt.appAdmin {
+				opts.AppAdmin = "u1"
+			} else {
+				st.Roles["u1"] = tt.role
+			}
+			out := Evaluate(set, msgEvent(t, "u1", "hi"), st, opts)
+			if got := out.Decisions[0].Rules; !slices.Equal(got, tt.want) {
+				t.Errorf("matched %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("an action of a rule with exempt none may act on admins", func(t *testing.T) {
+		st := emptyState(set)
+		out := Evaluate(set, msgEvent(t, "u1", "hi"), st, Options{})
+		for _, a := range out.Decisions[0].Actions {
+			switch a.Rule {
+			case "default":
+				if len(a.Roles) != 0 {
+					t.Errorf("default rule action roles = %v, want none", a.Roles)
+				}
+			case "everyone":
+				if !slices.Equal(a.Roles, []string{"owner", "admin", "app_admin"}) {
+					t.Errorf("exempt none action roles = %v, want [owner admin app_admin]", a.Roles)
+				}
+			case "owner-only":
+				if !slices.Equal(a.Roles, []string{"admin"}) {
+					t.Errorf("exempt [owner] action roles = %v, want [admin]", a.Roles)
+				}
+			}
+		}
+	})
+}
+
+func TestShadowAndDryRun(t *testing.T) {
+	const src = `version: 1
+rules:
+  - {name: live, on: message, if: 'message.text contains "x"', verdict: block, actions: [{mute: 5m}]}
+  - {name: trial, on: message, if: 'message.text contains "y"', verdict: drop, shadow: true, stop: true, actions: [{kick: bye}]}
+  - {name: after, on: message, if: 'message.text contains "y"', actions: [{warn: seen}]}
+`
+	set := mustRules(t, src)
+	t.Run("a shadow rule is recorded but changes no verdict, queues nothing and does not stop", func(t *testing.T) {
+		out := Evaluate(set, msgEvent(t, "u", "y"), emptyState(set), Options{})
+		d := out.Decisions[0]
+		if d.Verdict != rules.None || out.Reply.ErrorCode != 0 {
+			t.Errorf("verdict %q code %d, want none and 0", d.Verdict, out.Reply.ErrorCode)
+		}
+		if !slices.Equal(d.Shadow, []string{"trial"}) || !slices.Equal(d.Rules, []string{"after"}) {
+			t.Errorf("shadow %v rules %v, want [trial] and [after]", d.Shadow, d.Rules)
+		}
+		if got := actionStrings(d); !slices.Equal(got, []string{`kick "bye" (shadow)`, `warn "seen"`}) {
+			t.Errorf("actions %v", got)
+		}
+	})
+	t.Run("dry run makes every rule a shadow rule", func(t *testing.T) {
+		out := Evaluate(set, msgEvent(t, "u", "x"), emptyState(set), Options{DryRun: true})
+		d := out.Decisions[0]
+		if d.Verdict != rules.None || out.Reply.ErrorCode != 0 || len(d.Rules) != 0 {
+			t.Errorf("dry run changed the outcome: verdict %q code %d rules %v", d.Verdict, out.Reply.ErrorCode, d.Rules)
+		}
+		if !slices.Equal(d.Shadow, []string{"live"}) {
+			t.Errorf("shadow = %v, want [live]", d.Shadow)
+		}
+		for _, a := range d.Actions {
+			if !a.Shadow {
+				t.Errorf("action %v is not shadow under dry run", a)
+			}
+		}
+	})
+}
+
+func TestBudgets(t *testing.T) {
+	const src = `version: 1
+rules:
+  - {name: mute-joiners, on: member_joined, if: 'true', actions: [{mute: 1m}], budget: {actions: 2, per: 1m}}
+`
+	set := mustRules(t, src)
+	joined := func(t testing.TB, members ...string) *Event {
+		list := make([]any, len(members))
+		for i, m := range members {
+			list[i] = map[string]any{"Member_Account": m}
+		}
+		return eventFrom(t, tim.CmdAfterNewMemberJoin, map[string]any{"GroupId": "g", "Type": "Public", "JoinType": "Apply", "NewMemberList": list})
+	}
+	t.Run("a rule that would exceed its budget acts in shadow mode for the rest", func(t *testing.T) {
+		out := Evaluate(set, joined(t, "a", "b", "c", "d"), emptyState(set), Options{})
+		var acted, shadowed []string
+		for _, d := range out.Decisions {
+			if len(d.Rules) == 1 {
+				acted = append(acted, d.User)
+			}
+			if slices.Equal(d.Budget, []string{"mute-joiners"}) && slices.Equal(d.Shadow, []string{"mute-joiners"}) {
+				shadowed = append(shadowed, d.User)
+			}
+		}
+		if !slices.Equal(acted, []string{"a", "b"}) || !slices.Equal(shadowed, []string{"c", "d"}) {
+			t.Errorf("acted on %v, shadowed %v; want [a b] and [c d]", acted, shadowed)
+		}
+	})
+	t.Run("actions already taken in the window count against the budget", func(t *testing.T) {
+		st := emptyState(set)
+		st.Budgets = map[string]int{"mute-joiners": 2}
+		out := Evaluate(set, joined(t, "a"), st, Options{})
+		if d := out.Decisions[0]; len(d.Rules) != 0 || !slices.Equal(d.Budget, []string{"mute-joiners"}) {
+			t.Errorf("rules %v budget %v; want no live match and the budget exceeded", d.Rules, d.Budget)
+		}
+	})
+}
+
+func TestStrikesAndEscalation(t *testing.T) {
+	const src = `version: 1
+rules:
+  - {name: spam, on: message, if: 'message.text contains "spam"', verdict: block, actions: [{strike: 1}]}
+  - {name: escalate, on: message, if: 'user.strikes > 0 && message.text contains "spam"', actions: [{mute: 'duration("10m") * user.strikes'}]}
+  - {name: third, on: message, if: 'user.strikes >= 3', verdict: block, actions: [{kick: "Repeated violations"}]}
+`
+	set := mustRules(t, src)
+	tests := []struct {
+		name    string
+		strikes int
+		text    string
+		want    []string
+	}{
+		{name: "a first offence strikes and mutes for 10 minutes", strikes: 0, text: "spam", want: []string{"strike 1", "mute 10m0s"}},
+		{name: "a second offence mutes for 20 minutes", strikes: 1, text: "spam", want: []string{"strike 1", "mute 20m0s"}},
+		{name: "the third strike removes the user and drops the pointless mute", strikes: 2, text: "spam", want: []string{"strike 1", `kick "Repeated violations"`}},
+		{name: "without an offence strikes alone below three do nothing", strikes: 2, text: "hello", want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := emptyState(set)
+			st.Strikes["u"] = tt.strikes
+			out := Evaluate(set, msgEvent(t, "u", tt.text), st, Options{})
+			if got := actionStrings(out.Decisions[0]); !slices.Equal(got, tt.want) {
+				t.Errorf("actions %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRewrite(t *testing.T) {
+	const src = `version: 1
+lists: {bad: [darn, heck]}
+rules:
+  - {name: mask, on: message, if: 'contains_any(message.text, lists.bad)', verdict: rewrite, rewrite: {mask: lists.bad}}
+  - {name: shout, on: message, if: 'message.text contains "!!!"', verdict: rewrite, rewrite: {text: 'replace(message.text, "!!!", "!")'}}
+`
+	set := mustRules(t, src)
+	t.Run("two rewrites apply in file order and other elements pass untouched", func(t *testing.T) {
+		ev := eventFrom(t, tim.CmdBeforeSendMsg, map[string]any{
+			"GroupId": "g", "Type": "Public", "From_Account": "u", "Random": 7,
+			"MsgBody": []any{
+				map[string]any{"MsgType": "TIMTextElem", "MsgContent": map[string]any{"Text": "Darn it!!!"}},
+				map[string]any{"MsgType": "TIMFaceElem", "MsgContent": map[string]any{"Index": 3, "Data": "smile"}},
+			},
+		})
+		out := Evaluate(set, ev, emptyState(set), Options{})
+		if out.Reply.ErrorCode != 0 || len(out.Reply.MsgBody) != 2 {
+			t.Fatalf("reply %+v; want code 0 and a two-element MsgBody", out.Reply)
+		}
+		body, err := json.Marshal(out.Reply.MsgBody)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `[{"MsgType":"TIMTextElem","MsgContent":{"Text":"**** it!"}},{"MsgType":"TIMFaceElem","MsgContent":{"Data":"smile","Index":3}}]`
+		if string(body) != want {
+			t.Errorf("MsgBody = %s\nwant      %s", body, want)
+		}
+	})
+	t.Run("a message without a match is not rewritten", func(t *testing.T) {
+		out := Evaluate(set, msgEvent(t, "u", "fine"), emptyState(set), Options{})
+		if out.Reply.MsgBody != nil {
+			t.Errorf("MsgBody = %v, want none", out.Reply.MsgBody)
+		}
+	})
+}
+
+func TestInvitePerInvitee(t *testing.T) {
+	const src = `version: 1
+lists: {banned: [mallory, trudy]}
+rules:
+  - {name: banned, on: invite, if: 'user.id in lists.banned', verdict: refuse, reply: {code: 10120, text: banned}}
+`
+	set := mustRules(t, src)
+	invite := func(t testing.TB, members ...string) *Event {
+		list := make([]any, len(members))
+		for i, m := range members {
+			list[i] = map[string]any{"Member_Account": m}
+		}
+		return eventFrom(t, tim.CmdBeforeInviteJoinGroup, map[string]any{"GroupId": "g", "Type": "Public", "Operator_Account": "op", "DestinationMembers": list})
+	}
+	tests := []struct {
+		name        string
+		members     []string
+		wantCode    int
+		wantRefused []string
+	}{
+		{name: "some refused invitees are listed and the rest let in", members: []string{"alice", "mallory", "bob", "trudy"}, wantCode: 0, wantRefused: []string{"mallory", "trudy"}},
+		{name: "when every invitee is refused the whole invitation is refused with the reply", members: []string{"mallory", "trudy"}, wantCode: 10120},
+		{name: "nobody refused is a plain OK", members: []string{"alice"}, wantCode: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := Evaluate(set, invite(t, tt.members...), emptyState(set), Options{})
+			if len(out.Decisions) != len(tt.members) {
+				t.Fatalf("%d decisions for %d invitees", len(out.Decisions), len(tt.members))
+			}
+			if out.Reply.ErrorCode != tt.wantCode || !slices.Equal(out.Reply.RefusedMembers, tt.wantRefused) {
+				t.Errorf("reply code %d refused %v; want %d %v", out.Reply.ErrorCode, out.Reply.RefusedMembers, tt.wantCode, tt.wantRefused)
+			}
+		})
+	}
+}
+
+func TestApproveAdmits(t *testing.T) {
+	set := mustRules(t, `version: 1
+rules:
+  - {name: ok, on: join_request, if: 'apply.msg == "please"', verdict: approve}
+`)
+	ev := eventFrom(t, tim.CmdBeforeApplyJoinGroup, map[string]any{"GroupId": "g", "Type": "Public", "Requestor_Account": "u", "ApplyMsg": "please"})
+	out := Evaluate(set, ev, emptyState(set), Options{})
+	if got := actionStrings(out.Decisions[0]); !slices.Equal(got, []string{"admit"}) || out.Reply.ErrorCode != 0 {
+		t.Errorf("approve gave actions %v code %d; want [admit] and 0", got, out.Reply.ErrorCode)
+	}
+}
+
+func TestRuleErrorsAreRecordedNotFatal(t *testing.T) {
+	set := mustRules(t, `version: 1
+rules:
+  - {name: broken, on: message, if: 'message.types[5] == "x"', verdict: block}
+  - {name: fine, on: message, if: 'true', verdict: drop}
+`)
+	out := Evaluate(set, msgEvent(t, "u", "hi"), emptyState(set), Options{})
+	d := out.Decisions[0]
+	if d.Verdict != rules.Drop || len(d.Errors) != 1 || !strings.Contains(d.Errors[0], "rule broken") {
+		t.Errorf("verdict %q errors %v; want drop and one error naming the rule", d.Verdict, d.Errors)
+	}
+}
+
+func TestModes(t *testing.T) {
+	set := mustRules(t, `version: 1
+rules:
+  - {name: night, on: message, mode: night, if: 'true', verdict: block}
+schedules:
+  - {name: n, cron: "0 22 * * *", timezone: UTC, mode: {name: night, for: 8h}}
+`)
+	st := emptyState(set)
+	if out := Evaluate(set, msgEvent(t, "u", "hi"), st, Options{}); out.Reply.ErrorCode != 0 {
+		t.Errorf("a rule whose mode is off blocked")
+	}
+	st.Modes["night"] = true
+	if out := Evaluate(set, msgEvent(t, "u", "hi"), st, Options{}); out.Reply.ErrorCode != tim.CodeRefuse {
+		t.Errorf("a rule whose mode is on did not block (code %d)", out.Reply.ErrorCode)
+	}
+}
+
+func TestMergeActions(t *testing.T) {
+	set := mustRules(t, `version: 1
+rules:
+  - {name: a, on: message, if: 'true', actions: [{mute: 10m}, {strike: 1}, {warn: hey}]}
+  - {name: b, on: message, if: 'true', actions: [{mute: 1h}, {strike: 2}, {warn: hey}, {warn: other}]}
+`)
+	out := Evaluate(set, msgEvent(t, "u", "hi"), emptyState(set), Options{})
+	want := []string{"mute 1h0m0s", "strike 3", `warn "hey"`, `warn "other"`}
+	if got := actionStrings(out.Decisions[0]); !slices.Equal(got, want) {
+		t.Errorf("merged actions %v, want %v", got, want)
+	}
+}
+
+func TestFindURLs(t *testing.T) {
+	tests := []struct {
+		text string
+		want []string
+	}{
+		{"see https://example.com/a?b=c, ok", []string{"https://example.com/a?b=c"}},
+		{"join t.me/freecoins now", []string{"t.me/freecoins"}},
+		{"www.Example.org.", []string{"www.Example.org"}},
+		{"visit bit.ly", []string{"bit.ly"}},
+		{"e.g. this is fine", nil},
+		{"version 1.2.3 is out", nil},
+		{"no links here", nil},
+	}
+	for _, tt := range tests {
+		if got := FindURLs(tt.text); !slices.Equal(got, tt.want) {
+			t.Errorf("FindURLs(%q) = %v, want %v", tt.text, got, tt.want)
+		}
+	}
+}

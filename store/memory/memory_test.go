@@ -1,0 +1,176 @@
+package memstore
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := New(Options{})
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+func TestSharedConformance(t *testing.T) {
+	// One process has one memory store; two "replicas" share it.
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		s := New(Options{})
+		return s, s
+	})
+}
+
+func TestDecisionCap(t *testing.T) {
+	storetest.CheckDecisionCap(t, New(Options{MaxDecisions: 5}), 5)
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestDoneIDsAreForgottenAfterDoneTTL(t *testing.T) {
+	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(Options{DoneTTL: time.Hour, Now: clk.Now})
+	ctx := t.Context()
+	a := store.Action{ID: "a", Kind: "warn", Group: "g", Created: clk.Now()}
+	if err := s.Enqueue(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.Claim(ctx, clk.Now(), 1, time.Minute)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("claim: %v, %d actions", err, len(cs))
+	}
+	if err := s.Complete(ctx, cs[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		advance time.Duration
+		ready   int
+	}{
+		{"an id completed within DoneTTL is not enqueued again", 59 * time.Minute, 0},
+		{"an id completed DoneTTL ago is enqueued again", time.Minute, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clk.Add(c.advance)
+			if err := s.Enqueue(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			st, err := s.Stats(ctx, clk.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Ready != c.ready {
+				t.Errorf("ready = %d, want %d", st.Ready, c.ready)
+			}
+		})
+	}
+}
+
+func TestSweepDropsExpiredKeys(t *testing.T) {
+	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(Options{DoneTTL: time.Minute, Now: clk.Now})
+	ctx := t.Context()
+	for i := range 100 {
+		id := string(rune('a'+i%26)) + string(rune('a'+i/26))
+		_, err := s.Enrich(ctx, store.EnrichRequest{
+			Now: clk.Now(), EventID: id,
+			Counters: []store.CounterTouch{{Key: "k" + id, Window: time.Second, Add: 1}},
+			Dedupe:   "d" + id, DedupeTTL: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ClaimOnce(ctx, "c"+id, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(ctx, store.CommitRequest{Now: clk.Now(), StrikeDecay: time.Second,
+		Strikes: []store.StrikeAdd{{UserRef: store.UserRef{Group: "g", User: "u"}, N: 1, ID: "x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRoles(ctx, "g", nil, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMute(ctx, store.Mute{Group: "g", User: "u", Until: clk.Now().Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Add(2 * sweepEvery)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, n := range map[string]int{
+		"windows": len(s.windows), "strikes": len(s.strikes), "dedupe": len(s.dedupe),
+		"claims": len(s.claims), "roles": len(s.roles), "mutes": len(s.mutes),
+	} {
+		if n != 0 {
+			t.Errorf("%s left after the sweep: %d", name, n)
+		}
+	}
+}
+
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	s := New(Options{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("ping after close: err = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Claim(t.Context(), time.Now(), 1, time.Minute); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("claim after close: err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestLimiterFollowsAChangedBudget(t *testing.T) {
+	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(Options{Now: clk.Now})
+	ctx := t.Context()
+	allow := func(n, per int) bool {
+		ok, _, err := s.Allow(ctx, n, per)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !allow(1, 10) {
+		t.Fatal("the first call of 10 per second was refused")
+	}
+	if allow(1, 10) {
+		t.Fatal("a second call in the same instant was allowed: calls are paced")
+	}
+	clk.Add(200 * time.Millisecond)
+	if !allow(1, 10) {
+		t.Fatal("a call 200ms later was refused with 10 per second")
+	}
+	if allow(1, 1) {
+		t.Error("a lowered budget of 1 per second allowed a call 0ms after the last")
+	}
+	clk.Add(1100 * time.Millisecond)
+	if !allow(1, 1) {
+		t.Error("a lowered budget of 1 per second refused a call 1.1s later")
+	}
+}

@@ -1,0 +1,412 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/store/internal/storeutil"
+)
+
+// roleMarker is the field that says a group's roles are cached, so that a
+// group with no owner or admin listed is told apart from an uncached one.
+// No user id is empty, so no user collides with it.
+const roleMarker = ""
+
+func ms(n int64) string { return strconv.FormatInt(n, 10) }
+
+// touch queues one window's ZREMRANGEBYSCORE, ZADD NX, PEXPIRE and ZCOUNT on
+// pipe: entries at or before now-span leave, EventID/0..add-1 join at now,
+// and the count covers (now-span, now].
+func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, span time.Duration, now int64) *redis.IntCmd {
+	from := now - span.Milliseconds()
+	pipe.ZRemRangeByScore(ctx, key, "-inf", ms(from))
+	if add > 0 {
+		zs := make([]redis.Z, add)
+		for i := range zs {
+			zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
+		}
+		pipe.ZAddNX(ctx, key, zs...)
+		pipe.PExpire(ctx, key, span+storeutil.ExpirySlack)
+	}
+	return pipe.ZCount(ctx, key, "("+ms(from), ms(now))
+}
+
+// Enrich touches and reads what rule evaluation needs in one pipeline.
+func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.EnrichResult, error) {
+	var res store.EnrichResult
+	if err := storeutil.CheckEnrich(req); err != nil {
+		return res, err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	now := storeutil.Ms(req.Now)
+	pipe := s.rdb.Pipeline()
+
+	counts := make([]*redis.IntCmd, len(req.Counters))
+	for i, c := range req.Counters {
+		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
+	}
+	strikes := make([]*redis.IntCmd, len(req.Strikes))
+	from := ms(now - req.StrikeDecay.Milliseconds())
+	for i, u := range req.Strikes {
+		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), "("+from, ms(now))
+	}
+	var dedupe *redis.BoolCmd
+	if req.Dedupe != "" {
+		dedupe = pipe.SetNX(ctx, s.k.dedupe(req.Dedupe), "1", req.DedupeTTL)
+	}
+	var roles *redis.SliceCmd
+	if req.RoleGroup != "" {
+		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers...)...)
+	}
+	var modes *redis.MapStringStringCmd
+	if req.WithModes {
+		modes = pipe.HGetAll(ctx, s.k.modes)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return res, s.result("enrich", req.EventID, err)
+	}
+	_ = s.result("enrich", req.EventID, nil)
+
+	res.Counts = make([]int64, len(counts))
+	for i, c := range counts {
+		res.Counts[i] = c.Val()
+	}
+	res.Strikes = make([]int64, len(strikes))
+	for i, c := range strikes {
+		res.Strikes[i] = c.Val()
+	}
+	if dedupe != nil {
+		res.Duplicate = !dedupe.Val()
+	}
+	if roles != nil {
+		vals := roles.Val()
+		res.Roles = make([]string, len(req.RoleUsers))
+		if len(vals) > 0 && vals[0] != nil {
+			res.RolesCached = true
+			for i := range req.RoleUsers {
+				res.Roles[i] = store.RoleMember
+				if r, ok := vals[i+1].(string); ok && r != "" {
+					res.Roles[i] = r
+				}
+			}
+		}
+	}
+	if modes != nil {
+		res.Modes = make(map[string]time.Time)
+		for name, v := range modes.Val() {
+			until, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return res, fmt.Errorf("redis enrich: mode %q has until %q: %w", name, v, err)
+			}
+			if until > now {
+				res.Modes[name] = time.UnixMilli(until).UTC()
+			}
+		}
+	}
+	return res, nil
+}
+
+// Commit writes a decision's strikes, window touches, actions and decision
+// records in one pipeline. The enqueue script goes as EVALSHA; if Redis lost
+// its script cache (a restart), it is sent again with EVAL in a second trip.
+func (s *Store) Commit(ctx context.Context, req store.CommitRequest) error {
+	if err := storeutil.CheckCommit(req); err != nil {
+		return err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	now := storeutil.Ms(req.Now)
+	pipe := s.rdb.Pipeline()
+	decay := req.StrikeDecay
+	for _, st := range req.Strikes {
+		key := s.k.strikes(st.Group, st.User)
+		pipe.ZRemRangeByScore(ctx, key, "-inf", ms(now-decay.Milliseconds()))
+		if st.N > 0 {
+			zs := make([]redis.Z, st.N)
+			for i := range zs {
+				zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(st.ID, i)}
+			}
+			pipe.ZAddNX(ctx, key, zs...)
+			pipe.PExpire(ctx, key, decay+storeutil.ExpirySlack)
+		}
+	}
+	for _, c := range req.Touch {
+		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
+	}
+	var enqueue *redis.Cmd
+	var enqueueArgs []any
+	if len(req.Actions) > 0 {
+		var err error
+		if enqueueArgs, err = s.enqueueArgs(req.Actions); err != nil {
+			return err
+		}
+		enqueue = s.scripts.enqueue.EvalSha(ctx, pipe, s.k.outbox, enqueueArgs...)
+	}
+	for _, d := range req.Decisions {
+		s.addDecision(ctx, pipe, d)
+	}
+	cmds, err := pipe.Exec(ctx)
+	if err == nil {
+		return s.result("commit", req.EventID, nil)
+	}
+	// Commands fail one by one in a pipeline: report the first failure that
+	// is not the enqueue script missing from the cache.
+	for _, c := range cmds {
+		if cerr := c.Err(); cerr != nil && !errors.Is(cerr, redis.Nil) {
+			if c == redis.Cmder(enqueue) && redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+				continue
+			}
+			return s.result("commit", req.EventID, cerr)
+		}
+	}
+	if enqueue != nil && enqueue.Err() != nil {
+		err := s.scripts.enqueue.Run(ctx, s.rdb, s.k.outbox, enqueueArgs...).Err()
+		return s.result("commit enqueue", req.EventID, err)
+	}
+	return s.result("commit", req.EventID, err)
+}
+
+// ClaimOnce sets the key if it is not set; true means this caller won.
+func (s *Store) ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := storeutil.CheckTTL("claim once", key, ttl); err != nil {
+		return false, err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	ok, err := s.rdb.SetNX(ctx, s.k.claimOnce(key), "1", ttl).Result()
+	return ok, s.result("claim once", key, err)
+}
+
+// Allow takes one call from the shared budget with redis_rate's GCRA: calls
+// are paced (burst 1) at a little under perSecond a second, so that no
+// one-second window at the IM server ever holds more than perSecond calls,
+// even when network jitter brings two calls closer together.
+func (s *Store) Allow(ctx context.Context, n int, perSecond int) (bool, time.Duration, error) {
+	if err := storeutil.CheckAllow(n, perSecond); err != nil {
+		return false, 0, err
+	}
+	if n <= 0 {
+		return true, 0, nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	res, err := s.limiter.AllowN(ctx, s.k.rate, storeutil.Pace(perSecond), n)
+	if err != nil {
+		return false, 0, s.result("allow", s.k.rate, err)
+	}
+	_ = s.result("allow", s.k.rate, nil)
+	if res.Allowed > 0 {
+		return true, 0, nil
+	}
+	return false, max(res.RetryAfter, time.Millisecond), nil
+}
+
+// ---------------------------------------------------------------------------
+// Decisions.
+
+func (s *Store) addDecision(ctx context.Context, pipe redis.Pipeliner, d store.DecisionRecord) {
+	pipe.XAdd(ctx, &redis.XAddArgs{
+		Stream: s.k.decisions,
+		MaxLen: int64(s.maxDecisions),
+		Approx: true,
+		Values: []any{"t", decisionTime(d.Time), "g", d.Group, "u", d.User, "b", d.Body},
+	})
+}
+
+// RecentDecisions pages through the stream newest first until it has
+// f.Limit matches or has read MaxDecisions entries, so the log it shows never
+// holds more than the cap even though the stream is trimmed approximately.
+func (s *Store) RecentDecisions(ctx context.Context, f store.DecisionFilter) ([]store.DecisionRecord, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	limit := storeutil.DecisionLimit(f, s.maxDecisions)
+	page := limit
+	if f.Group != "" || f.User != "" {
+		page = max(limit, 500)
+	}
+	var out []store.DecisionRecord
+	end, scanned := "+", 0
+	for len(out) < limit && scanned < s.maxDecisions {
+		n := min(page, s.maxDecisions-scanned)
+		msgs, err := s.rdb.XRevRangeN(ctx, s.k.decisions, end, "-", int64(n)).Result()
+		if err != nil {
+			return nil, s.result("recent decisions", s.k.decisions, err)
+		}
+		for _, m := range msgs {
+			scanned++
+			d, err := decodeDecision(m)
+			if err != nil {
+				return nil, fmt.Errorf("redis recent decisions %q: %w", s.k.decisions, err)
+			}
+			if storeutil.DecisionMatches(f, d) {
+				out = append(out, d)
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		if len(msgs) < n {
+			break
+		}
+		end = "(" + msgs[len(msgs)-1].ID
+	}
+	return out, s.result("recent decisions", s.k.decisions, nil)
+}
+
+// decisionTime is a decision's time in ms, or "" for none.
+func decisionTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return ms(t.UnixMilli())
+}
+
+func decodeDecision(m redis.XMessage) (store.DecisionRecord, error) {
+	str := func(k string) string {
+		v, _ := m.Values[k].(string)
+		return v
+	}
+	var at time.Time
+	if v := str("t"); v != "" {
+		t, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return store.DecisionRecord{}, fmt.Errorf("entry %s: time %q: %w", m.ID, v, err)
+		}
+		at = time.UnixMilli(t).UTC()
+	}
+	return store.DecisionRecord{
+		ID:    m.ID,
+		Time:  at,
+		Group: str("g"),
+		User:  str("u"),
+		Body:  []byte(str("b")),
+	}, nil
+}
+
+// ---------------------------------------------------------------------------
+// Mutes.
+
+// mutes runs the mute script for group; args follow op, group and now.
+func (s *Store) mutes(ctx context.Context, op, group string, args ...any) ([]store.Mute, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	keys := []string{s.k.groupMutes(group), s.k.muted}
+	argv := append([]any{op, group, ms(time.Now().UnixMilli())}, args...)
+	vals, err := s.scripts.mutes.Run(ctx, s.rdb, keys, argv...).StringSlice()
+	if err != nil {
+		return nil, s.result(op+" mutes", group, err)
+	}
+	_ = s.result(op+" mutes", group, nil)
+	out := make([]store.Mute, 0, len(vals))
+	for _, v := range vals {
+		var m store.Mute
+		if err := json.Unmarshal([]byte(v), &m); err != nil {
+			return nil, fmt.Errorf("redis %s mutes %q: decode %q: %w", op, group, v, err)
+		}
+		out = append(out, m)
+	}
+	storeutil.SortMutes(out)
+	return out, nil
+}
+
+// SetMute records a mute, replacing the group's record for the same user.
+func (s *Store) SetMute(ctx context.Context, m store.Mute) error {
+	if err := storeutil.CheckMute(m); err != nil {
+		return err
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("redis set mute %q in %q: %w", m.User, m.Group, err)
+	}
+	var until int64
+	if !m.Until.IsZero() {
+		until = m.Until.UnixMilli()
+	}
+	_, err = s.mutes(ctx, "set", m.Group, m.User, ms(until), b)
+	return err
+}
+
+// ClearMute removes a mute record if there is one.
+func (s *Store) ClearMute(ctx context.Context, group, user string) error {
+	_, err := s.mutes(ctx, "clear", group, user)
+	return err
+}
+
+// ListMutes returns the group's mutes still in force, group-wide first, and
+// drops the expired ones.
+func (s *Store) ListMutes(ctx context.Context, group string) ([]store.Mute, error) {
+	return s.mutes(ctx, "list", group)
+}
+
+// MutedGroups returns, sorted, every group with a mute still in force.
+func (s *Store) MutedGroups(ctx context.Context) ([]string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	pipe.ZRemRangeByScore(ctx, s.k.muted, "-inf", ms(time.Now().UnixMilli()))
+	groups := pipe.ZRange(ctx, s.k.muted, 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.result("muted groups", s.k.muted, err)
+	}
+	out := groups.Val()
+	slices.Sort(out)
+	return out, s.result("muted groups", s.k.muted, nil)
+}
+
+// ---------------------------------------------------------------------------
+// Roles and modes.
+
+// SetRoles replaces the group's cached roles for ttl in one transaction.
+func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]string, ttl time.Duration) error {
+	if err := storeutil.CheckRoles(group, roles, ttl); err != nil {
+		return err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	key := s.k.roles(group)
+	fields := make([]any, 0, 2+2*len(roles))
+	fields = append(fields, roleMarker, "1")
+	for u, r := range roles {
+		fields = append(fields, u, r)
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, fields...)
+		p.PExpire(ctx, key, ttl)
+		return nil
+	})
+	return s.result("set roles", group, err)
+}
+
+// ForgetRoles drops the group's cached roles.
+func (s *Store) ForgetRoles(ctx context.Context, group string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.result("forget roles", group, s.rdb.Del(ctx, s.k.roles(group)).Err())
+}
+
+// SetMode switches the mode on until until.
+func (s *Store) SetMode(ctx context.Context, name string, until time.Time) error {
+	if name == "" {
+		return errors.New("set mode: empty name")
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.result("set mode", name, s.rdb.HSet(ctx, s.k.modes, name, ms(until.UnixMilli())).Err())
+}
+
+// ClearMode switches the mode off.
+func (s *Store) ClearMode(ctx context.Context, name string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.result("clear mode", name, s.rdb.HDel(ctx, s.k.modes, name).Err())
+}

@@ -1,0 +1,332 @@
+// Package redisstore is the Store on Redis, shared by every replica of the
+// bot. It works on a single node, Sentinel or Cluster through go-redis'
+// UniversalClient.
+//
+// What must be atomic runs as Lua scripts: the outbox keys share one hash
+// tag and the mute keys another, so each script touches a single Cluster
+// slot. Enrich and Commit send one pipeline each. Every call is bounded by
+// Options.Timeout, and failures to reach Redis wrap store.ErrUnavailable.
+//
+// Key layout under the prefix P (default "timguard:"):
+//
+//	P w:KEY                      counter window (zset EventID/i -> ms)
+//	P s:LEN:GROUP:USER           strikes (zset ID/i -> ms)
+//	P d:KEY                      dedupe mark (string, PX ttl)
+//	P c:KEY                      ClaimOnce mark (string, PX ttl)
+//	P r:GROUP                    cached roles (hash user -> role, PX ttl)
+//	P modes                      rule modes (hash name -> until ms)
+//	P decisions                  recent decisions (stream, MAXLEN ~)
+//	P {P mutes}:g:GROUP          a group's mutes (hash user -> "until json")
+//	P {P mutes}:groups           muted groups (zset group -> latest until)
+//	P {P outbox}:...             the outbox (see scripts.go)
+//	rate:P rest                  the REST budget (redis_rate GCRA)
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/timguard/timguard/store"
+)
+
+// Options configures a Redis Store. Zero values take the defaults.
+type Options struct {
+	// URL names the server:
+	//   redis://[user:pass@]host:6379/0       a single node (rediss:// for TLS,
+	//                                          unix:///path.sock also works)
+	//   redis-sentinel://host:26379/0?master_name=mymaster&addr=host2:26379
+	//                                          Sentinel (also redis:// with
+	//                                          master_name)
+	//   redis-cluster://host:7000?addr=host:7001
+	//                                          Cluster (also redis:// with addr)
+	// Query parameters are go-redis' (dial_timeout, pool_size, ...).
+	URL string
+	// KeyPrefix starts every key. Default "timguard:". It may not contain
+	// braces, which would break the hash tags.
+	KeyPrefix string
+	// Timeout bounds every call, and is the dial, read, write and pool
+	// timeout unless the URL sets those. Default 250ms.
+	Timeout time.Duration
+	// Logger receives availability changes. Default: discard.
+	Logger *slog.Logger
+	// DoneTTL is how long completed action ids are remembered so that
+	// enqueueing them again is a no-op. Default 24h.
+	DoneTTL time.Duration
+	// MaxDecisions caps the recent-decision stream. Default 10000.
+	MaxDecisions int
+}
+
+func (o *Options) defaults() error {
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = "timguard:"
+	}
+	if strings.ContainsAny(o.KeyPrefix, "{}") {
+		return fmt.Errorf("redis store: key prefix %q contains a brace", o.KeyPrefix)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 250 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DoneTTL <= 0 {
+		o.DoneTTL = 24 * time.Hour
+	}
+	if o.MaxDecisions <= 0 {
+		o.MaxDecisions = 10000
+	}
+	return nil
+}
+
+// Store is the Redis Store.
+type Store struct {
+	rdb          redis.UniversalClient
+	limiter      *redis_rate.Limiter
+	scripts      scripts
+	k            keys
+	timeout      time.Duration
+	doneTTL      time.Duration
+	maxDecisions int
+	log          *slog.Logger
+	down         atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// startupTimeout is the least time New gives Redis to answer its first
+// call, which also dials and handshakes (TLS, HELLO).
+const startupTimeout = 2 * time.Second
+
+// New connects to opts.URL and checks that Redis answers within ctx and the
+// longer of opts.Timeout and two seconds; an unreachable server gives an
+// error matching store.ErrUnavailable.
+func New(ctx context.Context, opts Options) (*Store, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	rdb, err := newClient(opts.URL, opts.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewFromClient(rdb, opts)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, max(opts.Timeout, startupTimeout))
+	defer cancel()
+	if err := s.result("ping", "", rdb.Ping(pctx).Err()); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewFromClient builds a Store on a client the caller configured; opts.URL is
+// ignored. Close closes the client. The client should respect context
+// deadlines (ContextTimeoutEnabled) for calls to be bounded.
+func NewFromClient(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	return &Store{
+		rdb:          rdb,
+		limiter:      redis_rate.NewLimiter(rdb),
+		scripts:      newScripts(),
+		k:            newKeys(opts.KeyPrefix),
+		timeout:      opts.Timeout,
+		doneTTL:      opts.DoneTTL,
+		maxDecisions: opts.MaxDecisions,
+		log:          opts.Logger.With("component", "store.redis"),
+	}, nil
+}
+
+// newClient builds a single-node, Sentinel or Cluster client from rawURL.
+func newClient(rawURL string, timeout time.Duration) (redis.UniversalClient, error) {
+	if rawURL == "" {
+		return nil, errors.New("redis store: empty URL")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Error would print the URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("redis store: parse URL: %w", err)
+	}
+	q := u.Query()
+	base, kind, _ := strings.Cut(u.Scheme, "-")
+	plain := base == "redis" || base == "rediss"
+	switch {
+	case plain && (kind == "sentinel" || kind == "" && q.Has("master_name")):
+		u.Scheme = base
+		o, err := redis.ParseFailoverURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis store: sentinel URL: %w", err)
+		}
+		if o.MasterName == "" {
+			return nil, errors.New("redis store: sentinel URL without master_name")
+		}
+		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
+		o.ContextTimeoutEnabled = true
+		return redis.NewFailoverClient(o), nil
+	case plain && (kind == "cluster" || kind == "" && q.Has("addr")):
+		u.Scheme = base
+		o, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis store: cluster URL: %w", err)
+		}
+		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
+		o.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(o), nil
+	case kind == "" && (plain || base == "unix"):
+		o, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis store: URL: %w", err)
+		}
+		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
+		o.ContextTimeoutEnabled = true
+		return redis.NewClient(o), nil
+	default:
+		return nil, fmt.Errorf("redis store: URL scheme %q: want redis, rediss, unix, redis-sentinel or redis-cluster", u.Scheme)
+	}
+}
+
+// tune sets the timeouts the URL left unset to timeout, and retries a failed
+// command once, quickly: the call's own deadline bounds the rest.
+func tune(timeout time.Duration, dial, read, write, pool *time.Duration, retries *int, maxBackoff *time.Duration) {
+	for _, d := range []*time.Duration{dial, read, write, pool} {
+		if *d == 0 {
+			*d = timeout
+		}
+	}
+	if *retries == 0 {
+		*retries = 1
+	}
+	if *maxBackoff == 0 {
+		*maxBackoff = 64 * time.Millisecond
+	}
+}
+
+// bound gives one call its deadline.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// result turns a go-redis error into the store's: nil stays nil (and notes
+// that Redis answers), unreachable or slow Redis wraps store.ErrUnavailable,
+// and every error names the operation and the key.
+func (s *Store) result(op, key string, err error) error {
+	if err == nil {
+		if s.down.Load() && s.down.CompareAndSwap(true, false) {
+			s.log.Info("redis answers again", "op", op)
+		}
+		return nil
+	}
+	if unavailable(err) {
+		if s.down.CompareAndSwap(false, true) {
+			s.log.Warn("redis unavailable", "op", op, "key", key, "err", err)
+		}
+		return fmt.Errorf("redis %s %q: %w: %w", op, key, store.ErrUnavailable, err)
+	}
+	return fmt.Errorf("redis %s %q: %w", op, key, err)
+}
+
+// unavailable says whether err means Redis could not be reached in time or
+// cannot serve now.
+func unavailable(err error) bool {
+	for _, target := range []error{
+		context.DeadlineExceeded, redis.ErrPoolTimeout, redis.ErrPoolExhausted, redis.ErrClosed,
+		io.EOF, io.ErrUnexpectedEOF, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	return redis.IsLoadingError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
+		redis.IsMasterDownError(err) || redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err)
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.result("ping", "", s.rdb.Ping(ctx).Err())
+}
+
+// Close closes the client.
+func (s *Store) Close() error {
+	if err := s.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("redis close: %w", err)
+	}
+	return nil
+}
+
+// keys names the store's keys under one prefix.
+type keys struct {
+	prefix    string
+	modes     string
+	decisions string
+	rate      string
+	mutes     string // prefix of a group's mute hash
+	muted     string
+	outbox    []string // the outbox scripts' KEYS, see scripts.go
+}
+
+func newKeys(p string) keys {
+	mt := p + "{" + p + "mutes}:"
+	ob := p + "{" + p + "outbox}:"
+	return keys{
+		prefix:    p,
+		modes:     p + "modes",
+		decisions: p + "decisions",
+		rate:      p + "rest",
+		mutes:     mt + "g:",
+		muted:     mt + "groups",
+		outbox: []string{
+			ob + "ready", ob + "claimed", ob + "dead", ob + "done", ob + "data",
+			ob + "attempt", ob + "token", ob + "error", ob + "due", ob + "reason",
+		},
+	}
+}
+
+func (k keys) window(key string) string    { return k.prefix + "w:" + key }
+func (k keys) dedupe(key string) string    { return k.prefix + "d:" + key }
+func (k keys) claimOnce(key string) string { return k.prefix + "c:" + key }
+func (k keys) roles(group string) string   { return k.prefix + "r:" + group }
+func (k keys) groupMutes(group string) string {
+	return k.mutes + group
+}
+
+// strikes names a user's strikes in a group; the group's length keeps
+// ("a:b", "c") and ("a", "b:c") apart.
+func (k keys) strikes(group, user string) string {
+	return k.prefix + "s:" + strconv.Itoa(len(group)) + ":" + group + ":" + user
+}
+
+// randomToken returns 16 random hex digits.
+func randomToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms.
+	return hex.EncodeToString(b[:])
+}

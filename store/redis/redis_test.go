@@ -1,0 +1,456 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/timguard/timguard/internal/redistest"
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/store/storetest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// newTestStore connects to url under a prefix of the test's own and
+// removes the prefix's keys afterwards. opts.Timeout defaults to 10s here:
+// these tests are about behaviour, and a busy machine running the race
+// detector must not time their calls out.
+func newTestStore(t testing.TB, url, prefix string, opts Options) *Store {
+	t.Helper()
+	opts.URL = url
+	opts.KeyPrefix = prefix
+	if opts.Timeout == 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	s, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("new store: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func freshStore(t testing.TB, opts Options) *Store {
+	t.Helper()
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t)
+	redistest.CleanupPrefix(t, url, prefix)
+	return newTestStore(t, url, prefix, opts)
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return freshStore(t, Options{}) })
+}
+
+func TestSharedConformance(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		url := redistest.URL(t)
+		prefix := redistest.Prefix(t)
+		redistest.CleanupPrefix(t, url, prefix)
+		return newTestStore(t, url, prefix, Options{}), newTestStore(t, url, prefix, Options{})
+	})
+}
+
+func TestDecisionCap(t *testing.T) {
+	storetest.CheckDecisionCap(t, freshStore(t, Options{MaxDecisions: 5}), 5)
+}
+
+func TestCompletedIDsAreForgottenAfterDoneTTL(t *testing.T) {
+	t.Parallel()
+	s := freshStore(t, Options{DoneTTL: 2 * time.Second})
+	ctx := t.Context()
+	now := time.Now()
+	a := store.Action{ID: "a", Kind: "warn", Group: "g", Created: now}
+	if err := s.Enqueue(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.Claim(ctx, now, 1, time.Minute)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("claim: %v, %d actions", err, len(cs))
+	}
+	if err := s.Complete(ctx, cs[0]); err != nil {
+		t.Fatal(err)
+	}
+	ready := func() int {
+		t.Helper()
+		if err := s.Enqueue(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Stats(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Ready
+	}
+	if n := ready(); n != 0 {
+		t.Errorf("ready after enqueueing a completed id = %d, want 0", n)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if n := ready(); n != 1 {
+		t.Errorf("ready after DoneTTL = %d, want 1", n)
+	}
+}
+
+// tripCounter counts round trips: single commands and pipelines.
+type tripCounter struct {
+	single, pipelines atomic.Int64
+}
+
+func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.single.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.pipelines.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func (c *tripCounter) reset() { c.single.Store(0); c.pipelines.Store(0) }
+
+func countingStore(t *testing.T) (*Store, *tripCounter) {
+	t.Helper()
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t)
+	redistest.CleanupPrefix(t, url, prefix)
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Skipf("REDIS_URL %s is not a single node: %v", url, err)
+	}
+	opts.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(opts)
+	trips := &tripCounter{}
+	rdb.AddHook(trips)
+	s, err := NewFromClient(rdb, Options{KeyPrefix: prefix, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, trips
+}
+
+func TestEnrichAndCommitAreOneRoundTrip(t *testing.T) {
+	s, trips := countingStore(t)
+	ctx := t.Context()
+	now := time.Now()
+	alice := store.UserRef{Group: "g", User: "alice"}
+	enrich := store.EnrichRequest{
+		Now: now, EventID: "ev1",
+		Strikes: []store.UserRef{alice}, StrikeDecay: time.Hour,
+		Dedupe: "ev1", DedupeTTL: time.Minute,
+		RoleGroup: "g", RoleUsers: []string{"alice", "bob"},
+		WithModes: true,
+	}
+	for i := range 5 {
+		enrich.Counters = append(enrich.Counters, store.CounterTouch{Key: "c" + string(rune('0'+i)), Window: time.Minute, Add: 1})
+	}
+	commit := func(id string) store.CommitRequest {
+		return store.CommitRequest{
+			Now: now, EventID: id, StrikeDecay: time.Hour,
+			Strikes:   []store.StrikeAdd{{UserRef: alice, N: 1, ID: id}},
+			Touch:     []store.CounterTouch{{Key: "budget", Window: time.Minute, Add: 1}},
+			Actions:   []store.Action{{ID: id + "/mute", Kind: "mute", Group: "g", User: "alice", Created: now}},
+			Decisions: []store.DecisionRecord{{Time: now, Group: "g", User: "alice", Body: []byte("{}")}},
+		}
+	}
+	// The first commit may have to load the enqueue script.
+	if err := s.Commit(ctx, commit("warm")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"Enrich with five counters, strikes, dedupe, roles and modes", func() error {
+			_, err := s.Enrich(ctx, enrich)
+			return err
+		}},
+		{"Commit with strikes, a touch, an action and a decision", func() error {
+			return s.Commit(ctx, commit("ev2"))
+		}},
+	} {
+		t.Run(c.name+" is one round trip", func(t *testing.T) {
+			trips.reset()
+			if err := c.call(); err != nil {
+				t.Fatal(err)
+			}
+			if p, n := trips.pipelines.Load(), trips.single.Load(); p != 1 || n != 0 {
+				t.Errorf("%d pipelines and %d single commands, want 1 pipeline", p, n)
+			}
+		})
+	}
+}
+
+// TestRestartedRedisIsUsedAgain restarts Redis under a live store: the
+// store reconnects, and the scripts, gone from Redis' cache, are sent again
+// (by Script.Run, and by Commit for the EVALSHA in its pipeline).
+func TestRestartedRedisIsUsedAgain(t *testing.T) {
+	srv := redistest.StartServer(t)
+	s := newTestStore(t, srv.URL(), "restart:", Options{Timeout: 5 * time.Second})
+	ctx := t.Context()
+	now := time.Now()
+	cycle := func(t *testing.T, id string) {
+		t.Helper()
+		if err := s.Commit(ctx, store.CommitRequest{
+			Now: now, EventID: id,
+			Actions:   []store.Action{{ID: id, Kind: "warn", Group: "g", Created: now}},
+			Decisions: []store.DecisionRecord{{Time: now, Group: "g", Body: []byte(id)}},
+		}); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		cs, err := s.Claim(ctx, now, 10, time.Minute)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("claim: %v, %d actions", err, len(cs))
+		}
+		if err := s.Complete(ctx, cs[0]); err != nil {
+			t.Fatalf("complete: %v", err)
+		}
+		if err := s.SetMute(ctx, store.Mute{Group: "g", User: "u", Until: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatalf("set mute: %v", err)
+		}
+		if _, err := s.Stats(ctx, now); err != nil {
+			t.Fatalf("stats: %v", err)
+		}
+		if _, _, err := s.Allow(ctx, 1, 100); err != nil {
+			t.Fatalf("allow: %v", err)
+		}
+	}
+	cycle(t, "before")
+
+	srv.Restart()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := s.Ping(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ping after restart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := s.rdb.Do(ctx, "SCRIPT", "FLUSH").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []*redis.Script{s.scripts.enqueue, s.scripts.claim} {
+		exists, err := sc.Exists(ctx, s.rdb).Result()
+		if err != nil || exists[0] {
+			t.Fatalf("script cached after restart and flush: %v, %v", exists, err)
+		}
+	}
+	cycle(t, "after")
+}
+
+// TestUnreachableRedisFailsFast checks that every call returns an error
+// matching store.ErrUnavailable, not a hang, both when nothing listens and
+// when a server accepts connections but never answers.
+func TestUnreachableRedisFailsFast(t *testing.T) {
+	stopped := redistest.StartServer(t)
+	silent := silentServer(t)
+
+	for _, c := range []struct {
+		name  string
+		setup func(t *testing.T) *Store
+	}{
+		{"a stopped server", func(t *testing.T) *Store {
+			s := newTestStore(t, stopped.URL(), "down:", Options{Timeout: 200 * time.Millisecond})
+			stopped.Stop()
+			return s
+		}},
+		{"a server that never answers", func(t *testing.T) *Store {
+			opts, err := redis.ParseURL("redis://" + silent + "/0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tune(200*time.Millisecond, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.MaxRetries, &opts.MaxRetryBackoff)
+			opts.ContextTimeoutEnabled = true
+			s, err := NewFromClient(redis.NewClient(opts), Options{KeyPrefix: "silent:", Timeout: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}},
+	} {
+		t.Run(c.name+" gives ErrUnavailable promptly", func(t *testing.T) {
+			s := c.setup(t)
+			ctx := context.Background()
+			now := time.Now()
+			claimed := store.Claimed{Action: store.Action{ID: "a"}, Token: "t"}
+			for _, call := range []struct {
+				name string
+				do   func() error
+			}{
+				{"ping", func() error { return s.Ping(ctx) }},
+				{"enrich", func() error {
+					_, err := s.Enrich(ctx, store.EnrichRequest{Now: now, EventID: "e", Counters: []store.CounterTouch{{Key: "k", Window: time.Second, Add: 1}}})
+					return err
+				}},
+				{"commit", func() error {
+					return s.Commit(ctx, store.CommitRequest{Now: now, Actions: []store.Action{{ID: "a", Kind: "warn"}}})
+				}},
+				{"enqueue", func() error { return s.Enqueue(ctx, store.Action{ID: "a", Kind: "warn"}) }},
+				{"claim", func() error { _, err := s.Claim(ctx, now, 1, time.Minute); return err }},
+				{"complete", func() error { return s.Complete(ctx, claimed) }},
+				{"release", func() error { return s.Release(ctx, claimed) }},
+				{"stats", func() error { _, err := s.Stats(ctx, now); return err }},
+				{"claim once", func() error { _, err := s.ClaimOnce(ctx, "k", time.Minute); return err }},
+				{"allow", func() error { _, _, err := s.Allow(ctx, 1, 10); return err }},
+				{"recent decisions", func() error { _, err := s.RecentDecisions(ctx, store.DecisionFilter{}); return err }},
+				{"list mutes", func() error { _, err := s.ListMutes(ctx, "g"); return err }},
+				{"muted groups", func() error { _, err := s.MutedGroups(ctx); return err }},
+				{"set roles", func() error { return s.SetRoles(ctx, "g", nil, time.Minute) }},
+				{"set mode", func() error { return s.SetMode(ctx, "m", now) }},
+			} {
+				t.Run(call.name, func(t *testing.T) {
+					t.Parallel()
+					start := time.Now()
+					err := call.do()
+					took := time.Since(start)
+					if !errors.Is(err, store.ErrUnavailable) {
+						t.Errorf("err = %v, want ErrUnavailable", err)
+					}
+					// The bound is loose on purpose: the point is no hang,
+					// and a loaded machine under -race is slow.
+					if took > 10*time.Second {
+						t.Errorf("took %s", took)
+					}
+				})
+			}
+		})
+	}
+}
+
+// silentServer accepts connections and never answers; it returns its
+// address.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+func TestNewFailsFastWhenRedisIsDown(t *testing.T) {
+	srv := redistest.StartServer(t)
+	url := srv.URL()
+	srv.Stop()
+	start := time.Now()
+	_, err := New(t.Context(), Options{URL: url})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("err = %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("New took %s", took)
+	}
+}
+
+func TestURLs(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		url     string
+		cluster bool
+		err     string
+	}{
+		{"a redis URL is one node", "redis://127.0.0.1:6379/2", false, ""},
+		{"a rediss URL is one node over TLS", "rediss://user:pw@example.com:6380/0", false, ""},
+		{"a unix URL is one node", "unix:///run/redis.sock?db=1", false, ""},
+		{"a redis-sentinel URL with master_name is Sentinel", "redis-sentinel://s1:26379/0?master_name=mymaster&addr=s2:26379", false, ""},
+		{"a redis URL with master_name is Sentinel", "redis://s1:26379?master_name=mymaster", false, ""},
+		{"a redis-sentinel URL without master_name is refused", "redis-sentinel://s1:26379/0", false, "master_name"},
+		{"a redis-cluster URL is Cluster", "redis-cluster://c1:7000?addr=c2:7001", true, ""},
+		{"a redis URL with several addrs is Cluster", "redis://c1:7000?addr=c2:7001&addr=c3:7002", true, ""},
+		{"an unknown scheme is refused", "http://127.0.0.1:6379", false, "scheme"},
+		{"an empty URL is refused", "", false, "empty"},
+		{"a bad URL is refused without showing the password", "redis://user:secret@host:port:bad/0", false, "parse"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rdb, err := newClient(c.url, time.Second)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want one about %q", err, c.err)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Errorf("error shows the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			if _, ok := rdb.(*redis.ClusterClient); ok != c.cluster {
+				t.Errorf("client %T, want cluster %v", rdb, c.cluster)
+			}
+		})
+	}
+}
+
+func TestKeyPrefixWithABraceIsRefused(t *testing.T) {
+	if _, err := NewFromClient(redis.NewClient(&redis.Options{}), Options{KeyPrefix: "a{b}:"}); err == nil {
+		t.Error("a prefix with braces was accepted")
+	}
+}
+
+func TestOutboxKeysShareOneSlot(t *testing.T) {
+	k := newKeys("timguard:")
+	tag := func(key string) string {
+		i := strings.IndexByte(key, '{')
+		j := strings.IndexByte(key[i+1:], '}')
+		return key[i+1 : i+1+j]
+	}
+	for _, key := range k.outbox {
+		if got := tag(key); got != "timguard:outbox" {
+			t.Errorf("%s has hash tag %q", key, got)
+		}
+	}
+	for _, key := range []string{k.groupMutes("@TGS#1{x}"), k.muted} {
+		if got := tag(key); got != "timguard:mutes" {
+			t.Errorf("%s has hash tag %q", key, got)
+		}
+	}
+}
+
+func BenchmarkEnrich5Counters(b *testing.B) {
+	storetest.BenchEnrich5Counters(b, freshStore(b, Options{}))
+}
+
+func BenchmarkOutboxCycle(b *testing.B) {
+	storetest.BenchOutboxCycle(b, freshStore(b, Options{}))
+}

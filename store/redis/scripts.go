@@ -1,0 +1,234 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The outbox scripts all take the same KEYS, which share one hash tag so
+// that they live in one Cluster slot:
+//
+//	KEYS[1]  ready    zset id -> due (ms)
+//	KEYS[2]  claimed  zset id -> lease deadline (ms)
+//	KEYS[3]  dead     zset id -> dead-lettered at (ms)
+//	KEYS[4]  done     zset id -> remembered until (ms)
+//	KEYS[5]  data     hash id -> action JSON
+//	KEYS[6]  attempt  hash id -> claims so far
+//	KEYS[7]  token    hash id -> token of the current claim
+//	KEYS[8]  error    hash id -> last error recorded by Retry
+//	KEYS[9]  due      hash id -> due (ms), kept while the action is claimed
+//	KEYS[10] reason   hash id -> dead-letter reason
+//
+// An action is in exactly one of ready, claimed or dead while data holds it;
+// a holder proves its claim with the token, which is unset as soon as the
+// action leaves the claimed set.
+
+// enqueueLua adds actions that are neither known nor recently completed.
+// ARGV: now, then id, due, json for each action. Returns how many were added.
+const enqueueLua = `
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+local added = 0
+for i = 2, #ARGV, 3 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', KEYS[5], id) == 0 and not redis.call('ZSCORE', KEYS[4], id) then
+    redis.call('HSET', KEYS[5], id, ARGV[i + 2])
+    redis.call('HSET', KEYS[9], id, ARGV[i + 1])
+    redis.call('ZADD', KEYS[1], ARGV[i + 1], id)
+    added = added + 1
+  end
+end
+return added
+`
+
+// claimLua takes up to max due actions: first claims whose lease lapsed,
+// then waiting actions, each in due order. ARGV: now, max, lease deadline,
+// token base. Returns {json, attempt, token, last error} per action.
+const claimLua = `
+local now = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, max)
+if #ids < max then
+  local more = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max - #ids)
+  for _, id in ipairs(more) do ids[#ids + 1] = id end
+end
+local out = {}
+for i, id in ipairs(ids) do
+  local data = redis.call('HGET', KEYS[5], id)
+  redis.call('ZREM', KEYS[1], id)
+  if data then
+    local token = ARGV[4] .. ':' .. i
+    redis.call('ZADD', KEYS[2], ARGV[3], id)
+    local n = redis.call('HINCRBY', KEYS[6], id, 1)
+    redis.call('HSET', KEYS[7], id, token)
+    out[#out + 1] = {data, n, token, redis.call('HGET', KEYS[8], id) or ''}
+  else
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+return out
+`
+
+// extendLua moves the lease deadline of a held claim. ARGV: id, token,
+// deadline. Returns 1, or 0 when the token is not the current one.
+const extendLua = `
+if redis.call('HGET', KEYS[7], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+`
+
+// completeLua finishes a held claim and remembers the id. ARGV: id, token,
+// remember until, now. Returns 1, or 0 when the token is not the current one.
+const completeLua = `
+local id = ARGV[1]
+if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[2], id)
+for k = 5, 10 do redis.call('HDEL', KEYS[k], id) end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[3], id)
+return 1
+`
+
+// retryLua puts a held claim back, due at a new time, with the error.
+// ARGV: id, token, due, error text. Returns 1, or 0 when the token is not the
+// current one.
+const retryLua = `
+local id = ARGV[1]
+if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[2], id)
+redis.call('HDEL', KEYS[7], id)
+redis.call('HSET', KEYS[8], id, ARGV[4])
+redis.call('HSET', KEYS[9], id, ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[3], id)
+return 1
+`
+
+// releaseLua hands held claims back, due as before, without counting the
+// attempt. ARGV: id, token for each claim. Returns how many were released.
+const releaseLua = `
+local n = 0
+for i = 1, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[7], id) == ARGV[i + 1] then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[7], id)
+    redis.call('HINCRBY', KEYS[6], id, -1)
+    redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[9], id) or 0, id)
+    n = n + 1
+  end
+end
+return n
+`
+
+// deadLetterLua moves a held claim to the dead letters. ARGV: id, token,
+// now, reason. Returns 1, or 0 when the token is not the current one.
+const deadLetterLua = `
+local id = ARGV[1]
+if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[2], id)
+redis.call('HDEL', KEYS[7], id)
+redis.call('HSET', KEYS[10], id, ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[3], id)
+return 1
+`
+
+// statsLua counts the outbox at now; lapsed claims count as ready and due.
+// ARGV: now. Returns {ready, due, claimed, dead, oldest due or -1}.
+const statsLua = `
+local now = tonumber(ARGV[1])
+local ready = redis.call('ZCARD', KEYS[1])
+local due = redis.call('ZCOUNT', KEYS[1], '-inf', now)
+local claimed = redis.call('ZCARD', KEYS[2])
+local lapsed = redis.call('ZCOUNT', KEYS[2], '-inf', now)
+local oldest = -1
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #first > 0 and tonumber(first[2]) <= now then oldest = tonumber(first[2]) end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
+  local d = tonumber(redis.call('HGET', KEYS[9], id) or now)
+  if oldest < 0 or d < oldest then oldest = d end
+end
+return {ready + lapsed, due + lapsed, claimed - lapsed, redis.call('ZCARD', KEYS[3]), oldest}
+`
+
+// pendingLua lists waiting actions, soonest first. ARGV: limit.
+const pendingLua = `
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
+  local data = redis.call('HGET', KEYS[5], id)
+  if data then out[#out + 1] = data end
+end
+return out
+`
+
+// deadLua lists dead letters, newest first. ARGV: limit. Returns {json,
+// reason, at} per action.
+const deadLua = `
+local out = {}
+local ids = redis.call('ZREVRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+for i = 1, #ids, 2 do
+  local data = redis.call('HGET', KEYS[5], ids[i])
+  if data then out[#out + 1] = {data, redis.call('HGET', KEYS[10], ids[i]) or '', ids[i + 1]} end
+end
+return out
+`
+
+// mutesLua sets, clears or lists one group's mutes, drops the expired ones
+// and keeps the group's entry in the set of muted groups up to date.
+//
+//	KEYS[1]  the group's mutes: hash user -> "until json" (until 0 = no end)
+//	KEYS[2]  muted groups: zset group -> latest until (ms, +inf = no end)
+//
+// ARGV: op ("set", "clear" or "list"), group, now, then user, until, json
+// for set and user for clear. Returns the JSON of the mutes still in force.
+const mutesLua = `
+local op, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if op == 'set' then
+  redis.call('HSET', KEYS[1], ARGV[4], ARGV[5] .. ' ' .. ARGV[6])
+elseif op == 'clear' then
+  redis.call('HDEL', KEYS[1], ARGV[4])
+end
+local all = redis.call('HGETALL', KEYS[1])
+local live = {}
+local latest = nil
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local sp = string.find(v, ' ', 1, true)
+  local untilMs = tonumber(string.sub(v, 1, sp - 1))
+  if untilMs ~= 0 and untilMs <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    live[#live + 1] = string.sub(v, sp + 1)
+    if untilMs == 0 then
+      latest = '+inf'
+    elseif latest ~= '+inf' and (latest == nil or untilMs > latest) then
+      latest = untilMs
+    end
+  end
+end
+if latest == nil then
+  redis.call('ZREM', KEYS[2], group)
+else
+  redis.call('ZADD', KEYS[2], latest, group)
+end
+return live
+`
+
+// scripts holds the store's Lua scripts. Script.Run sends EVALSHA and falls
+// back to EVAL when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
+type scripts struct {
+	enqueue, claim, extend, complete, retry, release, deadLetter *redis.Script
+	stats, pending, dead, mutes                                  *redis.Script
+}
+
+func newScripts() scripts {
+	return scripts{
+		enqueue:    redis.NewScript(enqueueLua),
+		claim:      redis.NewScript(claimLua),
+		extend:     redis.NewScript(extendLua),
+		complete:   redis.NewScript(completeLua),
+		retry:      redis.NewScript(retryLua),
+		release:    redis.NewScript(releaseLua),
+		deadLetter: redis.NewScript(deadLetterLua),
+		stats:      redis.NewScript(statsLua),
+		pending:    redis.NewScript(pendingLua),
+		dead:       redis.NewScript(deadLua),
+		mutes:      redis.NewScript(mutesLua),
+	}
+}
