@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs the whole test suite the way CI does, on a fresh machine with Go.
+#
+#   scripts/test.sh            # vet, gofmt check, go test -race ./...
+#   scripts/test.sh -run Foo   # extra arguments go to go test
+#
+# Store and end-to-end tests need a real redis-server. When REDIS_URL is not
+# set, this script installs redis-server from Debian's packages if it is
+# missing, starts a private one on a free port and stops it afterwards.
+# TIMGUARD_REQUIRE_REDIS=1 (the default here) makes a missing Redis fail the
+# run instead of skipping those tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TIMGUARD_REQUIRE_REDIS="${TIMGUARD_REQUIRE_REDIS:-1}"
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test.sh: redis-server not found; installing it from Debian's packages" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+
+redis_pid=""
+redis_dir=""
+cleanup() {
+  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+  if [ -n "$redis_dir" ]; then rm -rf "$redis_dir"; fi
+}
+trap cleanup EXIT
+
+if [ -z "${REDIS_URL:-}" ]; then
+  redis_dir=$(mktemp -d)
+  for _ in 1 2 3 4 5; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$redis_dir" \
+      --databases 64 --logfile "$redis_dir/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 1 50); do
+      if redis-cli -p "$port" ping >/dev/null 2>&1; then break; fi
+      sleep 0.1
+    done
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then break; fi
+    kill "$redis_pid" 2>/dev/null || true; redis_pid=""
+  done
+  if [ -z "$redis_pid" ]; then echo "test.sh: could not start redis-server" >&2; cat "$redis_dir/redis.log" >&2 || true; exit 1; fi
+  export REDIS_URL="redis://127.0.0.1:$port/0"
+  echo "test.sh: started redis-server on port $port" >&2
+fi
+
+echo "test.sh: go vet" >&2
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "test.sh: gofmt would change:" >&2; echo "$unformatted" >&2; exit 1; fi
+
+echo "test.sh: go test -race ./..." >&2
+go test -race -count=1 -timeout 8m "$@" ./...
