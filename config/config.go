@@ -32,6 +32,7 @@ type Config struct {
 	Admin     Admin    `yaml:"admin"`
 	Audit     Audit    `yaml:"audit"`
 	Log       Log      `yaml:"log"`
+	Executor  Executor `yaml:"executor"`
 
 	// File is the path the configuration was read from ("" when built in
 	// code). Relative paths in the file are resolved against its directory.
@@ -92,6 +93,24 @@ type Audit struct {
 	File string `yaml:"file"`
 }
 
+// Executor tunes the action executor, which carries out the decided actions
+// through the REST API.
+type Executor struct {
+	// Lease is how long a claimed action is held before another worker (or
+	// replica) may take it over; at least 3 times tencent.timeout.
+	Lease Duration `yaml:"lease"`
+	// MaxAttempts is how many tries an action gets before it is
+	// dead-lettered.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryMin and RetryMax bound the exponential backoff between tries.
+	RetryMin Duration `yaml:"retry_min"`
+	RetryMax Duration `yaml:"retry_max"`
+	// Workers is how many groups are worked on at once.
+	Workers int `yaml:"workers"`
+	// ShutdownGrace is how long calls in flight may finish at shutdown.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+}
+
 // Log configures the operational log (standard error).
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -111,6 +130,13 @@ const (
 	DefaultKeyPrefix    = "timguard:"
 	DefaultStoreTimeout = 250 * time.Millisecond
 	DefaultRulesFile    = "rules.yaml"
+	// DefaultLease is executor.lease unless 4 times tencent.timeout is longer.
+	DefaultLease         = 30 * time.Second
+	DefaultMaxAttempts   = 8
+	DefaultRetryMin      = time.Second
+	DefaultRetryMax      = 5 * time.Minute
+	DefaultWorkers       = 8
+	DefaultShutdownGrace = 10 * time.Second
 )
 
 // reservedPaths are served by the bot itself and cannot be the callback path.
@@ -179,6 +205,24 @@ func (c *Config) applyDefaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	if c.Executor.Lease == 0 {
+		c.Executor.Lease = Duration(max(DefaultLease, 4*c.Tencent.Timeout.D()))
+	}
+	if c.Executor.MaxAttempts == 0 {
+		c.Executor.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.Executor.RetryMin == 0 {
+		c.Executor.RetryMin = Duration(DefaultRetryMin)
+	}
+	if c.Executor.RetryMax == 0 {
+		c.Executor.RetryMax = Duration(max(DefaultRetryMax, c.Executor.RetryMin.D()))
+	}
+	if c.Executor.Workers == 0 {
+		c.Executor.Workers = DefaultWorkers
+	}
+	if c.Executor.ShutdownGrace == 0 {
+		c.Executor.ShutdownGrace = Duration(DefaultShutdownGrace)
+	}
 }
 
 func (c *Config) validate() []yamlx.Problem {
@@ -235,11 +279,38 @@ func (c *Config) validate() []yamlx.Problem {
 	if strings.ContainsAny(c.Store.KeyPrefix, "{}") {
 		bad("store.key_prefix", "%q must not contain braces (they select Redis Cluster hash slots)", c.Store.KeyPrefix)
 	}
+	ps = append(ps, c.Executor.validate(c.Tencent.Timeout)...)
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "%s", err)
 	}
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		bad("log.format", "%q must be json or text", c.Log.Format)
+	}
+	return ps
+}
+
+func (e Executor) validate(restTimeout Duration) []yamlx.Problem {
+	var ps []yamlx.Problem
+	bad := func(key string, format string, args ...any) {
+		ps = append(ps, yamlx.Problem{Path: "executor." + key, Reason: fmt.Sprintf(format, args...)})
+	}
+	if restTimeout > 0 && e.Lease < 3*restTimeout {
+		bad("lease", "%s must be at least 3 times tencent.timeout (%s): a call and its lookups must fit in it", e.Lease, restTimeout)
+	}
+	if e.MaxAttempts < 1 || e.MaxAttempts > 1000 {
+		bad("max_attempts", "%d must be between 1 and 1000", e.MaxAttempts)
+	}
+	if e.RetryMin <= 0 {
+		bad("retry_min", "%s must be positive", e.RetryMin)
+	}
+	if e.RetryMax < e.RetryMin {
+		bad("retry_max", "%s must not be below executor.retry_min (%s)", e.RetryMax, e.RetryMin)
+	}
+	if e.Workers < 1 || e.Workers > 256 {
+		bad("workers", "%d must be between 1 and 256", e.Workers)
+	}
+	if e.ShutdownGrace <= 0 || e.ShutdownGrace.D() > 10*time.Minute {
+		bad("shutdown_grace", "%s must be above 0 and at most 10m", e.ShutdownGrace)
 	}
 	return ps
 }
@@ -263,7 +334,7 @@ func checkRedisURL(raw string) error {
 		return errors.New("is not a URL (the value is not shown: it may hold a password)")
 	}
 	switch u.Scheme {
-	case "redis", "rediss", "redis-sentinel", "redis-cluster":
+	case "redis", "rediss", "redis-sentinel", "redis-cluster", "rediss-sentinel", "rediss-cluster":
 		if u.Host == "" {
 			return errors.New("has no host")
 		}
@@ -272,7 +343,9 @@ func checkRedisURL(raw string) error {
 			return errors.New("has no socket path")
 		}
 	default:
-		return fmt.Errorf("scheme %q is not redis, rediss, redis-sentinel, redis-cluster or unix", u.Scheme)
+		// The scheme is not repeated: in a mistyped URL it may be part of
+		// the password.
+		return errors.New("scheme is not redis, rediss, redis-sentinel, redis-cluster (or their TLS forms) or unix")
 	}
 	return nil
 }
@@ -318,11 +391,11 @@ type Duration time.Duration
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: a duration such as 10s or 1m is required", n.Line)
+		return yamlx.Errorf(n, "a duration such as 10s or 1m is required")
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration such as 10s or 1m", n.Line, n.Value)
+		return yamlx.Errorf(n, "%q is not a duration such as 10s or 1m", n.Value)
 	}
 	*d = Duration(v)
 	return nil

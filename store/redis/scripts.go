@@ -176,13 +176,28 @@ return out
 //	KEYS[2]  muted groups: zset group -> latest until (ms, +inf = no end)
 //
 // ARGV: op ("set", "clear" or "list"), group, now, then user, until, json
-// for set and user for clear. Returns the JSON of the mutes still in force.
+// for set and user for clear. set and clear touch one field and return
+// nothing; list drops the expired mutes, recomputes the group's latest end and
+// returns the JSON of the mutes still in force.
 const mutesLua = `
 local op, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if op == 'set' then
+  -- O(1): raise the group's latest end, never lower it.
   redis.call('HSET', KEYS[1], ARGV[4], ARGV[5] .. ' ' .. ARGV[6])
+  local untilMs = tonumber(ARGV[5])
+  if untilMs == 0 then
+    redis.call('ZADD', KEYS[2], '+inf', group)
+  else
+    redis.call('ZADD', KEYS[2], 'GT', untilMs, group)
+  end
+  return {}
 elseif op == 'clear' then
+  -- O(1): the group's latest end may now be too late; list recomputes it.
   redis.call('HDEL', KEYS[1], ARGV[4])
+  if redis.call('HLEN', KEYS[1]) == 0 then
+    redis.call('ZREM', KEYS[2], group)
+  end
+  return {}
 end
 local all = redis.call('HGETALL', KEYS[1])
 local live = {}

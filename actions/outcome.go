@@ -1,0 +1,245 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/rules"
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/tim"
+)
+
+// finishParallel bounds how many jobs of one call are settled at once (each
+// settles with a few store round trips).
+const finishParallel = 16
+
+// each runs fn for every job, finishParallel at a time.
+func each(jobs []*job, fn func(*job)) {
+	if len(jobs) == 1 {
+		fn(jobs[0])
+		return
+	}
+	sem := make(chan struct{}, finishParallel)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(j)
+		})
+	}
+	wg.Wait()
+}
+
+// settleCtx bounds the store operations that record j's outcome: they are
+// retried while the store is unavailable until j's lease runs out (after
+// that another worker may take the action over anyway), also during
+// shutdown.
+func (e *Executor) settleCtx(work context.Context, j *job) (context.Context, context.CancelFunc) {
+	left := e.cfg.Lease - e.cfg.Now().Sub(j.claimed)
+	return context.WithTimeout(context.WithoutCancel(work), min(max(left, time.Second), e.cfg.Lease))
+}
+
+// complete records j as finished, retrying while the store is unavailable
+// so that a short outage after a successful call does not make the call
+// happen again. It returns the note to add to the audit record, if any.
+func (e *Executor) complete(work context.Context, j *job) string {
+	ctx, cancel := e.settleCtx(work, j)
+	defer cancel()
+	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Complete(ctx, j.c) })
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, store.ErrLeaseLost):
+		e.log.Warn("the action's lease was lost before its completion was recorded; another worker may repeat it",
+			"action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group)
+		return "lease lost before the completion was recorded; another worker may repeat the action"
+	default:
+		e.log.Error("could not record the action's completion; it may run again after its lease", "action", j.c.ID, "err", err)
+		return "completion not recorded: " + err.Error()
+	}
+}
+
+// finishWithoutCall completes a job that needs no call (skipped, dry run)
+// and audits result with reason.
+func (e *Executor) finishWithoutCall(work context.Context, j *job, result, reason string) {
+	e.renewOne(work, j)
+	note := e.complete(work, j)
+	if result == audit.ResultSkipped {
+		e.log.Debug("action skipped", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group, "user", j.c.User, "reason", reason)
+	}
+	e.record(j, result, "", joinNote(reason, note))
+}
+
+// done records the effects of a successful call (mute records, delayed
+// follow-ups), then completes and audits the job. When the effects cannot
+// be recorded the job is left to its lease, so that it runs again and
+// records them then.
+func (e *Executor) done(work context.Context, j *job, command string) {
+	// A lost lease shows when completing; the effects are recorded anyway
+	// (recording them twice is harmless, missing them is not).
+	e.renewOne(work, j)
+	ctx, cancel := e.settleCtx(work, j)
+	err := retryStore(ctx, func(ctx context.Context) error { return e.followUps(ctx, j) })
+	cancel()
+	if err != nil {
+		e.log.Error("the call succeeded but its follow-up could not be recorded; the action runs again after its lease",
+			"action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group, "err", err)
+		e.record(j, audit.ResultRetry, command, "the call succeeded but its follow-up could not be recorded: "+err.Error())
+		return
+	}
+	note := e.complete(work, j)
+	e.log.Debug("action done", "action", j.c.ID, "kind", j.c.Kind, "command", command, "group", j.c.Group, "user", j.c.User)
+	e.record(j, audit.ResultDone, command, note)
+}
+
+// followUps records what a successful call leaves behind: the mute record,
+// and the delayed action that ends or announces it.
+func (e *Executor) followUps(ctx context.Context, j *job) error {
+	a := j.c.Action
+	now := e.cfg.Now()
+	until := func() time.Time {
+		if permanent(j.seconds) {
+			return time.Time{} // a mute without end
+		}
+		return now.Add(time.Duration(j.seconds) * time.Second)
+	}
+	later := func(kind, suffix, user, text string, at time.Time) store.Action {
+		return store.Action{
+			ID: a.ID + suffix, Kind: kind, Group: a.Group, GroupType: a.GroupType, User: user, Text: text,
+			Rule: a.Rule, EventID: a.EventID, Roles: a.Roles, NotBefore: at, Created: now,
+		}
+	}
+	switch j.op {
+	case opMute:
+		end := until()
+		if err := e.cfg.Store.SetMute(ctx, store.Mute{Group: a.Group, User: a.User, Until: end, Since: now, Rule: a.Rule, EventID: a.EventID}); err != nil {
+			return fmt.Errorf("record the mute of %s in %s: %w", a.User, a.Group, err)
+		}
+		if j.announce != "" && !end.IsZero() {
+			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, "/end", a.User, j.announce, end))
+		}
+	case opUnmute:
+		if err := e.cfg.Store.ClearMute(ctx, a.Group, a.User); err != nil {
+			return fmt.Errorf("clear the mute of %s in %s: %w", a.User, a.Group, err)
+		}
+	case opMuteAll:
+		end := until()
+		if err := e.cfg.Store.SetMute(ctx, store.Mute{Group: a.Group, Until: end, Since: now, Rule: a.Rule, EventID: a.EventID}); err != nil {
+			return fmt.Errorf("record the mute of %s: %w", a.Group, err)
+		}
+		if !end.IsZero() {
+			// The IM server keeps a group-wide mute until it is lifted.
+			return e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, "/end", "", j.announce, end))
+		}
+	case opUnmuteAll:
+		if err := e.cfg.Store.ClearMute(ctx, a.Group, ""); err != nil {
+			return fmt.Errorf("clear the mute of %s: %w", a.Group, err)
+		}
+		if j.announce != "" {
+			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, "/announce", "", j.announce, time.Time{}))
+		}
+	case opBan:
+		if end := until(); j.announce != "" && !end.IsZero() {
+			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, "/end", a.User, j.announce, end))
+		}
+	}
+	return nil
+}
+
+// dead dead-letters j with reason and audits it.
+func (e *Executor) dead(work context.Context, j *job, command, reason string) {
+	ctx, cancel := e.settleCtx(work, j)
+	defer cancel()
+	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.DeadLetter(ctx, j.c, reason) })
+	e.log.Warn("action dead-lettered", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group, "user", j.c.User,
+		"attempt", j.c.Attempt, "reason", reason)
+	e.record(j, audit.ResultDead, command, joinNote(reason, storeNote("dead letter", err)))
+}
+
+// retry puts j back, due at at, and audits it.
+func (e *Executor) retry(work context.Context, j *job, command string, at time.Time, errText string) {
+	ctx, cancel := e.settleCtx(work, j)
+	defer cancel()
+	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Retry(ctx, j.c, at, errText) })
+	e.log.Info("action failed; retrying later", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group,
+		"attempt", j.c.Attempt, "retry_at", at, "err", errText)
+	e.record(j, audit.ResultRetry, command, joinNote(errText, storeNote("retry", err)))
+}
+
+// fail sorts a failed call's error and settles each of its jobs: retry
+// with backoff, dead letter, or hand back when the call was interrupted. A
+// batch refused as a whole (batch set, several jobs) is retried one job per
+// call, so that one bad member does not sink the others.
+func (e *Executor) fail(work context.Context, jobs []*job, command string, err error, batch bool) {
+	class := tim.Classify(err)
+	if class == tim.Canceled {
+		e.release(jobs)
+		for _, j := range jobs {
+			e.record(j, audit.ResultRetry, command, "interrupted by shutdown; handed back to the outbox: "+err.Error())
+		}
+		return
+	}
+	attempt := 0
+	for _, j := range jobs {
+		attempt = max(attempt, j.c.Attempt)
+	}
+	// One delay for the whole call keeps its jobs together when they come
+	// back, so that the retry is one call too.
+	at := e.cfg.Now().Add(e.backoff(attempt, class))
+	msg := err.Error()
+	each(jobs, func(j *job) {
+		switch {
+		case class == tim.Permanent && batch && len(jobs) > 1 && j.c.Attempt < e.cfg.MaxAttempts:
+			e.retry(work, j, command, e.cfg.Now(), soloPrefix+msg)
+		case class == tim.Permanent:
+			e.dead(work, j, command, msg)
+		case j.c.Attempt >= e.cfg.MaxAttempts:
+			e.dead(work, j, command, fmt.Sprintf("gave up after %d attempts: %s", j.c.Attempt, msg))
+		default:
+			e.retry(work, j, command, at, msg)
+		}
+	})
+}
+
+// release hands jobs that were not started back to the outbox.
+func (e *Executor) release(jobs []*job) {
+	if len(jobs) == 0 {
+		return
+	}
+	cs := make([]store.Claimed, len(jobs))
+	for i, j := range jobs {
+		cs[i] = j.c
+	}
+	ctx, cancel := bounded(context.Background())
+	defer cancel()
+	if err := e.cfg.Store.Release(ctx, cs...); err != nil {
+		e.log.Warn("could not hand actions back; they are due again when their lease ends", "actions", len(cs), "err", err)
+		return
+	}
+	e.log.Info("handed actions back to the outbox", "actions", len(cs))
+}
+
+func storeNote(op string, err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, store.ErrLeaseLost):
+		return "lease lost; another worker has the action"
+	}
+	return op + " not recorded: " + err.Error()
+}
+
+func joinNote(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}

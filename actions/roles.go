@@ -1,0 +1,317 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/tim"
+)
+
+// MemberLister lists a group's members; *tim.Client implements it.
+type MemberLister interface {
+	GetGroupMemberInfo(ctx context.Context, req tim.GetGroupMemberInfoRequest) (tim.GroupMembers, error)
+}
+
+// RoleStore is the store's group role cache, read through Enrich as the
+// policy engine reads it.
+type RoleStore interface {
+	Enrich(ctx context.Context, req store.EnrichRequest) (store.EnrichResult, error)
+	SetRoles(ctx context.Context, group string, roles map[string]string, ttl time.Duration) error
+}
+
+// Defaults for RoleFillerConfig fields left zero.
+const (
+	DefaultRoleTTL         = 15 * time.Minute
+	DefaultRoleFillTimeout = 10 * time.Second
+	DefaultRoleFills       = 16
+	DefaultRoleCooldown    = time.Minute
+)
+
+// RoleFillerConfig configures a RoleFiller. Client and Store are required.
+type RoleFillerConfig struct {
+	Client MemberLister
+	Store  RoleStore
+	Logger *slog.Logger
+	Now    func() time.Time
+	// TTL is how long the store keeps a group's roles. Role changes the IM
+	// server reports through callbacks drop the cache sooner.
+	TTL time.Duration
+	// Timeout bounds one background fill.
+	Timeout time.Duration
+	// MaxFills bounds the background fills in flight; past it FillRoles
+	// does nothing (the next event of the group asks again).
+	MaxFills int
+	// Cooldown is how long FillRoles leaves a group alone after a failed
+	// fill, so that a group the IM server refuses to list does not cost a
+	// call per event.
+	Cooldown time.Duration
+}
+
+// RoleFiller knows each group's owner and admins: it lists them with
+// get_group_member_info (MemberRoleFilter Owner and Admin) and keeps them in
+// the store's role cache, where the policy engine reads user.role. Lookups
+// of one group are shared (singleflight), so that the policy engine's fill
+// and the executor's exemption check cost one call between them.
+type RoleFiller struct {
+	cfg    RoleFillerConfig
+	log    *slog.Logger
+	flight singleflight.Group
+	sem    chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	failed map[string]time.Time // group -> end of its cooldown
+}
+
+// NewRoleFiller returns a RoleFiller; Close it to stop its background fills.
+func NewRoleFiller(cfg RoleFillerConfig) *RoleFiller {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	setDefault(&cfg.TTL, DefaultRoleTTL)
+	setDefault(&cfg.Timeout, DefaultRoleFillTimeout)
+	setDefault(&cfg.MaxFills, DefaultRoleFills)
+	setDefault(&cfg.Cooldown, DefaultRoleCooldown)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &RoleFiller{
+		cfg: cfg, log: cfg.Logger.With("component", "actions.roles"),
+		sem: make(chan struct{}, cfg.MaxFills), ctx: ctx, cancel: cancel,
+		failed: map[string]time.Time{},
+	}
+}
+
+// FillRoles fills the group's role cache in the background. It returns at
+// once; policy.Engine calls it when an event finds the cache empty.
+func (f *RoleFiller) FillRoles(group string) {
+	if group == "" {
+		return
+	}
+	f.mu.Lock()
+	if f.closed || f.cfg.Now().Before(f.failed[group]) {
+		f.mu.Unlock()
+		return
+	}
+	select {
+	case f.sem <- struct{}{}:
+	default:
+		f.mu.Unlock()
+		return
+	}
+	f.wg.Add(1)
+	f.mu.Unlock()
+	go func() {
+		defer f.wg.Done()
+		defer func() { <-f.sem }()
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Timeout)
+		defer cancel()
+		if _, err := f.fetch(ctx, group, true); err != nil {
+			f.mu.Lock()
+			f.failed[group] = f.cfg.Now().Add(f.cfg.Cooldown)
+			for g, until := range f.failed {
+				if f.cfg.Now().After(until) {
+					delete(f.failed, g)
+				}
+			}
+			f.mu.Unlock()
+			if !errors.Is(err, context.Canceled) {
+				f.log.Warn("could not fill the group's roles; rules see its owner and admins as members until it works",
+					"group", group, "retry_after", f.cfg.Cooldown, "err", err)
+			}
+		}
+	}()
+}
+
+// GroupRoles returns the role of each user in group: from the store's
+// cache, or from the IM server (filling the cache) when the cache is empty
+// or the store cannot be read.
+func (f *RoleFiller) GroupRoles(ctx context.Context, group string, users []string) (map[string]string, error) {
+	if out, ok := f.cached(ctx, group, users); ok {
+		return out, nil
+	}
+	roles, err := f.fetch(ctx, group, true)
+	if err != nil {
+		return nil, err
+	}
+	if roles == nil {
+		// Another fill cached the roles meanwhile.
+		if out, ok := f.cached(ctx, group, users); ok {
+			return out, nil
+		}
+		if roles, err = f.fetch(ctx, group, false); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[string]string, len(users))
+	for _, u := range users {
+		out[u] = store.RoleMember
+		if r, ok := roles[u]; ok {
+			out[u] = r
+		}
+	}
+	return out, nil
+}
+
+// cached reads users' roles from the store's cache; ok is false when the
+// group is not cached or the store cannot be read.
+func (f *RoleFiller) cached(ctx context.Context, group string, users []string) (map[string]string, bool) {
+	res, err := f.cfg.Store.Enrich(ctx, store.EnrichRequest{Now: f.cfg.Now(), RoleGroup: group, RoleUsers: users})
+	if err != nil {
+		f.log.Warn("read cached roles; asking the IM server", "group", group, "err", err)
+		return nil, false
+	}
+	if !res.RolesCached || len(res.Roles) != len(users) {
+		return nil, false
+	}
+	out := make(map[string]string, len(users))
+	for i, u := range users {
+		out[u] = res.Roles[i]
+	}
+	return out, true
+}
+
+// fetch lists the group's owner and admins and caches them; concurrent
+// fetches of one group share one call. With recheck it first looks at the
+// cache again, since a fill may have finished since the caller looked, and
+// returns nil roles when the cache has them.
+func (f *RoleFiller) fetch(ctx context.Context, group string, recheck bool) (map[string]string, error) {
+	key := group
+	if !recheck {
+		key = "\x00" + group
+	}
+	v, err, _ := f.flight.Do(key, func() (any, error) {
+		if recheck {
+			if _, ok := f.cached(ctx, group, nil); ok {
+				return map[string]string(nil), nil
+			}
+		}
+		roles, err := f.list(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.cfg.Store.SetRoles(ctx, group, roles, f.cfg.TTL); err != nil {
+			f.log.Warn("cache the group's roles", "group", group, "err", err)
+		}
+		return roles, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]string), nil
+}
+
+// maxRolePages bounds the pages read for one group (Community groups page
+// with Next even when filtered by role).
+const maxRolePages = 50
+
+func (f *RoleFiller) list(ctx context.Context, group string) (map[string]string, error) {
+	req := tim.GetGroupMemberInfoRequest{
+		GroupID:    group,
+		RoleFilter: []string{tim.RoleOwner, tim.RoleAdmin},
+		InfoFilter: []string{"Role"},
+	}
+	roles := map[string]string{}
+	for range maxRolePages {
+		page, err := f.cfg.Client.GetGroupMemberInfo(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("list the owner and admins of %s: %w", group, err)
+		}
+		for _, m := range page.Members {
+			switch m.Role {
+			case tim.RoleOwner:
+				roles[m.Account] = store.RoleOwner
+			case tim.RoleAdmin:
+				roles[m.Account] = store.RoleAdmin
+			}
+		}
+		if page.Next == "" || page.Next == req.Next {
+			return roles, nil
+		}
+		req.Next = page.Next
+	}
+	return roles, nil
+}
+
+// Close stops the background fills and waits for them.
+func (f *RoleFiller) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+}
+
+// groupCache keeps get_group_info answers for a while; concurrent lookups
+// of one group share one call.
+type groupCache struct {
+	ttl    time.Duration
+	now    func() time.Time
+	flight singleflight.Group
+
+	mu sync.Mutex
+	m  map[string]cachedGroup
+}
+
+type cachedGroup struct {
+	info    tim.GroupInfo
+	expires time.Time
+}
+
+func newGroupCache(ttl time.Duration, now func() time.Time) *groupCache {
+	return &groupCache{ttl: ttl, now: now, m: map[string]cachedGroup{}}
+}
+
+// groupInfo returns the group's type and join option, from the cache or
+// from get_group_info. A group the server does not know is an error
+// (10010 or 10015), which tim.Classify finds permanent.
+func (e *Executor) groupInfo(ctx context.Context, group string) (tim.GroupInfo, error) {
+	gc := e.groups
+	now := gc.now()
+	gc.mu.Lock()
+	if c, ok := gc.m[group]; ok && now.Before(c.expires) {
+		gc.mu.Unlock()
+		return c.info, nil
+	}
+	gc.mu.Unlock()
+	v, err, _ := gc.flight.Do(group, func() (any, error) {
+		infos, err := e.cfg.Client.GetGroupInfo(ctx, []string{group})
+		if err != nil {
+			return nil, fmt.Errorf("look up group %s: %w", group, err)
+		}
+		for _, gi := range infos {
+			if gi.GroupID != group {
+				continue
+			}
+			if err := gi.Err(); err != nil {
+				return nil, fmt.Errorf("look up group %s: %w", group, err)
+			}
+			gc.mu.Lock()
+			for g, c := range gc.m {
+				if !now.Before(c.expires) {
+					delete(gc.m, g)
+				}
+			}
+			gc.m[group] = cachedGroup{info: gi, expires: now.Add(gc.ttl)}
+			gc.mu.Unlock()
+			return gi, nil
+		}
+		return nil, fmt.Errorf("look up group %s: get_group_info did not answer for it", group)
+	})
+	if err != nil {
+		return tim.GroupInfo{}, err
+	}
+	return v.(tim.GroupInfo), nil
+}

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/timguard/timguard/actions"
+	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/config"
+	"github.com/timguard/timguard/handlers"
+	"github.com/timguard/timguard/internal/logging"
+	"github.com/timguard/timguard/policy"
+	"github.com/timguard/timguard/store"
+	memstore "github.com/timguard/timguard/store/memory"
+	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/tim"
+)
+
+func nowFunc() time.Time { return time.Now() }
+
+// appOptions carries what the process gives the app; tests replace them.
+type appOptions struct {
+	Stdout, Stderr io.Writer
+	// Listener, when set, is used instead of listening on cfg.Listen.
+	Listener net.Listener
+	Now      func() time.Time
+}
+
+// app is a running timguard: every part, built from one configuration.
+type app struct {
+	cfg      *config.Config
+	cfgPath  string
+	log      *slog.Logger
+	redactor *logging.Redactor
+	rules    *policy.RuleHolder
+	store    store.Store
+	audit    *audit.Writer
+	engine   *policy.Engine
+	router   *gin.Engine
+	server   *http.Server
+	listener net.Listener
+	now      func() time.Time
+
+	// client calls the IM REST API; nil when tencent.secret_key is empty.
+	client   *tim.Client
+	roles    *actions.RoleFiller
+	executor *actions.Executor
+
+	reloadMu sync.Mutex
+}
+
+// newApp builds every part. Nothing listens until run.
+func newApp(ctx context.Context, configPath string, opts appOptions) (*app, error) {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return nil, err
+	}
+	level, _ := config.ParseLevel(cfg.Log.Level)
+	redactor := &logging.Redactor{}
+	redactor.Add(cfg.Callback.Token.Reveal(), cfg.Callback.PreviousToken.Reveal(), cfg.Tencent.SecretKey.Reveal(),
+		cfg.Admin.Token.Reveal(), redisPassword(cfg.Store.RedisURL.Reveal()))
+	log := logging.New(opts.Stderr, logging.Options{Level: level, Format: cfg.Log.Format, Redactor: redactor})
+
+	set, err := policy.LoadRules(cfg.RulesPath())
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	a := &app{cfg: cfg, cfgPath: configPath, log: log, redactor: redactor, rules: policy.NewRuleHolder(set), now: opts.Now}
+
+	a.store, err = openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	auditOut := opts.Stdout
+	if path := cfg.AuditPath(); path != "" {
+		a.audit, err = audit.Open(path, func(err error) { log.Error("audit write failed", "err", err) })
+		if err != nil {
+			_ = a.store.Close()
+			return nil, err
+		}
+	} else {
+		a.audit = audit.New(auditOut, func(err error) { log.Error("audit write failed", "err", err) })
+	}
+
+	if err := a.buildExecutor(); err != nil {
+		a.close()
+		return nil, err
+	}
+	var roleFiller policy.RoleFiller
+	if a.roles != nil {
+		roleFiller = a.roles
+	}
+	a.engine = policy.New(policy.Config{
+		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: log, Now: opts.Now,
+		DryRun: cfg.DryRun, AppAdmin: cfg.Tencent.Admin, StoreTimeout: cfg.Store.Timeout.D(),
+		Roles: roleFiller,
+	})
+	gin.SetMode(gin.ReleaseMode)
+	a.router = handlers.New(handlers.Config{
+		CallbackPath: cfg.Callback.Path,
+		SDKAppID:     cfg.Tencent.SDKAppID,
+		Tokens:       cfg.CallbackTokens,
+		MaxClockSkew: cfg.Callback.MaxClockSkew.D(),
+		MaxBodyBytes: cfg.Callback.MaxBodyBytes,
+		Deadline:     cfg.Callback.Deadline.D(),
+	}, handlers.Deps{
+		Decider: a.engine,
+		Ready:   a.ready,
+		Logger:  log,
+		Now:     opts.Now,
+	})
+	a.server = &http.Server{
+		Handler:           a.router,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	a.listener = opts.Listener
+	return a, nil
+}
+
+// buildExecutor builds the REST client (when tencent.secret_key is set), the
+// role filler and the action executor. Every REST call waits on the budget
+// all replicas share in the store.
+func (a *app) buildExecutor() error {
+	cfg := a.cfg
+	ec := actions.Config{
+		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now,
+		AppAdmin: cfg.Tencent.Admin, DryRun: cfg.DryRun,
+		Lease: cfg.Executor.Lease.D(), MaxAttempts: cfg.Executor.MaxAttempts,
+		MinBackoff: cfg.Executor.RetryMin.D(), MaxBackoff: cfg.Executor.RetryMax.D(),
+		Workers: cfg.Executor.Workers, Grace: cfg.Executor.ShutdownGrace.D(),
+	}
+	if cfg.Tencent.RESTEnabled() {
+		client, err := tim.NewClient(tim.ClientConfig{
+			BaseURL:   cfg.Tencent.APIBase,
+			SDKAppID:  cfg.Tencent.SDKAppID,
+			Admin:     cfg.Tencent.Admin,
+			SecretKey: cfg.Tencent.SecretKey.Reveal(),
+			Timeout:   cfg.Tencent.Timeout.D(),
+			Limiter:   actions.SharedLimiter{Store: a.store, PerSecond: cfg.Tencent.RateLimit},
+			Logger:    a.log,
+		})
+		if err != nil {
+			return fmt.Errorf("tencent: %w", err)
+		}
+		a.client = client
+		a.roles = actions.NewRoleFiller(actions.RoleFillerConfig{Client: client, Store: a.store, Logger: a.log, Now: a.now})
+		ec.Client, ec.Roles = client, a.roles
+	}
+	ex, err := actions.New(ec)
+	if err != nil {
+		return err
+	}
+	a.executor = ex
+	return nil
+}
+
+// startExecutor runs the executor until the returned function is called;
+// that function stops it and waits (its calls in flight get
+// executor.shutdown_grace).
+func (a *app) startExecutor() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.executor.Run(ctx); err != nil {
+			a.log.Error("executor stopped with an error", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// openStore opens Redis when store.redis_url is set, else the embedded store.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	if cfg.Store.RedisURL == "" {
+		return memstore.New(memstore.Options{}), nil
+	}
+	s, err := redisstore.New(ctx, redisstore.Options{
+		URL:       cfg.Store.RedisURL.Reveal(),
+		KeyPrefix: cfg.Store.KeyPrefix,
+		Timeout:   cfg.Store.Timeout.D(),
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return s, nil
+}
+
+// ready is /readyz: rules loaded and the store answering.
+func (a *app) ready(ctx context.Context) error {
+	if a.rules.Rules() == nil {
+		return errors.New("no rules loaded")
+	}
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// run serves until ctx is cancelled, reloading on every value from reload,
+// then shuts down gracefully.
+func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
+	defer a.close()
+	a.logStartup()
+	ln := a.listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", a.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+		}
+	}
+	a.log.Info("listening", "addr", ln.Addr().String(), "callback_path", a.cfg.Callback.Path)
+	// The executor stops when run returns: after the HTTP server has
+	// answered the callbacks in flight, before a.close closes the store.
+	defer a.startExecutor()()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(ln) }()
+	for {
+		select {
+		case err := <-serveErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case <-reload:
+			a.reloadRules()
+		case <-ctx.Done():
+			a.log.Info("shutting down: no new callbacks; answering those in flight")
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := a.server.Shutdown(sctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			a.log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// reloadRules loads the rule file again; on any problem the rules in force
+// stay.
+func (a *app) reloadRules() {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	set, err := policy.LoadRules(a.cfg.RulesPath())
+	if err != nil {
+		a.log.Error("reload failed; the previous rules stay in force", "file", a.cfg.RulesPath(), "err", err)
+		return
+	}
+	old := a.rules.Swap(set)
+	a.log.Info("rules reloaded", "from_version", old.Version, "to_version", set.Version, "rules", set.Summary())
+}
+
+// logStartup says which parts run embedded or are off.
+func (a *app) logStartup() {
+	c := a.cfg
+	storeMode := "embedded (single process; state is lost on restart)"
+	if c.Store.RedisURL != "" {
+		storeMode = "redis"
+	}
+	rest := "off (no tencent.secret_key): actions are decided and audited but not carried out"
+	if c.Tencent.RESTEnabled() {
+		rest = "on, " + c.Tencent.APIBase
+	}
+	sig := "on"
+	if len(c.CallbackTokens()) == 0 {
+		sig = "off"
+		a.log.Warn("callback.token is empty: callbacks are not authenticated; anyone who can reach the callback URL can call it")
+	}
+	admin := "off (no admin.token)"
+	if c.Admin.Token != "" {
+		admin = "on"
+	}
+	a.log.Info("timguard starting",
+		"version", version,
+		"config", a.cfgPath,
+		"sdk_app_id", c.Tencent.SDKAppID,
+		"store", storeMode,
+		"rest_api", rest,
+		"callback_signature_check", sig,
+		"admin_api", admin,
+		"dry_run", c.DryRun,
+		"rules", a.rules.Rules().Summary(),
+	)
+}
+
+func (a *app) close() {
+	if a.roles != nil {
+		a.roles.Close()
+	}
+	if a.client != nil {
+		a.client.Close()
+	}
+	if err := a.store.Close(); err != nil {
+		a.log.Warn("close store", "err", err)
+	}
+	if err := a.audit.Close(); err != nil {
+		a.log.Warn("close audit log", "err", err)
+	}
+}
+
+// redisPassword extracts the password of a Redis URL so the logger masks
+// it.
+func redisPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/timguard/timguard/config"
+	"github.com/timguard/timguard/policy"
+	"github.com/timguard/timguard/rules"
+	"github.com/timguard/timguard/tim"
+	"gopkg.in/yaml.v3"
+)
+
+// checkCmd validates the configuration and the rule file and runs the tests
+// kept beside the rules. Every problem is printed; exit 0 means all is well.
+func checkCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", stderr)
+	configPath := fs.String("config", "", "configuration `file` (its rules_file is checked too)")
+	rulesPath := fs.String("rules", "", "rule `file` to check on its own")
+	verbose := fs.Bool("v", false, "print every rule test, not only failures")
+	if code, stop := parseFlags(fs, args); stop {
+		return code
+	}
+	if *configPath == "" && *rulesPath == "" {
+		fmt.Fprintln(stderr, "bot check: give --config FILE or --rules FILE")
+		return 2
+	}
+	path := *rulesPath
+	if *configPath != "" {
+		cfg, err := config.Load(*configPath)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *configPath)
+		if path == "" {
+			path = cfg.RulesPath()
+		}
+	}
+	set, err := rules.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		var re *rules.Error
+		if errors.As(err, &re) {
+			fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(re.Problems))
+		}
+		return 1
+	}
+	total, failures := policy.RunTests(set)
+	if *verbose {
+		printTests(stdout, set)
+	}
+	for _, f := range failures {
+		fmt.Fprintln(stderr, f.String())
+	}
+	if len(failures) > 0 {
+		fmt.Fprintf(stderr, "%s: %d of %d rule tests failed\n", path, len(failures), total)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok: %s; %d rule tests passed\n", path, set.Summary(), total)
+	return 0
+}
+
+func printTests(w io.Writer, set *rules.Set) {
+	for _, r := range set.Rules {
+		for _, t := range r.Tests {
+			out, d := policy.EvaluateTest(set, t)
+			fmt.Fprintf(w, "  rule %s test %s: verdict %s, reply %d, rules %v, actions %d\n",
+				r.Name, t.Name, verdictOrNone(d.Verdict), out.Reply.ErrorCode, d.Rules, len(d.Actions))
+		}
+	}
+}
+
+func verdictOrNone(v rules.Verdict) string {
+	if v == rules.None {
+		return "none"
+	}
+	return string(v)
+}
+
+// simulateCmd prints the decision the loaded rules make for one callback
+// body. Nothing is read from or written to the store, and nothing is called.
+func simulateCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("simulate", stderr)
+	configPath := fs.String("config", "", "configuration `file`")
+	rulesPath := fs.String("rules", "", "rule `file` (instead of the config's rules_file)")
+	eventPath := fs.String("event", "", "callback body `file` (JSON); its CallbackCommand tells the kind")
+	statePath := fs.String("state", "", "optional `file` (YAML or JSON) with the store state to assume: counters, strikes, role, modes")
+	if code, stop := parseFlags(fs, args); stop {
+		return code
+	}
+	if *eventPath == "" || (*configPath == "" && *rulesPath == "") {
+		fmt.Fprintln(stderr, "bot simulate: give --config FILE (or --rules FILE) and --event FILE.json")
+		return 2
+	}
+	appAdmin := ""
+	path := *rulesPath
+	dryRun := false
+	if *configPath != "" {
+		cfg, err := config.Load(*configPath)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		appAdmin, dryRun = cfg.Tencent.Admin, cfg.DryRun
+		if path == "" {
+			path = cfg.RulesPath()
+		}
+	}
+	set, err := rules.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	body, err := os.ReadFile(*eventPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "bot simulate: %v\n", err)
+		return 1
+	}
+	cb, err := tim.DecodeCallback("", body)
+	if err != nil {
+		fmt.Fprintf(stderr, "bot simulate: %s: %v\n", *eventPath, err)
+		return 1
+	}
+	var st simState
+	if *statePath != "" {
+		data, err := os.ReadFile(*statePath)
+		if err != nil {
+			fmt.Fprintf(stderr, "bot simulate: %v\n", err)
+			return 1
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&st); err != nil {
+			fmt.Fprintf(stderr, "bot simulate: %s: %v\n", *statePath, err)
+			return 1
+		}
+	}
+	ev := policy.NewEvent(cb, body, nowFunc())
+	state, err := st.toState(set, ev)
+	if err != nil {
+		fmt.Fprintf(stderr, "bot simulate: %s: %v\n", *statePath, err)
+		return 1
+	}
+	if st.Role == rules.RoleAppAdmin && len(ev.Subjects) > 0 {
+		appAdmin = ev.Subjects[0]
+	}
+	out := policy.Evaluate(set, ev, state, policy.Options{DryRun: dryRun, AppAdmin: appAdmin, Trace: true})
+	result := struct {
+		EventID      string            `json:"event_id"`
+		Command      string            `json:"command"`
+		Event        rules.Kind        `json:"event"`
+		RulesVersion string            `json:"rules_version"`
+		DryRun       bool              `json:"dry_run,omitempty"`
+		Reply        tim.Reply         `json:"reply"`
+		Decisions    []policy.Decision `json:"decisions"`
+	}{ev.ID, ev.Command, ev.Kind, set.Version, dryRun, out.Reply, out.Decisions}
+	if result.Decisions == nil {
+		result.Decisions = []policy.Decision{}
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(result); err != nil {
+		fmt.Fprintf(stderr, "bot simulate: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// simState is the store state `bot simulate --state` assumes. Counters the
+// event touches default to 1 (the event itself); others to 0.
+type simState struct {
+	Counters map[string]int `yaml:"counters" json:"counters"`
+	Strikes  int            `yaml:"strikes" json:"strikes"`
+	Role     string         `yaml:"role" json:"role"`
+	Modes    []string       `yaml:"modes" json:"modes"`
+}
+
+func (s simState) toState(set *rules.Set, ev *policy.Event) (*policy.State, error) {
+	st := &policy.State{Counters: make([]int, len(set.Counters)), Strikes: map[string]int{}, Roles: map[string]string{}, Modes: map[string]bool{}}
+	for _, cu := range set.Plan(ev.Kind).Counters {
+		if cu.Touch {
+			st.Counters[cu.Counter.Index] = 1
+		}
+	}
+	for name, v := range s.Counters {
+		found := false
+		for _, c := range set.Counters {
+			if c.Name == name {
+				st.Counters[c.Index], found = v, true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("counters.%s is not declared in the rule file", name)
+		}
+	}
+	switch s.Role {
+	case "", rules.RoleMember, rules.RoleAdmin, rules.RoleOwner, rules.RoleAppAdmin:
+	default:
+		return nil, fmt.Errorf("role %q is not member, admin, owner or app_admin", s.Role)
+	}
+	for _, u := range ev.Subjects {
+		st.Strikes[u] = s.Strikes
+		if s.Role != "" && s.Role != rules.RoleAppAdmin {
+			st.Roles[u] = s.Role
+		}
+	}
+	for _, m := range s.Modes {
+		st.Modes[m] = true
+	}
+	return st, nil
+}
