@@ -67,7 +67,7 @@ func benchRouter(b *testing.B, st policy.Store) http.Handler {
 	engine := policy.New(policy.Config{Rules: holder{set}, Store: st, Audit: discard{}})
 	gin.SetMode(gin.ReleaseMode)
 	return New(Config{
-		CallbackPath: "/callback", SDKAppID: testAppID, Tokens: []string{testToken},
+		CallbackPath: "/callback", SDKAppID: testAppID, Tokens: func() []string { return []string{testToken} },
 		MaxClockSkew: time.Minute, MaxBodyBytes: 1 << 20, Deadline: time.Second,
 	}, Deps{Decider: engine})
 }

@@ -89,10 +89,14 @@ func (h *callbackHandler) authenticate(appID, requestTime, sign string) error {
 	if id, err := strconv.ParseUint(appID, 10, 64); err != nil || id != h.cfg.SDKAppID {
 		return tim.ErrWrongSdkAppID
 	}
-	if len(h.cfg.Tokens) == 0 {
+	var tokens []string
+	if h.cfg.Tokens != nil {
+		tokens = h.cfg.Tokens()
+	}
+	if len(tokens) == 0 {
 		return nil
 	}
-	v := tim.SignVerifier{Tokens: h.cfg.Tokens, MaxSkew: h.cfg.MaxClockSkew}
+	v := tim.SignVerifier{Tokens: tokens, MaxSkew: h.cfg.MaxClockSkew}
 	return v.Verify(requestTime, sign, h.deps.Now())
 }
 

@@ -96,7 +96,7 @@ func newTestServer(t testing.TB, ruleSrc string, tokens []string) *testServer {
 	ts.spy = &spy{next: engine}
 	gin.SetMode(gin.ReleaseMode)
 	r := New(Config{
-		CallbackPath: "/callback", SDKAppID: testAppID, Tokens: tokens,
+		CallbackPath: "/callback", SDKAppID: testAppID, Tokens: func() []string { return tokens },
 		MaxClockSkew: time.Minute, MaxBodyBytes: 64 << 10, Deadline: time.Second,
 	}, Deps{Decider: ts.spy, Now: func() time.Time { return ts.now }, Ready: func(context.Context) error { return nil }})
 	ts.srv = httptest.NewServer(r)

@@ -28,8 +28,10 @@ type Config struct {
 	CallbackPath string
 	// SDKAppID is the only app whose callbacks are accepted.
 	SDKAppID uint64
-	// Tokens sign callbacks; empty disables the signature check.
-	Tokens []string
+	// Tokens returns the tokens that may sign callbacks (empty disables the
+	// signature check). It is called per request, so a reload can rotate
+	// them.
+	Tokens func() []string
 	// MaxClockSkew refuses a RequestTime further than this from now.
 	MaxClockSkew time.Duration
 	// MaxBodyBytes refuses larger bodies with 413.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/timguard/timguard/audit"
@@ -86,9 +87,14 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
+	dryRun atomic.Bool
+
 	budgetMu     sync.Mutex
 	budgetWarned map[string]time.Time
 }
+
+// SetDryRun switches dry run on or off (a configuration reload).
+func (e *Engine) SetDryRun(on bool) { e.dryRun.Store(on) }
 
 // New returns an Engine.
 func New(cfg Config) *Engine {
@@ -104,7 +110,9 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}}
+	e.dryRun.Store(cfg.DryRun)
+	return e
 }
 
 // Handle decides one callback: enrich, evaluate, commit, audit. The reply is
@@ -145,7 +153,7 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 		e.cfg.Roles.FillRoles(ev.Base.GroupID)
 	}
 	st := stateFrom(set, plan, ev, req, res, keys)
-	out := Evaluate(set, ev, st, Options{DryRun: e.cfg.DryRun, AppAdmin: e.cfg.AppAdmin})
+	out := Evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin})
 	e.finish(ctx, ev, set, out, start, "", "")
 	return out
 }
@@ -300,7 +308,7 @@ func (e *Engine) degraded(ctx context.Context, ev *Event, set *rules.Set, cause 
 		return out
 	}
 	st := &State{Counters: make([]int, len(set.Counters))}
-	out := Evaluate(set, ev, st, Options{DryRun: e.cfg.DryRun, AppAdmin: e.cfg.AppAdmin})
+	out := Evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin})
 	e.finish(ctx, ev, set, out, start, audit.ResultDegraded, cause.Error())
 	return out
 }
