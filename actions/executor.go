@@ -155,6 +155,9 @@ type Config struct {
 	KickBanSeconds int64
 	// Replica names this process in audit records (actor).
 	Replica string
+	// Observe, when set, hears about every action result (metrics). It
+	// must be cheap and safe for concurrent use.
+	Observe func(kind, result string)
 }
 
 // Executor drains the outbox. It is safe for concurrent use; several
@@ -454,6 +457,9 @@ func (e *Executor) record(j *job, result, command, errText string) {
 		rec.Rules = []string{a.Rule}
 	}
 	rec.LatencyUS = j.took.Microseconds()
+	if e.cfg.Observe != nil {
+		e.cfg.Observe(a.Kind, result)
+	}
 	line, err := audit.Encode(rec)
 	if err != nil {
 		e.log.Error("encode action audit record", "action", a.ID, "err", err)

@@ -93,6 +93,12 @@ func Parse(file string, data []byte) (*Set, error) {
 	if root == nil {
 		return nil, c.err()
 	}
+	// A document the decoder gave up on (a duplicate key, say) leaves
+	// version at 0 although the file has one: that is a consequence, not
+	// another problem.
+	if v := mappingValue(root, "version"); spec.Version == 0 && v != "" && v != "0" {
+		c.versionUnread = true
+	}
 	sum := sha256.Sum256(data)
 	set := c.compile(&spec)
 	if len(c.problems) > 0 {
@@ -110,6 +116,8 @@ type compiler struct {
 	modes    map[string]bool
 	// ruleNames holds every rule name in the file, compiled or not.
 	ruleNames map[string]int
+	// versionUnread: the file has a version the decoder did not read.
+	versionUnread bool
 }
 
 func (c *compiler) err() error {
@@ -122,7 +130,7 @@ func (c *compiler) add(line int, section, name, field, format string, args ...an
 }
 
 func (c *compiler) compile(spec *fileSpec) *Set {
-	if spec.Version != 1 {
+	if spec.Version != 1 && !c.versionUnread {
 		c.add(0, "", "", "version", "must be 1 (got %d)", spec.Version)
 	}
 	set := &Set{Lists: map[string][]string{}, plans: map[Kind]*Plan{}, StrikeDecay: 24 * time.Hour}

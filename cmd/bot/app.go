@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,6 +21,7 @@ import (
 	"github.com/timguard/timguard/config"
 	"github.com/timguard/timguard/handlers"
 	"github.com/timguard/timguard/internal/logging"
+	"github.com/timguard/timguard/internal/metrics"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
@@ -39,9 +41,12 @@ type appOptions struct {
 
 // app is a running timguard: every part, built from one configuration.
 type app struct {
-	cfg      *config.Config
+	// cfg is the configuration in force; a reload swaps it.
+	cfg      atomic.Pointer[config.Config]
 	cfgPath  string
 	log      *slog.Logger
+	level    *slog.LevelVar
+	metrics  *metrics.Metrics
 	redactor *logging.Redactor
 	rules    *policy.RuleHolder
 	store    store.Store
@@ -75,7 +80,10 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	if err != nil {
 		return nil, err
 	}
-	level, _ := config.ParseLevel(cfg.Log.Level)
+	level := new(slog.LevelVar)
+	if l, err := config.ParseLevel(cfg.Log.Level); err == nil {
+		level.Set(l)
+	}
 	redactor := &logging.Redactor{}
 	redactor.Add(cfg.Callback.Token.Reveal(), cfg.Callback.PreviousToken.Reveal(), cfg.Tencent.SecretKey.Reveal(),
 		cfg.Admin.Token.Reveal(), redisPassword(cfg.Store.RedisURL.Reveal()))
@@ -85,7 +93,10 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	a := &app{cfg: cfg, cfgPath: configPath, log: log, redactor: redactor, rules: policy.NewRuleHolder(set), now: opts.Now}
+	a := &app{cfgPath: configPath, log: log, level: level, redactor: redactor, rules: policy.NewRuleHolder(set),
+		now: opts.Now, metrics: metrics.New()}
+	a.cfg.Store(cfg)
+	a.metrics.Reloaded(true, set, opts.Now())
 
 	a.store, err = openStore(ctx, cfg, log)
 	if err != nil {
@@ -113,13 +124,13 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	a.engine = policy.New(policy.Config{
 		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: log, Now: opts.Now,
 		DryRun: cfg.DryRun, AppAdmin: cfg.Tencent.Admin, StoreTimeout: cfg.Store.Timeout.D(),
-		Roles: roleFiller,
+		Roles: roleFiller, Observer: a.metrics,
 	})
 	gin.SetMode(gin.ReleaseMode)
 	a.router = handlers.New(handlers.Config{
 		CallbackPath: cfg.Callback.Path,
 		SDKAppID:     cfg.Tencent.SDKAppID,
-		Tokens:       cfg.CallbackTokens,
+		Tokens:       func() []string { return a.config().CallbackTokens() },
 		MaxClockSkew: cfg.Callback.MaxClockSkew.D(),
 		MaxBodyBytes: cfg.Callback.MaxBodyBytes,
 		Deadline:     cfg.Callback.Deadline.D(),
@@ -128,6 +139,9 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 		Ready:   a.ready,
 		Logger:  log,
 		Now:     opts.Now,
+		Metrics: a.metrics.Handler(),
+		Observe: a.metrics.Callback,
+		Admin:   handlers.Admin(a.adminConfig()),
 	})
 	a.server = &http.Server{
 		Handler:           a.router,
@@ -145,9 +159,9 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 // role filler and the action executor. Every REST call waits on the budget
 // all replicas share in the store.
 func (a *app) buildExecutor() error {
-	cfg := a.cfg
+	cfg := a.config()
 	ec := actions.Config{
-		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now,
+		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now, Observe: a.metrics.ActionResult,
 		AppAdmin: cfg.Tencent.Admin, DryRun: cfg.DryRun,
 		Lease: cfg.Executor.Lease.D(), MaxAttempts: cfg.Executor.MaxAttempts,
 		MinBackoff: cfg.Executor.RetryMin.D(), MaxBackoff: cfg.Executor.RetryMax.D(),
@@ -162,6 +176,7 @@ func (a *app) buildExecutor() error {
 			Timeout:   cfg.Tencent.Timeout.D(),
 			Limiter:   actions.SharedLimiter{Store: a.store, PerSecond: cfg.Tencent.RateLimit},
 			Logger:    a.log,
+			Observe:   a.metrics.RESTCall,
 		})
 		if err != nil {
 			return fmt.Errorf("tencent: %w", err)
@@ -229,18 +244,28 @@ func (a *app) ready(ctx context.Context) error {
 func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 	defer a.close()
 	a.logStartup()
+	cfg := a.config()
 	ln := a.listener
 	if ln == nil {
 		var err error
-		ln, err = net.Listen("tcp", a.cfg.Listen)
+		ln, err = net.Listen("tcp", cfg.Listen)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "callback_path", a.cfg.Callback.Path)
+	a.log.Info("listening", "addr", ln.Addr().String(), "callback_path", cfg.Callback.Path)
 	// The executor stops when run returns: after the HTTP server has
 	// answered the callbacks in flight, before a.close closes the store.
 	defer a.startExecutor()()
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stopBG(); wg.Wait() }()
+	wg.Go(func() { a.metrics.SampleOutbox(bg, a.store, 5*time.Second, a.log) })
+	wg.Go(func() {
+		if err := a.watch(bg); err != nil {
+			a.log.Warn("configuration files are not watched; reload with SIGHUP or POST /v1/reload", "err", err)
+		}
+	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(ln) }()
 	for {
@@ -251,38 +276,28 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 			}
 			return err
 		case <-reload:
-			a.reloadRules()
+			a.log.Info("SIGHUP: reloading")
+			_, _ = a.reload(ctx) // a failure is logged, audited and counted
 		case <-ctx.Done():
 			a.log.Info("shutting down: no new callbacks; answering those in flight")
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Executor.ShutdownGrace.D())
 			err := a.server.Shutdown(sctx)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
-			a.log.Info("stopped")
+			a.log.Info("HTTP server stopped; stopping the executor")
 			return nil
 		}
 	}
 }
 
-// reloadRules loads the rule file again; on any problem the rules in force
-// stay.
-func (a *app) reloadRules() {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
-	set, err := policy.LoadRules(a.cfg.RulesPath())
-	if err != nil {
-		a.log.Error("reload failed; the previous rules stay in force", "file", a.cfg.RulesPath(), "err", err)
-		return
-	}
-	old := a.rules.Swap(set)
-	a.log.Info("rules reloaded", "from_version", old.Version, "to_version", set.Version, "rules", set.Summary())
-}
+// config returns the configuration in force.
+func (a *app) config() *config.Config { return a.cfg.Load() }
 
 // logStartup says which parts run embedded or are off.
 func (a *app) logStartup() {
-	c := a.cfg
+	c := a.config()
 	storeMode := "embedded (single process; state is lost on restart)"
 	if c.Store.RedisURL != "" {
 		storeMode = "redis"

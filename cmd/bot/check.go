@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/timguard/timguard/config"
 	"github.com/timguard/timguard/policy"
@@ -140,27 +141,10 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	ev := policy.NewEvent(cb, body, nowFunc())
-	state, err := st.toState(set, ev)
+	result, err := simulateEvent(set, cb, body, st, appAdmin, dryRun, nowFunc())
 	if err != nil {
 		fmt.Fprintf(stderr, "bot simulate: %s: %v\n", *statePath, err)
 		return 1
-	}
-	if st.Role == rules.RoleAppAdmin && len(ev.Subjects) > 0 {
-		appAdmin = ev.Subjects[0]
-	}
-	out := policy.Evaluate(set, ev, state, policy.Options{DryRun: dryRun, AppAdmin: appAdmin, Trace: true})
-	result := struct {
-		EventID      string            `json:"event_id"`
-		Command      string            `json:"command"`
-		Event        rules.Kind        `json:"event"`
-		RulesVersion string            `json:"rules_version"`
-		DryRun       bool              `json:"dry_run,omitempty"`
-		Reply        tim.Reply         `json:"reply"`
-		Decisions    []policy.Decision `json:"decisions"`
-	}{ev.ID, ev.Command, ev.Kind, set.Version, dryRun, out.Reply, out.Decisions}
-	if result.Decisions == nil {
-		result.Decisions = []policy.Decision{}
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
@@ -169,6 +153,36 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// simResult is what `bot simulate` and POST /v1/simulate print.
+type simResult struct {
+	EventID      string            `json:"event_id"`
+	Command      string            `json:"command"`
+	Event        rules.Kind        `json:"event"`
+	RulesVersion string            `json:"rules_version"`
+	DryRun       bool              `json:"dry_run,omitempty"`
+	Reply        tim.Reply         `json:"reply"`
+	Decisions    []policy.Decision `json:"decisions"`
+}
+
+// simulateEvent evaluates a decoded callback against set with an assumed
+// store state, with the full trace and no side effects.
+func simulateEvent(set *rules.Set, cb tim.Event, body []byte, st simState, appAdmin string, dryRun bool, now time.Time) (simResult, error) {
+	ev := policy.NewEvent(cb, body, now)
+	state, err := st.toState(set, ev)
+	if err != nil {
+		return simResult{}, err
+	}
+	if st.Role == rules.RoleAppAdmin && len(ev.Subjects) > 0 {
+		appAdmin = ev.Subjects[0]
+	}
+	out := policy.Evaluate(set, ev, state, policy.Options{DryRun: dryRun, AppAdmin: appAdmin, Trace: true})
+	res := simResult{ev.ID, ev.Command, ev.Kind, set.Version, dryRun, out.Reply, out.Decisions}
+	if res.Decisions == nil {
+		res.Decisions = []policy.Decision{}
+	}
+	return res, nil
 }
 
 // simState is the store state `bot simulate --state` assumes. Counters the
