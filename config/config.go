@@ -79,7 +79,18 @@ type Store struct {
 	KeyPrefix string `yaml:"key_prefix"`
 	// Timeout bounds each store call.
 	Timeout Duration `yaml:"timeout"`
+	// FailMode says, per "before" event kind (join_request, invite,
+	// message), what to decide when the store cannot be read: "open"
+	// (evaluate with empty state: counters and strikes read 0) or
+	// "closed" (refuse). Kinds not listed fail open.
+	FailMode map[string]string `yaml:"fail_mode"`
 }
+
+// Fail modes.
+const (
+	FailOpen   = "open"
+	FailClosed = "closed"
+)
 
 // Admin configures the admin API.
 type Admin struct {
@@ -275,6 +286,20 @@ func (c *Config) validate() []yamlx.Problem {
 	}
 	if c.Store.Timeout <= 0 {
 		bad("store.timeout", "%s must be positive", c.Store.Timeout)
+	}
+	for kind, mode := range c.Store.FailMode {
+		switch kind {
+		case "join_request", "invite", "message":
+		case "message_sent", "member_joined", "member_left", "group_destroyed":
+			bad("store.fail_mode."+kind, "the IM server ignores the answer to %s events, so they cannot fail closed; leave them out", kind)
+			continue
+		default:
+			bad("store.fail_mode."+kind, "%q is not an event kind that can be refused (join_request, invite, message)", kind)
+			continue
+		}
+		if mode != FailOpen && mode != FailClosed {
+			bad("store.fail_mode."+kind, "%q must be open or closed", mode)
+		}
 	}
 	if strings.ContainsAny(c.Store.KeyPrefix, "{}") {
 		bad("store.key_prefix", "%q must not contain braces (they select Redis Cluster hash slots)", c.Store.KeyPrefix)

@@ -650,3 +650,26 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestFailModeNamesKindAndValue(t *testing.T) {
+	const app = "tencent: {sdk_app_id: 1400000000}\n"
+	tests := []struct {
+		name, src, key, reason string
+	}{
+		{"an after-event cannot fail closed", app + "store: {fail_mode: {member_joined: closed}}", "store.fail_mode.member_joined", "cannot fail closed"},
+		{"an unknown kind is named", app + "store: {fail_mode: {mesage: closed}}", "store.fail_mode.mesage", "not an event kind"},
+		{"a mode other than open or closed is named", app + "store: {fail_mode: {message: shut}}", "store.fail_mode.message", `"shut" must be open or closed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("c.yaml", []byte(tt.src), func(string) (string, bool) { return "", false })
+			if err == nil || !strings.Contains(err.Error(), tt.key+": ") || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("err = %v; want a problem naming %s: %s", err, tt.key, tt.reason)
+			}
+		})
+	}
+	c, err := config.Parse("c.yaml", []byte(app+"store: {fail_mode: {join_request: closed, message: open}}"), func(string) (string, bool) { return "", false })
+	if err != nil || c.Store.FailMode["join_request"] != config.FailClosed {
+		t.Errorf("a valid fail_mode: %v %+v", err, c)
+	}
+}

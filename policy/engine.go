@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -88,6 +90,10 @@ type Engine struct {
 	log *slog.Logger
 
 	dryRun atomic.Bool
+	spool  spool
+	// downUntil (Unix nanoseconds) is set when the store fails: until then
+	// callbacks do not wait for it again but decide without it at once.
+	downUntil atomic.Int64
 
 	budgetMu     sync.Mutex
 	budgetWarned map[string]time.Time
@@ -112,6 +118,7 @@ func New(cfg Config) *Engine {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}}
 	e.dryRun.Store(cfg.DryRun)
+	e.spool.max = maxSpooledActions
 	return e
 }
 
@@ -138,11 +145,15 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 		return out
 	}
 
+	if e.storeDown() {
+		return e.degraded(ctx, ev, set, errStoreDown, start)
+	}
 	req, keys := e.enrichRequest(set, plan, ev)
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
 	res, err := e.cfg.Store.Enrich(sctx, req)
 	cancel()
 	if err != nil {
+		e.noteStoreError(err)
 		return e.degraded(ctx, ev, set, err, start)
 	}
 	if res.Duplicate {
@@ -313,6 +324,28 @@ func (e *Engine) degraded(ctx context.Context, ev *Event, set *rules.Set, cause 
 	return out
 }
 
+// errStoreDown is the cause of decisions made without trying a store that
+// failed moments ago.
+var errStoreDown = fmt.Errorf("%w: it failed moments ago; not waiting for it again yet", store.ErrUnavailable)
+
+// storeDownFor is how long callbacks skip a store that just failed.
+const storeDownFor = 500 * time.Millisecond
+
+func (e *Engine) storeDown() bool {
+	until := e.downUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
+// noteStoreError opens the breaker on an outage, and closes it on success.
+func (e *Engine) noteStoreError(err error) {
+	switch {
+	case err == nil:
+		e.downUntil.Store(0)
+	case errors.Is(err, store.ErrUnavailable):
+		e.downUntil.Store(time.Now().Add(storeDownFor).UnixNano())
+	}
+}
+
 // strictest is the verdict a kind fails closed with.
 func strictest(k rules.Kind) rules.Verdict {
 	vs := rules.VerdictsFor(k)
@@ -374,16 +407,31 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 	// Without the store, only effects are worth a second try.
 	worth := len(req.Actions) > 0 || len(req.Strikes) > 0 || len(req.Touch) > 0 || len(req.Decisions) > 0
 	if worth && (result != audit.ResultDegraded || len(req.Actions) > 0 || len(req.Strikes) > 0) {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.StoreTimeout)
-		err := e.cfg.Store.Commit(sctx, req)
-		cancel()
+		var err error
+		if e.storeDown() {
+			err = errStoreDown
+		} else {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.StoreTimeout)
+			err = e.cfg.Store.Commit(sctx, req)
+			cancel()
+			e.noteStoreError(err)
+		}
 		if err != nil {
 			if e.cfg.Observer != nil {
 				e.cfg.Observer.StoreError("commit")
 			}
-			e.log.Error("commit decision: its strikes and actions are not recorded", "event_id", ev.ID,
-				"actions", len(req.Actions), "strikes", len(req.Strikes), "err", err)
-			lines = e.auditLines(ev, set, out, start, result, joinErr(errText, "commit: "+err.Error()))
+			note := "commit: " + err.Error()
+			if errors.Is(err, store.ErrUnavailable) {
+				// The store is down: keep the commit and retry it (DrainSpool).
+				e.spool.add(req)
+				note += " (kept; retried until the store is back)"
+				e.log.Warn("commit decision: the store is unavailable; the decision waits in memory", "event_id", ev.ID,
+					"actions", len(req.Actions), "strikes", len(req.Strikes), "err", err)
+			} else {
+				e.log.Error("commit decision: its strikes and actions are not recorded", "event_id", ev.ID,
+					"actions", len(req.Actions), "strikes", len(req.Strikes), "err", err)
+			}
+			lines = e.auditLines(ev, set, out, start, result, joinErr(errText, note))
 		}
 	}
 	for _, l := range lines {

@@ -23,6 +23,7 @@ import (
 	"github.com/timguard/timguard/internal/logging"
 	"github.com/timguard/timguard/internal/metrics"
 	"github.com/timguard/timguard/policy"
+	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
 	redisstore "github.com/timguard/timguard/store/redis"
@@ -124,7 +125,7 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	a.engine = policy.New(policy.Config{
 		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: log, Now: opts.Now,
 		DryRun: cfg.DryRun, AppAdmin: cfg.Tencent.Admin, StoreTimeout: cfg.Store.Timeout.D(),
-		Roles: roleFiller, Observer: a.metrics,
+		Roles: roleFiller, Observer: a.metrics, FailModes: failModes(cfg),
 	})
 	gin.SetMode(gin.ReleaseMode)
 	a.router = handlers.New(handlers.Config{
@@ -261,6 +262,7 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 	var wg sync.WaitGroup
 	defer func() { stopBG(); wg.Wait() }()
 	wg.Go(func() { a.metrics.SampleOutbox(bg, a.store, 5*time.Second, a.log) })
+	wg.Go(func() { a.engine.DrainSpool(bg, 250*time.Millisecond) })
 	wg.Go(func() {
 		if err := a.watch(bg); err != nil {
 			a.log.Warn("configuration files are not watched; reload with SIGHUP or POST /v1/reload", "err", err)
@@ -290,6 +292,15 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 			return nil
 		}
 	}
+}
+
+// failModes reads store.fail_mode.
+func failModes(cfg *config.Config) map[rules.Kind]policy.FailMode {
+	out := make(map[rules.Kind]policy.FailMode, len(cfg.Store.FailMode))
+	for kind, mode := range cfg.Store.FailMode {
+		out[rules.Kind(kind)] = policy.FailMode(mode)
+	}
+	return out
 }
 
 // config returns the configuration in force.
