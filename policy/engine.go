@@ -148,7 +148,12 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 	if e.storeDown() {
 		return e.degraded(ctx, ev, set, errStoreDown, start)
 	}
-	req, keys := e.enrichRequest(set, plan, ev)
+	// One environment serves the counter keys and the evaluation.
+	env := set.Env()
+	defer env.Release()
+	in := ev.Base
+	env.Fill(&in)
+	req, keys := e.enrichRequest(set, plan, ev, env)
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
 	res, err := e.cfg.Store.Enrich(sctx, req)
 	cancel()
@@ -164,7 +169,7 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 		e.cfg.Roles.FillRoles(ev.Base.GroupID)
 	}
 	st := stateFrom(set, plan, ev, req, res, keys)
-	out := Evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin})
+	out := evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin}, env)
 	e.finish(ctx, ev, set, out, start, "", "")
 	return out
 }
@@ -177,7 +182,7 @@ type counterKey struct {
 	reqIdx  int
 }
 
-func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event) (store.EnrichRequest, []counterKey) {
+func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env) (store.EnrichRequest, []counterKey) {
 	req := store.EnrichRequest{
 		Now:         ev.Received,
 		EventID:     ev.ID,
@@ -186,10 +191,7 @@ func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event) (sto
 	}
 	var keys []counterKey
 	if len(plan.Counters) > 0 {
-		env := set.Env()
-		in := ev.Base
-		env.Fill(&in)
-		byKey := map[string]int{}
+		byKey := make(map[string]int, len(plan.Counters))
 		for si, user := range ev.Subjects {
 			env.SetUser(user, "", 0)
 			for _, cu := range plan.Counters {
@@ -213,7 +215,6 @@ func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event) (sto
 				keys = append(keys, counterKey{index: cu.Counter.Index, subject: si, reqIdx: i})
 			}
 		}
-		env.Release()
 	}
 	for _, r := range plan.Budgeted {
 		req.Counters = append(req.Counters, store.CounterTouch{Key: budgetKey(r.Name, ev.Base.GroupID), Window: r.Budget.Per})

@@ -98,12 +98,18 @@ func Evaluate(set *rules.Set, ev *Event, st *State, opts Options) Outcome {
 	if ev.Kind == "" {
 		return out
 	}
-	plan := set.Plan(ev.Kind)
 	env := set.Env()
 	defer env.Release()
 	in := ev.Base
-	in.Counters = st.Counters
 	env.Fill(&in)
+	return evaluate(set, ev, st, opts, env)
+}
+
+// evaluate is Evaluate with an environment already filled from ev.Base.
+func evaluate(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env) Outcome {
+	out := Outcome{Reply: tim.OK()}
+	plan := set.Plan(ev.Kind)
+	env.SetCounters(st.Counters)
 	budgets := budgetUse(st.Budgets)
 	out.Decisions = make([]Decision, 0, len(ev.Subjects))
 	for _, user := range ev.Subjects {

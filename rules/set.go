@@ -476,9 +476,9 @@ func (e *Env) Fill(in *Input) {
 	} else {
 		m[varTextLower] = lower
 	}
-	m[varTypes] = nonNil(in.Types)
-	m[varURLs] = nonNil(in.URLs)
-	m[varMentions] = nonNil(in.Mentions)
+	m[varTypes] = boxList(in.Types)
+	m[varURLs] = boxList(in.URLs)
+	m[varMentions] = boxList(in.Mentions)
 	m[varAtAll] = in.AtAll
 	m[varApplyMsg] = in.ApplyMsg
 	m[varJoinType] = in.JoinType
@@ -512,9 +512,13 @@ func (e *Env) SetCounters(values []int) {
 	}
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
+// emptyList is an empty list boxed once: most events have no URLs, no
+// mentions, and so on.
+var emptyList any = []string{}
+
+func boxList(s []string) any {
+	if len(s) == 0 {
+		return emptyList
 	}
 	return s
 }
