@@ -19,6 +19,14 @@
 // member does not sink the others); a call interrupted by shutdown is
 // handed back without counting the attempt.
 //
+// A successful mute leaves a record and, when the mute ends on a time the IM
+// server does not keep (a group mute) or is to be announced, a delayed
+// action whose ID ends in EndSuffix. Before that action runs it is checked:
+// when a later mute of the same subject is in force (a second mute_group
+// extended the group mute; a shorter one never shortens it), or the mute was
+// lifted before its end (an unmute, or reconciliation saw a human lift it:
+// see MarkLifted), it is skipped and audited with the reason.
+//
 // Exactly once: the outbox hands each action to one worker under a lease,
 // and Complete succeeds only for the lease holder. An action is repeated only
 // when a worker dies (or loses its lease) after the IM server carried out the
@@ -44,8 +52,8 @@ import (
 	"github.com/timguard/timguard/tim"
 )
 
-// Store is what the executor needs from shared state: the outbox, and the
-// mute records it keeps up to date.
+// Store is what the executor needs from shared state: the outbox, the mute
+// records it keeps up to date, and the marks of mutes lifted early.
 type Store interface {
 	Claim(ctx context.Context, now time.Time, max int, lease time.Duration) ([]store.Claimed, error)
 	Extend(ctx context.Context, c store.Claimed, now time.Time, lease time.Duration) error
@@ -56,6 +64,8 @@ type Store interface {
 	Enqueue(ctx context.Context, actions ...store.Action) error
 	SetMute(ctx context.Context, m store.Mute) error
 	ClearMute(ctx context.Context, group, user string) error
+	ListMutes(ctx context.Context, group string) ([]store.Mute, error)
+	ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
 // Client is the part of the IM REST client the executor calls. *tim.Client

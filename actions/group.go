@@ -112,6 +112,7 @@ func (e *Executor) runGroup(stop, work context.Context, group string, jobs []*jo
 		}
 		live = append(live, j)
 	}
+	live = e.checkEnds(work, group, live)
 	if len(live) == 0 {
 		return
 	}

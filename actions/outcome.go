@@ -121,31 +121,48 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 			return fmt.Errorf("record the mute of %s in %s: %w", a.User, a.Group, err)
 		}
 		if j.announce != "" && !end.IsZero() {
-			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, "/end", a.User, j.announce, end))
+			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, EndSuffix, a.User, j.announce, end))
 		}
 	case opUnmute:
+		// The delayed announcement of the mute lifted here must not run.
+		if err := e.markLiftedRecord(ctx, a.Group, a.User, now); err != nil {
+			return err
+		}
 		if err := e.cfg.Store.ClearMute(ctx, a.Group, a.User); err != nil {
 			return fmt.Errorf("clear the mute of %s in %s: %w", a.User, a.Group, err)
 		}
 	case opMuteAll:
 		end := until()
-		if err := e.cfg.Store.SetMute(ctx, store.Mute{Group: a.Group, Until: end, Since: now, Rule: a.Rule, EventID: a.EventID}); err != nil {
-			return fmt.Errorf("record the mute of %s: %w", a.Group, err)
+		mutes, err := e.cfg.Store.ListMutes(ctx, a.Group)
+		if err != nil {
+			return fmt.Errorf("read the mutes of %s: %w", a.Group, err)
+		}
+		// A longer group mute in force keeps its record; this one's end is
+		// then skipped when it comes, and the longer one's end unmutes.
+		if !laterGroupMute(mutes, end) {
+			if err := e.cfg.Store.SetMute(ctx, store.Mute{Group: a.Group, Until: end, Since: now, Rule: a.Rule, EventID: a.EventID}); err != nil {
+				return fmt.Errorf("record the mute of %s: %w", a.Group, err)
+			}
 		}
 		if !end.IsZero() {
 			// The IM server keeps a group-wide mute until it is lifted.
-			return e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, "/end", "", j.announce, end))
+			return e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, EndSuffix, "", j.announce, end))
 		}
 	case opUnmuteAll:
+		// A group mute lifted before its end: its delayed unmute must not
+		// run (a human may have muted the group again meanwhile).
+		if err := e.markLiftedRecord(ctx, a.Group, "", now); err != nil {
+			return err
+		}
 		if err := e.cfg.Store.ClearMute(ctx, a.Group, ""); err != nil {
 			return fmt.Errorf("clear the mute of %s: %w", a.Group, err)
 		}
 		if j.announce != "" {
-			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, "/announce", "", j.announce, time.Time{}))
+			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, announceSuffix, "", j.announce, time.Time{}))
 		}
 	case opBan:
 		if end := until(); j.announce != "" && !end.IsZero() {
-			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, "/end", a.User, j.announce, end))
+			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, banEndSuffix, a.User, j.announce, end))
 		}
 	}
 	return nil

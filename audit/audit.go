@@ -34,6 +34,7 @@ const (
 	ResultShadow   = "shadow"    // decided by a shadow rule: recorded only
 	ResultDegraded = "degraded"  // decided without the store (fail-open/closed)
 	ResultDup      = "duplicate" // an "after" callback seen before
+	ResultFailed   = "failed"    // a reload, an admin call or a scheduled job that did not work
 )
 
 // Record is one audit line. Field names are part of timguard's contract

@@ -33,6 +33,7 @@ type Config struct {
 	Audit     Audit    `yaml:"audit"`
 	Log       Log      `yaml:"log"`
 	Executor  Executor `yaml:"executor"`
+	Schedule  Schedule `yaml:"schedule"`
 
 	// File is the path the configuration was read from ("" when built in
 	// code). Relative paths in the file are resolved against its directory.
@@ -122,6 +123,17 @@ type Executor struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 }
 
+// Schedule tunes the scheduler: the comparison of recorded mutes with the
+// IM server's, and the firings run late after every replica was down.
+type Schedule struct {
+	// ReconcileEvery is how often the mutes timguard recorded are compared
+	// with the IM server's (one replica does it per period).
+	ReconcileEvery Duration `yaml:"reconcile_every"`
+	// CatchUp is how far back a schedule's most recent firing, missed while
+	// every replica was down, is still run when a replica starts.
+	CatchUp Duration `yaml:"catch_up"`
+}
+
 // Log configures the operational log (standard error).
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -148,6 +160,10 @@ const (
 	DefaultRetryMax      = 5 * time.Minute
 	DefaultWorkers       = 8
 	DefaultShutdownGrace = 10 * time.Second
+	// DefaultReconcileEvery is schedule.reconcile_every.
+	DefaultReconcileEvery = 5 * time.Minute
+	// DefaultCatchUp is schedule.catch_up.
+	DefaultCatchUp = time.Hour
 )
 
 // reservedPaths are served by the bot itself and cannot be the callback path.
@@ -234,6 +250,12 @@ func (c *Config) applyDefaults() {
 	if c.Executor.ShutdownGrace == 0 {
 		c.Executor.ShutdownGrace = Duration(DefaultShutdownGrace)
 	}
+	if c.Schedule.ReconcileEvery == 0 {
+		c.Schedule.ReconcileEvery = Duration(DefaultReconcileEvery)
+	}
+	if c.Schedule.CatchUp == 0 {
+		c.Schedule.CatchUp = Duration(DefaultCatchUp)
+	}
 }
 
 func (c *Config) validate() []yamlx.Problem {
@@ -305,6 +327,7 @@ func (c *Config) validate() []yamlx.Problem {
 		bad("store.key_prefix", "%q must not contain braces (they select Redis Cluster hash slots)", c.Store.KeyPrefix)
 	}
 	ps = append(ps, c.Executor.validate(c.Tencent.Timeout)...)
+	ps = append(ps, c.Schedule.validate()...)
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "%s", err)
 	}
@@ -336,6 +359,20 @@ func (e Executor) validate(restTimeout Duration) []yamlx.Problem {
 	}
 	if e.ShutdownGrace <= 0 || e.ShutdownGrace.D() > 10*time.Minute {
 		bad("shutdown_grace", "%s must be above 0 and at most 10m", e.ShutdownGrace)
+	}
+	return ps
+}
+
+func (s Schedule) validate() []yamlx.Problem {
+	var ps []yamlx.Problem
+	bad := func(key string, format string, args ...any) {
+		ps = append(ps, yamlx.Problem{Path: "schedule." + key, Reason: fmt.Sprintf(format, args...)})
+	}
+	if d := s.ReconcileEvery.D(); d < 30*time.Second || d > 24*time.Hour {
+		bad("reconcile_every", "%s must be between 30s and 24h", s.ReconcileEvery)
+	}
+	if d := s.CatchUp.D(); d < time.Minute || d > 24*time.Hour {
+		bad("catch_up", "%s must be between 1m and 24h", s.CatchUp)
 	}
 	return ps
 }

@@ -270,7 +270,7 @@ func (a *admin) reload(c *gin.Context) {
 	version, err := a.cfg.Reload(c.Request.Context())
 	rec := &audit.Record{RulesVersion: version, Result: audit.ResultDone}
 	if err != nil {
-		rec.Result, rec.Error = "failed", err.Error()
+		rec.Result, rec.Error = audit.ResultFailed, err.Error()
 		a.audit(c, rec)
 		c.JSON(http.StatusUnprocessableEntity, gin.H{"error": err.Error(), "code": "reload_failed", "rules_version": version})
 		return

@@ -654,6 +654,11 @@ func ValidateCron(spec string) error {
 	if _, err := ParseCron(spec, time.UTC); err != nil {
 		return err
 	}
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(spec), "@every"); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(rest)); err == nil && d < time.Minute {
+			return fmt.Errorf("%q runs more often than once a minute; schedules run at most every minute", spec)
+		}
+	}
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/timguard/timguard/internal/metrics"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rules"
+	"github.com/timguard/timguard/schedule"
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
 	redisstore "github.com/timguard/timguard/store/redis"
@@ -62,6 +63,8 @@ type app struct {
 	client   *tim.Client
 	roles    *actions.RoleFiller
 	executor *actions.Executor
+	// sched runs the rule file's schedules and reconciles mutes.
+	sched *schedule.Scheduler
 
 	reloadMu sync.Mutex
 }
@@ -118,6 +121,10 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 		a.close()
 		return nil, err
 	}
+	if err := a.buildScheduler(); err != nil {
+		a.close()
+		return nil, err
+	}
 	var roleFiller policy.RoleFiller
 	if a.roles != nil {
 		roleFiller = a.roles
@@ -163,7 +170,7 @@ func (a *app) buildExecutor() error {
 	cfg := a.config()
 	ec := actions.Config{
 		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now, Observe: a.metrics.ActionResult,
-		AppAdmin: cfg.Tencent.Admin, DryRun: cfg.DryRun,
+		AppAdmin: cfg.Tencent.Admin, DryRun: cfg.DryRun, Replica: replicaName(),
 		Lease: cfg.Executor.Lease.D(), MaxAttempts: cfg.Executor.MaxAttempts,
 		MinBackoff: cfg.Executor.RetryMin.D(), MaxBackoff: cfg.Executor.RetryMax.D(),
 		Workers: cfg.Executor.Workers, Grace: cfg.Executor.ShutdownGrace.D(),
@@ -192,6 +199,36 @@ func (a *app) buildExecutor() error {
 	}
 	a.executor = ex
 	return nil
+}
+
+// buildScheduler builds the scheduler: the rule file's schedules, catch-up
+// after downtime, and reconciliation of recorded mutes when REST calls are
+// on. schedule.* takes effect at start.
+func (a *app) buildScheduler() error {
+	cfg := a.config()
+	sc := schedule.Config{
+		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now,
+		Replica: replicaName(), Observe: a.metrics.ScheduleRun,
+		ReconcileEvery: cfg.Schedule.ReconcileEvery.D(), CatchUp: cfg.Schedule.CatchUp.D(),
+	}
+	if a.client != nil {
+		sc.Client = a.client
+	}
+	s, err := schedule.New(sc)
+	if err != nil {
+		return err
+	}
+	a.sched = s
+	return nil
+}
+
+// replicaName names this process in action and schedule audit records.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "timguard"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // startExecutor runs the executor until the returned function is called;
@@ -263,6 +300,11 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 	defer func() { stopBG(); wg.Wait() }()
 	wg.Go(func() { a.metrics.SampleOutbox(bg, a.store, 5*time.Second, a.log) })
 	wg.Go(func() { a.engine.DrainSpool(bg, 250*time.Millisecond) })
+	wg.Go(func() {
+		if err := a.sched.Run(bg); err != nil {
+			a.log.Error("scheduler stopped with an error", "err", err)
+		}
+	})
 	wg.Go(func() {
 		if err := a.watch(bg); err != nil {
 			a.log.Warn("configuration files are not watched; reload with SIGHUP or POST /v1/reload", "err", err)

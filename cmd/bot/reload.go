@@ -60,7 +60,7 @@ func (a *app) reload(_ context.Context) (string, error) {
 func (a *app) auditReload(version string, err error) {
 	rec := &audit.Record{Time: a.now(), Kind: audit.KindReload, RulesVersion: version, Result: audit.ResultDone}
 	if err != nil {
-		rec.Result, rec.Error = "failed", err.Error()
+		rec.Result, rec.Error = audit.ResultFailed, err.Error()
 	}
 	a.audit.Write(rec)
 }
@@ -85,6 +85,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("audit", old.Audit, cfg.Audit)
 	check("log.format", old.Log.Format, cfg.Log.Format)
 	check("executor", old.Executor, cfg.Executor)
+	check("schedule", old.Schedule, cfg.Schedule)
 	return keys
 }
 
