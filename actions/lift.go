@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/timguard/timguard/store"
@@ -29,6 +30,9 @@ type Lifter struct {
 	Client LiftClient
 	Store  LiftStore
 	Now    func() time.Time
+	// Logger hears about a lift whose mark could not be set; the lift
+	// itself worked, so it is not an error of the call.
+	Logger *slog.Logger
 }
 
 // Unmute lifts a member's mute (forbid_send_msg with MuteTime 0).
@@ -36,7 +40,8 @@ func (l Lifter) Unmute(ctx context.Context, group, user string) error {
 	if err := l.Client.ForbidSendMsg(ctx, tim.ForbidSendMsgRequest{GroupID: group, Members: []string{user}, MuteTime: 0}); err != nil {
 		return fmt.Errorf("unmute %s in %s: %w", user, group, err)
 	}
-	return l.mark(ctx, group, user)
+	l.mark(ctx, group, user)
+	return nil
 }
 
 // UnmuteGroup switches a group-wide mute off.
@@ -44,26 +49,32 @@ func (l Lifter) UnmuteGroup(ctx context.Context, group string) error {
 	if err := l.Client.ModifyGroupBaseInfo(ctx, tim.ModifyGroupBaseInfoRequest{GroupID: group, MuteAllMember: tim.MuteAllOff}); err != nil {
 		return fmt.Errorf("unmute group %s: %w", group, err)
 	}
-	return l.mark(ctx, group, "")
+	l.mark(ctx, group, "")
+	return nil
 }
 
-// mark sets the early-lift mark of the recorded mute of user in group.
-func (l Lifter) mark(ctx context.Context, group, user string) error {
+// mark sets the early-lift mark of the recorded mute of user in group. A
+// failure is logged: the mute is lifted, only its delayed end (a no-op unmute
+// and perhaps a late announcement) will still run.
+func (l Lifter) mark(ctx context.Context, group, user string) {
 	if l.Store == nil {
-		return nil
+		return
 	}
 	now := time.Now()
 	if l.Now != nil {
 		now = l.Now()
 	}
 	mutes, err := l.Store.ListMutes(ctx, group)
-	if err != nil {
-		return fmt.Errorf("lifted, but the mute record of %q in %s was not read: %w", user, group, err)
-	}
-	for _, m := range mutes {
-		if m.User == user && m.Until.After(now) {
-			return MarkLifted(ctx, l.Store, m, now)
+	if err == nil {
+		for _, m := range mutes {
+			if m.User == user && m.Until.After(now) {
+				err = MarkLifted(ctx, l.Store, m, now)
+				break
+			}
 		}
 	}
-	return nil
+	if err != nil && l.Logger != nil {
+		l.Logger.Warn("mute lifted, but not marked as lifted early: its delayed end will still run",
+			"group", group, "user", user, "err", err)
+	}
 }

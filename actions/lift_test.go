@@ -12,7 +12,10 @@ import (
 
 type liftCalls struct{ forbid, modify int }
 
-func (l *liftCalls) ForbidSendMsg(context.Context, tim.ForbidSendMsgRequest) error { l.forbid++; return nil }
+func (l *liftCalls) ForbidSendMsg(context.Context, tim.ForbidSendMsgRequest) error {
+	l.forbid++
+	return nil
+}
 func (l *liftCalls) ModifyGroupBaseInfo(context.Context, tim.ModifyGroupBaseInfoRequest) error {
 	l.modify++
 	return nil

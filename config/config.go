@@ -33,7 +33,11 @@ type Config struct {
 	Audit     Audit    `yaml:"audit"`
 	Log       Log      `yaml:"log"`
 	Executor  Executor `yaml:"executor"`
-	Schedule  Schedule `yaml:"schedule"`
+	// TrustedProxies lists the load balancers (IPs or CIDRs) whose
+	// X-Forwarded-For header names the client in logs and admin audit
+	// records. Empty: the connection's peer address is used.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	Schedule       Schedule `yaml:"schedule"`
 
 	// File is the path the configuration was read from ("" when built in
 	// code). Relative paths in the file are resolved against its directory.
@@ -265,6 +269,11 @@ func (c *Config) validate() []yamlx.Problem {
 	}
 	if _, _, err := splitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port (%v)", c.Listen, err)
+	}
+	for i, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR such as 10.0.0.0/8", p)
+		}
 	}
 	if !strings.HasPrefix(c.Callback.Path, "/") {
 		bad("callback.path", "%q must start with /", c.Callback.Path)

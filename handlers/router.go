@@ -38,6 +38,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// Deadline bounds the work for one callback.
 	Deadline time.Duration
+	// TrustedProxies are the load balancers (IPs or CIDRs) whose
+	// X-Forwarded-For names the client; from anyone else it is ignored, so
+	// a caller cannot choose the address logged and audited.
+	TrustedProxies []string
 }
 
 // Deps are the parts the router calls.
@@ -67,6 +71,11 @@ func New(cfg Config, deps Deps) *gin.Engine {
 	}
 	log := deps.Logger.With("component", "http")
 	r := gin.New()
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		// config validates the list; a bad entry here trusts no one.
+		log.Error("trusted proxies refused; trusting none", "err", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.HandleMethodNotAllowed = true
 	r.Use(recovery(log))
 	r.NoRoute(func(c *gin.Context) { jsonError(c, http.StatusNotFound, "not_found", "no such endpoint") })

@@ -15,7 +15,7 @@ import (
 func (a *app) adminConfig() handlers.AdminConfig {
 	var lifter handlers.Lifter
 	if a.client != nil {
-		lifter = actions.Lifter{Client: a.client, Store: a.store, Now: a.now}
+		lifter = actions.Lifter{Client: a.client, Store: a.store, Now: a.now, Logger: a.log}
 	}
 	return handlers.AdminConfig{
 		Token:    func() string { return a.config().Admin.Token.Reveal() },

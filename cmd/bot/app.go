@@ -67,6 +67,9 @@ type app struct {
 	sched *schedule.Scheduler
 
 	reloadMu sync.Mutex
+	// rewatch tells the file watcher that a reload may have named other
+	// files.
+	rewatch chan struct{}
 }
 
 // newApp builds every part. Nothing listens until run.
@@ -98,7 +101,7 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	a := &app{cfgPath: configPath, log: log, level: level, redactor: redactor, rules: policy.NewRuleHolder(set),
-		now: opts.Now, metrics: metrics.New()}
+		now: opts.Now, metrics: metrics.New(), rewatch: make(chan struct{}, 1)}
 	a.cfg.Store(cfg)
 	a.metrics.Reloaded(true, set, opts.Now())
 
@@ -136,12 +139,13 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	})
 	gin.SetMode(gin.ReleaseMode)
 	a.router = handlers.New(handlers.Config{
-		CallbackPath: cfg.Callback.Path,
-		SDKAppID:     cfg.Tencent.SDKAppID,
-		Tokens:       func() []string { return a.config().CallbackTokens() },
-		MaxClockSkew: cfg.Callback.MaxClockSkew.D(),
-		MaxBodyBytes: cfg.Callback.MaxBodyBytes,
-		Deadline:     cfg.Callback.Deadline.D(),
+		CallbackPath:   cfg.Callback.Path,
+		SDKAppID:       cfg.Tencent.SDKAppID,
+		Tokens:         func() []string { return a.config().CallbackTokens() },
+		MaxClockSkew:   cfg.Callback.MaxClockSkew.D(),
+		MaxBodyBytes:   cfg.Callback.MaxBodyBytes,
+		Deadline:       cfg.Callback.Deadline.D(),
+		TrustedProxies: cfg.TrustedProxies,
 	}, handlers.Deps{
 		Decider: a.engine,
 		Ready:   a.ready,
@@ -324,7 +328,10 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 			_, _ = a.reload(ctx) // a failure is logged, audited and counted
 		case <-ctx.Done():
 			a.log.Info("shutting down: no new callbacks; answering those in flight")
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.Executor.ShutdownGrace.D())
+			// Callbacks in flight finish within callback.deadline; the
+			// executor gets executor.shutdown_grace after this.
+			wait := min(cfg.Executor.ShutdownGrace.D(), cfg.Callback.Deadline.D()+2*time.Second)
+			sctx, cancel := context.WithTimeout(context.Background(), wait)
 			err := a.server.Shutdown(sctx)
 			cancel()
 			if err != nil {

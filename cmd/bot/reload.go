@@ -52,6 +52,10 @@ func (a *app) reload(_ context.Context) (string, error) {
 	}
 	a.metrics.Reloaded(true, set, a.now())
 	a.auditReload(set.Version, nil)
+	select {
+	case a.rewatch <- struct{}{}:
+	default: // the watcher will look already
+	}
 	a.log.Info("configuration and rules reloaded", "from_version", prev.Version, "to_version", set.Version,
 		"rules", set.Summary(), "dry_run", cfg.DryRun)
 	return set.Version, nil
@@ -76,6 +80,7 @@ func restartOnly(old, cfg *config.Config) []string {
 		}
 	}
 	check("listen", old.Listen, cfg.Listen)
+	check("trusted_proxies", old.TrustedProxies, cfg.TrustedProxies)
 	check("callback.path", old.Callback.Path, cfg.Callback.Path)
 	check("callback.max_clock_skew", old.Callback.MaxClockSkew, cfg.Callback.MaxClockSkew)
 	check("callback.max_body_bytes", old.Callback.MaxBodyBytes, cfg.Callback.MaxBodyBytes)
@@ -91,7 +96,9 @@ func restartOnly(old, cfg *config.Config) []string {
 
 // watch reloads when the configuration or the rule file changes on disk,
 // until ctx is done. Editors replace files by renaming, so the directories
-// are watched, and a burst of events becomes one reload.
+// are watched, and a burst of events becomes one reload. After every
+// successful reload the files are worked out again: a reload may name
+// another rule file.
 func (a *app) watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -100,18 +107,25 @@ func (a *app) watch(ctx context.Context) error {
 	defer w.Close()
 	files := map[string]bool{}
 	dirs := map[string]bool{}
-	for _, f := range []string{a.cfgPath, a.config().RulesPath()} {
-		abs, err := filepath.Abs(f)
-		if err != nil {
-			return err
+	follow := func() error {
+		clear(files)
+		for _, f := range []string{a.cfgPath, a.config().RulesPath()} {
+			abs, err := filepath.Abs(f)
+			if err != nil {
+				return err
+			}
+			files[abs] = true
+			if d := filepath.Dir(abs); !dirs[d] {
+				if err := w.Add(d); err != nil {
+					return fmt.Errorf("watch %s: %w", d, err)
+				}
+				dirs[d] = true
+			}
 		}
-		files[abs] = true
-		dirs[filepath.Dir(abs)] = true
+		return nil
 	}
-	for d := range dirs {
-		if err := w.Add(d); err != nil {
-			return fmt.Errorf("watch %s: %w", d, err)
-		}
+	if err := follow(); err != nil {
+		return err
 	}
 	const settle = 300 * time.Millisecond
 	timer := time.NewTimer(time.Hour)
@@ -120,6 +134,10 @@ func (a *app) watch(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-a.rewatch:
+			if err := follow(); err != nil {
+				a.log.Warn("the rule file named by the reloaded configuration is not watched", "err", err)
+			}
 		case ev, ok := <-w.Events:
 			if !ok {
 				return nil
@@ -135,7 +153,6 @@ func (a *app) watch(ctx context.Context) error {
 		case <-timer.C:
 			a.log.Info("configuration or rule file changed on disk; reloading")
 			_, _ = a.reload(ctx) // a failure is logged, audited and counted
-
 		}
 	}
 }
