@@ -20,15 +20,18 @@ type MemberLister interface {
 }
 
 // RoleStore is the store's group role cache, read through Enrich as the
-// policy engine reads it.
+// policy engine reads it, and the claim that lets one replica refresh a
+// group at a time.
 type RoleStore interface {
 	Enrich(ctx context.Context, req store.EnrichRequest) (store.EnrichResult, error)
 	SetRoles(ctx context.Context, group string, roles map[string]string, ttl time.Duration) error
+	ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
 // Defaults for RoleFillerConfig fields left zero.
 const (
-	DefaultRoleTTL         = 15 * time.Minute
+	DefaultRoleTTL         = 24 * time.Hour
+	DefaultRoleRefresh     = 15 * time.Minute
 	DefaultRoleFillTimeout = 10 * time.Second
 	DefaultRoleFills       = 16
 	DefaultRoleCooldown    = time.Minute
@@ -40,9 +43,13 @@ type RoleFillerConfig struct {
 	Store  RoleStore
 	Logger *slog.Logger
 	Now    func() time.Time
-	// TTL is how long the store keeps a group's roles. Role changes the IM
-	// server reports through callbacks drop the cache sooner.
+	// TTL is how long the store keeps a group's roles without a refresh:
+	// stale roles are better than none, since with none the owner and
+	// admins are treated as members.
 	TTL time.Duration
+	// Refresh is how old cached roles may get before an event of the group
+	// refreshes them in the background.
+	Refresh time.Duration
 	// Timeout bounds one background fill.
 	Timeout time.Duration
 	// MaxFills bounds the background fills in flight; past it FillRoles
@@ -72,6 +79,7 @@ type RoleFiller struct {
 	mu     sync.Mutex
 	closed bool
 	failed map[string]time.Time // group -> end of its cooldown
+	fresh  map[string]time.Time // group -> when this replica last had its roles refreshed
 }
 
 // NewRoleFiller returns a RoleFiller; Close it to stop its background fills.
@@ -83,6 +91,7 @@ func NewRoleFiller(cfg RoleFillerConfig) *RoleFiller {
 		cfg.Now = time.Now
 	}
 	setDefault(&cfg.TTL, DefaultRoleTTL)
+	setDefault(&cfg.Refresh, DefaultRoleRefresh)
 	setDefault(&cfg.Timeout, DefaultRoleFillTimeout)
 	setDefault(&cfg.MaxFills, DefaultRoleFills)
 	setDefault(&cfg.Cooldown, DefaultRoleCooldown)
@@ -90,26 +99,74 @@ func NewRoleFiller(cfg RoleFillerConfig) *RoleFiller {
 	return &RoleFiller{
 		cfg: cfg, log: cfg.Logger.With("component", "actions.roles"),
 		sem: make(chan struct{}, cfg.MaxFills), ctx: ctx, cancel: cancel,
-		failed: map[string]time.Time{},
+		failed: map[string]time.Time{}, fresh: map[string]time.Time{},
 	}
 }
 
-// FillRoles fills the group's role cache in the background. It returns at
-// once; policy.Engine calls it when an event finds the cache empty.
-func (f *RoleFiller) FillRoles(group string) {
+// FillRoles fills the group's role cache and returns the group's owner and
+// admins (user -> role). It waits at most until ctx is done; the fill then
+// goes on in the background and the next event finds the cache filled.
+// policy.Engine calls it when an event finds the cache empty, before the
+// rules run.
+func (f *RoleFiller) FillRoles(ctx context.Context, group string) (map[string]string, error) {
+	if group == "" {
+		return nil, errors.New("fill roles: no group")
+	}
+	result := make(chan error, 1)
+	var roles map[string]string
+	if !f.background(group, false, func(err error, r map[string]string) {
+		roles = r
+		result <- err
+	}) {
+		return nil, fmt.Errorf("fill the roles of %s: not now (closing, cooling down after a failure, or too many fills)", group)
+	}
+	select {
+	case err := <-result:
+		return roles, err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fill the roles of %s: %w (it goes on in the background)", group, ctx.Err())
+	}
+}
+
+// RefreshRoles refreshes the group's cached roles in the background when
+// this replica has not refreshed them for Refresh (at once with force: the
+// IM server reported a role change). It returns at once. Across replicas a
+// claim in the store lets one of them do each refresh.
+func (f *RoleFiller) RefreshRoles(group string, force bool) {
 	if group == "" {
 		return
 	}
+	now := f.cfg.Now()
+	f.mu.Lock()
+	if !force && now.Sub(f.fresh[group]) < f.cfg.Refresh {
+		f.mu.Unlock()
+		return
+	}
+	f.fresh[group] = now // one refresh per Refresh, even if this replica loses the claim
+	for g, at := range f.fresh {
+		if now.Sub(at) > f.cfg.TTL {
+			delete(f.fresh, g)
+		}
+	}
+	f.mu.Unlock()
+	f.background(group, !force, nil)
+}
+
+// background fetches the group's roles in a goroutine bounded by Timeout and
+// calls done (if not nil) with the outcome. With claim, the fetch happens only
+// if this replica wins the refresh claim. It returns false when it started
+// nothing.
+func (f *RoleFiller) background(group string, claim bool, done func(error, map[string]string)) bool {
 	f.mu.Lock()
 	if f.closed || f.cfg.Now().Before(f.failed[group]) {
 		f.mu.Unlock()
-		return
+		return false
 	}
 	select {
 	case f.sem <- struct{}{}:
 	default:
 		f.mu.Unlock()
-		return
+		return false
 	}
 	f.wg.Add(1)
 	f.mu.Unlock()
@@ -118,7 +175,18 @@ func (f *RoleFiller) FillRoles(group string) {
 		defer func() { <-f.sem }()
 		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Timeout)
 		defer cancel()
-		if _, err := f.fetch(ctx, group, true); err != nil {
+		if claim {
+			won, err := f.cfg.Store.ClaimOnce(ctx, "roles-refresh|"+group, f.cfg.Refresh)
+			if err != nil || !won {
+				return // another replica refreshes, or the store is down: the cache stays
+			}
+		}
+		roles, err := f.fetch(ctx, group, false)
+		if err == nil {
+			f.mu.Lock()
+			f.fresh[group] = f.cfg.Now()
+			f.mu.Unlock()
+		} else {
 			f.mu.Lock()
 			f.failed[group] = f.cfg.Now().Add(f.cfg.Cooldown)
 			for g, until := range f.failed {
@@ -128,11 +196,15 @@ func (f *RoleFiller) FillRoles(group string) {
 			}
 			f.mu.Unlock()
 			if !errors.Is(err, context.Canceled) {
-				f.log.Warn("could not fill the group's roles; rules see its owner and admins as members until it works",
+				f.log.Warn("could not list the group's owner and admins; rules keep the roles they knew (none: members)",
 					"group", group, "retry_after", f.cfg.Cooldown, "err", err)
 			}
 		}
+		if done != nil {
+			done(err, roles)
+		}
 	}()
+	return true
 }
 
 // GroupRoles returns the role of each user in group: from the store's

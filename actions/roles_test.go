@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -26,9 +27,16 @@ func TestRoleFillerSharesOneCallPerGroup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, fc, f := newRoleRig(t)
 		fc.gate = func(context.Context) error { time.Sleep(100 * time.Millisecond); return nil }
+		var wg sync.WaitGroup
 		for range 5 {
-			f.FillRoles(grp)
+			wg.Go(func() {
+				roles, err := f.FillRoles(t.Context(), grp)
+				if err != nil || roles["olga"] != "owner" || roles["adam"] != "admin" {
+					t.Errorf("FillRoles = %v, %v", roles, err)
+				}
+			})
 		}
+		wg.Wait()
 		got, err := f.GroupRoles(t.Context(), grp, []string{"olga", "adam", "carol", "zed"})
 		if err != nil {
 			t.Fatal(err)
@@ -51,7 +59,9 @@ func TestRoleFillerSharesOneCallPerGroup(t *testing.T) {
 		if _, err := f.GroupRoles(t.Context(), grp, []string{"anna"}); err != nil {
 			t.Fatal(err)
 		}
-		f.FillRoles("")
+		if _, err := f.FillRoles(t.Context(), ""); err == nil {
+			t.Error("FillRoles of no group did not fail")
+		}
 		synctest.Wait()
 		if n := len(fc.CallsTo(tim.CommandGetGroupMemberInfo)); n != 1 {
 			t.Errorf("%d calls after the cache was filled, want 1", n)
@@ -63,9 +73,12 @@ func TestRoleFillerWaitsAfterAFailedFill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, fc, f := newRoleRig(t)
 		fc.fail = func(c fakeCall) error { return apiErr(c.Command, tim.CodeInternalError) }
-		f.FillRoles(grp)
-		synctest.Wait()
-		f.FillRoles(grp) // within the cooldown: no call
+		if _, err := f.FillRoles(t.Context(), grp); err == nil {
+			t.Fatal("a failed fill reported no error")
+		}
+		if _, err := f.FillRoles(t.Context(), grp); err == nil { // within the cooldown: no call
+			t.Fatal("a fill within the cooldown reported no error")
+		}
 		synctest.Wait()
 		if n := len(fc.CallsTo(tim.CommandGetGroupMemberInfo)); n != 1 {
 			t.Fatalf("%d calls within the cooldown, want 1", n)
@@ -78,7 +91,9 @@ func TestRoleFillerWaitsAfterAFailedFill(t *testing.T) {
 		fc.mu.Lock()
 		fc.fail = nil
 		fc.mu.Unlock()
-		f.FillRoles(grp)
+		if _, err := f.FillRoles(t.Context(), grp); err != nil {
+			t.Fatal(err)
+		}
 		synctest.Wait()
 		if n := len(fc.CallsTo(tim.CommandGetGroupMemberInfo)); n != 3 {
 			t.Errorf("%d calls after the cooldown, want 3", n)
@@ -97,14 +112,52 @@ func TestRoleFillerCloseWaitsForFills(t *testing.T) {
 				return ctx.Err()
 			}
 		}
-		f.FillRoles(grp)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		if _, err := f.FillRoles(ctx, grp); err == nil {
+			t.Error("a fill that outlived its wait reported no error")
+		}
+		cancel()
 		synctest.Wait()
 		f.Close()
-		f.FillRoles(grp) // closed: nothing happens
+		if _, err := f.FillRoles(t.Context(), grp); err == nil { // closed: nothing happens
+			t.Error("a fill after Close reported no error")
+		}
 		synctest.Wait()
 		res, _ := s.Enrich(context.Background(), store.EnrichRequest{Now: time.Now(), RoleGroup: grp})
 		if res.RolesCached {
 			t.Error("a cancelled fill cached roles")
+		}
+	})
+}
+
+func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, fc, f := newRoleRig(t)
+		if _, err := f.FillRoles(t.Context(), grp); err != nil {
+			t.Fatal(err)
+		}
+		calls := func() int { synctest.Wait(); return len(fc.CallsTo(tim.CommandGetGroupMemberInfo)) }
+		f.RefreshRoles(grp, false)
+		if n := calls(); n != 1 {
+			t.Fatalf("%d calls: fresh roles were refreshed", n)
+		}
+		time.Sleep(DefaultRoleRefresh + time.Second)
+		fc.mu.Lock()
+		fc.roles[grp]["carol"] = tim.RoleAdmin
+		fc.mu.Unlock()
+		f.RefreshRoles(grp, false)
+		f.RefreshRoles(grp, false)
+		if n := calls(); n != 2 {
+			t.Fatalf("%d calls after the refresh interval, want one refresh", n)
+		}
+		res, _ := s.Enrich(t.Context(), store.EnrichRequest{Now: time.Now(), RoleGroup: grp, RoleUsers: []string{"carol"}})
+		if !res.RolesCached || res.Roles[0] != "admin" {
+			t.Errorf("after the refresh carol is %v, want admin", res.Roles)
+		}
+		// A role change the IM server reports refreshes at once.
+		f.RefreshRoles(grp, true)
+		if n := calls(); n != 3 {
+			t.Errorf("%d calls after a reported role change, want a forced refresh", n)
 		}
 	})
 }

@@ -31,7 +31,6 @@ const (
 	ResultRetry    = "retry"     // failed, will be tried again
 	ResultDead     = "dead"      // failed for good, dead-lettered
 	ResultDryRun   = "dry_run"   // decided, but dry_run is on
-	ResultShadow   = "shadow"    // decided by a shadow rule: recorded only
 	ResultDegraded = "degraded"  // decided without the store (fail-open/closed)
 	ResultDup      = "duplicate" // an "after" callback seen before
 	ResultFailed   = "failed"    // a reload, an admin call or a scheduled job that did not work

@@ -185,12 +185,17 @@ func Load(path string) (*Config, error) {
 // Parse is Load on bytes already read; getenv resolves ${NAME}.
 func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	var c Config
-	if err := yamlx.Decode(path, data, &c, yamlx.Options{Getenv: getenv}); err != nil {
+	expanded := map[string]string{}
+	opts := yamlx.Options{Getenv: getenv, OnExpand: func(value, ref string) { expanded[value] = ref }}
+	if err := yamlx.Decode(path, data, &c, opts); err != nil {
 		return nil, err
 	}
 	c.File = path
 	c.applyDefaults()
 	if problems := c.validate(); len(problems) > 0 {
+		for i := range problems {
+			problems[i].Reason = yamlx.ScrubExpanded(problems[i].Reason, expanded)
+		}
 		return nil, &yamlx.Error{File: path, Problems: problems}
 	}
 	return &c, nil

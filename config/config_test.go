@@ -673,3 +673,26 @@ func TestFailModeNamesKindAndValue(t *testing.T) {
 		t.Errorf("a valid fail_mode: %v %+v", err, c)
 	}
 }
+
+func TestErrorsNeverRepeatAValueFromTheEnvironment(t *testing.T) {
+	env := map[string]string{"SECRET": "s3cr3t-Key-ABCDEFGH", "NUM": "-7"}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, src := range []string{
+		"tencent:\n  sdk_app_id: ${SECRET}\n",
+		"tencent: {sdk_app_id: 1400000000}\ncallback:\n  max_clock_skew: ${SECRET}\n",
+		"tencent: {sdk_app_id: 1400000000}\nlisten: ${SECRET}\n",
+		"tencent: {sdk_app_id: 1400000000}\ntrusted_proxies: [\"${SECRET}\"]\n",
+	} {
+		_, err := config.Parse("c.yaml", []byte(src), getenv)
+		if err == nil {
+			t.Fatalf("%q parsed", src)
+		}
+		if strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "${SECRET}") {
+			t.Errorf("%q: error %q; want the value replaced by its reference", src, err)
+		}
+	}
+	_, err := config.Parse("c.yaml", []byte("tencent:\n  sdk_app_id: 1400000000\n  rate_limit: ${NUM}\n"), getenv)
+	if err == nil || !strings.Contains(err.Error(), "tencent.rate_limit") {
+		t.Errorf("a bad value from the environment is still named by its key: %v", err)
+	}
+}

@@ -33,10 +33,15 @@ type AuditSink interface {
 	WriteLine(line []byte)
 }
 
-// RoleFiller fills a group's role cache in the background when an event
-// finds it empty.
+// RoleFiller knows groups' owners and admins and keeps the store's role
+// cache filled.
 type RoleFiller interface {
-	FillRoles(group string)
+	// FillRoles fills an empty cache and returns the group's owner and
+	// admins (user -> role), waiting at most until ctx is done.
+	FillRoles(ctx context.Context, group string) (map[string]string, error)
+	// RefreshRoles refreshes cached roles in the background when they are
+	// old (at once with force). It returns at once.
+	RefreshRoles(group string, force bool)
 }
 
 // Observer hears about each decision, for metrics. All methods must be
@@ -165,13 +170,43 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 		e.audit(ev, set, start, audit.ResultDup, "")
 		return Outcome{Reply: tim.OK()}
 	}
-	if !res.RolesCached && e.cfg.Roles != nil && ev.Base.GroupID != "" {
-		e.cfg.Roles.FillRoles(ev.Base.GroupID)
-	}
 	st := stateFrom(set, plan, ev, req, res, keys)
+	e.roles(ctx, ev, res.RolesCached, st)
 	out := evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin}, env)
 	e.finish(ctx, ev, set, out, start, "", "")
 	return out
+}
+
+// roleWait bounds the wait for a group's roles when an event finds none
+// cached (the group's first event, or the first after the cache expired).
+const roleWait = 300 * time.Millisecond
+
+// roles makes sure the subjects' roles are known before the rules run: an
+// empty cache is filled now (briefly waited for: with no roles the owner and
+// admins would be judged as members), a cached one refreshed in the
+// background when it is old.
+func (e *Engine) roles(ctx context.Context, ev *Event, cached bool, st *State) {
+	group := ev.Base.GroupID
+	if e.cfg.Roles == nil || group == "" {
+		return
+	}
+	if cached {
+		e.cfg.Roles.RefreshRoles(group, false)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, roleWait)
+	roles, err := e.cfg.Roles.FillRoles(wctx, group)
+	cancel()
+	if err != nil {
+		e.log.Warn("the group's roles are not known yet; its owner and admins are judged as members for this event",
+			"group", group, "event_id", ev.ID, "err", err)
+		return
+	}
+	for _, u := range ev.Subjects {
+		if r, ok := roles[u]; ok {
+			st.Roles[u] = r
+		}
+	}
 }
 
 // counterKey remembers which counter (by set index) a touched key feeds, per
@@ -197,11 +232,10 @@ func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event, env 
 			for _, cu := range plan.Counters {
 				key, counts, err := cu.Counter.KeyFor(env)
 				if err != nil {
-					e.log.Warn("counter key failed", "counter", cu.Counter.Name, "event_id", ev.ID, "err", err)
-					continue
-				}
-				if !counts {
-					continue
+					e.log.Warn("counter failed", "counter", cu.Counter.Name, "event_id", ev.ID, "err", err)
+					if key == "" {
+						continue
+					}
 				}
 				i, seen := byKey[key]
 				if !seen {
@@ -209,7 +243,7 @@ func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event, env 
 					byKey[key] = i
 					req.Counters = append(req.Counters, store.CounterTouch{Key: key, Window: cu.Counter.Window})
 				}
-				if cu.Touch {
+				if cu.Touch && counts {
 					req.Counters[i].Add++
 				}
 				keys = append(keys, counterKey{index: cu.Counter.Index, subject: si, reqIdx: i})
@@ -372,7 +406,13 @@ func (e *Engine) ownMessage(ev *Event) bool {
 func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start time.Time) {
 	switch ev.Command {
 	case tim.CmdAfterMemberFieldChanged, tim.CmdAfterChangeGroupOwner:
-		if g := ev.Base.GroupID; g != "" {
+		g := ev.Base.GroupID
+		switch {
+		case g == "":
+		case e.cfg.Roles != nil:
+			// Refresh, keeping the roles known until the new ones arrive.
+			e.cfg.Roles.RefreshRoles(g, true)
+		default:
 			sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
 			if err := e.cfg.Store.ForgetRoles(sctx, g); err != nil {
 				e.log.Warn("forget cached roles", "group", g, "err", err)
@@ -561,9 +601,12 @@ func decisionRecord(ev *Event, set *rules.Set, d *Decision, subject int, latency
 		RulesVersion: set.Version, Shadow: len(d.Shadow) > 0, ShadowRules: d.Shadow, Budget: d.Budget,
 		Result: result, LatencyUS: latencyUS,
 	}
-	errs := d.Errors
+	errs := make([]string, 0, len(d.Errors)+1)
+	for _, e := range d.Errors {
+		errs = append(errs, scrubText(e, ev))
+	}
 	if errText != "" {
-		errs = append(append([]string{}, errs...), errText)
+		errs = append(errs, errText)
 	}
 	rec.Error = strings.Join(errs, "; ")
 	for i, a := range d.Actions {
@@ -574,6 +617,18 @@ func decisionRecord(ev *Event, set *rules.Set, d *Decision, subject int, latency
 		rec.Actions = append(rec.Actions, ref)
 	}
 	return rec
+}
+
+// scrubText cuts what the user wrote (the message text, in any case, and the
+// application message) out of a rule's runtime error, which expr words with
+// the values involved: the audit log holds no message text.
+func scrubText(msg string, ev *Event) string {
+	for _, s := range []string{ev.Base.Text, strings.ToLower(ev.Base.Text), ev.Base.ApplyMsg} {
+		if len(s) >= 3 && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "[message text]")
+		}
+	}
+	return msg
 }
 
 // audit writes a record for an event with no decisions.

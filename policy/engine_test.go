@@ -43,15 +43,28 @@ type fixedRules struct{ set *rules.Set }
 
 func (f fixedRules) Rules() *rules.Set { return f.set }
 
+// fakeFiller answers fills from roles, and records the groups asked for.
 type fakeFiller struct {
-	mu     sync.Mutex
-	groups []string
+	mu        sync.Mutex
+	groups    []string
+	refreshed []string
+	roles     map[string]string
+	err       error
 }
 
-func (f *fakeFiller) FillRoles(g string) {
+func (f *fakeFiller) FillRoles(_ context.Context, g string) (map[string]string, error) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.groups = append(f.groups, g)
-	f.mu.Unlock()
+	return f.roles, f.err
+}
+
+func (f *fakeFiller) RefreshRoles(g string, force bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if force {
+		f.refreshed = append(f.refreshed, g)
+	}
 }
 
 const engineRules = `version: 1
@@ -291,5 +304,57 @@ func TestEngineSkipsOwnMessagesAndFillsRoles(t *testing.T) {
 	}
 	if rec := h.audit.last(); rec.Role != "admin" || len(rec.Actions) != 0 {
 		t.Errorf("an admin who floods got %+v; want role admin and no actions", rec)
+	}
+}
+
+func TestAnEventThatDoesNotCountStillReadsTheCount(t *testing.T) {
+	h := newHarness(t, `version: 1
+counters: [{name: links, on: [message], key: user.id, if: 'len(message.urls) > 0', window: 1h}]
+rules: [{name: link-heavy, on: message, if: 'counters.links >= 3', verdict: block}]
+`)
+	texts := []string{"see a.com/x", "see b.com/y", "see c.com/z", "no link at all", "and d.com/w"}
+	var codes []int
+	for _, text := range texts {
+		h.now = h.now.Add(time.Second)
+		codes = append(codes, h.send(t, msgEvent(t, "lenny", text)).Reply.ErrorCode)
+	}
+	if !slices.Equal(codes, []int{0, 0, 1, 1, 1}) {
+		t.Errorf("reply codes %v; want the third link and everything after it blocked (the linkless message reads 3)", codes)
+	}
+}
+
+func TestTheOwnerIsExemptEvenOnTheGroupsFirstEvent(t *testing.T) {
+	h := newHarness(t, engineRules)
+	h.filler.roles = map[string]string{"olga": "owner"}
+	out := h.send(t, msgEvent(t, "olga", "free spam for all"))
+	if out.Reply.ErrorCode != 0 {
+		t.Fatalf("the owner's message on a cold role cache was refused (code %d)", out.Reply.ErrorCode)
+	}
+	if rec := h.audit.last(); rec.Role != "owner" || len(rec.Rules) != 0 {
+		t.Errorf("record %+v; want role owner and no rule", rec)
+	}
+	t.Run("when the roles cannot be had in time the user is judged as a member", func(t *testing.T) {
+		h := newHarness(t, engineRules)
+		h.filler.err = context.DeadlineExceeded
+		if out := h.send(t, msgEvent(t, "olga", "spam")); out.Reply.ErrorCode != 1 {
+			t.Errorf("code %d, want the spam block", out.Reply.ErrorCode)
+		}
+	})
+	t.Run("a reported role change refreshes the cache instead of dropping it", func(t *testing.T) {
+		h.send(t, eventFrom(t, tim.CmdAfterChangeGroupOwner, map[string]any{"GroupId": "@TGS#g1"}))
+		if !slices.Equal(h.filler.refreshed, []string{"@TGS#g1"}) {
+			t.Errorf("forced refreshes %v, want [@TGS#g1]", h.filler.refreshed)
+		}
+	})
+}
+
+func TestRuleErrorsInTheAuditLogHoldNoMessageText(t *testing.T) {
+	h := newHarness(t, `version: 1
+rules: [{name: numeric, on: message, if: 'int(message.text) > 3', verdict: block}]
+`)
+	h.send(t, msgEvent(t, "u", "my card number is 4111 1111"))
+	rec := h.audit.last()
+	if !strings.Contains(rec.Error, "rule numeric") || strings.Contains(rec.Error, "4111") {
+		t.Errorf("error %q; want the rule named and no message text", rec.Error)
 	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -233,6 +234,11 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 			body = next
 		}
 		d.Rewritten = body
+	}
+	if d.Verdict == rules.Reject || d.Verdict == rules.Hold {
+		// A rejected or held applicant is not admitted, whatever another
+		// matching rule's actions say.
+		d.Actions = slices.DeleteFunc(d.Actions, func(a PlannedAction) bool { return !a.Shadow && a.Kind == rules.ActAdmit })
 	}
 	if d.Verdict == rules.Approve && ev.Kind == rules.JoinRequest {
 		d.Actions = append(d.Actions, PlannedAction{Resolved: rules.Resolved{Kind: rules.ActAdmit}, Rule: winner.Name, Roles: winner.AppliesToRoles()})

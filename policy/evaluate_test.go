@@ -473,3 +473,20 @@ func TestFindURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestARejectedApplicantIsNotAdmitted(t *testing.T) {
+	set := mustRules(t, `version: 1
+lists: {vip: [mallory], banned: [mallory]}
+rules:
+  - {name: vip, on: join_request, if: 'user.id in lists.vip', actions: [admit, {warn: welcome}]}
+  - {name: banned, on: join_request, if: 'user.id in lists.banned', verdict: reject}
+  - {name: slow, on: join_request, if: 'user.id == "hugo"', verdict: hold, actions: [admit]}
+`)
+	for _, tt := range []struct{ user, want string }{{"mallory", `warn "welcome"`}, {"hugo", ""}} {
+		ev := eventFrom(t, tim.CmdBeforeApplyJoinGroup, map[string]any{"GroupId": "g", "Type": "Public", "Requestor_Account": tt.user})
+		got := strings.Join(actionStrings(Evaluate(set, ev, emptyState(set), Options{}).Decisions[0]), ",")
+		if got != tt.want {
+			t.Errorf("%s: actions %q, want %q (no admit when the verdict refuses or holds)", tt.user, got, tt.want)
+		}
+	}
+}

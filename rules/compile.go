@@ -269,8 +269,9 @@ func (c *compiler) kinds(on kindList, line int, section, name string) []Kind {
 }
 
 func kindNames() string {
-	names := make([]string, len(Kinds))
-	for i, k := range Kinds {
+	kinds := Kinds()
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
 		names[i] = string(k)
 	}
 	return strings.Join(names, ", ")
@@ -691,7 +692,7 @@ func LoadTimezone(name string) (*time.Location, error) {
 
 // plan works out, per kind, the rules, counters and budgets it needs.
 func (c *compiler) plan(set *Set) {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		p := &Plan{Kind: k}
 		use := map[string]bool{}
 		for _, r := range set.Rules {

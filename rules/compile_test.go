@@ -455,7 +455,7 @@ counters:
 	}{
 		{"a key is the counter's name and the expression's value", 0, nil, "per_user|@TGS#1/alice", true},
 		{"a counter whose condition holds counts", 1, []string{"https://a"}, "links|alice", true},
-		{"a counter whose condition fails does not count", 1, nil, "", false},
+		{"a counter whose condition fails does not count but still has its key", 1, nil, "links|alice", false},
 		{"a group counter keys on the group", 2, nil, "per_group|@TGS#1", true},
 	}
 	for _, tt := range tests {
@@ -911,7 +911,7 @@ func TestVariablesListsWhatExpressionsMayRead(t *testing.T) {
 }
 
 func TestKinds(t *testing.T) {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if !k.Valid() {
 			t.Errorf("%s is not valid", k)
 		}

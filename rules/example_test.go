@@ -65,7 +65,7 @@ func TestEveryKindHasAPlanInTheExample(t *testing.T) {
 		MemberLeft:     {[]string{"leave-notice"}, nil, nil, false},
 		GroupDestroyed: {},
 	}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		t.Run(string(k), func(t *testing.T) {
 			p := set.Plan(k)
 			if p == nil || p.Kind != k {
@@ -165,7 +165,7 @@ func TestExampleExpressionsRunOnAnEmptyInput(t *testing.T) {
 	}
 	e := set.Env()
 	defer e.Release()
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		e.Fill(&Input{Kind: k})
 		for _, r := range set.Plan(k).Rules {
 			if _, err := r.Match(e); err != nil {

@@ -44,7 +44,7 @@ func FuzzParseRules(f *testing.F) {
 		}
 		e := set.Env()
 		defer e.Release()
-		for _, k := range Kinds {
+		for _, k := range Kinds() {
 			p := set.Plan(k)
 			in := sampleInput()
 			in.Kind = k

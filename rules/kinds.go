@@ -17,7 +17,9 @@ const (
 )
 
 // Kinds lists every kind in a stable order.
-var Kinds = []Kind{JoinRequest, Invite, Message, MessageSent, MemberJoined, MemberLeft, GroupDestroyed}
+func Kinds() []Kind {
+	return []Kind{JoinRequest, Invite, Message, MessageSent, MemberJoined, MemberLeft, GroupDestroyed}
+}
 
 // KindOf maps a CallbackCommand to the kind rules see; ok is false for
 // commands that rules do not evaluate.

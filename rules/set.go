@@ -78,23 +78,23 @@ type Counter struct {
 }
 
 // KeyFor returns the window key for the current subject, and whether the
-// subject counts (the counter's `if` holds).
+// subject counts (the counter's `if` holds). The key is returned either way:
+// an event that does not count still reads the count.
 func (c *Counter) KeyFor(e *Env) (key string, counts bool, err error) {
-	if c.cond != nil {
-		ok, err := e.runBool(c.cond)
-		if err != nil {
-			return "", false, fmt.Errorf("counter %s: if: %w", c.Name, err)
-		}
-		if !ok {
-			return "", false, nil
-		}
-	}
 	out, err := e.run(c.key)
 	if err != nil {
 		return "", false, fmt.Errorf("counter %s: key: %w", c.Name, err)
 	}
 	s, _ := out.(string)
-	return c.Name + "|" + s, true, nil
+	key = c.Name + "|" + s
+	if c.cond == nil {
+		return key, true, nil
+	}
+	ok, err := e.runBool(c.cond)
+	if err != nil {
+		return key, false, fmt.Errorf("counter %s: if: %w", c.Name, err)
+	}
+	return key, ok, nil
 }
 
 // Reply is a custom answer to a refused event.

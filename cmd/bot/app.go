@@ -31,8 +31,6 @@ import (
 	"github.com/timguard/timguard/tim"
 )
 
-func nowFunc() time.Time { return time.Now() }
-
 // appOptions carries what the process gives the app; tests replace them.
 type appOptions struct {
 	Stdout, Stderr io.Writer
@@ -365,6 +363,8 @@ func (a *app) logStartup() {
 	rest := "off (no tencent.secret_key): actions are decided and audited but not carried out"
 	if c.Tencent.RESTEnabled() {
 		rest = "on, " + c.Tencent.APIBase
+	} else {
+		a.log.Warn("without REST calls the groups' owners and admins are unknown: rules judge them as members (only the App admin stays exempt)")
 	}
 	sig := "on"
 	if len(c.CallbackTokens()) == 0 {

@@ -31,16 +31,27 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := *rulesPath
+	configOK := true
 	if *configPath != "" {
 		cfg, err := config.Load(*configPath)
-		if err != nil {
+		switch {
+		case err != nil:
+			// Report the rule file's problems too, when the config still
+			// says where it is.
 			fmt.Fprintln(stderr, err)
-			return 1
+			configOK = false
+			if path == "" {
+				path = rulesFileOf(*configPath)
+			}
+		default:
+			fmt.Fprintf(stdout, "%s: ok\n", *configPath)
+			if path == "" {
+				path = cfg.RulesPath()
+			}
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", *configPath)
-		if path == "" {
-			path = cfg.RulesPath()
-		}
+	}
+	if path == "" {
+		return 1
 	}
 	set, err := rules.Load(path)
 	if err != nil {
@@ -63,7 +74,31 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s; %d rule tests passed\n", path, set.Summary(), total)
+	if !configOK {
+		return 1
+	}
 	return 0
+}
+
+// rulesFileOf reads rules_file from a config file that does not load, so
+// that `bot check` can still report the rule file's problems. It returns ""
+// when the file does not say.
+func rulesFileOf(configPath string) string {
+	data, err := os.ReadFile(configPath)
+	if err != nil {
+		return ""
+	}
+	var raw struct {
+		RulesFile string `yaml:"rules_file"`
+	}
+	if yaml.Unmarshal(data, &raw) != nil || strings.Contains(raw.RulesFile, "${") {
+		return ""
+	}
+	c := config.Config{File: configPath, RulesFile: raw.RulesFile}
+	if c.RulesFile == "" {
+		c.RulesFile = config.DefaultRulesFile
+	}
+	return c.RulesPath()
 }
 
 func printTests(w io.Writer, set *rules.Set) {
@@ -141,7 +176,7 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	result, err := simulateEvent(set, cb, body, st, appAdmin, dryRun, nowFunc())
+	result, err := simulateEvent(set, cb, body, st, appAdmin, dryRun, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "bot simulate: %s: %v\n", *statePath, err)
 		return 1
@@ -170,12 +205,14 @@ type simResult struct {
 // store state, with the full trace and no side effects.
 func simulateEvent(set *rules.Set, cb tim.Event, body []byte, st simState, appAdmin string, dryRun bool, now time.Time) (simResult, error) {
 	ev := policy.NewEvent(cb, body, now)
-	state, err := st.toState(set, ev)
+	state, subjectAdmin, err := policy.Assume(set, ev, policy.Assumed{
+		Counters: st.Counters, Strikes: st.Strikes, Role: st.Role, Modes: st.Modes, TouchedCountsOne: true,
+	})
 	if err != nil {
 		return simResult{}, err
 	}
-	if st.Role == rules.RoleAppAdmin && len(ev.Subjects) > 0 {
-		appAdmin = ev.Subjects[0]
+	if subjectAdmin != "" {
+		appAdmin = subjectAdmin
 	}
 	out := policy.Evaluate(set, ev, state, policy.Options{DryRun: dryRun, AppAdmin: appAdmin, Trace: true})
 	res := simResult{ev.ID, ev.Command, ev.Kind, set.Version, dryRun, out.Reply, out.Decisions}
@@ -192,39 +229,4 @@ type simState struct {
 	Strikes  int            `yaml:"strikes" json:"strikes"`
 	Role     string         `yaml:"role" json:"role"`
 	Modes    []string       `yaml:"modes" json:"modes"`
-}
-
-func (s simState) toState(set *rules.Set, ev *policy.Event) (*policy.State, error) {
-	st := &policy.State{Counters: make([]int, len(set.Counters)), Strikes: map[string]int{}, Roles: map[string]string{}, Modes: map[string]bool{}}
-	for _, cu := range set.Plan(ev.Kind).Counters {
-		if cu.Touch {
-			st.Counters[cu.Counter.Index] = 1
-		}
-	}
-	for name, v := range s.Counters {
-		found := false
-		for _, c := range set.Counters {
-			if c.Name == name {
-				st.Counters[c.Index], found = v, true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("counters.%s is not declared in the rule file", name)
-		}
-	}
-	switch s.Role {
-	case "", rules.RoleMember, rules.RoleAdmin, rules.RoleOwner, rules.RoleAppAdmin:
-	default:
-		return nil, fmt.Errorf("role %q is not member, admin, owner or app_admin", s.Role)
-	}
-	for _, u := range ev.Subjects {
-		st.Strikes[u] = s.Strikes
-		if s.Role != "" && s.Role != rules.RoleAppAdmin {
-			st.Roles[u] = s.Role
-		}
-	}
-	for _, m := range s.Modes {
-		st.Modes[m] = true
-	}
-	return st, nil
 }

@@ -4,6 +4,8 @@
 //	bot check    --config FILE | --rules FILE   validate config and rules, run the rule tests
 //	bot simulate --config FILE --event FILE.json [--state FILE.yaml]
 //	                                            print the decision for one callback, no side effects
+//	bot replay   --config FILE --rules NEW.yaml --events FILE.jsonl
+//	                                            what a rule change would do to recorded callbacks
 //	bot version
 package main
 
@@ -33,6 +35,9 @@ usage:
   bot check    --config FILE | --rules FILE     validate the config and rules and run the rule tests
   bot simulate --config FILE --event FILE.json [--state FILE.yaml]
                                                 print the decision for one callback body, no side effects
+  bot replay   --config FILE --rules NEW.yaml --events FILE.jsonl [--json] [--fail-on-change]
+                                                replay callback bodies (one JSON object per line) against
+                                                the rules in force and NEW.yaml; print what would change
   bot version                                   print the version
 `
 
@@ -49,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkCmd(args[1:], stdout, stderr)
 	case "simulate":
 		return simulateCmd(args[1:], stdout, stderr)
+	case "replay":
+		return replayCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "timguard", version)
 		return 0

@@ -39,6 +39,9 @@ func (a *app) reload(_ context.Context) (string, error) {
 	if err != nil {
 		return fail(fmt.Errorf("rules: %w", err))
 	}
+	if len(old.CallbackTokens()) > 0 && len(cfg.CallbackTokens()) == 0 {
+		a.log.Warn("this reload empties callback.token: callbacks are no longer authenticated; anyone who can reach the callback URL can call it")
+	}
 	if keys := restartOnly(old, cfg); len(keys) > 0 {
 		a.log.Warn("these configuration changes take effect only after a restart", "keys", strings.Join(keys, ", "))
 	}

@@ -17,15 +17,22 @@ import (
 type Redactor struct {
 	mu      sync.RWMutex
 	secrets []string
+	seen    map[string]bool
 }
 
 // Add registers secret values; empty and very short values are ignored
-// (masking "a" everywhere would mangle the log, and is no protection).
+// (masking "a" everywhere would mangle the log, and is no protection), and
+// a value already known is not added again (reloads add the tokens each
+// time).
 func (r *Redactor) Add(secrets ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
 	for _, s := range secrets {
-		if len(s) >= 6 {
+		if len(s) >= 6 && !r.seen[s] {
+			r.seen[s] = true
 			r.secrets = append(r.secrets, s)
 		}
 	}

@@ -60,6 +60,29 @@ type Options struct {
 	// Getenv, when set, expands ${NAME} and ${NAME:-default} in scalar
 	// values. Unset names expand to "" (or the default).
 	Getenv func(string) (string, bool)
+	// OnExpand, when set, hears every value an expansion produced and the
+	// text it replaced, so that the caller can keep such values (often
+	// secrets) out of its own messages with ScrubExpanded.
+	OnExpand func(value, ref string)
+}
+
+// ScrubExpanded replaces, in msg, every value an expansion produced with the
+// reference it came from (${NAME}): a value read from the environment is
+// often a secret and never belongs in an error message.
+func ScrubExpanded(msg string, expanded map[string]string) string {
+	for value, ref := range expanded {
+		if len(value) < 3 {
+			continue
+		}
+		if strings.Contains(msg, value) {
+			msg = strings.ReplaceAll(msg, value, "[value of "+ref+"]")
+		}
+		// yaml.v3 shortens a long value in its errors to 7 bytes and "...".
+		if short := value[:min(7, len(value))] + "..."; len(value) > 10 && strings.Contains(msg, short) {
+			msg = strings.ReplaceAll(msg, short, "[value of "+ref+"]")
+		}
+	}
+	return msg
 }
 
 // Decode parses data (named file in messages) into out, which must be a
@@ -90,9 +113,20 @@ func DecodeNode(data []byte, out any, opts Options) (*yaml.Node, []Problem) {
 		root = root.Content[0]
 	}
 	var problems []Problem
+	expanded := map[string]string{}
 	if opts.Getenv != nil {
-		problems = append(problems, expandNode(root, "", opts.Getenv)...)
+		problems = append(problems, expandNode(root, "", opts.Getenv, expanded)...)
+		if opts.OnExpand != nil {
+			for value, ref := range expanded {
+				opts.OnExpand(value, ref)
+			}
+		}
 	}
+	defer func() {
+		for i := range problems {
+			problems[i].Reason = ScrubExpanded(problems[i].Reason, expanded)
+		}
+	}()
 	problems = append(problems, Unknown(root, reflect.TypeOf(out), "")...)
 	if err := root.Decode(out); err != nil {
 		problems = append(problems, typeProblems(err)...)
@@ -278,7 +312,7 @@ func join(path, key string) string {
 // expandNode replaces ${NAME} and ${NAME:-default} in every scalar below
 // node. A plain scalar that changed is re-resolved, so sdk_app_id:
 // ${APP_ID} decodes as a number.
-func expandNode(node *yaml.Node, path string, getenv func(string) (string, bool)) []Problem {
+func expandNode(node *yaml.Node, path string, getenv func(string) (string, bool), expanded map[string]string) []Problem {
 	var out []Problem
 	switch node.Kind {
 	case yaml.ScalarNode:
@@ -288,6 +322,9 @@ func expandNode(node *yaml.Node, path string, getenv func(string) (string, bool)
 		v, err := Expand(node.Value, getenv)
 		if err != nil {
 			return []Problem{{Line: node.Line, Path: path, Reason: err.Error()}}
+		}
+		if v != "" {
+			expanded[v] = node.Value
 		}
 		node.Value = v
 		if node.Style == 0 || node.Style == yaml.FlowStyle {
@@ -301,15 +338,15 @@ func expandNode(node *yaml.Node, path string, getenv func(string) (string, bool)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(node.Content); i += 2 {
-			out = append(out, expandNode(node.Content[i+1], join(path, node.Content[i].Value), getenv)...)
+			out = append(out, expandNode(node.Content[i+1], join(path, node.Content[i].Value), getenv, expanded)...)
 		}
 	case yaml.SequenceNode:
 		for i, item := range node.Content {
-			out = append(out, expandNode(item, fmt.Sprintf("%s[%d]", path, i), getenv)...)
+			out = append(out, expandNode(item, fmt.Sprintf("%s[%d]", path, i), getenv, expanded)...)
 		}
 	case yaml.DocumentNode:
 		for _, item := range node.Content {
-			out = append(out, expandNode(item, path, getenv)...)
+			out = append(out, expandNode(item, path, getenv, expanded)...)
 		}
 	}
 	return out

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckAcceptsTheExamplesAndRunsTheirTests(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--config", "../../config.example.yaml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "rule tests passed") {
+		t.Errorf("output %q does not report the rule tests", stdout.String())
+	}
+}
+
+func TestCheckReportsEveryProblemOfABrokenRuleFileAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	writeFile(t, path, `version: 1
+lists: {a: [x]}
+rules:
+  - {name: dup, on: message, if: 'user.nope == "x"', verdict: block}
+  - {name: dup, on: message, if: 'true', verdict: drop}
+  - {name: not-bool, on: message, if: 'user.id', verdict: block}
+  - {name: wrong-verdict, on: message, if: 'true', verdict: approve}
+`)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--rules", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	out := stderr.String()
+	for _, want := range []string{
+		`rules.yaml:4: rule "dup": if: user.nope is not a field`,
+		`rules.yaml:5: rule "dup": name: duplicate rule name`,
+		`rules.yaml:6: rule "not-bool": if: expected bool, but got string`,
+		`rules.yaml:7: rule "wrong-verdict": verdict: "approve" is not a verdict for message`,
+		"4 problem(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckReportsTheRuleFileEvenWhenTheConfigIsBroken(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "config.yaml"), "listen: nope\ntencent: {sdk_app_id: 1}\nrules_file: r.yaml\n")
+	writeFile(t, filepath.Join(dir, "r.yaml"), "version: 1\nrules: [{name: a, on: message, if: user.x, verdict: block}]\n")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--config", filepath.Join(dir, "config.yaml")}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{`listen: "nope" is not host:port`, `r.yaml:2: rule "a": if: user.x is not a field`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestSimulatePrintsTheDecisionWithMatchedRules(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"simulate", "--config", "../../config.example.yaml", "--event", "../../tim/testdata/callbacks/BeforeSendMsg.json"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var out struct {
+		Reply struct {
+			ErrorCode int
+			ErrorInfo string
+		}
+		Decisions []struct {
+			Verdict string   `json:"verdict"`
+			Rules   []string `json:"rules"`
+			Trace   []struct {
+				Rule    string `json:"rule"`
+				Matched bool   `json:"matched"`
+			} `json:"trace"`
+		} `json:"decisions"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	if len(out.Decisions) != 1 || out.Decisions[0].Verdict != "block" || out.Reply.ErrorCode != 10101 {
+		t.Fatalf("decision %+v, want the spam block", out)
+	}
+	if rs := out.Decisions[0].Rules; len(rs) != 1 || rs[0] != "spam-words" {
+		t.Errorf("matched rules %v, want [spam-words]", rs)
+	}
+	if len(out.Decisions[0].Trace) < 5 {
+		t.Errorf("trace has %d steps; simulate shows every rule evaluated", len(out.Decisions[0].Trace))
+	}
+}
+
+func TestReplayShowsWhatARuleChangeWouldDo(t *testing.T) {
+	dir := t.TempDir()
+	oldRules := filepath.Join(dir, "old.yaml")
+	newRules := filepath.Join(dir, "new.yaml")
+	events := filepath.Join(dir, "events.jsonl")
+	writeFile(t, oldRules, "version: 1\nlists: {spam: [crypto]}\nrules: [{name: spam, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block}]\n")
+	writeFile(t, newRules, "version: 1\nlists: {spam: [crypto, casino]}\nrules: [{name: spam, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block, actions: [{strike: 1}]}]\n")
+	msg := func(user, text string) string {
+		return `{"CallbackCommand":"Group.CallbackBeforeSendMsg","GroupId":"@TGS#1","Type":"Public","From_Account":"` + user +
+			`","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"` + text + `"}}]}`
+	}
+	writeFile(t, events, strings.Join([]string{msg("ann", "hello"), msg("bob", "best casino"), "not json", msg("cid", "free crypto"), ""}, "\n"))
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"replay", "--old", oldRules, "--rules", newRules, "--events", events, "--fail-on-change"}, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (outcomes changed)\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"line 2 message group @TGS#1 user bob: verdict none -> block; rules [] -> [spam]; actions [] -> [strike 1]",
+		"line 4 message group @TGS#1 user cid: actions [] -> [strike 1]",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ann") {
+		t.Errorf("an unchanged decision was reported:\n%s", out)
+	}
+	if !strings.Contains(stderr.String(), "replayed 3 events (3 decisions)") || !strings.Contains(stderr.String(), "2 decisions change, 1 lines skipped") {
+		t.Errorf("summary: %s", stderr.String())
+	}
+}
