@@ -25,7 +25,10 @@
 // when a later mute of the same subject is in force (a second mute_group
 // extended the group mute; a shorter one never shortens it), or the mute was
 // lifted before its end (an unmute, or reconciliation saw a human lift it:
-// see MarkLifted), it is skipped and audited with the reason.
+// see MarkLifted), it is skipped and audited with the reason. Likewise a
+// member mute that would end before a mute of the same member timguard
+// recorded (or one claimed with it) is skipped: the IM server keeps only the
+// last MuteTime, so it would shorten the longer one. An unmute lifts any.
 //
 // Exactly once: the outbox hands each action to one worker under a lease,
 // and Complete succeeds only for the lease holder. An action is repeated only
@@ -404,7 +407,16 @@ func (e *Executor) backoff(attempt int, class tim.Class) time.Duration {
 // succeeded, so that a short store outage does not cause the call to be
 // made again.
 func retryStore(ctx context.Context, op func(context.Context) error) error {
-	wait := 50 * time.Millisecond
+	return RetryStore(ctx, 50*time.Millisecond, time.Second, op)
+}
+
+// RetryStore runs op until it succeeds, fails for another reason than the
+// store being unavailable (store.ErrUnavailable), or ctx ends; it then
+// returns op's last error. Between attempts it waits first, doubling the
+// wait up to most. ctx bounds the whole; op gets ctx and may bound each
+// attempt itself. The executor and the scheduler share it.
+func RetryStore(ctx context.Context, first, most time.Duration, op func(context.Context) error) error {
+	wait := first
 	for {
 		err := op(ctx)
 		if err == nil || !errors.Is(err, store.ErrUnavailable) {
@@ -413,7 +425,7 @@ func retryStore(ctx context.Context, op func(context.Context) error) error {
 		if !sleep(ctx, wait) {
 			return err
 		}
-		wait = min(2*wait, time.Second)
+		wait = min(2*wait, most)
 	}
 }
 

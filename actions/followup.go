@@ -54,23 +54,48 @@ func LiftedKey(group, user string, until time.Time) string {
 // MarkLifted records that m was lifted before its end, so that the delayed
 // action ending or announcing m is skipped. A mute without end has no such
 // action and needs no mark.
+//
+// A mark is set with ClaimOnce, which also finds the key taken while a probe
+// of wasLifted holds it (for probeTTL). So a false answer is tried again
+// after the probe's lifetime, a few times: a key still taken then is a real
+// mark, set by whoever lifted the mute first.
 func MarkLifted(ctx context.Context, c Claimer, m store.Mute, now time.Time) error {
 	if m.Until.IsZero() {
 		return nil
 	}
 	ttl := max(m.Until.Sub(now), 0) + liftedMarkTTL
-	if _, err := c.ClaimOnce(ctx, LiftedKey(m.Group, m.User, m.Until), ttl); err != nil {
-		return fmt.Errorf("mark the mute of %q in %s as lifted early: %w", m.User, m.Group, err)
+	key := LiftedKey(m.Group, m.User, m.Until)
+	for i := 1; ; i++ {
+		set, err := c.ClaimOnce(ctx, key, ttl)
+		if err != nil {
+			return fmt.Errorf("mark the mute of %q in %s as lifted early: %w", m.User, m.Group, err)
+		}
+		if set || i == markAttempts {
+			return nil
+		}
+		if !sleep(ctx, markRetryWait) {
+			return fmt.Errorf("mark the mute of %q in %s as lifted early: %w", m.User, m.Group, ctx.Err())
+		}
 	}
-	return nil
 }
 
+// probeTTL is how long wasLifted's probe holds a mark's key.
+const probeTTL = time.Millisecond
+
+// markAttempts and markRetryWait bound MarkLifted's attempts when the key is
+// taken: the wait outlasts a probe.
+const (
+	markAttempts  = 3
+	markRetryWait = 2 * probeTTL
+)
+
 // wasLifted reports whether the mark key (see LiftedKey) is set. ClaimOnce is the
-// only way to read a mark, so the probe sets the key itself for 1ms: too
+// only way to read a mark, so the probe sets the key itself for probeTTL: too
 // short to be mistaken for a mark when the action is retried, and nobody
-// marks a mute whose end has passed.
+// marks a mute whose end has passed (a mark set while the probe holds the key
+// is retried by MarkLifted).
 func wasLifted(ctx context.Context, c Claimer, key string) (bool, error) {
-	free, err := c.ClaimOnce(ctx, key, time.Millisecond)
+	free, err := c.ClaimOnce(ctx, key, probeTTL)
 	if err != nil {
 		return false, err
 	}
@@ -215,16 +240,90 @@ func laterGroupMute(mutes []store.Mute, end time.Time) bool {
 	return false
 }
 
-// markLiftedRecord marks the live record of user in group as lifted early
-// when it ends after now: timguard itself lifts it before its end.
-func (e *Executor) markLiftedRecord(ctx context.Context, group, user string, now time.Time) error {
-	mutes, err := e.cfg.Store.ListMutes(ctx, group)
+// keepLongerMutes skips the member mutes that would shorten a longer mute of
+// the same member: one timguard recorded (the IM server keeps only the last
+// MuteTime it was sent), or a longer one in the same batch. An explicit
+// unmute still lifts any mute, and clears its record. The group's records
+// are read only when the batch holds a mute; when they cannot be read, the
+// mutes are retried later.
+func (e *Executor) keepLongerMutes(work context.Context, group string, jobs []*job) []*job {
+	now := e.cfg.Now()
+	// The latest end of each member's mutes in this batch (zero: no end).
+	batch := map[string]time.Time{}
+	for _, j := range jobs {
+		if j.op != opMute {
+			continue
+		}
+		end := muteEnd(now, j.seconds)
+		if cur, ok := batch[j.c.User]; !ok || endsAfter(end, cur) {
+			batch[j.c.User] = end
+		}
+	}
+	if len(batch) == 0 {
+		return jobs
+	}
+	recorded := map[string]time.Time{}
+	mutes, err := e.cfg.Store.ListMutes(work, group)
+	for _, m := range mutes {
+		if m.User != "" {
+			recorded[m.User] = m.Until
+		}
+	}
+	out := jobs[:0]
+	for _, j := range jobs {
+		if j.op != opMute {
+			out = append(out, j)
+			continue
+		}
+		end := muteEnd(now, j.seconds)
+		rec, isRec := recorded[j.c.User]
+		switch {
+		case err != nil:
+			e.retryLater(work, j, fmt.Errorf("check for a longer mute of %s in %s: %w", j.c.User, group, err))
+		case isRec && endsAfter(rec, end):
+			e.finishWithoutCall(work, j, audit.ResultSkipped, "a longer mute is in force "+endText(rec))
+		case endsAfter(batch[j.c.User], end):
+			e.finishWithoutCall(work, j, audit.ResultSkipped, "a longer mute in the same batch lasts "+endText(batch[j.c.User]))
+		default:
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// muteEnd is when a mute of seconds from now ends; zero means without end.
+func muteEnd(now time.Time, seconds int64) time.Time {
+	if permanent(seconds) {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(seconds) * time.Second)
+}
+
+// endsAfter reports whether a mute ending at a outlasts one ending at b; a
+// zero end is no end.
+func endsAfter(a, b time.Time) bool {
+	return !b.IsZero() && (a.IsZero() || a.After(b))
+}
+
+// endText says when a mute ends: "until TIME" or "without end".
+func endText(end time.Time) string {
+	if end.IsZero() {
+		return "without end"
+	}
+	return "until " + end.UTC().Format(time.RFC3339)
+}
+
+// markLiftedRecord marks the live record of user ("" for the group-wide
+// mute) in group as lifted early when it ends after now: timguard itself
+// lifts it before its end. The executor's unmutes and the Lifter share it.
+func markLiftedRecord(ctx context.Context, s LiftStore, group, user string, now time.Time) error {
+	mutes, err := s.ListMutes(ctx, group)
 	if err != nil {
 		return fmt.Errorf("read the mutes of %s: %w", group, err)
 	}
 	for _, m := range mutes {
 		if m.User == user && m.Until.After(now) {
-			return MarkLifted(ctx, e.cfg.Store, m, now)
+			return MarkLifted(ctx, s, m, now)
 		}
 	}
 	return nil

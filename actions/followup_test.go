@@ -41,6 +41,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 		name    string
 		steps   []step
 		calls   []string // modify_group_base_info and notices, in order
+		mutes   []string // forbid_send_msg calls as "members seconds", checked when set
 		results map[string]string
 		reason  map[string]string // action id -> part of the audit error
 	}{
@@ -160,6 +161,55 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			reason:  map[string]string{"flood1/end": "a later mute is in force until"},
 		},
 		{
+			name: "a shorter mute of a member muted for longer is skipped and does not end the longer one early",
+			steps: []step{
+				{at: 0, enqueue: []store.Action{mute("day", "carol", 86400, "You can write again.")}},
+				{at: time.Minute, enqueue: []store.Action{mute("flood", "carol", 600, "You can write again.")}},
+				{at: 11 * time.Minute},
+				{at: 24 * time.Hour},
+			},
+			calls:   []string{"send_group_system_notification You can write again."},
+			mutes:   []string{"[carol] 86400"},
+			results: map[string]string{"day": "done", "flood": "skipped", "day/end": "done"},
+			reason:  map[string]string{"flood": "a longer mute is in force until "},
+		},
+		{
+			name: "a timed mute of a member muted without end is skipped",
+			steps: []step{
+				{at: 0, enqueue: []store.Action{mute("forever", "carol", rules.PermanentSeconds, "")}},
+				{at: time.Minute, enqueue: []store.Action{mute("flood", "carol", 600, "You can write again.")}},
+				{at: 11 * time.Minute},
+			},
+			mutes:   []string{fmt.Sprintf("[carol] %d", tim.MuteForever)},
+			results: map[string]string{"forever": "done", "flood": "skipped"},
+			reason:  map[string]string{"flood": "a longer mute is in force without end"},
+		},
+		{
+			name: "of two mutes of a member claimed together only the longer one is applied",
+			steps: []step{
+				{at: 0, enqueue: []store.Action{mute("flood", "carol", 600, "Flood over."), mute("spam", "carol", 3600, "Spam over.")}},
+				{at: time.Hour},
+			},
+			calls:   []string{"send_group_system_notification Spam over."},
+			mutes:   []string{"[carol] 3600"},
+			results: map[string]string{"flood": "skipped", "spam": "done", "spam/end": "done"},
+			reason:  map[string]string{"flood": "a longer mute in the same batch lasts until "},
+		},
+		{
+			name: "after an unmute a shorter mute applies again",
+			steps: []step{
+				{at: 0, enqueue: []store.Action{mute("day", "carol", 86400, "Day over.")}},
+				{at: time.Minute, enqueue: []store.Action{act("pardon", rules.ActUnmute, grp, tim.GroupPublic, "carol", 0, "")}},
+				{at: 2 * time.Minute, enqueue: []store.Action{mute("flood", "carol", 600, "Flood over.")}},
+				{at: 12 * time.Minute},
+				{at: 24 * time.Hour},
+			},
+			calls:   []string{"send_group_system_notification Flood over."},
+			mutes:   []string{"[carol] 86400", "[carol] 0", "[carol] 600"},
+			results: map[string]string{"day": "done", "pardon": "done", "flood": "done", "flood/end": "done", "day/end": "skipped"},
+			reason:  map[string]string{"day/end": LiftedEarlyReason},
+		},
+		{
 			name: "another member's lifted mute does not stop this member's announcement",
 			steps: []step{
 				{at: 0, enqueue: []store.Action{mute("a", "carol", 600, "Carol again."), mute("b", "dave", 600, "Dave again.")}},
@@ -201,6 +251,15 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 				}
 				if !slices.Equal(got, tt.calls) {
 					t.Errorf("calls %q, want %q", got, tt.calls)
+				}
+				if tt.mutes != nil {
+					var mutes []string
+					for _, c := range fc.CallsTo(tim.CommandForbidSendMsg) {
+						mutes = append(mutes, fmt.Sprintf("%v %d", c.Members, c.Seconds))
+					}
+					if !slices.Equal(mutes, tt.mutes) {
+						t.Errorf("forbid_send_msg calls %q, want %q", mutes, tt.mutes)
+					}
 				}
 				if got := log.results(t); !mapsEqual(got, tt.results) {
 					t.Errorf("results %v, want %v", got, tt.results)

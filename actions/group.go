@@ -130,6 +130,7 @@ func (e *Executor) runGroup(stop, work context.Context, group string, jobs []*jo
 	}
 	live = e.decideAll(work, live, info)
 	live = e.exempt(work, group, live)
+	live = e.keepLongerMutes(work, group, live)
 	for _, c := range plan(group, live) {
 		if stop.Err() != nil {
 			e.release(c.jobs)

@@ -64,16 +64,7 @@ func (l Lifter) mark(ctx context.Context, group, user string) {
 	if l.Now != nil {
 		now = l.Now()
 	}
-	mutes, err := l.Store.ListMutes(ctx, group)
-	if err == nil {
-		for _, m := range mutes {
-			if m.User == user && m.Until.After(now) {
-				err = MarkLifted(ctx, l.Store, m, now)
-				break
-			}
-		}
-	}
-	if err != nil && l.Logger != nil {
+	if err := markLiftedRecord(ctx, l.Store, group, user, now); err != nil && l.Logger != nil {
 		l.Logger.Warn("mute lifted, but not marked as lifted early: its delayed end will still run",
 			"group", group, "user", user, "err", err)
 	}

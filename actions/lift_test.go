@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/timguard/timguard/store"
@@ -54,4 +55,40 @@ func TestALiftNowMarksTheMuteAsLiftedEarly(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestAMarkSetWhileAProbeHoldsItsKeyIsKept(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			checkMarkAfterProbe(t, memstore.New(memstore.Options{}))
+		})
+	})
+	t.Run("redis", func(t *testing.T) {
+		s, _ := storeKinds()[1].open(t)
+		checkMarkAfterProbe(t, s)
+	})
+}
+
+// checkMarkAfterProbe lifts a mute right after the check of its delayed
+// announcement probed the mark (within the probe's lifetime), and checks
+// that the mark is set, and that marking it again is not an error.
+func checkMarkAfterProbe(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	m := store.Mute{Group: grp, User: "carol", Since: now, Until: now.Add(10 * time.Minute)}
+	key := LiftedKey(m.Group, m.User, m.Until)
+	if lifted, err := wasLifted(ctx, s, key); err != nil || lifted {
+		t.Fatalf("probe before any lift: lifted=%v, err=%v; want not lifted", lifted, err)
+	}
+	if err := MarkLifted(ctx, s, m, now); err != nil {
+		t.Fatalf("mark lifted: %v", err)
+	}
+	if err := MarkLifted(ctx, s, m, now); err != nil {
+		t.Fatalf("mark lifted again: %v", err)
+	}
+	time.Sleep(10 * time.Millisecond) // long past any probe's lifetime
+	if lifted, err := wasLifted(ctx, s, key); err != nil || !lifted {
+		t.Errorf("probe after the lift: lifted=%v, err=%v; want the mark set while the probe held the key", lifted, err)
+	}
 }

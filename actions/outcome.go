@@ -121,11 +121,13 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 			return fmt.Errorf("record the mute of %s in %s: %w", a.User, a.Group, err)
 		}
 		if j.announce != "" && !end.IsZero() {
-			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, EndSuffix, a.User, j.announce, end))
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, EndSuffix, a.User, j.announce, end)); err != nil {
+				return fmt.Errorf("queue the announcement of the end of the mute of %s in %s: %w", a.User, a.Group, err)
+			}
 		}
 	case opUnmute:
 		// The delayed announcement of the mute lifted here must not run.
-		if err := e.markLiftedRecord(ctx, a.Group, a.User, now); err != nil {
+		if err := markLiftedRecord(ctx, e.cfg.Store, a.Group, a.User, now); err != nil {
 			return err
 		}
 		if err := e.cfg.Store.ClearMute(ctx, a.Group, a.User); err != nil {
@@ -146,23 +148,29 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 		}
 		if !end.IsZero() {
 			// The IM server keeps a group-wide mute until it is lifted.
-			return e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, EndSuffix, "", j.announce, end))
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, EndSuffix, "", j.announce, end)); err != nil {
+				return fmt.Errorf("queue the end of the group mute of %s: %w", a.Group, err)
+			}
 		}
 	case opUnmuteAll:
 		// A group mute lifted before its end: its delayed unmute must not
 		// run (a human may have muted the group again meanwhile).
-		if err := e.markLiftedRecord(ctx, a.Group, "", now); err != nil {
+		if err := markLiftedRecord(ctx, e.cfg.Store, a.Group, "", now); err != nil {
 			return err
 		}
 		if err := e.cfg.Store.ClearMute(ctx, a.Group, ""); err != nil {
 			return fmt.Errorf("clear the mute of %s: %w", a.Group, err)
 		}
 		if j.announce != "" {
-			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, announceSuffix, "", j.announce, time.Time{}))
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, announceSuffix, "", j.announce, time.Time{})); err != nil {
+				return fmt.Errorf("queue the announcement of the group unmute of %s: %w", a.Group, err)
+			}
 		}
 	case opBan:
 		if end := until(); j.announce != "" && !end.IsZero() {
-			return e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, banEndSuffix, a.User, j.announce, end))
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, banEndSuffix, a.User, j.announce, end)); err != nil {
+				return fmt.Errorf("queue the announcement of the end of the ban of %s in %s: %w", a.User, a.Group, err)
+			}
 		}
 	}
 	return nil

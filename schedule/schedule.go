@@ -10,8 +10,11 @@
 // executor carries them out, retries them with backoff and audits them) and
 // switches the schedule's mode on until the firing instant plus its `for`.
 // Claims and enqueues that fail because the store is unavailable are retried
-// with backoff for a while; a firing that still fails is logged, counted and
-// audited.
+// with backoff for 30 seconds; a firing that still fails is logged, counted
+// and audited, and then tried again every minute while it is within CatchUp
+// of its instant, so that it runs once, late, when the store is back (the
+// claim keeps it once across replicas; it keeps its original end like a
+// caught-up firing). One older than CatchUp is given up and audited.
 //
 // The unmute at the end of a group mute and the announcement at the end of a
 // member mute are not cron jobs: the executor leaves them in the outbox as
@@ -37,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -88,7 +92,8 @@ const MinEvery = time.Minute
 
 // Results passed to Config.Observe, besides audit.ResultDone.
 const (
-	// ResultCaughtUp: a firing missed while every replica was down ran late.
+	// ResultCaughtUp: a firing missed while every replica was down, or while
+	// the store was unavailable, ran late.
 	ResultCaughtUp = "caught_up"
 	// ResultClaimedElsewhere: another replica runs this firing (not audited).
 	ResultClaimedElsewhere = "claimed_elsewhere"
@@ -123,7 +128,8 @@ type Config struct {
 	// server's; one replica does it per period.
 	ReconcileEvery time.Duration
 	// CatchUp is how far back a firing missed while every replica was down
-	// is still run when a replica starts.
+	// is still run when a replica starts, and how long after its instant a
+	// firing the store was unavailable for is still tried again.
 	CatchUp time.Duration
 	// ReloadEvery is how often the rule source is asked whether the rules
 	// changed.
@@ -134,6 +140,10 @@ type Config struct {
 type Scheduler struct {
 	cfg Config
 	log *slog.Logger
+
+	mu      sync.Mutex
+	missed  map[string]missed // by firing id: firings to try again
+	running map[string]bool   // firing ids in progress on this replica
 }
 
 // New returns a Scheduler. It fails when a required part is missing.
@@ -164,7 +174,8 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.ReloadEvery == 0 {
 		cfg.ReloadEvery = DefaultReloadEvery
 	}
-	return &Scheduler{cfg: cfg, log: cfg.Logger.With("component", "schedule")}, nil
+	return &Scheduler{cfg: cfg, log: cfg.Logger.With("component", "schedule"),
+		missed: map[string]missed{}, running: map[string]bool{}}, nil
 }
 
 // Run runs the schedules, catches up what was missed, follows rule reloads
@@ -180,6 +191,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	reload := time.NewTicker(s.cfg.ReloadEvery)
 	defer reload.Stop()
+	retry := time.NewTicker(retryMissedEvery)
+	defer retry.Stop()
 	var reconcile <-chan time.Time
 	if s.cfg.Client != nil {
 		t := time.NewTicker(s.cfg.ReconcileEvery)
@@ -208,6 +221,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			cur.stop()
 			cur, set = nc, next
 			s.log.Info("schedules reloaded", "schedules", len(cur.entries), "version", next.Version)
+		case <-retry.C:
+			s.retryMissed(ctx, cur)
 		case <-reconcile:
 			s.reconcile(ctx)
 		}
@@ -250,7 +265,7 @@ func (s *Scheduler) start(ctx context.Context, set *rules.Set) *runner {
 			if at.IsZero() {
 				at, _ = lastFiring(sched, time.Now(), 24*time.Hour)
 			}
-			s.fire(ctx, sc, at, false)
+			s.fire(ctx, sc, at, onTime)
 		}))
 	}
 	r.c.Start()

@@ -33,9 +33,22 @@ type Options struct {
 	DoneTTL time.Duration
 	// MaxDecisions caps the recent-decision log. Default 10000.
 	MaxDecisions int
+	// DeadMax caps the dead letters kept: when an action is dead-lettered,
+	// the oldest beyond DeadMax are dropped. Default DefaultDeadMax (10000).
+	DeadMax int
+	// DeadTTL is how long a dead letter is kept: when an action is
+	// dead-lettered, those dead-lettered longer ago are dropped. Default
+	// DefaultDeadTTL (7 days).
+	DeadTTL time.Duration
 	// Now is the store's clock for time-to-live keys. Default time.Now.
 	Now func() time.Time
 }
+
+// Defaults of the dead-letter retention, the same as store/redis's.
+const (
+	DefaultDeadMax = 10000
+	DefaultDeadTTL = 7 * 24 * time.Hour
+)
 
 // sweepEvery is how often, on the store's clock, expired keys are dropped.
 const sweepEvery = time.Minute
@@ -45,6 +58,8 @@ type Store struct {
 	now          func() time.Time
 	doneTTL      time.Duration
 	maxDecisions int
+	deadMax      int
+	deadTTL      time.Duration
 	tokenBase    string
 
 	mu        sync.Mutex
@@ -62,8 +77,10 @@ type Store struct {
 	decisions   ring
 	decisionSeq int64
 
-	items    map[string]*entry
-	done     map[string]int64 // completed action id -> expiry (ms)
+	items    map[string]*entry // ready and claimed actions
+	dead     map[string]*entry // dead-lettered actions, by id
+	deadList []*entry          // the same, oldest first (by score, then id)
+	done     map[string]int64  // completed action id -> expiry (ms)
 	tokenSeq uint64
 
 	limiter     *rate.Limiter
@@ -80,6 +97,12 @@ func New(opts Options) *Store {
 	if opts.MaxDecisions <= 0 {
 		opts.MaxDecisions = 10000
 	}
+	if opts.DeadMax <= 0 {
+		opts.DeadMax = DefaultDeadMax
+	}
+	if opts.DeadTTL <= 0 {
+		opts.DeadTTL = DefaultDeadTTL
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -89,6 +112,8 @@ func New(opts Options) *Store {
 		now:          opts.Now,
 		doneTTL:      opts.DoneTTL,
 		maxDecisions: opts.MaxDecisions,
+		deadMax:      opts.DeadMax,
+		deadTTL:      opts.DeadTTL,
 		tokenBase:    hex.EncodeToString(b[:]),
 		windows:      make(map[string]*window),
 		strikes:      make(map[strikeKey]*window),
@@ -99,6 +124,7 @@ func New(opts Options) *Store {
 		mutes:        make(map[string]map[string]store.Mute),
 		decisions:    ring{max: opts.MaxDecisions},
 		items:        make(map[string]*entry),
+		dead:         make(map[string]*entry),
 		done:         make(map[string]int64),
 	}
 }
@@ -341,7 +367,9 @@ const (
 
 // entry is one action in the outbox. score orders it within its state: the
 // due time when ready, the lease deadline when claimed, the time it died when
-// dead; the same orders Redis keeps in its sorted sets.
+// dead; the same orders Redis keeps in its sorted sets. Ready and claimed
+// entries are in items, dead ones in dead and deadList, so that claiming
+// never looks at the dead letters.
 type entry struct {
 	action  store.Action
 	state   state
@@ -372,6 +400,9 @@ func (s *Store) enqueue(wall int64, actions []store.Action) {
 		if _, ok := s.items[a.ID]; ok {
 			continue
 		}
+		if _, ok := s.dead[a.ID]; ok {
+			continue
+		}
 		if exp, ok := s.done[a.ID]; ok && exp > wall {
 			continue
 		}
@@ -380,23 +411,22 @@ func (s *Store) enqueue(wall int64, actions []store.Action) {
 	}
 }
 
-// sorted returns the entries in state st with score <= upto, ordered by
-// score then id (descending when desc).
-func (s *Store) sorted(st state, upto int64, desc bool) []*entry {
+// sorted returns the ready or claimed entries in state st with score <=
+// upto, ordered by score then id.
+func (s *Store) sorted(st state, upto int64) []*entry {
 	var out []*entry
 	for _, e := range s.items {
 		if e.state == st && e.score <= upto {
 			out = append(out, e)
 		}
 	}
-	slices.SortFunc(out, func(a, b *entry) int {
-		c := cmp.Or(cmp.Compare(a.score, b.score), cmp.Compare(a.action.ID, b.action.ID))
-		if desc {
-			return -c
-		}
-		return c
-	})
+	slices.SortFunc(out, byScore)
 	return out
+}
+
+// byScore orders entries by score, then id.
+func byScore(a, b *entry) int {
+	return cmp.Or(cmp.Compare(a.score, b.score), cmp.Compare(a.action.ID, b.action.ID))
 }
 
 // Claim takes up to max due actions: first those whose lease lapsed, then
@@ -413,12 +443,12 @@ func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Du
 	}
 	defer s.mu.Unlock()
 	nowMs := storeutil.Ms(now)
-	picked := s.sorted(stateClaimed, nowMs, false)
+	picked := s.sorted(stateClaimed, nowMs)
 	if len(picked) > max {
 		picked = picked[:max]
 	}
 	if len(picked) < max {
-		ready := s.sorted(stateReady, nowMs, false)
+		ready := s.sorted(stateReady, nowMs)
 		picked = append(picked, ready[:min(len(ready), max-len(picked))]...)
 	}
 	out := make([]store.Claimed, 0, len(picked))
@@ -508,7 +538,8 @@ func (s *Store) Release(ctx context.Context, cs ...store.Claimed) error {
 	return nil
 }
 
-// DeadLetter moves a claimed action to the dead letters with reason.
+// DeadLetter moves a claimed action to the dead letters with reason, then
+// drops the dead letters older than DeadTTL and the oldest beyond DeadMax.
 func (s *Store) DeadLetter(ctx context.Context, c store.Claimed, reason string) error {
 	wall, err := s.begin(ctx, "dead letter")
 	if err != nil {
@@ -520,7 +551,28 @@ func (s *Store) DeadLetter(ctx context.Context, c store.Claimed, reason string) 
 		return err
 	}
 	e.state, e.token, e.score, e.reason = stateDead, "", wall, reason
+	delete(s.items, c.ID)
+	s.dead[c.ID] = e
+	i, _ := slices.BinarySearchFunc(s.deadList, e, byScore)
+	s.deadList = slices.Insert(s.deadList, i, e)
+	s.trimDead(wall)
 	return nil
+}
+
+// trimDead drops the dead letters that died at or before wall-DeadTTL and
+// the oldest beyond DeadMax. It reslices rather than copies, as window.trim
+// does.
+func (s *Store) trimDead(wall int64) {
+	cutoff := wall - s.deadTTL.Milliseconds()
+	n := max(len(s.deadList)-s.deadMax, 0)
+	for n < len(s.deadList) && s.deadList[n].score <= cutoff {
+		n++
+	}
+	for _, e := range s.deadList[:n] {
+		delete(s.dead, e.action.ID)
+	}
+	clear(s.deadList[:n])
+	s.deadList = s.deadList[n:]
 }
 
 // Stats counts the outbox at now.
@@ -543,8 +595,6 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (store.OutboxStats, er
 			due = true
 		case e.state == stateClaimed:
 			st.Claimed++
-		case e.state == stateDead:
-			st.Dead++
 		}
 		if due {
 			st.Due++
@@ -556,6 +606,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (store.OutboxStats, er
 	if oldest >= 0 {
 		st.Oldest = time.UnixMilli(oldest).UTC()
 	}
+	st.Dead = len(s.dead)
 	return st, nil
 }
 
@@ -565,10 +616,10 @@ func (s *Store) Dead(ctx context.Context, limit int) ([]store.DeadAction, error)
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	es := s.sorted(stateDead, 1<<62, true)
-	es = es[:min(len(es), storeutil.ListLimit(limit))]
-	out := make([]store.DeadAction, 0, len(es))
-	for _, e := range es {
+	n := min(len(s.deadList), storeutil.ListLimit(limit))
+	out := make([]store.DeadAction, 0, n)
+	for i := range n {
+		e := s.deadList[len(s.deadList)-1-i]
 		out = append(out, store.DeadAction{Action: e.action, Reason: e.reason, At: time.UnixMilli(e.score).UTC()})
 	}
 	return out, nil
@@ -580,7 +631,7 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]store.Action, error) 
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	es := s.sorted(stateReady, 1<<62, false)
+	es := s.sorted(stateReady, 1<<62)
 	es = es[:min(len(es), storeutil.ListLimit(limit))]
 	out := make([]store.Action, 0, len(es))
 	for _, e := range es {
@@ -609,8 +660,9 @@ func (s *Store) ClaimOnce(ctx context.Context, key string, ttl time.Duration) (b
 	return true, nil
 }
 
-// Allow takes n calls from a token bucket of perSecond calls per second with
-// a burst of perSecond, the same budget redis_rate's GCRA keeps.
+// Allow takes n calls from a token bucket that refills one call every
+// storeutil.PaceInterval(perSecond) and holds at most one (burst 1): the same
+// paced budget store/redis keeps with redis_rate's GCRA.
 func (s *Store) Allow(ctx context.Context, n int, perSecond int) (bool, time.Duration, error) {
 	if err := storeutil.CheckAllow(n, perSecond); err != nil {
 		return false, 0, err

@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,41 @@ func TestSharedConformance(t *testing.T) {
 
 func TestDecisionCap(t *testing.T) {
 	storetest.CheckDecisionCap(t, New(Options{MaxDecisions: 5}), 5)
+}
+
+func TestDeadLettersAreCapped(t *testing.T) {
+	storetest.CheckDeadCap(t, New(Options{DeadMax: 5}), 5)
+}
+
+func TestDeadLettersExpireAfterDeadTTL(t *testing.T) {
+	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(Options{DeadTTL: time.Hour, Now: clk.Now})
+	storetest.CheckDeadRetention(t, s, func() { clk.Add(time.Hour) })
+}
+
+func TestClaimDoesNotLookAtDeadLetters(t *testing.T) {
+	s := New(Options{})
+	ctx := t.Context()
+	now := time.Now()
+	for i := range 3 {
+		a := store.Action{ID: fmt.Sprint("a", i), Kind: "warn", Group: "g", Text: "x", Created: now}
+		if err := s.Enqueue(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		cs, err := s.Claim(ctx, now, 1, time.Minute)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("claim: %v, %d actions", err, len(cs))
+		}
+		if err := s.DeadLetter(ctx, cs[0], "refused"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.items) != 0 || len(s.dead) != 3 {
+		t.Errorf("%d outbox entries and %d dead letters, want the 3 dead letters kept apart from what Claim scans",
+			len(s.items), len(s.dead))
+	}
 }
 
 // clock is a settable time source.

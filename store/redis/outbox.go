@@ -118,9 +118,13 @@ func (s *Store) Retry(ctx context.Context, c store.Claimed, at time.Time, errTex
 	return s.held(ctx, "retry", s.scripts.retry, c, ms(storeutil.Ms(at)), errText)
 }
 
-// DeadLetter moves a claimed action to the dead letters with reason.
+// DeadLetter moves a claimed action to the dead letters with reason, then
+// drops the dead letters older than DeadTTL and the oldest beyond DeadMax,
+// with their data.
 func (s *Store) DeadLetter(ctx context.Context, c store.Claimed, reason string) error {
-	return s.held(ctx, "dead letter", s.scripts.deadLetter, c, ms(time.Now().UnixMilli()), reason)
+	now := time.Now().UnixMilli()
+	return s.held(ctx, "dead letter", s.scripts.deadLetter, c, ms(now), reason,
+		ms(now-s.deadTTL.Milliseconds()), s.deadMax)
 }
 
 // Release hands claims back, due as before, without counting the attempt.

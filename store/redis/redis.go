@@ -69,7 +69,21 @@ type Options struct {
 	DoneTTL time.Duration
 	// MaxDecisions caps the recent-decision stream. Default 10000.
 	MaxDecisions int
+	// DeadMax caps the dead letters kept: when an action is dead-lettered,
+	// the oldest beyond DeadMax are dropped with their data. Default
+	// DefaultDeadMax (10000).
+	DeadMax int
+	// DeadTTL is how long a dead letter is kept: when an action is
+	// dead-lettered, those dead-lettered longer ago are dropped with their
+	// data. Default DefaultDeadTTL (7 days).
+	DeadTTL time.Duration
 }
+
+// Defaults of the dead-letter retention, the same as store/memory's.
+const (
+	DefaultDeadMax = 10000
+	DefaultDeadTTL = 7 * 24 * time.Hour
+)
 
 func (o *Options) defaults() error {
 	if o.KeyPrefix == "" {
@@ -90,6 +104,12 @@ func (o *Options) defaults() error {
 	if o.MaxDecisions <= 0 {
 		o.MaxDecisions = 10000
 	}
+	if o.DeadMax <= 0 {
+		o.DeadMax = DefaultDeadMax
+	}
+	if o.DeadTTL <= 0 {
+		o.DeadTTL = DefaultDeadTTL
+	}
 	return nil
 }
 
@@ -102,6 +122,8 @@ type Store struct {
 	timeout      time.Duration
 	doneTTL      time.Duration
 	maxDecisions int
+	deadMax      int
+	deadTTL      time.Duration
 	log          *slog.Logger
 	down         atomic.Bool
 }
@@ -152,6 +174,8 @@ func NewFromClient(rdb redis.UniversalClient, opts Options) (*Store, error) {
 		timeout:      opts.Timeout,
 		doneTTL:      opts.DoneTTL,
 		maxDecisions: opts.MaxDecisions,
+		deadMax:      opts.DeadMax,
+		deadTTL:      opts.DeadTTL,
 		log:          opts.Logger.With("component", "store.redis"),
 	}, nil
 }

@@ -63,6 +63,16 @@ func TestDecisionCap(t *testing.T) {
 	storetest.CheckDecisionCap(t, freshStore(t, Options{MaxDecisions: 5}), 5)
 }
 
+func TestDeadLettersAreCapped(t *testing.T) {
+	t.Parallel()
+	storetest.CheckDeadCap(t, freshStore(t, Options{DeadMax: 5}), 5)
+}
+
+func TestDeadLettersExpireAfterDeadTTL(t *testing.T) {
+	t.Parallel()
+	storetest.CheckDeadRetention(t, freshStore(t, Options{DeadTTL: time.Second}), func() { time.Sleep(1100 * time.Millisecond) })
+}
+
 func TestCompletedIDsAreForgottenAfterDoneTTL(t *testing.T) {
 	t.Parallel()
 	s := freshStore(t, Options{DoneTTL: 2 * time.Second})

@@ -117,8 +117,12 @@ end
 return n
 `
 
-// deadLetterLua moves a held claim to the dead letters. ARGV: id, token,
-// now, reason. Returns 1, or 0 when the token is not the current one.
+// deadLetterLua moves a held claim to the dead letters, then drops, with
+// their data, the dead letters that died at or before the cutoff and the
+// oldest beyond the cap. Each call drops at most deadTrimMax of each, so
+// that a lowered cap or a long quiet spell never blocks Redis for long; the
+// next dead letters drop the rest. ARGV: id, token, now, reason, cutoff,
+// cap. Returns 1, or 0 when the token is not the current one.
 const deadLetterLua = `
 local id = ARGV[1]
 if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
@@ -126,8 +130,23 @@ redis.call('ZREM', KEYS[2], id)
 redis.call('HDEL', KEYS[7], id)
 redis.call('HSET', KEYS[10], id, ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[3], id)
+local function drop(ids)
+  for _, d in ipairs(ids) do
+    redis.call('ZREM', KEYS[3], d)
+    for k = 5, 10 do redis.call('HDEL', KEYS[k], d) end
+  end
+end
+drop(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[5], 'LIMIT', 0, ` + deadTrimMax + `))
+local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
+if over > 0 then
+  drop(redis.call('ZRANGE', KEYS[3], 0, math.min(over, ` + deadTrimMax + `) - 1))
+end
 return 1
 `
+
+// deadTrimMax bounds how many dead letters one dead letter drops, for each
+// of the two reasons (age, cap).
+const deadTrimMax = "1000"
 
 // statsLua counts the outbox at now; lapsed claims count as ready and due.
 // ARGV: now. Returns {ready, due, claimed, dead, oldest due or -1}.

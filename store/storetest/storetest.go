@@ -930,6 +930,74 @@ func CheckDecisionCap(t *testing.T, s store.Store, maxDecisions int) {
 	equal(t, "decisions of g", len(filtered), maxDecisions)
 }
 
+// deadLetter enqueues a, claims it at t0 and dead-letters it.
+func deadLetter(t *testing.T, s store.Store, a store.Action, reason string) {
+	t.Helper()
+	enqueue(t, s, a)
+	c := claimOne(t, s, t0(), time.Minute)
+	equal(t, "claimed", c.ID, a.ID)
+	check(t, "dead letter "+a.ID, s.DeadLetter(t.Context(), c, reason))
+}
+
+// deadIDs lists the ids of s's dead letters, newest first.
+func deadIDs(t *testing.T, s store.Store) []string {
+	t.Helper()
+	dead, err := s.Dead(t.Context(), 1000)
+	check(t, "dead", err)
+	out := make([]string, len(dead))
+	for i, d := range dead {
+		out[i] = d.ID
+	}
+	return out
+}
+
+// CheckDeadCap dead-letters more than deadMax actions in s, which must have
+// been made with that cap (DeadMax), and checks that only the newest
+// deadMax are kept: listed, counted, and still refused by Enqueue; the
+// oldest are dropped with their data, so enqueueing one again adds it.
+func CheckDeadCap(t *testing.T, s store.Store, deadMax int) {
+	t.Helper()
+	n := deadMax + 3
+	id := func(i int) string { return fmt.Sprintf("dead-%03d", i) }
+	for i := range n {
+		deadLetter(t, s, action(id(i), t0()), "refused "+strconv.Itoa(i))
+	}
+	var want []string
+	for i := n - 1; i >= n-deadMax; i-- {
+		want = append(want, id(i))
+	}
+	equalSlice(t, "dead letters kept, newest first", deadIDs(t, s), want)
+	equal(t, "dead letters counted", stats(t, s, t0()).Dead, deadMax)
+	dead, err := s.Dead(t.Context(), 1)
+	check(t, "dead", err)
+	if len(dead) != 1 || dead[0].Reason != "refused "+strconv.Itoa(n-1) || dead[0].User != "u-"+id(n-1) {
+		t.Errorf("newest dead letter %+v, want %s with its reason and action", dead, id(n-1))
+	}
+	enqueue(t, s, action(id(0), t0()), action(id(n-1), t0()))
+	pending, err := s.Pending(t.Context(), 10)
+	check(t, "pending", err)
+	equalSlice(t, "pending after enqueueing a dropped and a kept dead letter again", actionIDs(pending), []string{id(0)})
+	c := claimOne(t, s, t0(), time.Minute)
+	equal(t, "attempt of a dropped dead letter enqueued again", c.Attempt, 1)
+	equal(t, "its last error", c.LastError, "")
+}
+
+// CheckDeadRetention dead-letters an action in s, which must have been made
+// with a DeadTTL that pass lets go by on the store's clock, then another,
+// and checks that the first was dropped with its data.
+func CheckDeadRetention(t *testing.T, s store.Store, pass func()) {
+	t.Helper()
+	deadLetter(t, s, action("old", t0()), "refused")
+	pass()
+	deadLetter(t, s, action("new", t0()), "refused")
+	equalSlice(t, "dead letters kept", deadIDs(t, s), []string{"new"})
+	equal(t, "dead letters counted", stats(t, s, t0()).Dead, 1)
+	enqueue(t, s, action("old", t0()))
+	pending, err := s.Pending(t.Context(), 10)
+	check(t, "pending", err)
+	equalSlice(t, "pending after enqueueing the dropped dead letter again", actionIDs(pending), []string{"old"})
+}
+
 // ---------------------------------------------------------------------------
 // Mutes.
 
