@@ -79,7 +79,9 @@ type Config struct {
 	AppAdmin string
 	// DedupeTTL is how long an "after" callback is remembered (default 10m).
 	DedupeTTL time.Duration
-	// StoreTimeout bounds each store round trip (default 250ms).
+	// StoreTimeout bounds the store calls made outside a callback (the
+	// spool's retries, forgetting roles); a callback's own calls are
+	// bounded by the store itself (default 250ms).
 	StoreTimeout time.Duration
 	// FailModes per event kind; missing kinds fail open.
 	FailModes map[rules.Kind]FailMode
@@ -159,9 +161,9 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 	in := ev.Base
 	env.Fill(&in)
 	req, keys := e.enrichRequest(set, plan, ev, env)
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
-	res, err := e.cfg.Store.Enrich(sctx, req)
-	cancel()
+	// The store bounds the call with its own timeout (store.Store's
+	// contract); a second timer here would only cost.
+	res, err := e.cfg.Store.Enrich(ctx, req)
 	if err != nil {
 		e.noteStoreError(err)
 		return e.degraded(ctx, ev, set, err, start)
@@ -452,9 +454,9 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 		if e.storeDown() {
 			err = errStoreDown
 		} else {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.StoreTimeout)
-			err = e.cfg.Store.Commit(sctx, req)
-			cancel()
+			// Not cancelled with the request: a decision made is committed
+			// even when the IM server hung up. The store bounds the call.
+			err = e.cfg.Store.Commit(context.WithoutCancel(ctx), req)
 			e.noteStoreError(err)
 		}
 		if err != nil {

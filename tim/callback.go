@@ -231,22 +231,41 @@ type MsgContent struct {
 // TextContent builds the content of a new text element.
 func TextContent(text string) MsgContent { return MsgContent{Text: text} }
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. A field that is not a string
+// reads as "" (encoding/json fills the others and reports only the type
+// error, which is not one here).
 func (c *MsgContent) UnmarshalJSON(b []byte) error {
 	var fields struct {
-		Text, Data, Desc, Ext json.RawMessage
+		Text, Data, Desc, Ext string
 	}
 	if err := json.Unmarshal(b, &fields); err != nil {
-		return fmt.Errorf("MsgContent: %w", err)
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(err, &typeErr) {
+			return fmt.Errorf("MsgContent: %w", err)
+		}
+		fields.Text, fields.Data, fields.Desc, fields.Ext = stringsOnly(b, fields.Text, fields.Data, fields.Desc, fields.Ext)
 	}
 	*c = MsgContent{
-		Text: stringField(fields.Text),
-		Data: stringField(fields.Data),
-		Desc: stringField(fields.Desc),
-		Ext:  stringField(fields.Ext),
+		Text: fields.Text,
+		Data: fields.Data,
+		Desc: fields.Desc,
+		Ext:  fields.Ext,
 		raw:  append(json.RawMessage(nil), b...),
 	}
 	return nil
+}
+
+// stringsOnly re-reads the four fields when one of them had another type:
+// encoding/json may have stopped at the mistyped one, so each is taken from
+// the raw object on its own.
+func stringsOnly(b []byte, text, data, desc, ext string) (string, string, string, string) {
+	var raw struct {
+		Text, Data, Desc, Ext json.RawMessage
+	}
+	if json.Unmarshal(b, &raw) != nil {
+		return text, data, desc, ext
+	}
+	return stringField(raw.Text), stringField(raw.Data), stringField(raw.Desc), stringField(raw.Ext)
 }
 
 // MarshalJSON writes the received content unchanged, or the string fields of

@@ -218,3 +218,30 @@ func TestDecodeCallbackRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestMsgContentReadsStringsAndIgnoresOtherTypes(t *testing.T) {
+	tests := []struct {
+		in                    string
+		text, data, desc, ext string
+	}{
+		{`{"Text":"hi"}`, "hi", "", "", ""},
+		{`{"Data":"d","Desc":"x","Ext":"e"}`, "", "d", "x", "e"},
+		{`{"Index":1,"Data":"smile"}`, "", "smile", "", ""},
+		{`{"Text":5,"Data":"kept"}`, "", "kept", "", ""},
+		{`{"Data":{"a":1},"Desc":"kept","Ext":[1]}`, "", "", "kept", ""},
+		{`{"Text":null}`, "", "", "", ""},
+	}
+	for _, tt := range tests {
+		var c MsgContent
+		if err := json.Unmarshal([]byte(tt.in), &c); err != nil {
+			t.Errorf("%s: %v", tt.in, err)
+			continue
+		}
+		if c.Text != tt.text || c.Data != tt.data || c.Desc != tt.desc || c.Ext != tt.ext {
+			t.Errorf("%s: got %q %q %q %q", tt.in, c.Text, c.Data, c.Desc, c.Ext)
+		}
+		if out, _ := json.Marshal(c); string(out) != tt.in {
+			t.Errorf("%s: passes through as %s", tt.in, out)
+		}
+	}
+}

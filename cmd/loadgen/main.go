@@ -75,7 +75,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 32, "closed loop: `workers` sending back to back, for the highest throughput (0 skips the closed-loop runs)")
 	fs.IntVar(&o.connections, "connections", 64, "open loop: keep-alive `connections` (concurrent requests at most)")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measured length of each run")
-	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "load sent before each run's measurement, not measured")
+	fs.DurationVar(&o.warmup, "warmup", 10*time.Second, "load sent before each run's measurement, not measured (long enough for a fresh bot to fill every group's role cache at the REST budget's pace)")
 	fs.IntVar(&o.groups, "groups", 1000, "groups the callbacks are spread over")
 	fs.IntVar(&o.users, "users", 20000, "ordinary users sending messages")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the mix")
