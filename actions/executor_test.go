@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
@@ -610,8 +611,8 @@ func TestDryRunAndRESTOffCallNothing(t *testing.T) {
 func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 	all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
 	ctx := context.Background()
-	newRig := func(t *testing.T) (*clock, *memstore.Store, *fakeClient, *auditLog, *Executor) {
-		clk := newClock(t0)
+	newRig := func(t *testing.T) (*testclock.Clock, *memstore.Store, *fakeClient, *auditLog, *Executor) {
+		clk := testclock.New(t0)
 		s := memstore.New(memstore.Options{Now: clk.Now})
 		fc := newFakeClient()
 		log := &auditLog{}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
@@ -228,7 +229,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 				// Redis expires mute records by its own clock, so the test
 				// clock starts at the real time.
 				start := time.Now().Truncate(time.Second)
-				clk := newClock(start)
+				clk := testclock.New(start)
 				if kind.name == "memory" {
 					s = memstore.New(memstore.Options{Now: clk.Now})
 				}
@@ -316,7 +317,7 @@ func (s *listFailStore) ListMutes(ctx context.Context, group string) ([]store.Mu
 }
 
 func TestADelayedUnmuteThatCannotBeCheckedIsRetried(t *testing.T) {
-	clk := newClock(t0)
+	clk := testclock.New(t0)
 	s := &listFailStore{Store: memstore.New(memstore.Options{Now: clk.Now})}
 	fc := newFakeClient()
 	log := &auditLog{}

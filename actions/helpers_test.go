@@ -253,26 +253,6 @@ func apiErr(command string, code int) error {
 	return &tim.APIError{Service: tim.ServiceGroup, Command: command, Code: code, Info: "test", HTTPStatus: 200}
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // mute, kick ... build actions for tests.
 func act(id, kind, group, typ, user string, seconds int64, text string) store.Action {
 	return store.Action{ID: id, Kind: kind, Group: group, GroupType: typ, User: user, Seconds: seconds, Text: text,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
@@ -21,7 +22,7 @@ const grp = "@TGS#reconcile"
 // reconcileRig is one replica on the memory store against the fake IM
 // server, all on one settable clock.
 type reconcileRig struct {
-	clk *clock
+	clk *testclock.Clock
 	im  *timtest.Server
 	s   *memstore.Store
 	log *auditLog
@@ -29,7 +30,7 @@ type reconcileRig struct {
 }
 
 func newReconcileRig(t *testing.T) *reconcileRig {
-	clk := newClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	clk := testclock.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	im := timtest.New(timtest.Options{Now: clk.Now})
 	t.Cleanup(im.Close)
 	im.AddGroup(timtest.Group{ID: grp, Type: tim.GroupPublic, Owner: "owner", Members: []string{"carol", "dave", "eve"}})

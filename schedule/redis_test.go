@@ -8,13 +8,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/redistest"
+	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	redisstore "github.com/timguard/timguard/store/redis"
@@ -23,12 +23,6 @@ import (
 )
 
 const raidGroup = "@TGS#raid"
-
-// shiftClock is the real clock moved ahead by what the test skips.
-type shiftClock struct{ off atomic.Int64 }
-
-func (c *shiftClock) Now() time.Time      { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *shiftClock) Add(d time.Duration) { c.off.Add(int64(d)) }
 
 // redisRig opens handles on one Redis key space, as replicas do.
 type redisRig struct {
@@ -90,7 +84,7 @@ func results(t *testing.T, log *auditLog, id string) map[string]int {
 
 func TestARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	rr := newRedisRig(t)
-	clk := &shiftClock{}
+	clk := &testclock.Shift{}
 	im := newIM(t, clk.Now, raidGroup)
 	log := &auditLog{}
 	rs := newHolder(mustRules(t, "version: 1\n"))
@@ -134,7 +128,7 @@ func TestARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 func TestAJobDueWhileEveryReplicaWasDownRunsOnceWhenOneComesBack(t *testing.T) {
 	ctx := context.Background()
 	rr := newRedisRig(t)
-	clk := &shiftClock{}
+	clk := &testclock.Shift{}
 	const quiet = "@TGS#quiet"
 	im := newIM(t, clk.Now, raidGroup, quiet)
 	log := &auditLog{}

@@ -49,7 +49,18 @@ fi
 
 echo "test.sh: go vet" >&2
 go vet ./...
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+# The Go files as they are in the working tree: tracked and new ones, not
+# those deleted since the last commit.
+go_files() {
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files --cached --others --exclude-standard '*.go' | while IFS= read -r f; do
+      if [ -e "$f" ]; then printf '%s\n' "$f"; fi
+    done
+  else
+    find . -name '*.go'
+  fi
+}
+unformatted=$(go_files | xargs -r gofmt -l)
 if [ -n "$unformatted" ]; then echo "test.sh: gofmt would change:" >&2; echo "$unformatted" >&2; exit 1; fi
 
 echo "test.sh: go test -race ./..." >&2

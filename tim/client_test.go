@@ -17,31 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
 
 const groupID = "@TGS#2J4SZEAEL"
-
-// clock is a settable clock for the client and the fake.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // logBuffer collects log output from concurrent calls.
 type logBuffer struct {
@@ -228,7 +209,7 @@ func TestClientSendsTheDocumentedRequest(t *testing.T) {
 }
 
 func TestForbidSendMsgMutesAndUnmutes(t *testing.T) {
-	clk := newClock(testNow)
+	clk := testclock.New(testNow)
 	s := newServer(t, timtest.Options{Now: clk.Now}, publicGroup())
 	c, _ := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Now = clk.Now })
 	ctx := context.Background()
@@ -332,7 +313,7 @@ func TestAddGroupMemberReportsEachAccount(t *testing.T) {
 }
 
 func TestGetGroupMemberInfoPagesAndFilters(t *testing.T) {
-	clk := newClock(testNow)
+	clk := testclock.New(testNow)
 	s := newServer(t, timtest.Options{Now: clk.Now}, publicGroup())
 	c, _ := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Now = clk.Now })
 	ctx := context.Background()
@@ -524,7 +505,7 @@ func TestSendGroupSystemNotification(t *testing.T) {
 }
 
 func TestModifyGroupMemberInfoChangesRoleMuteAndNameCard(t *testing.T) {
-	clk := newClock(testNow)
+	clk := testclock.New(testNow)
 	s := newServer(t, timtest.Options{Now: clk.Now}, publicGroup())
 	c, _ := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Now = clk.Now })
 	ctx := context.Background()
@@ -553,7 +534,7 @@ func TestModifyGroupMemberInfoChangesRoleMuteAndNameCard(t *testing.T) {
 }
 
 func TestBanAndUnbanInLiveGroups(t *testing.T) {
-	clk := newClock(testNow)
+	clk := testclock.New(testNow)
 	s := newServer(t, timtest.Options{Now: clk.Now}, timtest.Group{ID: "@TGS#live", Type: "AVChatRoom", Members: []string{"jared", "tommy"}}, publicGroup())
 	c, _ := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Now = clk.Now })
 	ctx := context.Background()
@@ -663,7 +644,7 @@ func TestClientRefusesRequestsPastTheDocumentedLimits(t *testing.T) {
 
 func TestClientRegeneratesTheUserSigWhenTheServerSaysItExpired(t *testing.T) {
 	t0 := testNow
-	clientClock, serverClock := newClock(t0), newClock(t0)
+	clientClock, serverClock := testclock.New(t0), testclock.New(t0)
 	s := newServer(t, timtest.Options{Now: serverClock.Now}, publicGroup())
 	c, logs := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Now = clientClock.Now })
 	ctx := context.Background()
@@ -708,7 +689,7 @@ func TestClientRetriesAnExpiredUserSigOnlyOnce(t *testing.T) {
 }
 
 func TestClientRenewsTheUserSigBeforeItExpires(t *testing.T) {
-	clk := newClock(testNow)
+	clk := testclock.New(testNow)
 	s := newServer(t, timtest.Options{Now: clk.Now}, publicGroup())
 	c, _ := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Now = clk.Now; cfg.SigTTL = 4 * time.Hour })
 	ctx := context.Background()

@@ -3,18 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestCheckAcceptsTheExamplesAndRunsTheirTests(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -29,7 +21,7 @@ func TestCheckAcceptsTheExamplesAndRunsTheirTests(t *testing.T) {
 func TestCheckReportsEveryProblemOfABrokenRuleFileAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rules.yaml")
-	writeFile(t, path, `version: 1
+	write(t, path, `version: 1
 lists: {a: [x]}
 rules:
   - {name: dup, on: message, if: 'user.nope == "x"', verdict: block}
@@ -57,8 +49,8 @@ rules:
 
 func TestCheckReportsTheRuleFileEvenWhenTheConfigIsBroken(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "config.yaml"), "listen: nope\ntencent: {sdk_app_id: 1}\nrules_file: r.yaml\n")
-	writeFile(t, filepath.Join(dir, "r.yaml"), "version: 1\nrules: [{name: a, on: message, if: user.x, verdict: block}]\n")
+	write(t, filepath.Join(dir, "config.yaml"), "listen: nope\ntencent: {sdk_app_id: 1}\nrules_file: r.yaml\n")
+	write(t, filepath.Join(dir, "r.yaml"), "version: 1\nrules: [{name: a, on: message, if: user.x, verdict: block}]\n")
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"check", "--config", filepath.Join(dir, "config.yaml")}, &stdout, &stderr); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
@@ -109,13 +101,13 @@ func TestReplayShowsWhatARuleChangeWouldDo(t *testing.T) {
 	oldRules := filepath.Join(dir, "old.yaml")
 	newRules := filepath.Join(dir, "new.yaml")
 	events := filepath.Join(dir, "events.jsonl")
-	writeFile(t, oldRules, "version: 1\nlists: {spam: [crypto]}\nrules: [{name: spam, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block}]\n")
-	writeFile(t, newRules, "version: 1\nlists: {spam: [crypto, casino]}\nrules: [{name: spam, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block, actions: [{strike: 1}]}]\n")
+	write(t, oldRules, "version: 1\nlists: {spam: [crypto]}\nrules: [{name: spam, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block}]\n")
+	write(t, newRules, "version: 1\nlists: {spam: [crypto, casino]}\nrules: [{name: spam, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block, actions: [{strike: 1}]}]\n")
 	msg := func(user, text string) string {
 		return `{"CallbackCommand":"Group.CallbackBeforeSendMsg","GroupId":"@TGS#1","Type":"Public","From_Account":"` + user +
 			`","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"` + text + `"}}]}`
 	}
-	writeFile(t, events, strings.Join([]string{msg("ann", "hello"), msg("bob", "best casino"), "not json", msg("cid", "free crypto"), ""}, "\n"))
+	write(t, events, strings.Join([]string{msg("ann", "hello"), msg("bob", "best casino"), "not json", msg("cid", "free crypto"), ""}, "\n"))
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"replay", "--old", oldRules, "--rules", newRules, "--events", events, "--fail-on-change"}, &stdout, &stderr)
 	if code != 1 {

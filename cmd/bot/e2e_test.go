@@ -12,14 +12,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -75,106 +71,21 @@ type e2eOptions struct {
 	executor string
 }
 
-// bot is one running timguard against a fake IM server.
-type bot struct {
-	t      *testing.T
-	im     *timtest.Server
-	app    *app
-	base   string
-	audit  string
-	stderr *lockedBuffer
-	stop   func()
-	seq    int
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func startBot(t *testing.T, opts e2eOptions) *bot {
 	t.Helper()
 	if opts.rateLimit == 0 {
 		opts.rateLimit = 20
 	}
 	if opts.executor == "" {
-		opts.executor = "  retry_min: 20ms\n  retry_max: 300ms\n  max_attempts: 30\n"
+		opts.executor = fastRetries
 	}
 	im := timtest.New(timtest.Options{RateLimit: opts.fakeLimit})
 	t.Cleanup(im.Close)
 	url := redistest.URL(t)
-	prefix := redistest.Prefix(t)
-	redistest.CleanupPrefix(t, url, prefix)
-
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`listen: "127.0.0.1:0"
-callback:
-  path: /callback
-  token: %q
-tencent:
-  sdk_app_id: %d
-  admin: %s
-  secret_key: %q
-  api_base: %s
-  rate_limit: %d
-  timeout: 3s
-store:
-  redis_url: %s
-  key_prefix: %q
-  timeout: 2s
-rules_file: rules.yaml
-admin:
-  token: %q
-audit:
-  file: audit.jsonl
-executor:
-%slog:
-  level: debug
-`, e2eToken, timtest.DefaultSDKAppID, timtest.DefaultAdmin, timtest.DefaultSecretKey, im.URL(), opts.rateLimit,
-		url, prefix, e2eAdminTok, opts.executor)
-	write(t, filepath.Join(dir, "config.yaml"), cfg)
-	write(t, filepath.Join(dir, "rules.yaml"), e2eRules)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &lockedBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, filepath.Join(dir, "config.yaml"), appOptions{Stdout: io.Discard, Stderr: stderr, Listener: ln})
-	if err != nil {
-		cancel()
-		t.Fatalf("newApp: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, nil) }()
-	b := &bot{t: t, im: im, app: a, base: "http://" + ln.Addr().String(), audit: filepath.Join(dir, "audit.jsonl"), stderr: stderr}
-	var once sync.Once
-	b.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("the bot did not stop within 30s")
-			}
-		})
-	}
+	b := startApp(t, im, botConfig{
+		token: e2eToken, imURL: im.URL(), rateLimit: opts.rateLimit, redisURL: url, prefix: keyPrefix(t, url),
+		adminToken: e2eAdminTok, executor: opts.executor,
+	}, e2eRules, nil, nil)
 	t.Cleanup(func() {
 		b.stop()
 		b.checkNoSecrets()
@@ -182,30 +93,12 @@ executor:
 	return b
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // callback posts a signed callback and returns the decoded reply.
 func (b *bot) callback(command string, body map[string]any) tim.Reply {
 	b.t.Helper()
-	body["CallbackCommand"] = command
-	data, err := json.Marshal(body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	url := timtest.SignedURL(b.base, "/callback", timtest.DefaultSDKAppID, command, e2eToken, time.Now())
-	resp, err := http.Post(url, "application/json", bytes.NewReader(data))
-	if err != nil {
-		b.t.Fatalf("post %s: %v", command, err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		b.t.Fatalf("%s answered %d: %s", command, resp.StatusCode, out)
+	status, out := b.signed(command, e2eToken, body)
+	if status != http.StatusOK {
+		b.t.Fatalf("%s answered %d: %s", command, status, out)
 	}
 	var r tim.Reply
 	if err := json.Unmarshal(out, &r); err != nil {
@@ -647,43 +540,17 @@ func TestE2EAPermanentFailureIsDeadLetteredOnce(t *testing.T) {
 
 func TestE2EWithoutASecretKeyActionsAreAuditedNotCalled(t *testing.T) {
 	url := redistest.URL(t)
-	prefix := redistest.Prefix(t)
-	redistest.CleanupPrefix(t, url, prefix)
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), e2eRules)
-	write(t, filepath.Join(dir, "config.yaml"), fmt.Sprintf(`listen: "127.0.0.1:0"
-callback: {token: %q}
-tencent: {sdk_app_id: %d}
-store: {redis_url: %s, key_prefix: %q, timeout: 2s}
-rules_file: rules.yaml
-audit: {file: audit.jsonl}
-`, e2eToken, timtest.DefaultSDKAppID, url, prefix))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := newApp(ctx, filepath.Join(dir, "config.yaml"), appOptions{Stdout: io.Discard, Stderr: io.Discard, Listener: ln})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.client != nil || a.roles != nil {
+	im := timtest.New(timtest.Options{}) // nothing calls it; settle lists its calls
+	t.Cleanup(im.Close)
+	b := startApp(t, im, botConfig{token: e2eToken, redisURL: url, prefix: keyPrefix(t, url)}, e2eRules, nil, nil)
+	if b.app.client != nil || b.app.roles != nil {
 		t.Fatal("a REST client was built without a secret key")
 	}
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, nil) }()
-	b := &bot{t: t, app: a, base: "http://" + ln.Addr().String(), audit: filepath.Join(dir, "audit.jsonl")}
 	for i := range 6 {
 		b.message(e2eGroup, "frank", fmt.Sprintf("hello %d", i))
 	}
-	b.im = timtest.New(timtest.Options{}) // nothing calls it; settle lists its calls
-	defer b.im.Close()
 	b.settle(60*time.Second, func() bool { return len(b.actionRecords()) > 0 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	b.stop()
 	for _, recs := range b.actionRecords() {
 		if len(recs) != 1 || recs[0].Result != audit.ResultSkipped || recs[0].Error != "REST calls are off (no tencent.secret_key)" {
 			t.Errorf("action records %+v", recs)

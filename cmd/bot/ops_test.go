@@ -12,14 +12,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,10 +56,10 @@ type opsSettings struct {
 // rewrites, with the channel that stands for SIGHUP.
 type opsBot struct {
 	*bot
-	dir      string
-	reload   chan os.Signal
-	redisURL string
-	prefix   string
+	reload chan os.Signal
+	// config is the configuration startOps wrote; writeConfig replaces
+	// the values of opsSettings in it.
+	config botConfig
 }
 
 // startOps starts the bot on rules with the e2e tokens. redisURL empty
@@ -75,40 +73,11 @@ func startOps(t *testing.T, rules, redisURL string) *opsBot {
 	if redisURL == "" {
 		redisURL = redistest.URL(t)
 	}
-	prefix := redistest.Prefix(t)
-	redistest.CleanupPrefix(t, redisURL, prefix)
-	o := &opsBot{dir: t.TempDir(), reload: make(chan os.Signal, 1), redisURL: redisURL, prefix: prefix}
-	o.bot = &bot{t: t, im: im, audit: filepath.Join(o.dir, "audit.jsonl"), stderr: &lockedBuffer{}}
-	o.writeConfig(opsSettings{token: e2eToken, adminToken: e2eAdminTok})
-	writeAtomic(t, filepath.Join(o.dir, "rules.yaml"), rules)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, filepath.Join(o.dir, "config.yaml"), appOptions{Stdout: io.Discard, Stderr: o.stderr, Listener: ln})
-	if err != nil {
-		cancel()
-		t.Fatalf("newApp: %v", err)
-	}
-	o.app, o.base = a, "http://"+ln.Addr().String()
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, o.reload) }()
-	var once sync.Once
-	o.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("the bot did not stop within 30s")
-			}
-		})
-	}
+	o := &opsBot{reload: make(chan os.Signal, 1), config: botConfig{
+		token: e2eToken, imURL: im.URL(), rateLimit: 50, redisURL: redisURL, prefix: keyPrefix(t, redisURL),
+		adminToken: e2eAdminTok, executor: fastRetries,
+	}}
+	o.bot = startApp(t, im, o.config, rules, o.reload, nil)
 	t.Cleanup(func() {
 		o.stop()
 		o.checkNoSecrets()
@@ -121,50 +90,9 @@ func startOps(t *testing.T, rules, redisURL string) *opsBot {
 // startOps.
 func (o *opsBot) writeConfig(s opsSettings) {
 	o.t.Helper()
-	if s.rulesFile == "" {
-		s.rulesFile = "rules.yaml"
-	}
-	writeAtomic(o.t, filepath.Join(o.dir, "config.yaml"), fmt.Sprintf(`listen: "127.0.0.1:0"
-callback:
-  path: /callback
-  token: %q
-  previous_token: %q
-tencent:
-  sdk_app_id: %d
-  admin: %s
-  secret_key: %q
-  api_base: %s
-  rate_limit: 50
-  timeout: 3s
-store:
-  redis_url: %s
-  key_prefix: %q
-  timeout: 2s
-rules_file: %s
-admin:
-  token: %q
-audit:
-  file: audit.jsonl
-executor:
-  retry_min: 20ms
-  retry_max: 300ms
-  max_attempts: 30
-log:
-  level: debug
-`, s.token, s.previousToken, timtest.DefaultSDKAppID, timtest.DefaultAdmin, timtest.DefaultSecretKey, o.im.URL(),
-		o.redisURL, o.prefix, s.rulesFile, s.adminToken))
-}
-
-// writeAtomic replaces path by renaming a temporary file over it, the way
-// editors and configuration managers do, so that a watcher never reads a
-// half-written file.
-func writeAtomic(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	write(t, tmp, content)
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	c := o.config
+	c.token, c.previousToken, c.adminToken, c.rulesFile = s.token, s.previousToken, s.adminToken, s.rulesFile
+	writeAtomic(o.t, filepath.Join(o.dir, "config.yaml"), c.yaml())
 }
 
 // checkNoSecret fails when the log or the audit file holds s.

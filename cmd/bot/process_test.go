@@ -407,8 +407,7 @@ func TestProcessSIGTERMAnswersCallbacksInFlightAndLosesNoAction(t *testing.T) {
 	if err != nil || ropts.TLSConfig != nil || ropts.Network != "tcp" {
 		t.Skipf("the process test proxies a plain redis:// URL; %s=%s is another kind", redistest.EnvURL, redisURL)
 	}
-	prefix := redistest.Prefix(t)
-	redistest.CleanupPrefix(t, redisURL, prefix)
+	prefix := keyPrefix(t, redisURL)
 	bin := buildBot(t)
 
 	im := timtest.New(timtest.Options{})
@@ -654,16 +653,4 @@ func TestProcessSIGTERMAnswersCallbacksInFlightAndLosesNoAction(t *testing.T) {
 		t.Errorf("%d members muted at the IM server, %d mutes decided", len(calls), len(decided))
 	}
 	t.Logf("mutes done: %v", byProcess)
-}
-
-// waitFor polls cond every 10ms and fails after within.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -10,14 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -25,6 +22,7 @@ import (
 	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/redistest"
+	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -184,12 +182,6 @@ func TestE2EANightModeScheduleSwitchesARuleOnForItsWindow(t *testing.T) {
 	})
 }
 
-// shiftClock is the real clock moved ahead by what the test skips.
-type shiftClock struct{ off atomic.Int64 }
-
-func (c *shiftClock) Now() time.Time      { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *shiftClock) Add(d time.Duration) { c.off.Add(int64(d)) }
-
 const raidRules = `version: 1
 counters:
   - name: group_joins_1m
@@ -207,73 +199,28 @@ rules:
 // Redis key space.
 func startReplica(t *testing.T, im *timtest.Server, url, prefix string, now func() time.Time) *bot {
 	t.Helper()
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "rules.yaml"), raidRules)
-	write(t, filepath.Join(dir, "config.yaml"), fmt.Sprintf(`listen: "127.0.0.1:0"
-callback:
-  token: %q
-tencent:
-  sdk_app_id: %d
-  admin: %s
-  secret_key: %q
-  api_base: %s
-store:
-  redis_url: %s
-  key_prefix: %q
-  timeout: 2s
-rules_file: rules.yaml
-audit:
-  file: audit.jsonl
-executor:
-  retry_min: 20ms
-  retry_max: 300ms
-log:
-  level: debug
-`, e2eToken, timtest.DefaultSDKAppID, timtest.DefaultAdmin, timtest.DefaultSecretKey, im.URL(), url, prefix))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &lockedBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, filepath.Join(dir, "config.yaml"), appOptions{Stdout: io.Discard, Stderr: stderr, Listener: ln, Now: now})
-	if err != nil {
-		cancel()
-		t.Fatalf("newApp: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, nil) }()
-	b := &bot{t: t, im: im, app: a, base: "http://" + ln.Addr().String(), audit: filepath.Join(dir, "audit.jsonl"), stderr: stderr}
-	var once sync.Once
-	b.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(b.stop)
-	return b
+	return startApp(t, im, botConfig{
+		token: e2eToken, imURL: im.URL(), redisURL: url, prefix: prefix,
+		executor: "  retry_min: 20ms\n  retry_max: 300ms\n",
+	}, raidRules, nil, now)
 }
 
 func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	const raid = "@TGS#raid"
-	clk := &shiftClock{}
+	clk := &testclock.Shift{}
 	im := timtest.New(timtest.Options{Now: clk.Now})
 	t.Cleanup(im.Close)
 	wave := []string{"r1", "r2", "r3", "r4", "r5", "r6"}
 	im.AddGroup(timtest.Group{ID: raid, Type: "Public", Owner: "olga", Members: wave})
 	url := redistest.URL(t)
-	prefix := redistest.Prefix(t)
-	redistest.CleanupPrefix(t, url, prefix)
+	prefix := keyPrefix(t, url)
 	var bots []*bot
 	for range 3 {
 		bots = append(bots, startReplica(t, im, url, prefix, clk.Now))
 	}
 
 	bots[0].joined(raid, wave)
-	waitUntil(t, 10*time.Second, "the raid mute and its delayed unmute", func() bool {
+	waitFor(t, 10*time.Second, "the raid mute and its delayed unmute", func() bool {
 		pending, _ := bots[1].app.store.Pending(context.Background(), 100)
 		for _, a := range pending {
 			if strings.HasSuffix(a.ID, actions.EndSuffix) {
@@ -283,7 +230,7 @@ func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 		return false
 	})
 	clk.Add(15 * time.Minute)
-	waitUntil(t, 10*time.Second, "the unmute and its announcement", func() bool {
+	waitFor(t, 10*time.Second, "the unmute and its announcement", func() bool {
 		g := im.Group(raid)
 		return !g.MuteAllMember && len(g.Notifications) > 0
 	})
@@ -313,17 +260,5 @@ func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 				t.Errorf("action record %+v, want every action done or skipped", r)
 			}
 		}
-	}
-}
-
-// waitUntil polls cond until it holds or within passes.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not happen within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -296,3 +296,13 @@ func (b *Bot) Exited() bool {
 
 // LogTail returns the last n lines of the bot's operational log.
 func (b *Bot) LogTail(n int) string { return tail(b.LogPath(), n) }
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

@@ -13,24 +13,20 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/timguard/timguard/internal/redisproc"
 )
 
 const (
@@ -59,8 +55,7 @@ func Main(m *testing.M) {
 	code := m.Run()
 	shared.mu.Lock()
 	if shared.srv != nil {
-		shared.srv.stop()
-		shared.srv.cleanup()
+		shared.srv.close()
 		shared.srv = nil
 	}
 	shared.mu.Unlock()
@@ -93,12 +88,12 @@ func URL(t testing.TB) string {
 	defer shared.mu.Unlock()
 	if !shared.started {
 		shared.started = true
-		shared.srv, shared.err = startServer(0)
+		shared.srv, shared.err = startServer()
 	}
 	if shared.err != nil {
 		t.Fatalf("redistest: start the shared redis-server: %v", shared.err)
 	}
-	return shared.srv.url()
+	return shared.srv.URL()
 }
 
 // requireBinary skips or fails t when redis-server is not on PATH.
@@ -184,7 +179,6 @@ func CleanupPrefix(t testing.TB, url, prefix string) {
 // Server is a private redis-server that a test may stop and restart.
 type Server struct {
 	t   testing.TB
-	mu  sync.Mutex
 	srv *server
 }
 
@@ -194,184 +188,52 @@ type Server struct {
 func StartServer(t testing.TB) *Server {
 	t.Helper()
 	requireBinary(t)
-	srv, err := startServer(0)
+	srv, err := startServer()
 	if err != nil {
 		t.Fatalf("redistest: start redis-server: %v", err)
 	}
-	s := &Server{t: t, srv: srv}
-	t.Cleanup(func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.srv.stop()
-		s.srv.cleanup()
-	})
-	return s
+	t.Cleanup(srv.close)
+	return &Server{t: t, srv: srv}
 }
 
 // URL is the server's URL, the same across restarts.
-func (s *Server) URL() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.srv.url()
-}
+func (s *Server) URL() string { return s.srv.URL() }
 
 // Stop stops the server; its data is lost. Stopping twice is harmless.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.srv.stop()
-}
+func (s *Server) Stop() { s.srv.Stop() }
 
 // Restart stops the server if it runs and starts it again, empty, on the
 // same port so that clients reconnect to it.
 func (s *Server) Restart() {
 	s.t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.srv.stop()
-	if err := s.srv.start(); err != nil {
-		s.t.Fatalf("redistest: restart redis-server on port %d: %v", s.srv.port, err)
+	if err := s.srv.Restart(); err != nil {
+		s.t.Fatalf("redistest: restart redis-server on port %d: %v", s.srv.Port(), err)
 	}
 }
 
-// server runs one redis-server process.
+// server is a redis-server in a temporary directory of its own, with 64
+// databases and nothing kept on disk. On Linux the kernel kills it when the
+// test binary dies without running Main's cleanup.
 type server struct {
-	port   int
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	*redisproc.Server
+	dir string
 }
 
-// startServer starts redis-server on port, or on a free port when port is 0
-// (trying again with another port if the one picked is taken meanwhile).
-func startServer(port int) (*server, error) {
+func startServer() (*server, error) {
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	var lastErr error
-	for range 5 {
-		p := port
-		if p == 0 {
-			if p, err = freePort(); err != nil {
-				_ = os.RemoveAll(dir)
-				return nil, err
-			}
-		}
-		s := &server{port: p, dir: dir}
-		if lastErr = s.start(); lastErr == nil {
-			return s, nil
-		}
-		if port != 0 {
-			break
-		}
-	}
-	_ = os.RemoveAll(dir)
-	return nil, lastErr
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := redisproc.Start(dir, redisproc.Options{Databases: 64})
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		_ = os.RemoveAll(dir)
+		return nil, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return &server{Server: srv, dir: dir}, nil
 }
 
-func (s *server) url() string {
-	return "redis://127.0.0.1:" + strconv.Itoa(s.port) + "/0"
-}
-
-func (s *server) logPath() string {
-	return filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log")
-}
-
-// start runs redis-server and waits until it answers PING.
-func (s *server) start() error {
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--databases", "64",
-		"--logfile", s.logPath(),
-	)
-	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run redis-server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	s.cmd, s.exited = cmd, exited
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-exited:
-			s.cmd = nil
-			return fmt.Errorf("redis-server on port %d exited at start: %s", s.port, s.tailLog())
-		default:
-		}
-		if err := rawPing(s.port); err == nil {
-			return nil
-		} else if time.Now().After(deadline) {
-			s.stop()
-			return fmt.Errorf("redis-server on port %d does not answer: %w: %s", s.port, err, s.tailLog())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop ends the process: SIGTERM, then SIGKILL if it lingers.
-func (s *server) stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-	s.cmd = nil
-}
-
-func (s *server) cleanup() {
+// close stops the server and removes its directory.
+func (s *server) close() {
+	s.Stop()
 	_ = os.RemoveAll(s.dir)
-}
-
-func (s *server) tailLog() string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return "(no log)"
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.Join(lines[max(0, len(lines)-5):], "\n")
-}
-
-// rawPing sends PING over RESP and expects +PONG.
-func rawPing(port int) error {
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return errors.New("unexpected reply " + strings.TrimSpace(line))
-	}
-	return nil
 }

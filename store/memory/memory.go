@@ -44,10 +44,10 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Defaults of the dead-letter retention, the same as store/redis's.
+// Defaults of the dead-letter retention, shared with store/redis.
 const (
-	DefaultDeadMax = 10000
-	DefaultDeadTTL = 7 * 24 * time.Hour
+	DefaultDeadMax = storeutil.DefaultDeadMax
+	DefaultDeadTTL = storeutil.DefaultDeadTTL
 )
 
 // sweepEvery is how often, on the store's clock, expired keys are dropped.
@@ -91,18 +91,7 @@ var _ store.Store = (*Store)(nil)
 
 // New returns an empty memory Store.
 func New(opts Options) *Store {
-	if opts.DoneTTL <= 0 {
-		opts.DoneTTL = 24 * time.Hour
-	}
-	if opts.MaxDecisions <= 0 {
-		opts.MaxDecisions = 10000
-	}
-	if opts.DeadMax <= 0 {
-		opts.DeadMax = DefaultDeadMax
-	}
-	if opts.DeadTTL <= 0 {
-		opts.DeadTTL = DefaultDeadTTL
-	}
+	storeutil.RetentionDefaults(&opts.DoneTTL, &opts.MaxDecisions, &opts.DeadMax, &opts.DeadTTL)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

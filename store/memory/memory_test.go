@@ -3,10 +3,10 @@ package memstore
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/store/storetest"
 )
@@ -36,7 +36,7 @@ func TestDeadLettersAreCapped(t *testing.T) {
 }
 
 func TestDeadLettersExpireAfterDeadTTL(t *testing.T) {
-	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(Options{DeadTTL: time.Hour, Now: clk.Now})
 	storetest.CheckDeadRetention(t, s, func() { clk.Add(time.Hour) })
 }
@@ -66,26 +66,8 @@ func TestClaimDoesNotLookAtDeadLetters(t *testing.T) {
 	}
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestDoneIDsAreForgottenAfterDoneTTL(t *testing.T) {
-	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(Options{DoneTTL: time.Hour, Now: clk.Now})
 	ctx := t.Context()
 	a := store.Action{ID: "a", Kind: "warn", Group: "g", Created: clk.Now()}
@@ -124,7 +106,7 @@ func TestDoneIDsAreForgottenAfterDoneTTL(t *testing.T) {
 }
 
 func TestSweepDropsExpiredKeys(t *testing.T) {
-	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(Options{DoneTTL: time.Minute, Now: clk.Now})
 	ctx := t.Context()
 	for i := range 100 {
@@ -182,7 +164,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 }
 
 func TestLimiterFollowsAChangedBudget(t *testing.T) {
-	clk := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(Options{Now: clk.Now})
 	ctx := t.Context()
 	allow := func(n, per int) bool {

@@ -42,6 +42,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/store/internal/storeutil"
 )
 
 // Options configures a Redis Store. Zero values take the defaults.
@@ -79,10 +80,10 @@ type Options struct {
 	DeadTTL time.Duration
 }
 
-// Defaults of the dead-letter retention, the same as store/memory's.
+// Defaults of the dead-letter retention, shared with store/memory.
 const (
-	DefaultDeadMax = 10000
-	DefaultDeadTTL = 7 * 24 * time.Hour
+	DefaultDeadMax = storeutil.DefaultDeadMax
+	DefaultDeadTTL = storeutil.DefaultDeadTTL
 )
 
 func (o *Options) defaults() error {
@@ -98,18 +99,7 @@ func (o *Options) defaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.DoneTTL <= 0 {
-		o.DoneTTL = 24 * time.Hour
-	}
-	if o.MaxDecisions <= 0 {
-		o.MaxDecisions = 10000
-	}
-	if o.DeadMax <= 0 {
-		o.DeadMax = DefaultDeadMax
-	}
-	if o.DeadTTL <= 0 {
-		o.DeadTTL = DefaultDeadTTL
-	}
+	storeutil.RetentionDefaults(&o.DoneTTL, &o.MaxDecisions, &o.DeadMax, &o.DeadTTL)
 	return nil
 }
 

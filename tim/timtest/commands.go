@@ -73,6 +73,17 @@ func (gs *groups) find(id string) (*group, *apiError) {
 	return nil, &apiError{tim.CodeBadGroupID, "no group with id " + id}
 }
 
+// group finds the group id names, as find does; handlers call it after
+// their field reads, so that a bad field is reported before a missing group.
+func (r *reader) group(gs *groups, id string) *group {
+	if r.err != nil {
+		return nil
+	}
+	g, err := gs.find(id)
+	r.err = err
+	return g
+}
+
 func notSupported(g *group, what string) *apiError {
 	return &apiError{tim.CodeNoPermission, what + " is not supported in " + g.typ + " groups"}
 }
@@ -85,25 +96,14 @@ func muteUntil(seconds uint64, now time.Time) int64 {
 }
 
 func forbidSendMsg(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	accounts, err := f.strs("Members_Account", true, tim.MaxForbidMembers)
-	if err != nil {
-		return nil, err
-	}
-	secs, _, err := f.uint("MuteTime", true, math.MaxUint32)
-	if err != nil {
-		return nil, err
-	}
-	topic, err := f.str("TopicId", false)
-	if err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r := f.reader()
+	id := r.str("GroupId", true)
+	accounts := r.strs("Members_Account", true, tim.MaxForbidMembers)
+	secs, _ := r.uint("MuteTime", true, math.MaxUint32)
+	topic := r.str("TopicId", false)
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if g.typ == tim.GroupPrivate {
 		return nil, notSupported(g, "muting")
@@ -123,17 +123,12 @@ func forbidSendMsg(gs *groups, f fields, now time.Time) (map[string]any, *apiErr
 }
 
 func getGroupMutedAccount(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	topic, err := f.str("TopicId", false)
-	if err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r := f.reader()
+	id := r.str("GroupId", true)
+	topic := r.str("TopicId", false)
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	type entry struct {
 		Account    string `json:"Member_Account"`
@@ -160,23 +155,14 @@ func cmpString(a, b string) int {
 }
 
 func deleteGroupMember(gs *groups, f fields, _ time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	accounts, err := f.strs("MemberToDel_Account", true, tim.MaxDeleteMembers)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.flag("Silence"); err != nil {
-		return nil, err
-	}
-	if _, err := f.str("Reason", false); err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r := f.reader()
+	id := r.str("GroupId", true)
+	accounts := r.strs("MemberToDel_Account", true, tim.MaxDeleteMembers)
+	r.flag("Silence")
+	r.str("Reason", false)
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if g.typ == tim.GroupAVChatRoom {
 		return nil, badParam("delete_group_member is not supported in AVChatRoom groups; use ban_group_member")
@@ -193,20 +179,13 @@ func deleteGroupMember(gs *groups, f fields, _ time.Time) (map[string]any, *apiE
 }
 
 func addGroupMember(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	accounts, err := f.members("MemberList", true, tim.MaxAddMembers)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.flag("Silence"); err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r := f.reader()
+	id := r.str("GroupId", true)
+	accounts := r.members("MemberList", true, tim.MaxAddMembers)
+	r.flag("Silence")
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if g.typ == tim.GroupAVChatRoom {
 		return nil, notSupported(g, "add_group_member")
@@ -247,37 +226,22 @@ func roleRank(role string) int {
 }
 
 func getGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	limit, hasLimit, err := f.uint("Limit", false, 6000)
-	if err != nil {
-		return nil, err
-	}
-	offset, _, err := f.uint("Offset", false, math.MaxInt32)
-	if err != nil {
-		return nil, err
-	}
-	next, err := f.str("Next", false)
-	if err != nil {
-		return nil, err
-	}
-	roles, err := f.strs("MemberRoleFilter", false, 0)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range roles {
-		if r != tim.RoleOwner && r != tim.RoleAdmin && r != tim.RoleMember {
-			return nil, badParam("MemberRoleFilter value %q is not Owner, Admin or Member", r)
+	r := f.reader()
+	id := r.str("GroupId", true)
+	limit, hasLimit := r.uint("Limit", false, 6000)
+	offset, _ := r.uint("Offset", false, math.MaxInt32)
+	next := r.str("Next", false)
+	roles := r.strs("MemberRoleFilter", false, 0)
+	for _, role := range roles {
+		if role != tim.RoleOwner && role != tim.RoleAdmin && role != tim.RoleMember {
+			r.fail(badParam("MemberRoleFilter value %q is not Owner, Admin or Member", role))
+			break
 		}
 	}
-	if _, err := f.strs("MemberInfoFilter", false, 0); err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r.strs("MemberInfoFilter", false, 0)
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if g.typ == tim.GroupCommunity {
 		offset = 0
@@ -342,9 +306,10 @@ func getGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *a
 }
 
 func getGroupInfo(gs *groups, f fields, _ time.Time) (map[string]any, *apiError) {
-	ids, err := f.strs("GroupIdList", true, tim.MaxGroupInfoIDs)
-	if err != nil {
-		return nil, err
+	r := f.reader()
+	ids := r.strs("GroupIdList", true, tim.MaxGroupInfoIDs)
+	if r.err != nil {
+		return nil, r.err
 	}
 	infos := make([]map[string]any, 0, len(ids))
 	for _, id := range ids {
@@ -381,34 +346,28 @@ func getGroupInfo(gs *groups, f fields, _ time.Time) (map[string]any, *apiError)
 }
 
 func modifyGroupBaseInfo(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
+	r := f.reader()
+	id := r.str("GroupId", true)
 	strFields := map[string]*string{}
 	for _, key := range []string{"Name", "Introduction", "Notification", "FaceUrl", "ApplyJoinOption", "MuteAllMember"} {
-		if !f.has(key) {
-			continue
+		if f.has(key) {
+			v := r.str(key, false)
+			strFields[key] = &v
 		}
-		v, err := f.str(key, false)
-		if err != nil {
-			return nil, err
-		}
-		strFields[key] = &v
 	}
 	if v, ok := strFields["ApplyJoinOption"]; ok {
 		switch *v {
 		case tim.JoinFreeAccess, tim.JoinNeedPermission, tim.JoinDisableApply:
 		default:
-			return nil, badParam("ApplyJoinOption %q is not FreeAccess, NeedPermission or DisableApply", *v)
+			r.fail(badParam("ApplyJoinOption %q is not FreeAccess, NeedPermission or DisableApply", *v))
 		}
 	}
 	if v, ok := strFields["MuteAllMember"]; ok && *v != tim.MuteAllOn && *v != tim.MuteAllOff {
-		return nil, badParam("MuteAllMember %q is not On or Off", *v)
+		r.fail(badParam("MuteAllMember %q is not On or Off", *v))
 	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if _, ok := strFields["MuteAllMember"]; ok && g.typ == tim.GroupPrivate {
 		return nil, notSupported(g, "muting")
@@ -435,42 +394,24 @@ func modifyGroupBaseInfo(gs *groups, f fields, now time.Time) (map[string]any, *
 const duplicateWindow = 5 * time.Minute
 
 func sendGroupMsg(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	random, _, err := f.uint("Random", true, math.MaxUint32)
-	if err != nil {
-		return nil, err
-	}
-	from, err := f.str("From_Account", false)
-	if err != nil {
-		return nil, err
-	}
-	forbid, err := f.strs("ForbidCallbackControl", false, 0)
-	if err != nil {
-		return nil, err
-	}
+	r := f.reader()
+	id := r.str("GroupId", true)
+	random, _ := r.uint("Random", true, math.MaxUint32)
+	from := r.str("From_Account", false)
+	forbid := r.strs("ForbidCallbackControl", false, 0)
 	for _, v := range forbid {
 		if v != tim.ForbidBeforeSendMsgCallback && v != tim.ForbidAfterSendMsgCallback {
-			return nil, badParam("ForbidCallbackControl value %q is unknown", v)
+			r.fail(badParam("ForbidCallbackControl value %q is unknown", v))
+			break
 		}
 	}
-	if _, err := f.flag("OnlineOnlyFlag"); err != nil {
-		return nil, err
-	}
-	for _, key := range []string{"CloudCustomData", "TopicId"} {
-		if _, err := f.str(key, false); err != nil {
-			return nil, err
-		}
-	}
-	body, err := msgBody(f)
-	if err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r.flag("OnlineOnlyFlag")
+	r.str("CloudCustomData", false)
+	r.str("TopicId", false)
+	body := r.msgBody()
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	for i := len(g.msgs) - 1; i >= 0 && now.Sub(g.msgs[i].Time) < duplicateWindow; i-- {
 		m := g.msgs[i]
@@ -490,8 +431,18 @@ func sendGroupMsg(gs *groups, f fields, now time.Time) (map[string]any, *apiErro
 	return map[string]any{"MsgTime": now.Unix(), "MsgSeq": g.nextMsgSeq}, nil
 }
 
+// msgBody reads MsgBody like the reader's other methods read their fields.
+func (r *reader) msgBody() json.RawMessage {
+	if r.err != nil {
+		return nil
+	}
+	body, err := r.f.msgBody()
+	r.err = err
+	return body
+}
+
 // msgBody checks MsgBody and returns it compacted.
-func msgBody(f fields) (json.RawMessage, *apiError) {
+func (f fields) msgBody() (json.RawMessage, *apiError) {
 	if !f.has("MsgBody") {
 		return nil, missing("MsgBody")
 	}
@@ -532,58 +483,36 @@ func msgBody(f fields) (json.RawMessage, *apiError) {
 }
 
 func sendGroupSystemNotification(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	to, err := f.strs("ToMembers_Account", false, 0)
-	if err != nil {
-		return nil, err
-	}
-	content, err := f.str("Content", true)
-	if err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r := f.reader()
+	id := r.str("GroupId", true)
+	to := r.strs("ToMembers_Account", false, 0)
+	content := r.str("Content", true)
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	g.notices = append(g.notices, Notification{Time: now, To: to, Content: content})
 	return nil, nil
 }
 
 func modifyGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	acc, err := f.str("Member_Account", true)
-	if err != nil {
-		return nil, err
-	}
-	role, err := f.str("Role", false)
-	if err != nil {
-		return nil, err
-	}
+	r := f.reader()
+	id := r.str("GroupId", true)
+	acc := r.str("Member_Account", true)
+	role := r.str("Role", false)
 	switch role {
 	case "", tim.RoleAdmin, tim.RoleMember:
 	case tim.RoleOwner:
-		return nil, badParam("Role cannot be set to Owner; use change_group_owner")
+		r.fail(badParam("Role cannot be set to Owner; use change_group_owner"))
 	default:
-		return nil, badParam("Role %q is not Admin or Member", role)
+		r.fail(badParam("Role %q is not Admin or Member", role))
 	}
-	secs, hasMute, err := f.uint("MuteTime", false, math.MaxUint32)
-	if err != nil {
-		return nil, err
-	}
+	secs, hasMute := r.uint("MuteTime", false, math.MaxUint32)
 	hasCard := f.has("NameCard")
-	card, err := f.str("NameCard", false)
-	if err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	card := r.str("NameCard", false)
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if g.typ == tim.GroupPrivate && (role != "" || hasMute) {
 		return nil, notSupported(g, "changing roles or mutes")
@@ -613,27 +542,17 @@ func modifyGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any,
 }
 
 func banGroupMember(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	accounts, err := f.strs("Members_Account", true, tim.MaxBanMembers)
-	if err != nil {
-		return nil, err
-	}
-	secs, _, err := f.uint("Duration", true, math.MaxUint32)
-	if err != nil {
-		return nil, err
-	}
+	r := f.reader()
+	id := r.str("GroupId", true)
+	accounts := r.strs("Members_Account", true, tim.MaxBanMembers)
+	secs, _ := r.uint("Duration", true, math.MaxUint32)
 	if secs == 0 {
-		return nil, badParam("Duration must be at least 1 second")
+		r.fail(badParam("Duration must be at least 1 second"))
 	}
-	if _, err := f.str("Description", false); err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r.str("Description", false)
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if g.typ != tim.GroupAVChatRoom {
 		return nil, notSupported(g, "ban_group_member")
@@ -646,17 +565,12 @@ func banGroupMember(gs *groups, f fields, now time.Time) (map[string]any, *apiEr
 }
 
 func unbanGroupMember(gs *groups, f fields, _ time.Time) (map[string]any, *apiError) {
-	id, err := f.str("GroupId", true)
-	if err != nil {
-		return nil, err
-	}
-	accounts, err := f.strs("Members_Account", true, tim.MaxBanMembers)
-	if err != nil {
-		return nil, err
-	}
-	g, err := gs.find(id)
-	if err != nil {
-		return nil, err
+	r := f.reader()
+	id := r.str("GroupId", true)
+	accounts := r.strs("Members_Account", true, tim.MaxBanMembers)
+	g := r.group(gs, id)
+	if r.err != nil {
+		return nil, r.err
 	}
 	if g.typ != tim.GroupAVChatRoom {
 		return nil, notSupported(g, "unban_group_member")

@@ -147,3 +147,65 @@ func (f fields) flag(key string) (bool, *apiError) {
 	v, _, err := f.uint(key, false, 1)
 	return v == 1, err
 }
+
+// reader reads a request's fields one after another and keeps the first
+// error: once a read fails, the later ones return zero values and record
+// nothing, so a handler makes all its reads and checks err once.
+type reader struct {
+	f   fields
+	err *apiError
+}
+
+func (f fields) reader() *reader { return &reader{f: f} }
+
+// fail records e unless an earlier error was recorded; it lets a check that
+// runs between two reads keep its place in the order errors are reported.
+func (r *reader) fail(e *apiError) {
+	if r.err == nil {
+		r.err = e
+	}
+}
+
+func (r *reader) str(key string, required bool) string {
+	if r.err != nil {
+		return ""
+	}
+	s, err := r.f.str(key, required)
+	r.err = err
+	return s
+}
+
+func (r *reader) strs(key string, required bool, limit int) []string {
+	if r.err != nil {
+		return nil
+	}
+	list, err := r.f.strs(key, required, limit)
+	r.err = err
+	return list
+}
+
+func (r *reader) members(key string, required bool, limit int) []string {
+	if r.err != nil {
+		return nil
+	}
+	list, err := r.f.members(key, required, limit)
+	r.err = err
+	return list
+}
+
+func (r *reader) uint(key string, required bool, maxValue uint64) (v uint64, ok bool) {
+	if r.err != nil {
+		return 0, false
+	}
+	v, ok, r.err = r.f.uint(key, required, maxValue)
+	return v, ok
+}
+
+func (r *reader) flag(key string) bool {
+	if r.err != nil {
+		return false
+	}
+	v, err := r.f.flag(key)
+	r.err = err
+	return v
+}

@@ -9,10 +9,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -26,27 +26,9 @@ const (
 
 var t0 = time.Unix(1700000000, 0)
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newServer(t *testing.T, opts timtest.Options) (*timtest.Server, *clock) {
+func newServer(t *testing.T, opts timtest.Options) (*timtest.Server, *testclock.Clock) {
 	t.Helper()
-	clk := &clock{t: t0}
+	clk := testclock.New(t0)
 	if opts.Now == nil {
 		opts.Now = clk.Now
 	}

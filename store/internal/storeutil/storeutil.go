@@ -19,6 +19,33 @@ import (
 // filter sets no Limit.
 const DefaultDecisionLimit = 100
 
+// Retention defaults, the same in both stores: how long completed action
+// ids are remembered, how many recent decisions are kept, and how many dead
+// letters are kept for how long.
+const (
+	DefaultDoneTTL      = 24 * time.Hour
+	DefaultMaxDecisions = 10000
+	DefaultDeadMax      = 10000
+	DefaultDeadTTL      = 7 * 24 * time.Hour
+)
+
+// RetentionDefaults sets each retention option that is zero or below to its
+// default.
+func RetentionDefaults(doneTTL *time.Duration, maxDecisions, deadMax *int, deadTTL *time.Duration) {
+	if *doneTTL <= 0 {
+		*doneTTL = DefaultDoneTTL
+	}
+	if *maxDecisions <= 0 {
+		*maxDecisions = DefaultMaxDecisions
+	}
+	if *deadMax <= 0 {
+		*deadMax = DefaultDeadMax
+	}
+	if *deadTTL <= 0 {
+		*deadTTL = DefaultDeadTTL
+	}
+}
+
 // ExpirySlack is added to the lifetime of a window or strike key beyond its
 // window so that a key is never dropped while an entry in it still counts.
 const ExpirySlack = time.Second
