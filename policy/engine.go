@@ -156,6 +156,7 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 		return e.degraded(ctx, ev, set, errStoreDown, start)
 	}
 	// One environment serves the counter keys and the evaluation.
+	ev.prepare(plan)
 	env := set.Env()
 	defer env.Release()
 	in := ev.Base

@@ -99,6 +99,7 @@ func Evaluate(set *rules.Set, ev *Event, st *State, opts Options) Outcome {
 	if ev.Kind == "" {
 		return out
 	}
+	ev.prepare(set.Plan(ev.Kind))
 	env := set.Env()
 	defer env.Release()
 	in := ev.Base

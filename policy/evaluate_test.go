@@ -490,3 +490,21 @@ rules:
 		}
 	}
 }
+
+func TestLinksAreLookedForOnlyWhenARuleReadsThem(t *testing.T) {
+	reads := mustRules(t, `version: 1
+rules: [{name: links, on: message, if: 'len(message.urls) > 0', verdict: block}]
+`)
+	ignores := mustRules(t, `version: 1
+rules: [{name: words, on: message, if: 'message.text contains "x"', verdict: block}]
+`)
+	ev := msgEvent(t, "u", "see example.com/a")
+	if out := Evaluate(reads, ev, emptyState(reads), Options{}); out.Reply.ErrorCode != 1 || len(ev.Base.URLs) != 1 {
+		t.Errorf("a rule reading message.urls: code %d, urls %v; want the block and one link", out.Reply.ErrorCode, ev.Base.URLs)
+	}
+	ev = msgEvent(t, "u", "see example.com/a")
+	Evaluate(ignores, ev, emptyState(ignores), Options{})
+	if ev.Base.URLs != nil {
+		t.Errorf("links %v were looked for although no rule reads them", ev.Base.URLs)
+	}
+}

@@ -34,6 +34,8 @@ type Event struct {
 	// Platform is the OptPlatform query parameter (RESTAPI, iOS, ...).
 	Platform string
 	Received time.Time
+
+	urlsFound bool
 }
 
 // EventID hashes a callback's command and body.
@@ -98,7 +100,6 @@ func (ev *Event) fillMessage(e *tim.BeforeSendMsg) {
 	for i, el := range e.MsgBody {
 		ev.Base.Types[i] = el.MsgType
 	}
-	ev.Base.URLs = FindURLs(ev.Base.Text)
 	for _, at := range e.GroupAtInfo {
 		if at.AtAllFlag == 1 {
 			ev.Base.AtAll = true
@@ -107,6 +108,15 @@ func (ev *Event) fillMessage(e *tim.BeforeSendMsg) {
 		if at.Account != "" {
 			ev.Base.Mentions = append(ev.Base.Mentions, at.Account)
 		}
+	}
+}
+
+// prepare works out what only some rule sets read: the links in the text,
+// when an expression of the plan reads message.urls.
+func (ev *Event) prepare(plan *rules.Plan) {
+	if plan.ReadsURLs && !ev.urlsFound {
+		ev.Base.URLs = FindURLs(ev.Base.Text)
+		ev.urlsFound = true
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -385,6 +386,17 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 // durations of its actions and its rewrite. The plan fetches exactly these.
 func ruleCounters(r *Rule) []string {
 	reads := map[string]bool{}
+	for _, p := range ruleProgs(r) {
+		for name := range p.use.counters {
+			reads[name] = true
+		}
+	}
+	return sortedKeys(reads)
+}
+
+// ruleProgs lists every program of a rule: its condition, its action
+// durations and its rewrite.
+func ruleProgs(r *Rule) []*program {
 	progs := []*program{r.cond}
 	for _, a := range r.Actions {
 		if a.duration != nil {
@@ -394,15 +406,17 @@ func ruleCounters(r *Rule) []string {
 	if r.Rewrite != nil {
 		progs = append(progs, r.Rewrite.text, r.Rewrite.mask)
 	}
+	return slices.DeleteFunc(progs, func(p *program) bool { return p == nil })
+}
+
+// readsField reports whether any of progs reads the variable name.
+func readsField(name string, progs ...*program) bool {
 	for _, p := range progs {
-		if p == nil {
-			continue
-		}
-		for name := range p.use.counters {
-			reads[name] = true
+		if p != nil && p.use.fields[name] {
+			return true
 		}
 	}
-	return sortedKeys(reads)
+	return false
 }
 
 func joinVerdicts(vs []Verdict) string {
@@ -709,11 +723,17 @@ func (c *compiler) plan(set *Set) {
 			if r.Mode != "" {
 				p.UsesModes = true
 			}
+			if readsField(varURLs, ruleProgs(r)...) {
+				p.ReadsURLs = true
+			}
 		}
 		for _, ctr := range set.Counters {
 			touch := containsKind(ctr.On, k)
 			if touch || use[ctr.Name] {
 				p.Counters = append(p.Counters, CounterUse{Counter: ctr, Touch: touch})
+				if readsField(varURLs, ctr.key, ctr.cond) {
+					p.ReadsURLs = true
+				}
 			}
 		}
 		if len(p.Rules) > 0 || len(p.Counters) > 0 {

@@ -46,6 +46,9 @@ type Plan struct {
 	Budgeted []*Rule
 	// UsesModes is true when a rule of this kind depends on a mode.
 	UsesModes bool
+	// ReadsURLs is true when an expression of this kind reads
+	// message.urls, which costs a scan of the text.
+	ReadsURLs bool
 }
 
 // CounterUse is one counter an event kind needs.
