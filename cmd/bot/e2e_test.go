@@ -557,3 +557,56 @@ func TestE2EWithoutASecretKeyActionsAreAuditedNotCalled(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EAShadowRuleChangesNothingButIsAudited: a shadow rule that would
+// block and mute lets the message through, sends nothing to the IM server,
+// and its would-be verdict and action are in the audit record.
+func TestE2EAShadowRuleChangesNothingButIsAudited(t *testing.T) {
+	im := timtest.New(timtest.Options{})
+	t.Cleanup(im.Close)
+	im.AddGroup(timtest.Group{ID: e2eGroup, Type: "Public", Owner: "olga", Members: []string{"sam"}})
+	url := redistest.URL(t)
+	rules := e2eRules + `  - name: trial-mute
+    on: message
+    if: message.text contains "watch this"
+    shadow: true
+    verdict: block
+    actions: [{mute: 1h}]
+`
+	b := startApp(t, im, botConfig{
+		token: e2eToken, imURL: im.URL(), rateLimit: 20, redisURL: url, prefix: keyPrefix(t, url),
+		adminToken: e2eAdminTok, executor: fastRetries,
+	}, rules, nil, nil)
+	t.Cleanup(b.checkNoSecrets)
+	if r := b.message(e2eGroup, "sam", "watch this trick"); r.ErrorCode != 0 {
+		t.Fatalf("the shadow rule's message answered %+v, want it let through", r)
+	}
+	b.settle(30*time.Second, nil)
+	b.stop()
+	for _, c := range b.im.Calls() {
+		if c.Command != tim.CommandGetGroupMemberInfo {
+			t.Errorf("the IM server received %s: a shadow rule must call nothing", c.Command)
+		}
+	}
+	if !b.im.MuteUntil(e2eGroup, "sam").IsZero() {
+		t.Error("sam was muted by a shadow rule")
+	}
+	var rec *audit.Record
+	for _, r := range b.records() {
+		if r.Kind == audit.KindDecision && r.User == "sam" {
+			rec = &r
+		}
+	}
+	if rec == nil {
+		t.Fatal("no decision record for sam")
+	}
+	if !rec.Shadow || !slices.Equal(rec.ShadowRules, []string{"trial-mute"}) || rec.Verdict != "" || len(rec.Rules) != 0 {
+		t.Errorf("decision record %+v; want shadow true, shadow_rules [trial-mute], no verdict, no live rule", rec)
+	}
+	if len(rec.Actions) != 1 || rec.Actions[0].Kind != "mute" || !rec.Actions[0].Shadow || rec.Actions[0].ID != "" {
+		t.Errorf("actions %+v; want the would-be mute, marked shadow, never queued", rec.Actions)
+	}
+	if n := len(b.actionRecords()); n != 0 {
+		t.Errorf("%d action records; a shadow rule queues nothing", n)
+	}
+}
