@@ -38,6 +38,10 @@ type Message struct {
 	Random                uint32
 	Body                  json.RawMessage
 	ForbidCallbackControl []string
+	// AtAccounts are the members GroupAtInfo mentions, in order; AtAll is
+	// set by an @all entry.
+	AtAccounts []string
+	AtAll      bool
 }
 
 // Notification is a notice accepted through send_group_system_notification.
@@ -108,6 +112,8 @@ type groups struct {
 	mu        sync.Mutex
 	byID      map[string]*group
 	dismissed map[string]bool
+	// liveBan is Options.LiveGroupBan.
+	liveBan bool
 }
 
 func newGroups() *groups {
