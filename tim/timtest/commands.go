@@ -268,7 +268,7 @@ func getGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *a
 	}
 	switch {
 	case g.typ == tim.GroupAVChatRoom:
-		return nil, notSupported(g, "get_group_member_info (AVChatRoom groups store no member information)")
+		return nil, &apiError{tim.CodeNoPermission, "get_group_member_info is not supported in AVChatRoom groups: they store no member information"}
 	case g.typ == tim.GroupCommunity && !hasNext:
 		return nil, badParam("Next is required in Community groups; send \"\" for the first page")
 	case g.typ == tim.GroupCommunity && hasOffset && offset > 0:
@@ -650,7 +650,7 @@ func sendGroupSystemNotification(gs *groups, f fields, now time.Time) (map[strin
 		return nil, r.err
 	}
 	if len(to) > 0 && g.typ == tim.GroupAVChatRoom {
-		return nil, notSupported(g, "a system notification to chosen members (ToMembers_Account; AVChatRoom groups take notifications to all members only)")
+		return nil, &apiError{tim.CodeNoPermission, "ToMembers_Account is not supported in AVChatRoom groups: they take system notifications to all members only"}
 	}
 	g.notices = append(g.notices, Notification{Time: now, To: to, Content: content})
 	return nil, nil
