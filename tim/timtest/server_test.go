@@ -751,7 +751,7 @@ func TestSignedURLCarriesAValidSignature(t *testing.T) {
 
 func TestAddGroupPanicsOnSetupMistakes(t *testing.T) {
 	s, _ := newServer(t, timtest.Options{})
-	for _, g := range []timtest.Group{{ID: "", Type: "Public"}, {ID: "@TGS#x", Type: "Secret"}} {
+	for _, g := range []timtest.Group{{ID: "", Type: "Public"}, {ID: "@TGS#x", Type: "Secret"}, {ID: "@TGS#live", Type: "Live", Admins: []string{"adam"}}} {
 		func() {
 			defer func() {
 				if recover() == nil {
