@@ -177,6 +177,7 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 		refuseAdd bool           // add_group_member answers Result 0
 		fail      map[string]int // command -> the error code it answers
 		mod       func(*Config)  // changes to the executor's config
+		command   string         // the audit record's command, when set
 		want      []string       // calls, lookups included
 		result    string
 		errSubstr string
@@ -265,6 +266,16 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 			group:  liveInfo,
 			want:   []string{"get_group_info", "forbid_send_msg @TGS#live [carol] 600 \"\""},
 			result: audit.ResultDone,
+		},
+		{
+			name:      "a mute in a live group whose owner cannot be looked up fails at get_group_info",
+			action:    act("a", rules.ActMute, live, tim.GroupAVChatRoom, "carol", 600, ""),
+			group:     liveInfo,
+			fail:      map[string]int{tim.CommandGetGroupInfo: tim.CodeGroupNotFound},
+			want:      []string{"get_group_info"},
+			result:    audit.ResultDead,
+			command:   tim.CommandGetGroupInfo,
+			errSubstr: "look up the owner and admins of @TGS#live",
 		},
 		{
 			name:   "a mute in a Community group lists the owner and admins with Next",
@@ -418,6 +429,9 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 			r := recs[0]
 			if r.Result != tt.result || !strings.Contains(r.Error, tt.errSubstr) {
 				t.Errorf("audit result %q error %q, want %q containing %q", r.Result, r.Error, tt.result, tt.errSubstr)
+			}
+			if tt.command != "" && r.Command != tt.command {
+				t.Errorf("audit command %q, want %q", r.Command, tt.command)
 			}
 			if r.Kind != audit.KindAction || r.Group != tt.action.Group || r.User != tt.action.User ||
 				r.EventID != tt.action.EventID || r.Attempt != 1 || len(r.Actions) != 1 || r.Actions[0].ID != tt.action.ID ||

@@ -302,6 +302,9 @@ func (e *Executor) exempt(work context.Context, group string, jobs []*job) []*jo
 	}
 	var roles map[string]string
 	var rolesErr error
+	// The lookup the role filler makes: get_group_info for a live group or
+	// one of unknown type, get_group_member_info otherwise.
+	lookup := tim.CommandGetGroupMemberInfo
 	if len(users) > 0 {
 		typ := ""
 		for _, j := range jobs {
@@ -309,6 +312,9 @@ func (e *Executor) exempt(work context.Context, group string, jobs []*job) []*jo
 				typ = j.typ
 				break
 			}
+		}
+		if typ == "" || typ == tim.GroupAVChatRoom {
+			lookup = tim.CommandGetGroupInfo
 		}
 		roles, rolesErr = e.cfg.Roles.GroupRoles(work, group, typ, users)
 		if rolesErr != nil {
@@ -337,7 +343,7 @@ func (e *Executor) exempt(work context.Context, group string, jobs []*job) []*jo
 		out = append(out, j)
 	}
 	if len(failed) > 0 {
-		e.fail(work, failed, tim.CommandGetGroupMemberInfo, rolesErr, false)
+		e.fail(work, failed, lookup, rolesErr, false)
 	}
 	return out
 }
