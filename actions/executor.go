@@ -5,12 +5,15 @@
 // burst enqueued together, such as a join wave, is claimed together), sorts
 // them by group, and works on each group in its own goroutine: it learns the
 // group's type when the action does not carry it, skips what the type does
-// not allow (no mute in Private groups, no kick in AVChatRoom groups, where a
-// kick becomes a ban), leaves the owner, the admins and the App admin alone
-// unless the rule names their role, batches what can be batched (up to 500
-// members per forbid_send_msg, 100 per delete_group_member) and sends the
-// calls one after the other. Every action ends in exactly one audit record:
-// done, skipped, retry, dead or dry_run.
+// not allow (no mute in Private groups; no kick in AVChatRoom groups, where a
+// kick becomes a ban, and no notice to one member, which becomes a message
+// mentioning the member), leaves the owner, the admins and the App admin
+// alone unless the rule names their role (an AVChatRoom group's owner comes
+// from get_group_info: those groups have no admins and no member list),
+// batches what can be batched (up to 500 members per forbid_send_msg, 100
+// per delete_group_member) and sends the calls one after the other.
+// docs/group-types.md has the whole table. Every action ends in exactly one
+// audit record: done, skipped, retry, dead or dry_run.
 //
 // Failures are sorted by tim.Classify: retryable and rate-limited calls come
 // back after an exponential backoff with jitter until MaxAttempts, then they
@@ -31,10 +34,14 @@
 // last MuteTime, so it would shorten the longer one. An unmute lifts any.
 //
 // Exactly once: the outbox hands each action to one worker under a lease,
-// and Complete succeeds only for the lease holder. An action is repeated only
+// and Complete succeeds only for the lease holder. An action is repeated
 // when a worker dies (or loses its lease) after the IM server carried out the
-// call but before the completion was recorded; the IM operations timguard
-// uses are idempotent in effect (muting twice sets the same mute).
+// call but before the completion was recorded, or when a call failed
+// without an answer. Mutes, removals, bans and group mutes are idempotent in
+// effect (muting twice sets the same mute). Messages carry a Random derived
+// from the action, which makes the IM server drop a repeat within 5 minutes;
+// later they are not sent again. Notices have no such key: one whose call
+// failed without an answer is dead-lettered, not repeated (see fail).
 package actions
 
 import (
@@ -80,6 +87,7 @@ type Client interface {
 	BanGroupMember(ctx context.Context, groupID string, members []string, seconds uint32, description string) error
 	UnbanGroupMember(ctx context.Context, groupID string, members []string) error
 	SendGroupSystemNotification(ctx context.Context, groupID string, to []string, content string) error
+	SendGroupMsg(ctx context.Context, req tim.SendGroupMsgRequest) (tim.SendGroupMsgResult, error)
 	ModifyGroupBaseInfo(ctx context.Context, req tim.ModifyGroupBaseInfoRequest) error
 	GetGroupInfo(ctx context.Context, groupIDs []string) ([]tim.GroupInfo, error)
 }
@@ -88,8 +96,8 @@ type Client interface {
 // it.
 type RoleSource interface {
 	// GroupRoles returns the role ("owner", "admin" or "member") of each of
-	// users in group.
-	GroupRoles(ctx context.Context, group string, users []string) (map[string]string, error)
+	// users in group; groupType is the group's type, "" when unknown.
+	GroupRoles(ctx context.Context, group, groupType string, users []string) (map[string]string, error)
 }
 
 // AuditSink takes encoded audit records; *audit.Writer implements it.
@@ -117,6 +125,18 @@ const (
 // RESTOffReason is the audit error of actions skipped because no client is
 // configured.
 const RESTOffReason = "REST calls are off (no tencent.secret_key)"
+
+// How a warning to one member of an AVChatRoom (live) group is carried out.
+// A system notification there goes to all members only
+// (https://intl.cloud.tencent.com/document/product/1047/34958).
+const (
+	// LiveWarnMention sends a group message from the App admin that starts
+	// with @member and mentions the member (GroupAtInfo); every viewer sees
+	// it.
+	LiveWarnMention = "mention"
+	// LiveWarnSkip sends nothing and audits the warning as skipped.
+	LiveWarnSkip = "skip"
+)
 
 // Config configures an Executor. Store and Audit are required; the rest
 // have defaults.
@@ -166,6 +186,9 @@ type Config struct {
 	// KickBanSeconds is the ban a kick becomes in an AVChatRoom group when
 	// the action has no duration.
 	KickBanSeconds int64
+	// LiveWarn is LiveWarnMention (the default) or LiveWarnSkip: what a
+	// warning to one member of an AVChatRoom group becomes.
+	LiveWarn string
 	// Replica names this process in audit records (actor).
 	Replica string
 	// Observe, when set, hears about every action result (metrics). It
@@ -210,6 +233,10 @@ func New(cfg Config) (*Executor, error) {
 	setDefault(&cfg.Grace, DefaultGrace)
 	setDefault(&cfg.GroupInfoTTL, DefaultGroupInfoTTL)
 	setDefault(&cfg.KickBanSeconds, DefaultKickBanSeconds)
+	setDefault(&cfg.LiveWarn, LiveWarnMention)
+	if cfg.LiveWarn != LiveWarnMention && cfg.LiveWarn != LiveWarnSkip {
+		return nil, fmt.Errorf("actions: LiveWarn %q is not %s or %s", cfg.LiveWarn, LiveWarnMention, LiveWarnSkip)
+	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		return nil, fmt.Errorf("actions: MaxBackoff %v is below MinBackoff %v", cfg.MaxBackoff, cfg.MinBackoff)
 	}

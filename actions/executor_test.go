@@ -145,6 +145,7 @@ func TestCallsAreBatchedPerGroupAndOperation(t *testing.T) {
 			s := memstore.New(memstore.Options{})
 			fc := newFakeClient()
 			fc.groups[grp] = tim.GroupInfo{Type: tim.GroupPublic, ApplyJoinOption: tim.JoinNeedPermission}
+			fc.groups[live] = tim.GroupInfo{Type: tim.GroupAVChatRoom, Owner: "olga"}
 			log := &auditLog{}
 			e := newTestExecutor(t, s, fc, log, nil)
 			enqueue(t, s, time.Now(), tt.actions...)
@@ -164,12 +165,19 @@ func TestCallsAreBatchedPerGroupAndOperation(t *testing.T) {
 	}
 }
 
+// liveInfo is the get_group_info answer for the live group: an AVChatRoom
+// group with its owner and, like every live group, no admins.
+var liveInfo = &tim.GroupInfo{Type: tim.GroupAVChatRoom, Owner: "host", ApplyJoinOption: tim.JoinFreeAccess}
+
 func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 	tests := []struct {
 		name      string
 		action    store.Action
 		group     *tim.GroupInfo // the get_group_info answer, if any
 		refuseAdd bool           // add_group_member answers Result 0
+		fail      map[string]int // command -> the error code it answers
+		mod       func(*Config)  // changes to the executor's config
+		command   string         // the audit record's command, when set
 		want      []string       // calls, lookups included
 		result    string
 		errSubstr string
@@ -223,15 +231,84 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 			result: audit.ResultDone,
 		},
 		{
-			name:   "a kick in an AVChatRoom group is a ban of an hour with the reason",
+			name:   "a kick in an AVChatRoom group is a ban of an hour with the reason; the owner comes from get_group_info",
 			action: act("a", rules.ActKick, live, tim.GroupAVChatRoom, "carol", 0, "Repeated violations"),
-			want:   []string{"get_group_member_info", "ban_group_member @TGS#live [carol] 3600 \"Repeated violations\""},
+			group:  liveInfo,
+			want:   []string{"get_group_info", "ban_group_member @TGS#live [carol] 3600 \"Repeated violations\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "a kick with a duration in an AVChatRoom group bans that long",
 			action: act("a", rules.ActKick, live, "Live", "carol", 120, "spam"),
-			want:   []string{"get_group_member_info", "ban_group_member @TGS#live [carol] 120 \"spam\""},
+			group:  liveInfo,
+			want:   []string{"get_group_info", "ban_group_member @TGS#live [carol] 120 \"spam\""},
+			result: audit.ResultDone,
+		},
+		{
+			name:   "a kick in an AVChatRoom group with a long reason bans with its first 1,000 bytes",
+			action: act("a", rules.ActKick, live, tim.GroupAVChatRoom, "carol", 0, strings.Repeat("é", 600)),
+			group:  liveInfo,
+			want:   []string{"get_group_info", "ban_group_member @TGS#live [carol] 3600 \"" + strings.Repeat("é", 500) + "\""},
+			result: audit.ResultDone,
+		},
+		{
+			name:      "a ban the IM server refuses with 10007 is dead-lettered saying what the ban needs",
+			action:    act("a", rules.ActKick, live, tim.GroupAVChatRoom, "carol", 0, "spam"),
+			group:     liveInfo,
+			fail:      map[string]int{tim.CommandBanGroupMember: tim.CodeNoPermission},
+			want:      []string{"get_group_info", "ban_group_member @TGS#live [carol] 3600 \"spam\""},
+			result:    audit.ResultDead,
+			errSubstr: "needs the IM Ultimate edition and \"Audio-video group member banning\" switched on in the IM console",
+		},
+		{
+			name:   "a mute in an AVChatRoom group looks up the owner with get_group_info, never the member list",
+			action: act("a", rules.ActMute, live, tim.GroupAVChatRoom, "carol", 600, ""),
+			group:  liveInfo,
+			want:   []string{"get_group_info", "forbid_send_msg @TGS#live [carol] 600 \"\""},
+			result: audit.ResultDone,
+		},
+		{
+			name:      "a mute in a live group whose owner cannot be looked up fails at get_group_info",
+			action:    act("a", rules.ActMute, live, tim.GroupAVChatRoom, "carol", 600, ""),
+			group:     liveInfo,
+			fail:      map[string]int{tim.CommandGetGroupInfo: tim.CodeGroupNotFound},
+			want:      []string{"get_group_info"},
+			result:    audit.ResultDead,
+			command:   tim.CommandGetGroupInfo,
+			errSubstr: "look up the owner and admins of @TGS#live",
+		},
+		{
+			name:   "a mute in a Community group lists the owner and admins with Next",
+			action: act("a", rules.ActMute, grp, tim.GroupCommunity, "carol", 600, ""),
+			group:  &tim.GroupInfo{Type: tim.GroupCommunity},
+			want:   []string{"get_group_member_info", "forbid_send_msg @TGS#group [carol] 600 \"\""},
+			result: audit.ResultDone,
+		},
+		{
+			name:   "a warning to a member of an AVChatRoom group is a message mentioning them",
+			action: act("a", rules.ActWarn, live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."),
+			group:  liveInfo,
+			want:   []string{fmt.Sprintf("send_group_msg @TGS#live [carol] %d \"@carol Please stay on topic.\"", actionRandom("a"))},
+			result: audit.ResultDone,
+		},
+		{
+			name:   "a warning to a member of a group of unknown type looks the type up first",
+			action: act("a", rules.ActWarn, live, "", "carol", 0, "Please stay on topic."),
+			group:  liveInfo,
+			want:   []string{"get_group_info", fmt.Sprintf("send_group_msg @TGS#live [carol] %d \"@carol Please stay on topic.\"", actionRandom("a"))},
+			result: audit.ResultDone,
+		},
+		{
+			name:      "a warning to a member of an AVChatRoom group is skipped when told so",
+			action:    act("a", rules.ActWarn, live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."),
+			mod:       func(c *Config) { c.LiveWarn = LiveWarnSkip },
+			result:    audit.ResultSkipped,
+			errSubstr: "AVChatRoom (live) groups take system notifications to all members only",
+		},
+		{
+			name:   "a warning to all of an AVChatRoom group is a notice to all",
+			action: act("a", rules.ActWarn, live, tim.GroupAVChatRoom, "", 0, "Be kind."),
+			want:   []string{"send_group_system_notification @TGS#live [] 0 \"Be kind.\""},
 			result: audit.ResultDone,
 		},
 		{
@@ -322,8 +399,16 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 			if tt.refuseAdd {
 				fc.added = func(string, string) int { return tim.AddResultFailed }
 			}
+			if tt.fail != nil {
+				fc.fail = func(c fakeCall) error {
+					if code := tt.fail[c.Command]; code != 0 {
+						return apiErr(c.Command, code)
+					}
+					return nil
+				}
+			}
 			log := &auditLog{}
-			e := newTestExecutor(t, s, fc, log, nil)
+			e := newTestExecutor(t, s, fc, log, tt.mod)
 			enqueue(t, s, time.Now(), tt.action)
 			drain(t, e)
 			var got []string
@@ -344,6 +429,9 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 			r := recs[0]
 			if r.Result != tt.result || !strings.Contains(r.Error, tt.errSubstr) {
 				t.Errorf("audit result %q error %q, want %q containing %q", r.Result, r.Error, tt.result, tt.errSubstr)
+			}
+			if tt.command != "" && r.Command != tt.command {
+				t.Errorf("audit command %q, want %q", r.Command, tt.command)
 			}
 			if r.Kind != audit.KindAction || r.Group != tt.action.Group || r.User != tt.action.User ||
 				r.EventID != tt.action.EventID || r.Attempt != 1 || len(r.Actions) != 1 || r.Actions[0].ID != tt.action.ID ||
@@ -377,7 +465,8 @@ func TestOwnersAdminsAndTheAppAdminAreExempt(t *testing.T) {
 		{"a mute of the owner is skipped", act("a", rules.ActMute, grp, tim.GroupPublic, "olga", 600, ""), nil, audit.ResultSkipped, "exempt: owner"},
 		{"a mute of an admin is skipped", act("a", rules.ActMute, grp, tim.GroupPublic, "adam", 600, ""), nil, audit.ResultSkipped, "exempt: admin"},
 		{"a kick of an admin is skipped", act("a", rules.ActKick, grp, tim.GroupPublic, "adam", 0, "spam"), nil, audit.ResultSkipped, "exempt: admin"},
-		{"a ban of an admin in a live group is skipped", act("a", rules.ActBan, live, tim.GroupAVChatRoom, "adam", 60, ""), nil, audit.ResultSkipped, "exempt: admin"},
+		{"a ban of the owner of a live group is skipped", act("a", rules.ActBan, live, tim.GroupAVChatRoom, "olga", 60, ""), nil, audit.ResultSkipped, "exempt: owner"},
+		{"a live group has no admins: a ban of a member listed as one elsewhere is done", act("a", rules.ActBan, live, tim.GroupAVChatRoom, "adam", 60, ""), nil, audit.ResultDone, ""},
 		{"a kick of the App admin is skipped", act("a", rules.ActKick, grp, tim.GroupPublic, "administrator", 0, "spam"), nil, audit.ResultSkipped, "exempt: app_admin"},
 		{"a mute of a member is done", act("a", rules.ActMute, grp, tim.GroupPublic, "carol", 600, ""), nil, audit.ResultDone, ""},
 		{"an unmute of an admin is done", act("a", rules.ActUnmute, grp, tim.GroupPublic, "adam", 0, ""), nil, audit.ResultDone, ""},
@@ -393,6 +482,7 @@ func TestOwnersAdminsAndTheAppAdminAreExempt(t *testing.T) {
 			for _, g := range []string{grp, live} {
 				fc.roles[g] = map[string]string{"olga": tim.RoleOwner, "adam": tim.RoleAdmin}
 			}
+			fc.groups[live] = tim.GroupInfo{Type: tim.GroupAVChatRoom, Owner: "olga"}
 			log := &auditLog{}
 			e := newTestExecutor(t, s, fc, log, nil)
 			tt.action.Roles = tt.roles
@@ -731,7 +821,9 @@ func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 		runAt(t, e, 1)
 		clk.Add(time.Hour)
 		runAt(t, e, 1)
-		want := []string{"ban_group_member @TGS#live n=1 s=3600 ", "send_group_system_notification @TGS#live n=1 s=0 You may come back."}
+		// A live group takes notices to all members only: the announcement
+		// is a message mentioning the member.
+		want := []string{"ban_group_member @TGS#live n=1 s=3600 ", fmt.Sprintf("send_group_msg @TGS#live n=1 s=%d @carol You may come back.", actionRandom("b"+banEndSuffix))}
 		if got := summary(fc.Calls()); !slices.Equal(got, want) {
 			t.Errorf("calls %v, want %v", got, want)
 		}
@@ -994,11 +1086,14 @@ func TestAFailedGroupLookupFailsOnlyTheActionsThatNeedIt(t *testing.T) {
 	fc := newFakeClient()
 	log := &auditLog{}
 	e := newTestExecutor(t, s, fc, log, nil)
+	// A warning to one member depends on the group's type (a live group
+	// takes no targeted notice); a notice to all does not.
 	enqueue(t, s, time.Now(),
 		act("kick", rules.ActKick, "@TGS#unknown", "", "carol", 0, "spam"),
-		act("warn", rules.ActWarn, "@TGS#unknown", "", "carol", 0, "Be nice."))
+		act("warn", rules.ActWarn, "@TGS#unknown", "", "carol", 0, "Be nice."),
+		act("notice", rules.ActWarn, "@TGS#unknown", "", "", 0, "Be nice."))
 	drain(t, e)
-	if got := log.results(t); !mapsEqual(got, map[string]string{"kick": "dead", "warn": "done"}) {
-		t.Errorf("results %v, want the kick dead and the warning sent", got)
+	if got := log.results(t); !mapsEqual(got, map[string]string{"kick": "dead", "warn": "dead", "notice": "done"}) {
+		t.Errorf("results %v, want the kick and the warning dead and the notice to all sent", got)
 	}
 }

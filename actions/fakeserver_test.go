@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,9 +33,15 @@ func newIMRig(t testing.TB, rate int, opts timtest.Options) *imRig {
 // client returns a REST client for the fake whose calls share s's budget.
 func (r *imRig) client(t testing.TB, s store.Limiter) *tim.Client {
 	t.Helper()
+	return r.clientWithTimeout(t, s, tim.DefaultTimeout)
+}
+
+// clientWithTimeout is client with another timeout per call.
+func (r *imRig) clientWithTimeout(t testing.TB, s store.Limiter, timeout time.Duration) *tim.Client {
+	t.Helper()
 	cfg := r.im.ClientConfig()
 	cfg.Limiter = SharedLimiter{Store: s, PerSecond: r.rate}
-	cfg.Timeout = 3 * time.Second
+	cfg.Timeout = timeout
 	c, err := tim.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -233,6 +240,13 @@ func TestFaultsNeitherRepeatNorLoseActions(t *testing.T) {
 				want[tim.CommandDeleteGroupMember+" "+g+"/k2"] = 1
 				want[tim.CommandSendGroupSystemNotification+" "+g+"/"] = 1
 			}
+			// Notices are at most once: one whose call was sent but not
+			// answered (a dropped connection here) may have been delivered,
+			// and the IM server has no key to drop a repeat, so it is
+			// dead-lettered instead of sent again.
+			atMostOnce := func(key string) bool {
+				return strings.HasPrefix(key, tim.CommandSendGroupSystemNotification+" ")
+			}
 			log := &auditLog{}
 			mod := func(c *Config) {
 				c.MaxAttempts, c.MinBackoff, c.MaxBackoff = 30, 20*time.Millisecond, 300*time.Millisecond
@@ -256,7 +270,7 @@ func TestFaultsNeitherRepeatNorLoseActions(t *testing.T) {
 				}
 			}
 			for k, n := range want {
-				if got[k] != n {
+				if got[k] != n && !(atMostOnce(k) && got[k] == 0) {
 					t.Errorf("%s carried out %d times, want once", k, got[k])
 				}
 			}
@@ -267,18 +281,23 @@ func TestFaultsNeitherRepeatNorLoseActions(t *testing.T) {
 			}
 			results := log.byAction(t)
 			for _, a := range as {
-				dones := 0
+				dones, lost := 0, 0
 				for _, r := range results[a.ID] {
-					switch r.Result {
-					case audit.ResultDone:
+					switch {
+					case r.Result == audit.ResultDone:
 						dones++
-					case audit.ResultRetry:
+					case r.Result == audit.ResultRetry:
+					case r.Result == audit.ResultDead && a.Kind == rules.ActWarn && strings.Contains(r.Error, "may have delivered the notice"):
+						lost++
 					default:
 						t.Errorf("%s: result %s (%s)", a.ID, r.Result, r.Error)
 					}
 				}
-				if dones != 1 {
-					t.Errorf("%s has %d done records, want 1", a.ID, dones)
+				if dones+lost != 1 {
+					t.Errorf("%s has %d done and %d dead records, want one of them", a.ID, dones, lost)
+				}
+				if lost == 1 && got[tim.CommandSendGroupSystemNotification+" "+a.Group+"/"] != 0 {
+					t.Errorf("%s: dead-lettered but carried out", a.ID)
 				}
 			}
 			faults := 0

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/rules"
@@ -25,6 +27,7 @@ const (
 	opUnban        // unban_group_member
 	opAdd          // add_group_member
 	opNotify       // send_group_system_notification
+	opMention      // send_group_msg mentioning one member (AVChatRoom warnings)
 	opMuteAll      // modify_group_base_info MuteAllMember On
 	opUnmuteAll    // modify_group_base_info MuteAllMember Off
 )
@@ -44,6 +47,8 @@ func (o op) command() string {
 		return tim.CommandAddGroupMember
 	case opNotify:
 		return tim.CommandSendGroupSystemNotification
+	case opMention:
+		return tim.CommandSendGroupMsg
 	case opMuteAll, opUnmuteAll:
 		return tim.CommandModifyGroupBaseInfo
 	}
@@ -63,14 +68,12 @@ func (o op) limit() int {
 	case opAdd:
 		return tim.MaxAddMembers
 	case opNotify:
-		return maxNotifyMembers
+		return tim.MaxNotifyMembers
+	case opMention:
+		return 1
 	}
 	return 0
 }
-
-// maxNotifyMembers bounds ToMembers_Account; the documentation gives no
-// limit, so warnings to many members are split in calls of this size.
-const maxNotifyMembers = 500
 
 // targets reports whether op acts against a member, so that owners, admins
 // and the App admin are exempt from it unless the rule names their role.
@@ -83,6 +86,7 @@ type job struct {
 	took    time.Duration // how long its REST call took, when it made one
 
 	op       op
+	typ      string // the group's type (REST name), "" when unknown
 	seconds  int64  // mute or ban duration
 	text     string // reason, description or notice sent with the call
 	all      bool   // a notice to every member
@@ -129,6 +133,13 @@ func (e *Executor) runGroup(stop, work context.Context, group string, jobs []*jo
 		}
 	}
 	live = e.decideAll(work, live, info)
+	live = slices.DeleteFunc(live, func(j *job) bool {
+		if why := mentionTooLate(j, e.cfg.Now()); why != "" {
+			e.dead(work, j, tim.CommandSendGroupMsg, why)
+			return true
+		}
+		return false
+	})
 	live = e.exempt(work, group, live)
 	live = e.keepLongerMutes(work, group, live)
 	for _, c := range plan(group, live) {
@@ -174,12 +185,13 @@ func validate(a store.Action) error {
 
 // needsInfo reports whether j needs get_group_info: its group type is not
 // known from the callback, or it is an admission, which depends on the
-// group's ApplyJoinOption.
+// group's ApplyJoinOption. A notice to every member is the same call in
+// every group type.
 func needsInfo(j *job) bool {
-	switch j.c.Kind {
-	case rules.ActAdmit:
+	switch {
+	case j.c.Kind == rules.ActAdmit:
 		return true
-	case rules.ActWarn:
+	case j.c.Kind == rules.ActWarn && j.c.User == "":
 		return false
 	}
 	return j.c.GroupType == ""
@@ -206,6 +218,7 @@ func (e *Executor) decide(j *job, info *tim.GroupInfo) string {
 	if typ == "" && info != nil {
 		typ = tim.NormalizeGroupType(info.Type)
 	}
+	j.typ = typ
 	switch a.Kind {
 	case rules.ActMute, rules.ActUnmute:
 		if typ == tim.GroupPrivate {
@@ -227,9 +240,11 @@ func (e *Executor) decide(j *job, info *tim.GroupInfo) string {
 		j.op, j.announce = opUnmuteAll, a.Text
 	case rules.ActKick:
 		if typ == tim.GroupAVChatRoom {
-			// Members of live groups cannot be removed; a ban removes them
-			// and keeps them out for its duration.
-			j.op, j.seconds, j.text = opBan, a.Seconds, a.Text
+			// Members of live groups cannot be removed
+			// (delete_group_member answers 10004); a ban removes them and
+			// keeps them out for its duration. The reason becomes the ban's
+			// Description, at most 1,000 bytes.
+			j.op, j.seconds, j.text = opBan, a.Seconds, truncateBytes(a.Text, tim.MaxBanDescriptionBytes)
 			if j.seconds <= 0 {
 				j.seconds = e.cfg.KickBanSeconds
 			}
@@ -246,6 +261,13 @@ func (e *Executor) decide(j *job, info *tim.GroupInfo) string {
 		}
 	case rules.ActWarn:
 		j.op, j.text, j.all = opNotify, a.Text, a.User == ""
+		if typ == tim.GroupAVChatRoom && a.User != "" {
+			// A live group takes system notifications to all members only.
+			if e.cfg.LiveWarn == LiveWarnSkip {
+				return "AVChatRoom (live) groups take system notifications to all members only, and executor.live_group_warn is skip"
+			}
+			j.op = opMention
+		}
 	case rules.ActAdmit:
 		if typ == tim.GroupAVChatRoom {
 			return "AVChatRoom groups admit anyone; there is no application to approve"
@@ -280,8 +302,21 @@ func (e *Executor) exempt(work context.Context, group string, jobs []*job) []*jo
 	}
 	var roles map[string]string
 	var rolesErr error
+	// The lookup the role filler makes: get_group_info for a live group or
+	// one of unknown type, get_group_member_info otherwise.
+	lookup := tim.CommandGetGroupMemberInfo
 	if len(users) > 0 {
-		roles, rolesErr = e.cfg.Roles.GroupRoles(work, group, users)
+		typ := ""
+		for _, j := range jobs {
+			if j.typ != "" {
+				typ = j.typ
+				break
+			}
+		}
+		if typ == "" || typ == tim.GroupAVChatRoom {
+			lookup = tim.CommandGetGroupInfo
+		}
+		roles, rolesErr = e.cfg.Roles.GroupRoles(work, group, typ, users)
 		if rolesErr != nil {
 			rolesErr = fmt.Errorf("look up the owner and admins of %s: %w", group, rolesErr)
 		}
@@ -308,7 +343,7 @@ func (e *Executor) exempt(work context.Context, group string, jobs []*job) []*jo
 		out = append(out, j)
 	}
 	if len(failed) > 0 {
-		e.fail(work, failed, tim.CommandGetGroupMemberInfo, rolesErr, false)
+		e.fail(work, failed, lookup, rolesErr, false)
 	}
 	return out
 }
@@ -366,6 +401,8 @@ func (j *job) key() callKey {
 		return callKey{op: j.op, text: j.text}
 	case opNotify:
 		return callKey{op: j.op, text: j.text, all: j.all}
+	case opMention:
+		return callKey{op: j.op, text: j.text}
 	}
 	return callKey{op: j.op}
 }
@@ -449,12 +486,51 @@ func (e *Executor) send(ctx context.Context, c *call) (map[string]error, error) 
 			to = users
 		}
 		return nil, cl.SendGroupSystemNotification(ctx, c.group, to, c.text)
+	case opMention:
+		_, err := cl.SendGroupMsg(ctx, mentionRequest(c))
+		return nil, err
 	case opMuteAll:
 		return nil, cl.ModifyGroupBaseInfo(ctx, tim.ModifyGroupBaseInfoRequest{GroupID: c.group, MuteAllMember: tim.MuteAllOn})
 	case opUnmuteAll:
 		return nil, cl.ModifyGroupBaseInfo(ctx, tim.ModifyGroupBaseInfoRequest{GroupID: c.group, MuteAllMember: tim.MuteAllOff})
 	}
 	return nil, fmt.Errorf("no operation for %v", c.op)
+}
+
+// mentionRequest is the send_group_msg of a warning to one member of a live
+// group: "@member text", with GroupAtInfo naming the member. Random is
+// derived from the action's ID, so that a retry of a call whose answer was
+// lost is dropped by the IM server as a repeat (same Random and content
+// within 5 minutes: https://intl.cloud.tencent.com/document/product/1047/34959).
+func mentionRequest(c *call) tim.SendGroupMsgRequest {
+	user := c.names[0]
+	return tim.SendGroupMsgRequest{
+		GroupID:     c.group,
+		Random:      actionRandom(c.jobs[0].c.ID),
+		MsgBody:     []tim.MsgElem{{MsgType: tim.ElemText, MsgContent: tim.TextContent("@" + user + " " + c.text)}},
+		GroupAtInfo: []tim.GroupAt{{Account: user}},
+	}
+}
+
+// actionRandom is a message Random that stays the same for every attempt
+// of one action: the FNV-1a hash of its ID, never 0 (which the client would
+// replace by a random number).
+func actionRandom(id string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return max(h.Sum32(), 1)
+}
+
+// truncateBytes shortens s to at most n bytes without splitting a UTF-8
+// character.
+func truncateBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // renew extends the leases of jobs claimed more than half a lease ago, and

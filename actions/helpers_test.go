@@ -121,8 +121,9 @@ func (c fakeCall) String() string {
 	return fmt.Sprintf("%s %s %v %d %q", c.Command, c.Group, c.Members, c.Seconds, c.Text)
 }
 
-// fakeClient is a hand-written Client and MemberLister that records what
-// it was asked and answers as told.
+// fakeClient is a hand-written Client and RoleLister that records what it
+// was asked and answers as told. Seconds of a send_group_msg call is its
+// Random; Members its mentions.
 type fakeClient struct {
 	mu     sync.Mutex
 	calls  []fakeCall
@@ -211,6 +212,18 @@ func (f *fakeClient) SendGroupSystemNotification(ctx context.Context, group stri
 	return f.do(ctx, fakeCall{Command: tim.CommandSendGroupSystemNotification, Group: group, Members: slices.Clone(to), Text: content})
 }
 
+func (f *fakeClient) SendGroupMsg(ctx context.Context, req tim.SendGroupMsgRequest) (tim.SendGroupMsgResult, error) {
+	var text string
+	if len(req.MsgBody) > 0 {
+		text = req.MsgBody[0].MsgContent.Text
+	}
+	var at []string
+	for _, a := range req.GroupAtInfo {
+		at = append(at, a.Account)
+	}
+	return tim.SendGroupMsgResult{}, f.do(ctx, fakeCall{Command: tim.CommandSendGroupMsg, Group: req.GroupID, Members: at, Seconds: req.Random, Text: text})
+}
+
 func (f *fakeClient) ModifyGroupBaseInfo(ctx context.Context, req tim.ModifyGroupBaseInfoRequest) error {
 	return f.do(ctx, fakeCall{Command: tim.CommandModifyGroupBaseInfo, Group: req.GroupID, Text: req.MuteAllMember})
 }
@@ -233,12 +246,20 @@ func (f *fakeClient) GetGroupInfo(ctx context.Context, ids []string) ([]tim.Grou
 	return out, nil
 }
 
+// GetGroupMemberInfo refuses what the IM server refuses (like timtest):
+// AVChatRoom groups, and Community groups listed without Next.
 func (f *fakeClient) GetGroupMemberInfo(ctx context.Context, req tim.GetGroupMemberInfoRequest) (tim.GroupMembers, error) {
 	if err := f.do(ctx, fakeCall{Command: tim.CommandGetGroupMemberInfo, Group: req.GroupID, Members: slices.Clone(req.RoleFilter)}); err != nil {
 		return tim.GroupMembers{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	switch typ := f.groups[req.GroupID].Type; {
+	case typ == tim.GroupAVChatRoom:
+		return tim.GroupMembers{}, apiErr(tim.CommandGetGroupMemberInfo, tim.CodeNoPermission)
+	case typ == tim.GroupCommunity && !req.Community:
+		return tim.GroupMembers{}, apiErr(tim.CommandGetGroupMemberInfo, tim.CodeBadParameter)
+	}
 	var out tim.GroupMembers
 	for acc, role := range f.roles[req.GroupID] {
 		if len(req.RoleFilter) == 0 || slices.Contains(req.RoleFilter, role) {
@@ -283,7 +304,7 @@ func newTestExecutor(t testing.TB, s store.Store, client Client, log *auditLog, 
 	}
 	if client != nil {
 		cfg.Client = client
-		if ml, ok := client.(MemberLister); ok {
+		if ml, ok := client.(RoleLister); ok {
 			f := NewRoleFiller(RoleFillerConfig{Client: ml, Store: s})
 			t.Cleanup(f.Close)
 			cfg.Roles = f

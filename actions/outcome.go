@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -200,8 +201,31 @@ func (e *Executor) retry(work context.Context, j *job, command string, at time.T
 // with backoff, dead letter, or hand back when the call was interrupted. A
 // batch refused as a whole (batch set, several jobs) is retried one job per
 // call, so that one bad member does not sink the others.
+//
+// A call that may have been carried out although it failed
+// (tim.MayHaveTakenEffect: sent, but no answer) is repeated only when a
+// repeat does no harm. A notice is not: send_group_system_notification has
+// no Random or other key by which the IM server could recognise it, so such
+// a notice is dead-lettered rather than perhaps delivered twice. A message
+// is retried: its Random makes the IM server drop a repeat, within 5
+// minutes (see mentionTooLate).
 func (e *Executor) fail(work context.Context, jobs []*job, command string, err error, batch bool) {
 	class := tim.Classify(err)
+	maybe := tim.MayHaveTakenEffect(err)
+	switch {
+	case maybe && command == tim.CommandSendGroupSystemNotification:
+		reason := "the IM server may have delivered the notice (" + err.Error() + "); it is not sent again: " +
+			"send_group_system_notification has no key by which the server could drop a repeat"
+		each(jobs, func(j *job) { e.dead(work, j, command, reason) })
+		return
+	case maybe && command == tim.CommandSendGroupMsg:
+		// Marked, so that a later attempt knows an earlier one may have
+		// been delivered.
+		err = fmt.Errorf("%s%w", maybeDelivered, err)
+		if class == tim.Canceled {
+			class = tim.Retryable
+		}
+	}
 	if class == tim.Canceled {
 		e.release(jobs)
 		for _, j := range jobs {
@@ -216,8 +240,12 @@ func (e *Executor) fail(work context.Context, jobs []*job, command string, err e
 	// One delay for the whole call keeps its jobs together when they come
 	// back, so that the retry is one call too.
 	at := e.cfg.Now().Add(e.backoff(attempt, class))
-	msg := err.Error()
+	msg := explain(command, err)
 	each(jobs, func(j *job) {
+		msg := msg
+		if strings.Contains(j.c.LastError, maybeDelivered) && !strings.Contains(msg, maybeDelivered) {
+			msg = maybeDelivered + msg // an earlier attempt may have been delivered
+		}
 		switch {
 		case class == tim.Permanent && batch && len(jobs) > 1 && j.c.Attempt < e.cfg.MaxAttempts:
 			e.retry(work, j, command, e.cfg.Now(), soloPrefix+msg)
@@ -229,6 +257,48 @@ func (e *Executor) fail(work context.Context, jobs []*job, command string, err e
 			e.retry(work, j, command, at, msg)
 		}
 	})
+}
+
+// maybeDelivered marks the recorded error of a message whose call may have
+// been carried out although it failed.
+const maybeDelivered = "may have been delivered: "
+
+// mentionWindow is how long after an action could first have been sent a
+// repeat of its message is still safely dropped by the IM server, which
+// recognises repeats "within five minutes"; a minute is kept in hand.
+const mentionWindow = 4 * time.Minute
+
+// mentionTooLate reports why j, a message, must not be sent again: an
+// earlier attempt may have been delivered (its call failed without an
+// answer, or its worker's lease ran out without a recorded outcome), and
+// the IM server would no longer recognise the repeat. It returns "" when
+// the message may be sent.
+func mentionTooLate(j *job, now time.Time) string {
+	if j.op != opMention || j.c.Attempt <= 1 {
+		return ""
+	}
+	if !strings.Contains(j.c.LastError, maybeDelivered) && j.c.LastError != "" {
+		return "" // every earlier attempt was answered: none was delivered
+	}
+	first := j.c.Created
+	if j.c.NotBefore.After(first) {
+		first = j.c.NotBefore
+	}
+	if now.Sub(first) < mentionWindow {
+		return ""
+	}
+	return fmt.Sprintf("an earlier attempt may have delivered the message and %v have passed since it could first be sent: "+
+		"the IM server drops a repeat (same Random) only within 5 minutes, so it is not sent again", now.Sub(first).Round(time.Second))
+}
+
+// explain adds to a refusal what the operator can do about it.
+func explain(command string, err error) string {
+	msg := err.Error()
+	if tim.Code(err) == tim.CodeNoPermission && (command == tim.CommandBanGroupMember || command == tim.CommandUnbanGroupMember) {
+		msg += " (banning members of AVChatRoom groups, which a kick there becomes, needs the IM Ultimate edition and " +
+			"\"Audio-video group member banning\" switched on in the IM console under Group configuration > Group feature configuration)"
+	}
+	return msg
 }
 
 // release hands jobs that were not started back to the outbox.

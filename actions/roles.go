@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,9 +15,11 @@ import (
 	"github.com/timguard/timguard/tim"
 )
 
-// MemberLister lists a group's members; *tim.Client implements it.
-type MemberLister interface {
+// RoleLister is what the role filler asks the IM server; *tim.Client
+// implements it.
+type RoleLister interface {
 	GetGroupMemberInfo(ctx context.Context, req tim.GetGroupMemberInfoRequest) (tim.GroupMembers, error)
+	GetGroupInfo(ctx context.Context, groupIDs []string) ([]tim.GroupInfo, error)
 }
 
 // RoleStore is the store's group role cache, read through Enrich as the
@@ -39,7 +42,7 @@ const (
 
 // RoleFillerConfig configures a RoleFiller. Client and Store are required.
 type RoleFillerConfig struct {
-	Client MemberLister
+	Client RoleLister
 	Store  RoleStore
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -61,11 +64,24 @@ type RoleFillerConfig struct {
 	Cooldown time.Duration
 }
 
-// RoleFiller knows each group's owner and admins: it lists them with
-// get_group_member_info (MemberRoleFilter Owner and Admin) and keeps them in
-// the store's role cache, where the policy engine reads user.role. Lookups
-// of one group are shared (singleflight), so that the policy engine's fill
-// and the executor's exemption check cost one call between them.
+// RoleFiller knows each group's owner and admins and keeps them in the
+// store's role cache, where the policy engine reads user.role. How it asks
+// depends on the group's type:
+//
+//   - AVChatRoom (live) groups store no member information and have no
+//     admins: get_group_member_info is not available there
+//     (https://intl.cloud.tencent.com/document/product/1047/34948), so the
+//     owner comes from get_group_info's Owner_Account and nothing waits for
+//     member data. The App admin is known from the configuration.
+//   - Community groups are listed with get_group_member_info paging with
+//     Next ("" for the first page, at most 100 a page).
+//   - The other types are listed with get_group_member_info, MemberRoleFilter
+//     Owner and Admin.
+//
+// A caller that does not know the group's type passes ""; the filler then
+// asks get_group_info first (its answer names the owner too). Lookups of
+// one group are shared (singleflight), so that the policy engine's fill and
+// the executor's exemption check cost one call between them.
 type RoleFiller struct {
 	cfg    RoleFillerConfig
 	log    *slog.Logger
@@ -104,17 +120,18 @@ func NewRoleFiller(cfg RoleFillerConfig) *RoleFiller {
 }
 
 // FillRoles fills the group's role cache and returns the group's owner and
-// admins (user -> role). It waits at most until ctx is done; the fill then
-// goes on in the background and the next event finds the cache filled.
+// admins (user -> role). groupType is the group's type (REST or SDK name),
+// or "" when unknown. It waits at most until ctx is done; the fill then goes
+// on in the background and the next event finds the cache filled.
 // policy.Engine calls it when an event finds the cache empty, before the
 // rules run.
-func (f *RoleFiller) FillRoles(ctx context.Context, group string) (map[string]string, error) {
+func (f *RoleFiller) FillRoles(ctx context.Context, group, groupType string) (map[string]string, error) {
 	if group == "" {
 		return nil, errors.New("fill roles: no group")
 	}
 	result := make(chan error, 1)
 	var roles map[string]string
-	if !f.background(group, false, func(err error, r map[string]string) {
+	if !f.background(group, groupType, false, func(err error, r map[string]string) {
 		roles = r
 		result <- err
 	}) {
@@ -130,9 +147,10 @@ func (f *RoleFiller) FillRoles(ctx context.Context, group string) (map[string]st
 
 // RefreshRoles refreshes the group's cached roles in the background when
 // this replica has not refreshed them for Refresh (at once with force: the
-// IM server reported a role change). It returns at once. Across replicas a
-// claim in the store lets one of them do each refresh.
-func (f *RoleFiller) RefreshRoles(group string, force bool) {
+// IM server reported a role change). groupType is as for FillRoles. It
+// returns at once. Across replicas a claim in the store lets one of them do
+// each refresh.
+func (f *RoleFiller) RefreshRoles(group, groupType string, force bool) {
 	if group == "" {
 		return
 	}
@@ -149,14 +167,14 @@ func (f *RoleFiller) RefreshRoles(group string, force bool) {
 		}
 	}
 	f.mu.Unlock()
-	f.background(group, !force, nil)
+	f.background(group, groupType, !force, nil)
 }
 
 // background fetches the group's roles in a goroutine bounded by Timeout and
 // calls done (if not nil) with the outcome. With claim, the fetch happens only
 // if this replica wins the refresh claim. It returns false when it started
 // nothing.
-func (f *RoleFiller) background(group string, claim bool, done func(error, map[string]string)) bool {
+func (f *RoleFiller) background(group, groupType string, claim bool, done func(error, map[string]string)) bool {
 	f.mu.Lock()
 	if f.closed || f.cfg.Now().Before(f.failed[group]) {
 		f.mu.Unlock()
@@ -181,7 +199,7 @@ func (f *RoleFiller) background(group string, claim bool, done func(error, map[s
 				return // another replica refreshes, or the store is down: the cache stays
 			}
 		}
-		roles, err := f.fetch(ctx, group, false)
+		roles, err := f.fetch(ctx, group, groupType, false)
 		if err == nil {
 			f.mu.Lock()
 			f.fresh[group] = f.cfg.Now()
@@ -209,12 +227,12 @@ func (f *RoleFiller) background(group string, claim bool, done func(error, map[s
 
 // GroupRoles returns the role of each user in group: from the store's
 // cache, or from the IM server (filling the cache) when the cache is empty
-// or the store cannot be read.
-func (f *RoleFiller) GroupRoles(ctx context.Context, group string, users []string) (map[string]string, error) {
+// or the store cannot be read. groupType is as for FillRoles.
+func (f *RoleFiller) GroupRoles(ctx context.Context, group, groupType string, users []string) (map[string]string, error) {
 	if out, ok := f.cached(ctx, group, users); ok {
 		return out, nil
 	}
-	roles, err := f.fetch(ctx, group, true)
+	roles, err := f.fetch(ctx, group, groupType, true)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +241,7 @@ func (f *RoleFiller) GroupRoles(ctx context.Context, group string, users []strin
 		if out, ok := f.cached(ctx, group, users); ok {
 			return out, nil
 		}
-		if roles, err = f.fetch(ctx, group, false); err != nil {
+		if roles, err = f.fetch(ctx, group, groupType, false); err != nil {
 			return nil, err
 		}
 	}
@@ -259,7 +277,7 @@ func (f *RoleFiller) cached(ctx context.Context, group string, users []string) (
 // fetches of one group share one call. With recheck it first looks at the
 // cache again, since a fill may have finished since the caller looked, and
 // returns nil roles when the cache has them.
-func (f *RoleFiller) fetch(ctx context.Context, group string, recheck bool) (map[string]string, error) {
+func (f *RoleFiller) fetch(ctx context.Context, group, groupType string, recheck bool) (map[string]string, error) {
 	key := group
 	if !recheck {
 		key = "\x00" + group
@@ -270,7 +288,7 @@ func (f *RoleFiller) fetch(ctx context.Context, group string, recheck bool) (map
 				return map[string]string(nil), nil
 			}
 		}
-		roles, err := f.list(ctx, group)
+		roles, err := f.list(ctx, group, tim.NormalizeGroupType(groupType))
 		if err != nil {
 			return nil, err
 		}
@@ -289,13 +307,39 @@ func (f *RoleFiller) fetch(ctx context.Context, group string, recheck bool) (map
 // with Next even when filtered by role).
 const maxRolePages = 50
 
-func (f *RoleFiller) list(ctx context.Context, group string) (map[string]string, error) {
+// list asks the IM server for the group's owner and admins, in the way the
+// group's type allows (see RoleFiller).
+func (f *RoleFiller) list(ctx context.Context, group, typ string) (map[string]string, error) {
+	roles := map[string]string{}
+	if typ == "" || typ == tim.GroupAVChatRoom {
+		infos, err := f.cfg.Client.GetGroupInfo(ctx, []string{group})
+		if err != nil {
+			return nil, fmt.Errorf("look up the type and owner of %s: %w", group, err)
+		}
+		i := slices.IndexFunc(infos, func(gi tim.GroupInfo) bool { return gi.GroupID == group })
+		if i < 0 {
+			return nil, fmt.Errorf("look up the type and owner of %s: get_group_info did not answer for it", group)
+		}
+		if err := infos[i].Err(); err != nil {
+			return nil, fmt.Errorf("look up the type and owner of %s: %w", group, err)
+		}
+		typ = tim.NormalizeGroupType(infos[i].Type)
+		if owner := infos[i].Owner; owner != "" {
+			roles[owner] = store.RoleOwner
+		}
+		if typ == tim.GroupAVChatRoom {
+			// No admins, no member list: the owner is all there is.
+			return roles, nil
+		}
+	}
 	req := tim.GetGroupMemberInfoRequest{
 		GroupID:    group,
 		RoleFilter: []string{tim.RoleOwner, tim.RoleAdmin},
 		InfoFilter: []string{"Role"},
 	}
-	roles := map[string]string{}
+	if typ == tim.GroupCommunity {
+		req.Community, req.Limit = true, tim.MaxCommunityMemberPage
+	}
 	for range maxRolePages {
 		page, err := f.cfg.Client.GetGroupMemberInfo(ctx, req)
 		if err != nil {
@@ -309,7 +353,7 @@ func (f *RoleFiller) list(ctx context.Context, group string) (map[string]string,
 				roles[m.Account] = store.RoleAdmin
 			}
 		}
-		if page.Next == "" || page.Next == req.Next {
+		if !req.Community || page.Next == "" || page.Next == req.Next {
 			return roles, nil
 		}
 		req.Next = page.Next

@@ -30,14 +30,14 @@ func TestRoleFillerSharesOneCallPerGroup(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 5 {
 			wg.Go(func() {
-				roles, err := f.FillRoles(t.Context(), grp)
+				roles, err := f.FillRoles(t.Context(), grp, tim.GroupPublic)
 				if err != nil || roles["olga"] != "owner" || roles["adam"] != "admin" {
 					t.Errorf("FillRoles = %v, %v", roles, err)
 				}
 			})
 		}
 		wg.Wait()
-		got, err := f.GroupRoles(t.Context(), grp, []string{"olga", "adam", "carol", "zed"})
+		got, err := f.GroupRoles(t.Context(), grp, tim.GroupPublic, []string{"olga", "adam", "carol", "zed"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,10 +56,10 @@ func TestRoleFillerSharesOneCallPerGroup(t *testing.T) {
 			t.Errorf("cached roles %+v, %v", res, err)
 		}
 		// A filled cache answers without a call.
-		if _, err := f.GroupRoles(t.Context(), grp, []string{"anna"}); err != nil {
+		if _, err := f.GroupRoles(t.Context(), grp, tim.GroupPublic, []string{"anna"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.FillRoles(t.Context(), ""); err == nil {
+		if _, err := f.FillRoles(t.Context(), "", tim.GroupPublic); err == nil {
 			t.Error("FillRoles of no group did not fail")
 		}
 		synctest.Wait()
@@ -73,10 +73,10 @@ func TestRoleFillerWaitsAfterAFailedFill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, fc, f := newRoleRig(t)
 		fc.fail = func(c fakeCall) error { return apiErr(c.Command, tim.CodeInternalError) }
-		if _, err := f.FillRoles(t.Context(), grp); err == nil {
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err == nil {
 			t.Fatal("a failed fill reported no error")
 		}
-		if _, err := f.FillRoles(t.Context(), grp); err == nil { // within the cooldown: no call
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err == nil { // within the cooldown: no call
 			t.Fatal("a fill within the cooldown reported no error")
 		}
 		synctest.Wait()
@@ -84,14 +84,14 @@ func TestRoleFillerWaitsAfterAFailedFill(t *testing.T) {
 			t.Fatalf("%d calls within the cooldown, want 1", n)
 		}
 		// The executor's lookups do not wait: they report the error.
-		if _, err := f.GroupRoles(t.Context(), grp, []string{"olga"}); tim.Classify(err) != tim.Retryable {
+		if _, err := f.GroupRoles(t.Context(), grp, tim.GroupPublic, []string{"olga"}); tim.Classify(err) != tim.Retryable {
 			t.Errorf("GroupRoles = %v, want the retryable error", err)
 		}
 		time.Sleep(time.Minute + time.Second)
 		fc.mu.Lock()
 		fc.fail = nil
 		fc.mu.Unlock()
-		if _, err := f.FillRoles(t.Context(), grp); err != nil {
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
@@ -113,13 +113,13 @@ func TestRoleFillerCloseWaitsForFills(t *testing.T) {
 			}
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		if _, err := f.FillRoles(ctx, grp); err == nil {
+		if _, err := f.FillRoles(ctx, grp, tim.GroupPublic); err == nil {
 			t.Error("a fill that outlived its wait reported no error")
 		}
 		cancel()
 		synctest.Wait()
 		f.Close()
-		if _, err := f.FillRoles(t.Context(), grp); err == nil { // closed: nothing happens
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err == nil { // closed: nothing happens
 			t.Error("a fill after Close reported no error")
 		}
 		synctest.Wait()
@@ -133,11 +133,11 @@ func TestRoleFillerCloseWaitsForFills(t *testing.T) {
 func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, fc, f := newRoleRig(t)
-		if _, err := f.FillRoles(t.Context(), grp); err != nil {
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err != nil {
 			t.Fatal(err)
 		}
 		calls := func() int { synctest.Wait(); return len(fc.CallsTo(tim.CommandGetGroupMemberInfo)) }
-		f.RefreshRoles(grp, false)
+		f.RefreshRoles(grp, tim.GroupPublic, false)
 		if n := calls(); n != 1 {
 			t.Fatalf("%d calls: fresh roles were refreshed", n)
 		}
@@ -145,8 +145,8 @@ func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
 		fc.mu.Lock()
 		fc.roles[grp]["carol"] = tim.RoleAdmin
 		fc.mu.Unlock()
-		f.RefreshRoles(grp, false)
-		f.RefreshRoles(grp, false)
+		f.RefreshRoles(grp, tim.GroupPublic, false)
+		f.RefreshRoles(grp, tim.GroupPublic, false)
 		if n := calls(); n != 2 {
 			t.Fatalf("%d calls after the refresh interval, want one refresh", n)
 		}
@@ -155,7 +155,7 @@ func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
 			t.Errorf("after the refresh carol is %v, want admin", res.Roles)
 		}
 		// A role change the IM server reports refreshes at once.
-		f.RefreshRoles(grp, true)
+		f.RefreshRoles(grp, tim.GroupPublic, true)
 		if n := calls(); n != 3 {
 			t.Errorf("%d calls after a reported role change, want a forced refresh", n)
 		}

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/timguard/timguard/internal/yamlx"
+	"github.com/timguard/timguard/tim"
 )
 
 // Config is the whole configuration file. config.example.yaml documents every
@@ -65,11 +66,26 @@ type Tencent struct {
 	SDKAppID  uint64 `yaml:"sdk_app_id"`
 	Admin     string `yaml:"admin"`
 	SecretKey Secret `yaml:"secret_key"`
-	APIBase   string `yaml:"api_base"`
+	// APIBase is the REST domain of the app's region: https, or http for a
+	// loopback host only (every call carries the UserSig in its query).
+	APIBase string `yaml:"api_base"`
 	// RateLimit is REST calls per second, shared by all replicas.
 	RateLimit int `yaml:"rate_limit"`
-	// Timeout bounds each REST call; the IM server gives up after 3 s.
+	// Timeout bounds each REST call. The IM server works on a call for up
+	// to 3 s and asks clients to wait longer (ServerTimeoutWarning).
 	Timeout Duration `yaml:"timeout"`
+}
+
+// ServerTimeoutWarning says why a tencent.timeout is too short, or is ""
+// when it is above the 3 s the IM server allows itself for a call: a
+// client that gives up sooner sends again calls that the server carried out
+// late (https://intl.cloud.tencent.com/document/product/1047/34620, FAQ).
+func (t Tencent) ServerTimeoutWarning() string {
+	if t.Timeout.D() > tim.ServerTimeout {
+		return ""
+	}
+	return fmt.Sprintf("tencent.timeout %s is not above the IM server's own %s: a call the server carries out slowly is given up on and may be made again (a warning sent twice)",
+		t.Timeout, tim.ServerTimeout)
 }
 
 // RESTEnabled reports whether REST calls can be made (a secret key is set).
@@ -125,7 +141,19 @@ type Executor struct {
 	Workers int `yaml:"workers"`
 	// ShutdownGrace is how long calls in flight may finish at shutdown.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// LiveGroupWarn is what a warning to one member of an AVChatRoom (live)
+	// group becomes, where system notices go to all members only:
+	// "mention" (a group message from the App admin that @-mentions the
+	// member; everyone sees it) or "skip" (nothing is sent; the action is
+	// audited as skipped with the reason).
+	LiveGroupWarn string `yaml:"live_group_warn"`
 }
+
+// Values of executor.live_group_warn.
+const (
+	LiveGroupWarnMention = "mention"
+	LiveGroupWarnSkip    = "skip"
+)
 
 // Schedule tunes the scheduler: the comparison of recorded mutes with the
 // IM server's, and the firings run late after every replica was down.
@@ -153,7 +181,7 @@ const (
 	DefaultDeadline     = 1500 * time.Millisecond
 	DefaultAPIBase      = "https://adminapisgp.im.qcloud.com"
 	DefaultRateLimit    = 200
-	DefaultRESTTimeout  = 3 * time.Second
+	DefaultRESTTimeout  = tim.DefaultTimeout
 	DefaultKeyPrefix    = "timguard:"
 	DefaultStoreTimeout = 250 * time.Millisecond
 	DefaultRulesFile    = "rules.yaml"
@@ -259,6 +287,9 @@ func (c *Config) applyDefaults() {
 	if c.Executor.ShutdownGrace == 0 {
 		c.Executor.ShutdownGrace = Duration(DefaultShutdownGrace)
 	}
+	if c.Executor.LiveGroupWarn == "" {
+		c.Executor.LiveGroupWarn = LiveGroupWarnMention
+	}
 	if c.Schedule.ReconcileEvery == 0 {
 		c.Schedule.ReconcileEvery = Duration(DefaultReconcileEvery)
 	}
@@ -308,6 +339,8 @@ func (c *Config) validate() []yamlx.Problem {
 	}
 	if u, err := url.Parse(c.Tencent.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("tencent.api_base", "%q is not an http(s) URL such as %s", c.Tencent.APIBase, DefaultAPIBase)
+	} else if u.Scheme == "http" && !tim.IsLoopbackHost(u.Hostname()) {
+		bad("tencent.api_base", "%q uses http: the REST API is served over HTTPS only and every call carries the UserSig; use https (http is accepted for a loopback address only, such as a local proxy)", c.Tencent.APIBase)
 	}
 	if c.Tencent.RateLimit < 1 || c.Tencent.RateLimit > 100000 {
 		bad("tencent.rate_limit", "%d must be between 1 and 100000 calls per second", c.Tencent.RateLimit)
@@ -373,6 +406,9 @@ func (e Executor) validate(restTimeout Duration) []yamlx.Problem {
 	}
 	if e.ShutdownGrace <= 0 || e.ShutdownGrace.D() > 10*time.Minute {
 		bad("shutdown_grace", "%s must be above 0 and at most 10m", e.ShutdownGrace)
+	}
+	if e.LiveGroupWarn != LiveGroupWarnMention && e.LiveGroupWarn != LiveGroupWarnSkip {
+		bad("live_group_warn", "%q must be %s or %s", e.LiveGroupWarn, LiveGroupWarnMention, LiveGroupWarnSkip)
 	}
 	return ps
 }

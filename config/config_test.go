@@ -133,6 +133,9 @@ func TestParseAppliesDefaultsForAbsentKeys(t *testing.T) {
 		{"tencent.api_base", c.Tencent.APIBase, config.DefaultAPIBase},
 		{"tencent.rate_limit", c.Tencent.RateLimit, config.DefaultRateLimit},
 		{"tencent.timeout", c.Tencent.Timeout.D(), config.DefaultRESTTimeout},
+		{"tencent.timeout is 5s", c.Tencent.Timeout.D(), 5 * time.Second},
+		{"executor.live_group_warn", c.Executor.LiveGroupWarn, config.LiveGroupWarnMention},
+		{"no timeout warning", c.Tencent.ServerTimeoutWarning(), ""},
 		{"store.key_prefix", c.Store.KeyPrefix, config.DefaultKeyPrefix},
 		{"store.timeout", c.Store.Timeout.D(), config.DefaultStoreTimeout},
 		{"rules_file", c.RulesFile, config.DefaultRulesFile},
@@ -145,6 +148,24 @@ func TestParseAppliesDefaultsForAbsentKeys(t *testing.T) {
 	for _, ch := range checks {
 		if ch.got != ch.want {
 			t.Errorf("%s = %#v, want the default %#v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+// TestATimeoutNotAboveTheServersIsWarnedAbout: the IM server works on a
+// call for up to 3 s and asks clients to wait longer.
+func TestATimeoutNotAboveTheServersIsWarnedAbout(t *testing.T) {
+	for _, tt := range []struct {
+		timeout string
+		warn    bool
+	}{{"1s", true}, {"3s", true}, {"3001ms", false}, {"5s", false}} {
+		c, err := config.Parse("c.yaml", []byte("tencent:\n  sdk_app_id: 1\n  timeout: "+tt.timeout+"\n"), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := c.Tencent.ServerTimeoutWarning()
+		if (w != "") != tt.warn || (tt.warn && !strings.Contains(w, "tencent.timeout "+tt.timeout+" is not above the IM server's own 3s")) {
+			t.Errorf("timeout %s: warning %q", tt.timeout, w)
 		}
 	}
 }
@@ -211,6 +232,9 @@ func TestParseRefusesBadValuesNamingKeyAndValue(t *testing.T) {
 		{"an api_base with another scheme", app + "  api_base: ftp://example.com", "tencent.api_base", `"ftp://example.com" is not an http(s) URL`},
 		{"an api_base without a scheme", app + "  api_base: adminapisgp.im.qcloud.com", "tencent.api_base", `"adminapisgp.im.qcloud.com" is not an http(s) URL`},
 		{"an api_base without a host", app + "  api_base: https://", "tencent.api_base", `"https://" is not an http(s) URL`},
+		{"an http api_base to the IM server", app + "  api_base: http://adminapisgp.im.qcloud.com", "tencent.api_base", `"http://adminapisgp.im.qcloud.com" uses http: the REST API is served over HTTPS only`},
+		{"an http api_base to a private address", app + "  api_base: http://10.1.2.3:8080", "tencent.api_base", `"http://10.1.2.3:8080" uses http`},
+		{"an unknown live_group_warn", app + "executor: {live_group_warn: notice}", "executor.live_group_warn", `"notice" must be mention or skip`},
 		{"a negative rate limit", app + "  rate_limit: -1", "tencent.rate_limit", "-1 must be between 1 and 100000"},
 		{"a rate limit above 100000", app + "  rate_limit: 100001", "tencent.rate_limit", "100001 must be between 1 and 100000"},
 		{"a negative REST timeout", app + "  timeout: -1s", "tencent.timeout", "-1s must be positive"},

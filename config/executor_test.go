@@ -28,6 +28,7 @@ func TestTheExecutorSectionHasDefaults(t *testing.T) {
 			want: config.Executor{
 				Lease: config.Duration(30 * time.Second), MaxAttempts: 8, RetryMin: config.Duration(time.Second),
 				RetryMax: config.Duration(5 * time.Minute), Workers: 8, ShutdownGrace: config.Duration(10 * time.Second),
+				LiveGroupWarn: config.LiveGroupWarnMention,
 			},
 		},
 		{
@@ -36,14 +37,16 @@ func TestTheExecutorSectionHasDefaults(t *testing.T) {
 			want: config.Executor{
 				Lease: config.Duration(80 * time.Second), MaxAttempts: 8, RetryMin: config.Duration(time.Second),
 				RetryMax: config.Duration(5 * time.Minute), Workers: 8, ShutdownGrace: config.Duration(10 * time.Second),
+				LiveGroupWarn: config.LiveGroupWarnMention,
 			},
 		},
 		{
 			name: "the values given are kept",
-			src:  "executor: {lease: 1m, max_attempts: 3, retry_min: 50ms, retry_max: 2s, workers: 2, shutdown_grace: 30s}\n",
+			src:  "executor: {lease: 1m, max_attempts: 3, retry_min: 50ms, retry_max: 2s, workers: 2, shutdown_grace: 30s, live_group_warn: skip}\n",
 			want: config.Executor{
 				Lease: config.Duration(time.Minute), MaxAttempts: 3, RetryMin: config.Duration(50 * time.Millisecond),
 				RetryMax: config.Duration(2 * time.Second), Workers: 2, ShutdownGrace: config.Duration(30 * time.Second),
+				LiveGroupWarn: config.LiveGroupWarnSkip,
 			},
 		},
 	}
@@ -64,7 +67,7 @@ func TestTheExecutorSectionRefusesBadValuesNamingKeyAndValue(t *testing.T) {
 	tests := []struct {
 		name, src, key, reason string
 	}{
-		{"a lease shorter than three REST timeouts", "executor: {lease: 5s}", "executor.lease", "5s must be at least 3 times tencent.timeout (3s)"},
+		{"a lease shorter than three REST timeouts", "executor: {lease: 5s}", "executor.lease", "5s must be at least 3 times tencent.timeout (5s)"},
 		{"a negative number of attempts", "executor: {max_attempts: -1}", "executor.max_attempts", "-1 must be between 1 and 1000"},
 		{"a negative retry_min", "executor: {retry_min: -1s}", "executor.retry_min", "-1s must be positive"},
 		{"a retry_max below retry_min", "executor: {retry_min: 10s, retry_max: 1s}", "executor.retry_max", "1s must not be below executor.retry_min (10s)"},

@@ -34,14 +34,16 @@ type AuditSink interface {
 }
 
 // RoleFiller knows groups' owners and admins and keeps the store's role
-// cache filled.
+// cache filled. groupType is the callback's group type ("" when it has
+// none): how the IM server can be asked depends on it (an AVChatRoom group
+// has no member list).
 type RoleFiller interface {
 	// FillRoles fills an empty cache and returns the group's owner and
 	// admins (user -> role), waiting at most until ctx is done.
-	FillRoles(ctx context.Context, group string) (map[string]string, error)
+	FillRoles(ctx context.Context, group, groupType string) (map[string]string, error)
 	// RefreshRoles refreshes cached roles in the background when they are
 	// old (at once with force). It returns at once.
-	RefreshRoles(group string, force bool)
+	RefreshRoles(group, groupType string, force bool)
 }
 
 // Observer hears about each decision, for metrics. All methods must be
@@ -194,11 +196,11 @@ func (e *Engine) roles(ctx context.Context, ev *Event, cached bool, st *State) {
 		return
 	}
 	if cached {
-		e.cfg.Roles.RefreshRoles(group, false)
+		e.cfg.Roles.RefreshRoles(group, ev.Base.GroupType, false)
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, roleWait)
-	roles, err := e.cfg.Roles.FillRoles(wctx, group)
+	roles, err := e.cfg.Roles.FillRoles(wctx, group, ev.Base.GroupType)
 	cancel()
 	if err != nil {
 		e.log.Warn("the group's roles are not known yet; its owner and admins are judged as members for this event",
@@ -414,7 +416,7 @@ func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start tim
 		case g == "":
 		case e.cfg.Roles != nil:
 			// Refresh, keeping the roles known until the new ones arrive.
-			e.cfg.Roles.RefreshRoles(g, true)
+			e.cfg.Roles.RefreshRoles(g, ev.Base.GroupType, true)
 		default:
 			sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
 			if err := e.cfg.Store.ForgetRoles(sctx, g); err != nil {
@@ -424,7 +426,8 @@ func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start tim
 		}
 	case tim.CmdRequestOverLimit:
 		if ol, ok := ev.Callback.(*tim.RequestOverLimit); ok {
-			e.log.Warn("the IM server reports the app went over a REST limit", "service", ol.ServiceName, "command", ol.Command, "limit", ol.Limit)
+			e.log.Warn("the IM server reports the app went over a REST limit", "service", ol.ServiceName, "command", ol.Command,
+				"request", ol.Request, "limit", ol.Limit)
 		}
 	}
 	e.audit(ev, set, start, "not_evaluated", "")

@@ -43,23 +43,26 @@ type fixedRules struct{ set *rules.Set }
 
 func (f fixedRules) Rules() *rules.Set { return f.set }
 
-// fakeFiller answers fills from roles, and records the groups asked for.
+// fakeFiller answers fills from roles, and records the groups (and their
+// types) asked for.
 type fakeFiller struct {
 	mu        sync.Mutex
 	groups    []string
+	types     []string
 	refreshed []string
 	roles     map[string]string
 	err       error
 }
 
-func (f *fakeFiller) FillRoles(_ context.Context, g string) (map[string]string, error) {
+func (f *fakeFiller) FillRoles(_ context.Context, g, typ string) (map[string]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.groups = append(f.groups, g)
+	f.types = append(f.types, typ)
 	return f.roles, f.err
 }
 
-func (f *fakeFiller) RefreshRoles(g string, force bool) {
+func (f *fakeFiller) RefreshRoles(g, _ string, force bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if force {
@@ -292,8 +295,8 @@ func TestEngineSkipsOwnMessagesAndFillsRoles(t *testing.T) {
 		t.Errorf("result %q, want own_message", rec.Result)
 	}
 	h.send(t, msgEvent(t, "someone", "hello"))
-	if len(h.filler.groups) == 0 || h.filler.groups[0] != "@TGS#g1" {
-		t.Errorf("role cache fill asked for %v, want @TGS#g1", h.filler.groups)
+	if len(h.filler.groups) == 0 || h.filler.groups[0] != "@TGS#g1" || h.filler.types[0] != tim.GroupPublic {
+		t.Errorf("role cache fill asked for %v of types %v, want @TGS#g1, Public (the callback's type)", h.filler.groups, h.filler.types)
 	}
 	if err := h.store.SetRoles(context.Background(), "@TGS#g1", map[string]string{"boss": "admin"}, time.Hour); err != nil {
 		t.Fatal(err)

@@ -157,10 +157,14 @@ type AfterGroupDestroyed struct {
 }
 
 // RequestOverLimit is Alert.RequestOverLimit: the app went past a REST limit.
+// Request is the rate the app reached (calls per second) and Limit the
+// command's limit ("API request QPS rate" and "API request QPS threshold":
+// https://www.tencentcloud.com/document/product/1047/60256).
 type RequestOverLimit struct {
 	Common
 	ServiceName string `json:"ServiceName"`
 	Command     string `json:"Command"`
+	Request     int64  `json:"Request"`
 	Limit       int64  `json:"Limit"`
 }
 

@@ -94,7 +94,7 @@ func TestCallbackTestdataDecodes(t *testing.T) {
 		}},
 		{"RequestOverLimit.json", func(t *testing.T, ev tim.Event) {
 			e := ev.(*tim.RequestOverLimit)
-			if e.ServiceName == "" || e.Command == "" || e.Limit != 200 {
+			if e.ServiceName != "openim" || e.Command != "batchsendmsg" || e.Request != 510 || e.Limit != 200 {
 				t.Errorf("got %+v", e)
 			}
 		}},

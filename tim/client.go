@@ -11,16 +11,28 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
+// ServerTimeout is how long the IM server itself works on a REST call
+// before it gives up. The REST API overview asks clients to wait longer
+// than that ("The timeout period specified for the RESTful API in the Chat
+// backend is three seconds. You need to specify a timeout period that is
+// longer than three seconds", FAQ of
+// https://intl.cloud.tencent.com/document/product/1047/34620), so that a
+// slow call that succeeded is not given up on and sent again.
+const ServerTimeout = 3 * time.Second
+
 // Defaults for ClientConfig fields left zero.
 const (
-	DefaultTimeout          = 3 * time.Second
+	// DefaultTimeout leaves 2 s beyond ServerTimeout for the network.
+	DefaultTimeout          = 5 * time.Second
 	DefaultSigTTL           = 7 * 24 * time.Hour
 	DefaultMaxResponseBytes = 4 << 20
 	// MinSigTTL is the shortest SigTTL NewClient accepts.
@@ -41,7 +53,11 @@ type ClientConfig struct {
 	// must be cheap and safe for concurrent use (metrics).
 	Observe func(command string, err error, took time.Duration)
 	// BaseURL is the scheme and domain of the REST API, for example
-	// https://adminapisgp.im.qcloud.com. A path prefix is kept.
+	// https://adminapisgp.im.qcloud.com. A path prefix is kept. The REST
+	// API is served over HTTPS only, and the query of every call carries
+	// the UserSig, so http:// is accepted only for a loopback host
+	// (localhost, 127.0.0.0/8, ::1): a test server or a local
+	// TLS-terminating proxy.
 	BaseURL string
 	// SDKAppID is the app id from the IM console.
 	SDKAppID uint64
@@ -49,8 +65,10 @@ type ClientConfig struct {
 	Admin string
 	// SecretKey is the app's key; it signs the UserSig and is never logged.
 	SecretKey string
-	// Timeout bounds each HTTP request (DefaultTimeout when zero). The wait
-	// for the Limiter is bounded by the caller's context only.
+	// Timeout bounds each HTTP request (DefaultTimeout when zero). Keep it
+	// above ServerTimeout: a shorter one gives up on calls the server is
+	// still carrying out. The wait for the Limiter is bounded by the
+	// caller's context only.
 	Timeout time.Duration
 	// SigTTL is the validity of the generated UserSig (DefaultSigTTL when
 	// zero). The UserSig is regenerated once less than a quarter of it
@@ -199,12 +217,25 @@ func parseBaseURL(raw string) (string, error) {
 		return "", fmt.Errorf("tim: ClientConfig.BaseURL %q: %w", raw, err)
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("tim: ClientConfig.BaseURL %q is not an absolute http or https URL", raw)
+		return "", fmt.Errorf("tim: ClientConfig.BaseURL %q is not an absolute https URL", raw)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("tim: ClientConfig.BaseURL %q must not carry a query, fragment or user info", raw)
 	}
+	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
+		return "", fmt.Errorf("tim: ClientConfig.BaseURL %q uses http: the REST API is served over HTTPS only and every call carries the UserSig; http is accepted for a loopback host only", raw)
+	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// IsLoopbackHost reports whether host (without port) is localhost or a
+// loopback IP address, the only hosts a plain-http REST base may name.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // newHTTPClient returns a client with keep-alive and pool limits sized for
@@ -334,9 +365,13 @@ func (c *Client) url(service, command, sig string) string {
 
 // send makes one HTTP request.
 func (c *Client) send(ctx context.Context, service, command, sig string, body []byte, resp any, attempt int) error {
+	// wrote is set once the whole request has been written: from then on a
+	// failure leaves it open whether the server carried the call out.
+	var wrote atomic.Bool
 	fail := func(op Op, err error) error {
-		e := &TransportError{Service: service, Command: command, Op: op, Err: err, CallerDone: ctx.Err() != nil}
-		c.log.Debug("REST call failed", "command", command, "attempt", attempt, "op", string(op), "err", err)
+		e := &TransportError{Service: service, Command: command, Op: op, Err: err, CallerDone: ctx.Err() != nil,
+			Sent: op != OpWait && wrote.Load()}
+		c.log.Debug("REST call failed", "command", command, "attempt", attempt, "op", string(op), "sent", e.Sent, "err", err)
 		return e
 	}
 	if c.limiter != nil {
@@ -346,6 +381,13 @@ func (c *Client) send(ctx context.Context, service, command, sig string, body []
 	}
 	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	callCtx = httptrace.WithClientTrace(callCtx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	})
 
 	start := time.Now()
 	hreq, err := http.NewRequestWithContext(callCtx, http.MethodPost, c.url(service, command, sig), bytes.NewReader(body))

@@ -122,6 +122,9 @@ func TestNewClientValidatesTheConfig(t *testing.T) {
 		{"a base URL without a scheme is refused", func(c *tim.ClientConfig) { c.BaseURL = "adminapisgp.im.qcloud.com" }, "BaseURL"},
 		{"a base URL with a query is refused", func(c *tim.ClientConfig) { c.BaseURL = "https://x.example?a=b" }, "BaseURL"},
 		{"an ftp base URL is refused", func(c *tim.ClientConfig) { c.BaseURL = "ftp://x.example" }, "BaseURL"},
+		{"an http base URL is refused: the UserSig would travel in clear", func(c *tim.ClientConfig) { c.BaseURL = "http://adminapisgp.im.qcloud.com" }, "BaseURL"},
+		{"an http base URL on a private address is refused", func(c *tim.ClientConfig) { c.BaseURL = "http://10.0.0.8:8080" }, "BaseURL"},
+		{"an http base URL on a host named like localhost is refused", func(c *tim.ClientConfig) { c.BaseURL = "http://localhost.example.com" }, "BaseURL"},
 		{"an app id of 0 is refused", func(c *tim.ClientConfig) { c.SDKAppID = 0 }, "SDKAppID"},
 		{"an empty admin is refused", func(c *tim.ClientConfig) { c.Admin = " " }, "Admin"},
 		{"an empty secret key is refused", func(c *tim.ClientConfig) { c.SecretKey = "" }, "SecretKey"},
@@ -147,6 +150,22 @@ func TestNewClientValidatesTheConfig(t *testing.T) {
 	}
 	if _, err := tim.NewClient(good); err != nil {
 		t.Errorf("a complete config is refused: %v", err)
+	}
+	for _, base := range []string{"http://127.0.0.1:8080", "http://localhost:9000", "http://[::1]:80", "http://127.0.0.2"} {
+		cfg := good
+		cfg.BaseURL = base
+		if _, err := tim.NewClient(cfg); err != nil {
+			t.Errorf("the loopback base %s is refused: %v", base, err)
+		}
+	}
+}
+
+// TestTheDefaultTimeoutOutwaitsTheServer: the IM server works on a call for
+// up to 3 s and asks clients to wait longer; a client that gave up at 3 s
+// would send calls that succeeded late again.
+func TestTheDefaultTimeoutOutwaitsTheServer(t *testing.T) {
+	if tim.DefaultTimeout <= tim.ServerTimeout || tim.ServerTimeout != 3*time.Second {
+		t.Errorf("DefaultTimeout %v, ServerTimeout %v: the client must wait longer than the server's 3s", tim.DefaultTimeout, tim.ServerTimeout)
 	}
 }
 
@@ -358,8 +377,14 @@ func TestGetGroupMemberInfoPagesAndFilters(t *testing.T) {
 func TestGetGroupMemberInfoPagesCommunityGroupsWithNext(t *testing.T) {
 	s := newServer(t, timtest.Options{}, timtest.Group{ID: "@TGS#community", Type: "Community", Owner: "leckie", Members: []string{"a", "b", "c"}})
 	c, _ := newClient(t, s)
+	// Without Next (the request of other group types) the server refuses a
+	// Community group: Next is required, "" on the first page.
+	_, err := c.GetGroupMemberInfo(context.Background(), tim.GetGroupMemberInfoRequest{GroupID: "@TGS#community", Limit: 2})
+	if tim.Code(err) != tim.CodeBadParameter {
+		t.Fatalf("a Community listing without Next = %v, want 10004", err)
+	}
 	var seen []string
-	req := tim.GetGroupMemberInfoRequest{GroupID: "@TGS#community", Limit: 2}
+	req := tim.GetGroupMemberInfoRequest{GroupID: "@TGS#community", Community: true, Limit: 2}
 	for range 5 {
 		page, err := c.GetGroupMemberInfo(context.Background(), req)
 		if err != nil {
@@ -375,6 +400,36 @@ func TestGetGroupMemberInfoPagesCommunityGroupsWithNext(t *testing.T) {
 	}
 	if want := []string{"leckie", "a", "b", "c"}; !slices.Equal(seen, want) {
 		t.Errorf("paged through %v, want %v", seen, want)
+	}
+	calls := s.CallsTo(tim.CommandGetGroupMemberInfo)
+	if len(calls) != 3 {
+		t.Fatalf("%d calls, want the refused one and two pages", len(calls))
+	}
+	if got := string(calls[1].Body); got != `{"GroupId":"@TGS#community","Limit":2,"Next":""}` {
+		t.Errorf("first page asked %s, want Next \"\" and no Offset", got)
+	}
+	for _, bad := range []tim.GetGroupMemberInfoRequest{
+		{GroupID: "@TGS#community", Community: true, Offset: 2},
+		{GroupID: "@TGS#community", Community: true, Limit: 101},
+		{GroupID: groupID, Next: "2"},
+	} {
+		if _, err := c.GetGroupMemberInfo(context.Background(), bad); !isRequestError(err) {
+			t.Errorf("%+v = %v, want a RequestError", bad, err)
+		}
+	}
+}
+
+func TestGetGroupMemberInfoIsNotAvailableInLiveGroups(t *testing.T) {
+	s := newServer(t, timtest.Options{}, timtest.Group{ID: "@TGS#live", Type: "AVChatRoom", Owner: "host", Members: []string{"a"}})
+	c, _ := newClient(t, s)
+	_, err := c.GetGroupMemberInfo(context.Background(), tim.GetGroupMemberInfoRequest{GroupID: "@TGS#live", RoleFilter: []string{tim.RoleOwner, tim.RoleAdmin}})
+	if tim.Code(err) != tim.CodeNoPermission || tim.Classify(err) != tim.Permanent {
+		t.Errorf("get_group_member_info in a live group = %v, want a permanent 10007", err)
+	}
+	// get_group_info is what names the owner there.
+	infos, err := c.GetGroupInfo(context.Background(), []string{"@TGS#live"})
+	if err != nil || len(infos) != 1 || infos[0].Owner != "host" || infos[0].Type != tim.GroupAVChatRoom {
+		t.Errorf("GetGroupInfo = %+v, %v", infos, err)
 	}
 }
 
@@ -400,12 +455,33 @@ func TestGetGroupInfoReportsEachGroup(t *testing.T) {
 		t.Fatalf("got %d entries", len(infos))
 	}
 	g := infos[0]
-	if g.Err() != nil || g.Type != tim.GroupPublic || g.Owner != "leckie" || g.ApplyJoinOption != tim.JoinNeedPermission ||
-		g.MuteAllMember != tim.MuteAllOff || g.MemberNum != 4 || g.Name != "MyFirstGroup" {
-		t.Errorf("GroupInfo = %+v", g)
+	want := tim.GroupInfo{GroupID: groupID, Type: tim.GroupPublic, Owner: "leckie", ApplyJoinOption: tim.JoinNeedPermission, MuteAllMember: tim.MuteAllOff}
+	if g != want {
+		t.Errorf("GroupInfo = %+v, want only the fields asked for: %+v", g, want)
+	}
+	body := string(s.CallsTo(tim.CommandGetGroupInfo)[0].Body)
+	if !strings.Contains(body, `"ResponseFilter":{"GroupBaseInfoFilter":["Type","Owner_Account","ApplyJoinOption","MuteAllMember"]}`) {
+		t.Errorf("get_group_info asked %s, want a ResponseFilter of the fields read", body)
 	}
 	if tim.Code(infos[1].Err()) != tim.CodeGroupNotFound || tim.Code(infos[2].Err()) != tim.CodeBadGroupID {
 		t.Errorf("unknown groups answered %v and %v, want 10010 and 10015", infos[1].Err(), infos[2].Err())
+	}
+}
+
+// TestGetGroupInfoOfALargeGroupFitsTheAnswerLimit: without a ResponseFilter
+// the IM server adds every member to the answer and refuses one over 1 MB
+// (10018); the client's filtered request gets the group's info.
+func TestGetGroupInfoOfALargeGroupFitsTheAnswerLimit(t *testing.T) {
+	s := newServer(t, timtest.Options{}, timtest.Group{ID: groupID, Type: "Public", Owner: "leckie", Members: accounts(12000)})
+	c, _ := newClient(t, s)
+	var raw struct{ GroupInfo []tim.GroupInfo }
+	err := c.Call(context.Background(), tim.ServiceGroup, tim.CommandGetGroupInfo, map[string]any{"GroupIdList": []string{groupID}}, &raw)
+	if tim.Code(err) != tim.CodeResponseTooLarge {
+		t.Fatalf("get_group_info without a filter = %v, want 10018", err)
+	}
+	infos, err := c.GetGroupInfo(context.Background(), []string{groupID})
+	if err != nil || len(infos) != 1 || infos[0].Type != tim.GroupPublic || infos[0].Owner != "leckie" {
+		t.Errorf("GetGroupInfo = %+v, %v", infos, err)
 	}
 }
 
@@ -502,6 +578,38 @@ func TestSendGroupSystemNotification(t *testing.T) {
 	if len(n) != 2 || !slices.Equal(n[0].To, []string{"jared"}) || n[0].Content != "You were warned for spam." || n[1].To != nil {
 		t.Errorf("notifications = %+v", n)
 	}
+	if err := c.SendGroupSystemNotification(ctx, groupID, accounts(501), "too many"); !isRequestError(err) {
+		t.Errorf("a notice to 501 members = %v, want a RequestError", err)
+	}
+	// A live group takes notices to all members only.
+	s.AddGroup(timtest.Group{ID: "@TGS#live", Type: "AVChatRoom", Owner: "host"})
+	if err := c.SendGroupSystemNotification(ctx, "@TGS#live", []string{"jared"}, "stop"); tim.Code(err) != tim.CodeNoPermission {
+		t.Errorf("a notice to one member of a live group = %v, want 10007", err)
+	}
+	if err := c.SendGroupSystemNotification(ctx, "@TGS#live", nil, "Be kind."); err != nil {
+		t.Errorf("a notice to all of a live group: %v", err)
+	}
+}
+
+func TestSendGroupMsgMentionsAMember(t *testing.T) {
+	s := newServer(t, timtest.Options{}, timtest.Group{ID: "@TGS#live", Type: "AVChatRoom", Owner: "host"})
+	c, _ := newClient(t, s)
+	req := tim.SendGroupMsgRequest{GroupID: "@TGS#live", Random: 42,
+		MsgBody:     []tim.MsgElem{{MsgType: tim.ElemText, MsgContent: tim.TextContent("@jared stop")}},
+		GroupAtInfo: []tim.GroupAt{{Account: "jared"}}}
+	for range 2 { // the second is a repeat (same Random and content) and is dropped
+		if _, err := c.SendGroupMsg(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := s.Group("@TGS#live").Messages
+	if len(msgs) != 1 || !slices.Equal(msgs[0].AtAccounts, []string{"jared"}) || msgs[0].Random != 42 {
+		t.Errorf("messages %+v, want one mentioning jared", msgs)
+	}
+	req.GroupAtInfo = []tim.GroupAt{{}}
+	if _, err := c.SendGroupMsg(context.Background(), req); !isRequestError(err) {
+		t.Errorf("a mention of nobody = %v, want a RequestError", err)
+	}
 }
 
 func TestModifyGroupMemberInfoChangesRoleMuteAndNameCard(t *testing.T) {
@@ -535,7 +643,7 @@ func TestModifyGroupMemberInfoChangesRoleMuteAndNameCard(t *testing.T) {
 
 func TestBanAndUnbanInLiveGroups(t *testing.T) {
 	clk := testclock.New(testNow)
-	s := newServer(t, timtest.Options{Now: clk.Now}, timtest.Group{ID: "@TGS#live", Type: "AVChatRoom", Members: []string{"jared", "tommy"}}, publicGroup())
+	s := newServer(t, timtest.Options{Now: clk.Now, LiveGroupBan: true}, timtest.Group{ID: "@TGS#live", Type: "AVChatRoom", Members: []string{"jared", "tommy"}}, publicGroup())
 	c, _ := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Now = clk.Now })
 	ctx := context.Background()
 	if err := c.BanGroupMember(ctx, "@TGS#live", []string{"jared"}, 3600, "spam"); err != nil {
@@ -556,6 +664,26 @@ func TestBanAndUnbanInLiveGroups(t *testing.T) {
 	}
 	if err := c.BanGroupMember(ctx, "@TGS#live", []string{"jared"}, 0, ""); !isRequestError(err) {
 		t.Errorf("a ban of 0 seconds = %v, want a RequestError", err)
+	}
+	if err := c.BanGroupMember(ctx, "@TGS#live", []string{"jared"}, 60, strings.Repeat("x", 1001)); !isRequestError(err) {
+		t.Errorf("a ban description of 1,001 bytes = %v, want a RequestError", err)
+	}
+	if err := c.BanGroupMember(ctx, "@TGS#live", []string{"jared"}, 60, strings.Repeat("x", 1000)); err != nil {
+		t.Errorf("a ban description of 1,000 bytes: %v", err)
+	}
+}
+
+// TestBanNeedsTheUltimateEditionSwitch: without the Ultimate edition and
+// the console switch, ban_group_member answers 10007.
+func TestBanNeedsTheUltimateEditionSwitch(t *testing.T) {
+	s := newServer(t, timtest.Options{}, timtest.Group{ID: "@TGS#live", Type: "AVChatRoom", Members: []string{"jared"}})
+	c, _ := newClient(t, s)
+	err := c.BanGroupMember(context.Background(), "@TGS#live", []string{"jared"}, 60, "spam")
+	if tim.Code(err) != tim.CodeNoPermission || tim.Classify(err) != tim.Permanent {
+		t.Errorf("a ban without the switch = %v, want a permanent 10007", err)
+	}
+	if st := s.Group("@TGS#live"); !st.IsMember("jared") || len(st.Banned) != 0 {
+		t.Errorf("a refused ban changed the group: %+v", st)
 	}
 }
 
@@ -748,6 +876,69 @@ func TestFailedCallsAreClassified(t *testing.T) {
 				t.Error("a failed call changed the state")
 			}
 		})
+	}
+}
+
+// TestFailuresSayWhetherTheCallMayHaveTakenEffect: a call the server
+// answered with an error code was not carried out; one that was sent but
+// got no answer may have been.
+func TestFailuresSayWhetherTheCallMayHaveTakenEffect(t *testing.T) {
+	notice := func(c *tim.Client) error {
+		return c.SendGroupSystemNotification(context.Background(), groupID, []string{"jared"}, "stop")
+	}
+	t.Run("an answer with an error code did not take effect", func(t *testing.T) {
+		s := newServer(t, timtest.Options{}, publicGroup())
+		c, _ := newClient(t, s)
+		s.FailNext("", tim.CodeInternalError, 1)
+		if err := notice(c); err == nil || tim.MayHaveTakenEffect(err) {
+			t.Errorf("MayHaveTakenEffect(%v) = true", err)
+		}
+	})
+	t.Run("an answer that came after the timeout may have taken effect", func(t *testing.T) {
+		s := newServer(t, timtest.Options{}, publicGroup())
+		c, _ := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Timeout = 200 * time.Millisecond })
+		s.AnswerLate("", time.Hour, 1)
+		err := notice(c)
+		if err == nil || !tim.MayHaveTakenEffect(err) || tim.Classify(err) != tim.Retryable {
+			t.Errorf("MayHaveTakenEffect(%v) = false or not retryable", err)
+		}
+		if n := len(s.Group(groupID).Notifications); n != 1 {
+			t.Errorf("%d notifications: the late call was carried out and the test expects it", n)
+		}
+	})
+	t.Run("a connection dropped after the request may have taken effect", func(t *testing.T) {
+		s := newServer(t, timtest.Options{}, publicGroup())
+		c, _ := newClient(t, s)
+		s.SetFaults(timtest.Faults{DropRate: 1})
+		if err := notice(c); err == nil || !tim.MayHaveTakenEffect(err) {
+			t.Errorf("MayHaveTakenEffect(%v) = false", err)
+		}
+	})
+	t.Run("an HTTP 500 without an envelope may have taken effect", func(t *testing.T) {
+		s := newServer(t, timtest.Options{}, publicGroup())
+		c, _ := newClient(t, s)
+		s.SetFaults(timtest.Faults{ServerErrorRate: 1})
+		if err := notice(c); err == nil || !tim.MayHaveTakenEffect(err) {
+			t.Errorf("MayHaveTakenEffect(%v) = false", err)
+		}
+	})
+	t.Run("a server that cannot be reached did not take effect", func(t *testing.T) {
+		s := newServer(t, timtest.Options{}, publicGroup())
+		c, _ := newClient(t, s)
+		s.Close()
+		if err := notice(c); err == nil || tim.MayHaveTakenEffect(err) {
+			t.Errorf("MayHaveTakenEffect(%v) = true", err)
+		}
+	})
+	t.Run("a limiter refusal did not take effect", func(t *testing.T) {
+		s := newServer(t, timtest.Options{}, publicGroup())
+		c, _ := newClient(t, s, func(cfg *tim.ClientConfig) { cfg.Limiter = &countingLimiter{err: errors.New("no budget")} })
+		if err := notice(c); err == nil || tim.MayHaveTakenEffect(err) {
+			t.Errorf("MayHaveTakenEffect(%v) = true", err)
+		}
+	})
+	if tim.MayHaveTakenEffect(nil) || tim.MayHaveTakenEffect(&tim.RequestError{}) {
+		t.Error("nil or a refused request may have taken effect")
 	}
 }
 

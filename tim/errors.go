@@ -83,6 +83,11 @@ type TransportError struct {
 	// CallerDone is set when the caller's context ended (canceled or past
 	// its deadline) rather than the per-call timeout.
 	CallerDone bool
+	// Sent is set when the whole request had been written before the
+	// failure (a timeout waiting for the answer, a connection broken while
+	// reading it, an answer that did not decode): the server may have
+	// carried the call out. See MayHaveTakenEffect.
+	Sent bool
 }
 
 func (e *TransportError) Error() string {
@@ -227,4 +232,23 @@ func Code(err error) int {
 		return sigErr.Code
 	}
 	return 0
+}
+
+// MayHaveTakenEffect reports whether a failed call may have been carried out
+// all the same: the request reached the server, or a gateway in front of it,
+// but no verdict came back (a TransportError with Sent, or an HTTP 5xx
+// status without an IM error code). Repeating such a call is harmless for
+// the idempotent commands (a mute sets the same mute again) but may deliver
+// a notice or a message twice. An answer with an IM error code is a verdict:
+// the call was not carried out.
+func MayHaveTakenEffect(err error) bool {
+	var tErr *TransportError
+	if errors.As(err, &tErr) {
+		return tErr.Sent
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 0 && apiErr.HTTPStatus >= 500
+	}
+	return false
 }

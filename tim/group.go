@@ -43,7 +43,23 @@ const (
 	MaxAddMembers    = 20
 	MaxBanMembers    = 20
 	MaxGroupInfoIDs  = 50
+	// MaxNotifyMembers bounds ToMembers_Account of
+	// send_group_system_notification ("Up to 500 recipient UserIDs").
+	MaxNotifyMembers = 500
+	// MaxBanDescriptionBytes bounds ban_group_member's Description ("up to
+	// 1,000 bytes in length").
+	MaxBanDescriptionBytes = 1000
+	// MaxMemberPage bounds get_group_member_info's Limit; a Community
+	// group, which pages with Next, takes at most MaxCommunityMemberPage.
+	MaxMemberPage          = 6000
+	MaxCommunityMemberPage = 100
 )
+
+// GroupInfoFields are the base fields GetGroupInfo asks for: all timguard
+// reads. Without a ResponseFilter, get_group_info also answers each group's
+// member list, which in a large group passes the IM server's 1 MB answer
+// limit (10018).
+var GroupInfoFields = []string{"Type", "Owner_Account", "ApplyJoinOption", "MuteAllMember"}
 
 // MuteForever is the MuteTime that mutes without expiry. A MuteTime of 0
 // unmutes.
@@ -236,17 +252,53 @@ func (c *Client) AddGroupMember(ctx context.Context, req AddGroupMemberRequest) 
 }
 
 // GetGroupMemberInfoRequest pages through a group's members. Community
-// groups page with Next; the others with Limit and Offset.
+// groups page with Next; the others with Limit and Offset. AVChatRoom
+// (live) groups store no members: the command is not available there.
+//
+// Source: get_group_member_info,
+// https://intl.cloud.tencent.com/document/product/1047/34948: "AVChatRoom:
+// No"; "Community: Yes. Getting group member profiles by using the Next field";
+// Next "is required for a community group ... For the first call, "" must
+// be passed in"; "A community group does not support the Offset field".
 type GetGroupMemberInfoRequest struct {
-	GroupID string `json:"GroupId"`
-	// Limit is the page size; 0 asks for every member.
-	Limit  int    `json:"Limit,omitempty"`
-	Offset int    `json:"Offset,omitempty"`
-	Next   string `json:"Next,omitempty"`
+	GroupID string
+	// Community says the group is a Community group: Next is sent even when
+	// empty (the first page), and Offset is not sent.
+	Community bool
+	// Limit is the page size; 0 asks for every member (at most
+	// MaxCommunityMemberPage in a Community group).
+	Limit  int
+	Offset int
+	// Next continues a Community group's listing: "" for the first page,
+	// then the Next of the previous answer.
+	Next string
 	// RoleFilter keeps only these roles (RoleOwner, RoleAdmin, RoleMember).
-	RoleFilter []string `json:"MemberRoleFilter,omitempty"`
+	RoleFilter []string
 	// InfoFilter names the member fields to return; empty returns all.
-	InfoFilter []string `json:"MemberInfoFilter,omitempty"`
+	InfoFilter []string
+}
+
+// MarshalJSON writes Next (even empty) for a Community group and Offset
+// for the others.
+func (r GetGroupMemberInfoRequest) MarshalJSON() ([]byte, error) {
+	type filters struct {
+		RoleFilter []string `json:"MemberRoleFilter,omitempty"`
+		InfoFilter []string `json:"MemberInfoFilter,omitempty"`
+	}
+	if r.Community {
+		return json.Marshal(struct {
+			GroupID string `json:"GroupId"`
+			Limit   int    `json:"Limit,omitempty"`
+			Next    string `json:"Next"`
+			filters
+		}{r.GroupID, r.Limit, r.Next, filters{r.RoleFilter, r.InfoFilter}})
+	}
+	return json.Marshal(struct {
+		GroupID string `json:"GroupId"`
+		Limit   int    `json:"Limit,omitempty"`
+		Offset  int    `json:"Offset,omitempty"`
+		filters
+	}{r.GroupID, r.Limit, r.Offset, filters{r.RoleFilter, r.InfoFilter}})
 }
 
 // MemberInfo is one member of get_group_member_info.
@@ -302,8 +354,17 @@ func (c *Client) GetGroupMemberInfo(ctx context.Context, req GetGroupMemberInfoR
 			return GroupMembers{}, &RequestError{Command: CommandGetGroupMemberInfo, Field: fmt.Sprintf("MemberRoleFilter[%d]", i), Reason: fmt.Sprintf("%q is not Owner, Admin or Member", r)}
 		}
 	}
-	if req.Limit < 0 || req.Offset < 0 {
+	switch {
+	case req.Limit < 0 || req.Offset < 0:
 		return GroupMembers{}, &RequestError{Command: CommandGetGroupMemberInfo, Field: "Limit/Offset", Reason: "is negative"}
+	case req.Limit > MaxMemberPage:
+		return GroupMembers{}, &RequestError{Command: CommandGetGroupMemberInfo, Field: "Limit", Reason: fmt.Sprintf("%d is above %d", req.Limit, MaxMemberPage)}
+	case req.Community && req.Offset > 0:
+		return GroupMembers{}, &RequestError{Command: CommandGetGroupMemberInfo, Field: "Offset", Reason: "Community groups page with Next, not Offset"}
+	case req.Community && req.Limit > MaxCommunityMemberPage:
+		return GroupMembers{}, &RequestError{Command: CommandGetGroupMemberInfo, Field: "Limit", Reason: fmt.Sprintf("%d is above %d, the most a Community group pages", req.Limit, MaxCommunityMemberPage)}
+	case !req.Community && req.Next != "":
+		return GroupMembers{}, &RequestError{Command: CommandGetGroupMemberInfo, Field: "Next", Reason: "only Community groups page with Next"}
 	}
 	var resp GroupMembers
 	if err := c.Call(ctx, ServiceGroup, CommandGetGroupMemberInfo, req, &resp); err != nil {
@@ -313,7 +374,8 @@ func (c *Client) GetGroupMemberInfo(ctx context.Context, req GetGroupMemberInfoR
 }
 
 // GroupInfo is one group of get_group_info. ErrorCode is the result for this
-// group alone; see Err.
+// group alone; see Err. GetGroupInfo asks only for GroupInfoFields; the
+// other fields stay empty unless a caller asks for them through Call.
 type GroupInfo struct {
 	GroupID         string `json:"GroupId"`
 	ErrorCode       int    `json:"ErrorCode"`
@@ -342,16 +404,29 @@ func (g GroupInfo) Err() error {
 	return &APIError{Service: ServiceGroup, Command: CommandGetGroupInfo, Code: g.ErrorCode, Info: g.ErrorInfo, HTTPStatus: 200}
 }
 
-// GetGroupInfo returns the base info of up to MaxGroupInfoIDs groups, in the
-// order the server answers. A group that does not exist is an entry whose
-// Err is not nil, not a failure of the call.
+// GetGroupInfo returns the type, owner, join option and group-wide mute
+// (GroupInfoFields) of up to MaxGroupInfoIDs groups, in the order the server
+// answers. A group that does not exist is an entry whose Err is not nil, not
+// a failure of the call. It works in every group type; in an AVChatRoom
+// group it is where the owner comes from.
+//
+// Source: get_group_info,
+// https://intl.cloud.tencent.com/document/product/1047/34961: the basic
+// request returns "all the basic group information, group member
+// information, and custom information"; "If filters are set, only the
+// fields specified by filters are pulled"; 10018: "The response packet
+// length exceeds the maximum packet length of 1 MB".
 func (c *Client) GetGroupInfo(ctx context.Context, groupIDs []string) ([]GroupInfo, error) {
 	if err := checkAccounts(CommandGetGroupInfo, "GroupIdList", groupIDs, MaxGroupInfoIDs); err != nil {
 		return nil, err
 	}
+	type responseFilter struct {
+		Base []string `json:"GroupBaseInfoFilter"`
+	}
 	req := struct {
-		IDs []string `json:"GroupIdList"`
-	}{groupIDs}
+		IDs    []string       `json:"GroupIdList"`
+		Filter responseFilter `json:"ResponseFilter"`
+	}{groupIDs, responseFilter{GroupInfoFields}}
 	var resp struct {
 		Groups []GroupInfo `json:"GroupInfo"`
 	}
@@ -421,9 +496,12 @@ type SendGroupMsgRequest struct {
 	// so that the bot's own messages do not come back to it; a non-nil
 	// empty slice allows every callback.
 	ForbidCallbackControl []string `json:"ForbidCallbackControl,omitempty"`
-	OnlineOnlyFlag        int      `json:"OnlineOnlyFlag,omitempty"`
-	CloudCustomData       string   `json:"CloudCustomData,omitempty"`
-	TopicID               string   `json:"TopicId,omitempty"`
+	// GroupAtInfo lists the members the text @-mentions, in the order of
+	// the mentions in the text. AVChatRoom groups do not support @all.
+	GroupAtInfo     []GroupAt `json:"GroupAtInfo,omitempty"`
+	OnlineOnlyFlag  int       `json:"OnlineOnlyFlag,omitempty"`
+	CloudCustomData string    `json:"CloudCustomData,omitempty"`
+	TopicID         string    `json:"TopicId,omitempty"`
 }
 
 // SendGroupMsgResult is the answer of send_group_msg.
@@ -432,7 +510,17 @@ type SendGroupMsgResult struct {
 	MsgTime int64  `json:"MsgTime"`
 }
 
-// SendGroupMsg sends a message to a group.
+// SendGroupMsg sends a message to a group. It is the one way to address a
+// member of an AVChatRoom group, where notices go to all members only. A
+// message sent again with the same Random and content within 5 minutes is
+// dropped by the server as a repeat, which makes a retry safe.
+//
+// Source: send_group_msg,
+// https://intl.cloud.tencent.com/document/product/1047/34959: "AVChatRoom:
+// Yes"; Random: "If the content and random numbers of two messages within
+// five minutes are the same, the later message will be discarded as a
+// repeated message"; "Audio-video groups (AVChatroom) don't support the
+// @all feature"; To_Account is not available in AVChatRoom groups.
 func (c *Client) SendGroupMsg(ctx context.Context, req SendGroupMsgRequest) (SendGroupMsgResult, error) {
 	const cmd = CommandSendGroupMsg
 	if err := checkGroupID(cmd, req.GroupID); err != nil {
@@ -444,6 +532,11 @@ func (c *Client) SendGroupMsg(ctx context.Context, req SendGroupMsgRequest) (Sen
 	for i, el := range req.MsgBody {
 		if el.MsgType == "" {
 			return SendGroupMsgResult{}, &RequestError{Command: cmd, Field: fmt.Sprintf("MsgBody[%d].MsgType", i), Reason: "is empty"}
+		}
+	}
+	for i, at := range req.GroupAtInfo {
+		if at.AtAllFlag == 0 && at.Account == "" {
+			return SendGroupMsgResult{}, &RequestError{Command: cmd, Field: fmt.Sprintf("GroupAtInfo[%d].GroupAt_Account", i), Reason: "is empty"}
 		}
 	}
 	if req.ForbidCallbackControl == nil {
@@ -459,8 +552,15 @@ func (c *Client) SendGroupMsg(ctx context.Context, req SendGroupMsgRequest) (Sen
 	return resp, nil
 }
 
-// SendGroupSystemNotification sends a system notice to the members in to,
-// or to every member when to is empty.
+// SendGroupSystemNotification sends a system notice to the members in to
+// (at most MaxNotifyMembers), or to every member when to is empty. An
+// AVChatRoom group takes notices to all members only. The command has no
+// Random: the server cannot recognise a notice sent twice.
+//
+// Source: send_group_system_notification,
+// https://intl.cloud.tencent.com/document/product/1047/34958: "AVChatRoom:
+// Yes. But only to all group members"; ToMembers_Account: "Up to 500
+// recipient UserIDs are supported".
 func (c *Client) SendGroupSystemNotification(ctx context.Context, groupID string, to []string, content string) error {
 	const cmd = CommandSendGroupSystemNotification
 	if err := checkGroupID(cmd, groupID); err != nil {
@@ -470,7 +570,7 @@ func (c *Client) SendGroupSystemNotification(ctx context.Context, groupID string
 		return &RequestError{Command: cmd, Field: "Content", Reason: "is empty"}
 	}
 	if len(to) > 0 {
-		if err := checkAccounts(cmd, "ToMembers_Account", to, 0); err != nil {
+		if err := checkAccounts(cmd, "ToMembers_Account", to, MaxNotifyMembers); err != nil {
 			return err
 		}
 	}
@@ -513,7 +613,17 @@ func (c *Client) ModifyGroupMemberInfo(ctx context.Context, req ModifyGroupMembe
 }
 
 // BanGroupMember bans up to MaxBanMembers members of an AVChatRoom group for
-// seconds (at least 1); they are removed and cannot rejoin until the ban ends.
+// seconds (at least 1); they are removed and cannot rejoin until the ban
+// ends. description is at most MaxBanDescriptionBytes. The command needs the
+// Ultimate edition and "Audio-video group member banning" switched on in the
+// IM console; without them the server answers 10007.
+//
+// Source: ban_group_member,
+// https://intl.cloud.tencent.com/document/product/1047/50296: AVChatRoom
+// only; "you need to purchase the Ultimate edition, go to the console,
+// choose Group configuration > Group feature configuration, and enable
+// Audio-video group member banning"; 10007 "the switch is not enabled in
+// the console"; Description "can be up to 1,000 bytes in length".
 func (c *Client) BanGroupMember(ctx context.Context, groupID string, members []string, seconds uint32, description string) error {
 	const cmd = CommandBanGroupMember
 	if err := checkGroupID(cmd, groupID); err != nil {
@@ -524,6 +634,9 @@ func (c *Client) BanGroupMember(ctx context.Context, groupID string, members []s
 	}
 	if seconds == 0 {
 		return &RequestError{Command: cmd, Field: "Duration", Reason: "is 0; use UnbanGroupMember to lift a ban"}
+	}
+	if len(description) > MaxBanDescriptionBytes {
+		return &RequestError{Command: cmd, Field: "Description", Reason: fmt.Sprintf("%d bytes, at most %d", len(description), MaxBanDescriptionBytes)}
 	}
 	req := struct {
 		GroupID     string   `json:"GroupId"`

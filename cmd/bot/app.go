@@ -176,6 +176,7 @@ func (a *app) buildExecutor() error {
 		Lease: cfg.Executor.Lease.D(), MaxAttempts: cfg.Executor.MaxAttempts,
 		MinBackoff: cfg.Executor.RetryMin.D(), MaxBackoff: cfg.Executor.RetryMax.D(),
 		Workers: cfg.Executor.Workers, Grace: cfg.Executor.ShutdownGrace.D(),
+		LiveWarn: cfg.Executor.LiveGroupWarn,
 	}
 	if cfg.Tencent.RESTEnabled() {
 		client, err := tim.NewClient(tim.ClientConfig{
@@ -363,6 +364,9 @@ func (a *app) logStartup() {
 	rest := "off (no tencent.secret_key): actions are decided and audited but not carried out"
 	if c.Tencent.RESTEnabled() {
 		rest = "on, " + c.Tencent.APIBase
+		if w := c.Tencent.ServerTimeoutWarning(); w != "" {
+			a.log.Warn(w)
+		}
 	} else {
 		a.log.Warn("without REST calls the groups' owners and admins are unknown: rules judge them as members (only the App admin stays exempt)")
 	}

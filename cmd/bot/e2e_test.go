@@ -107,12 +107,20 @@ func (b *bot) callback(command string, body map[string]any) tim.Reply {
 	return r
 }
 
-// message sends a BeforeSendMsg callback from user with text.
+// message sends a BeforeSendMsg callback from user with text in a Public
+// group.
 func (b *bot) message(group, user, text string) tim.Reply {
+	b.t.Helper()
+	return b.messageIn(group, tim.GroupPublic, user, text)
+}
+
+// messageIn sends a BeforeSendMsg callback from user with text in a group
+// of type typ.
+func (b *bot) messageIn(group, typ, user, text string) tim.Reply {
 	b.t.Helper()
 	b.seq++
 	return b.callback(tim.CmdBeforeSendMsg, map[string]any{
-		"GroupId": group, "Type": "Public", "From_Account": user, "Operator_Account": user,
+		"GroupId": group, "Type": typ, "From_Account": user, "Operator_Account": user,
 		"Random": b.seq, "MsgId": fmt.Sprintf("msg-%d", b.seq), "OnlineOnlyFlag": 0,
 		"MsgBody":   []map[string]any{{"MsgType": "TIMTextElem", "MsgContent": map[string]any{"Text": text}}},
 		"EventTime": time.Now().UnixMilli(),

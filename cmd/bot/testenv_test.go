@@ -51,7 +51,7 @@ func (c botConfig) yaml() string {
 	}
 	fmt.Fprintf(&b, "tencent:\n  sdk_app_id: %d\n", timtest.DefaultSDKAppID)
 	if c.imURL != "" {
-		fmt.Fprintf(&b, "  admin: %s\n  secret_key: %q\n  api_base: %s\n  timeout: 3s\n",
+		fmt.Fprintf(&b, "  admin: %s\n  secret_key: %q\n  api_base: %s\n",
 			timtest.DefaultAdmin, timtest.DefaultSecretKey, c.imURL)
 	}
 	if c.rateLimit != 0 {

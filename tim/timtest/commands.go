@@ -3,6 +3,7 @@ package timtest
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -95,6 +96,9 @@ func muteUntil(seconds uint64, now time.Time) int64 {
 	return now.Unix() + int64(seconds)
 }
 
+// forbidSendMsg follows https://intl.cloud.tencent.com/document/product/1047/34951:
+// "Private groups (i.e., work groups in the new version) do not support
+// muting members"; AVChatRoom and Community groups do; at most 500 accounts.
 func forbidSendMsg(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
 	r := f.reader()
 	id := r.str("GroupId", true)
@@ -154,6 +158,9 @@ func cmpString(a, b string) int {
 	return 0
 }
 
+// deleteGroupMember follows https://intl.cloud.tencent.com/document/product/1047/34949:
+// "If you attempt to delete members of an audio-video group, error 10004
+// will be returned."
 func deleteGroupMember(gs *groups, f fields, _ time.Time) (map[string]any, *apiError) {
 	r := f.reader()
 	id := r.str("GroupId", true)
@@ -225,11 +232,21 @@ func roleRank(role string) int {
 	return 2
 }
 
+// maxCommunityPage is the largest Limit of get_group_member_info in a
+// Community group ("Limit ... Maximum value: 100" for pulling with Next).
+const maxCommunityPage = 100
+
+// getGroupMemberInfo follows
+// https://intl.cloud.tencent.com/document/product/1047/34948: not available
+// in AVChatRoom groups; Community groups page with Next, which is required
+// ("For the first call, "" must be passed in") and replaces Offset ("A
+// community group does not support the Offset field").
 func getGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
 	r := f.reader()
 	id := r.str("GroupId", true)
 	limit, hasLimit := r.uint("Limit", false, 6000)
-	offset, _ := r.uint("Offset", false, math.MaxInt32)
+	offset, hasOffset := r.uint("Offset", false, math.MaxInt32)
+	_, hasNext := f["Next"]
 	next := r.str("Next", false)
 	roles := r.strs("MemberRoleFilter", false, 0)
 	for _, role := range roles {
@@ -238,10 +255,28 @@ func getGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *a
 			break
 		}
 	}
-	r.strs("MemberInfoFilter", false, 0)
+	infoFilter := r.strs("MemberInfoFilter", false, 0)
+	for _, name := range infoFilter {
+		if !slices.Contains(memberInfoFields, name) {
+			r.fail(badParam("MemberInfoFilter value %q is not a member field", name))
+			break
+		}
+	}
 	g := r.group(gs, id)
 	if r.err != nil {
 		return nil, r.err
+	}
+	switch {
+	case g.typ == tim.GroupAVChatRoom:
+		return nil, &apiError{tim.CodeNoPermission, "get_group_member_info is not supported in AVChatRoom groups: they store no member information"}
+	case g.typ == tim.GroupCommunity && !hasNext:
+		return nil, badParam("Next is required in Community groups; send \"\" for the first page")
+	case g.typ == tim.GroupCommunity && hasOffset && offset > 0:
+		return nil, badParam("Community groups page with Next, not Offset")
+	case g.typ == tim.GroupCommunity && limit > maxCommunityPage:
+		return nil, badParam("Limit %d is above %d, the most a Community group answers at once", limit, maxCommunityPage)
+	case g.typ != tim.GroupCommunity && hasNext:
+		return nil, badParam("Next is only for Community groups; page with Limit and Offset")
 	}
 	if g.typ == tim.GroupCommunity {
 		offset = 0
@@ -251,6 +286,9 @@ func getGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *a
 				return nil, badParam("Next %q is not a value this server returned", next)
 			}
 			offset = n
+		}
+		if !hasLimit || limit == 0 {
+			hasLimit, limit = true, maxCommunityPage
 		}
 	}
 	accounts := make([]string, 0, len(g.members))
@@ -279,21 +317,7 @@ func getGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *a
 	}
 	list := make([]map[string]any, 0, end-start)
 	for _, acc := range accounts[start:end] {
-		m := g.members[acc]
-		var mutedUntil int64
-		if until, ok := g.muted[muteKey{account: acc}]; ok && activeUntil(until, now.Unix()) {
-			mutedUntil = until
-		}
-		list = append(list, map[string]any{
-			"Member_Account":  acc,
-			"Role":            m.role,
-			"JoinTime":        m.joined,
-			"MsgSeq":          0,
-			"MsgFlag":         "AcceptAndNotify",
-			"LastSendMsgTime": m.lastSent,
-			"MuteUntil":       mutedUntil,
-			"NameCard":        m.nameCard,
-		})
+		list = append(list, g.memberEntry(acc, infoFilter, now))
 	}
 	resp := map[string]any{"MemberNum": len(g.members), "MemberList": list}
 	if g.typ == tim.GroupCommunity {
@@ -305,9 +329,87 @@ func getGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any, *a
 	return resp, nil
 }
 
-func getGroupInfo(gs *groups, f fields, _ time.Time) (map[string]any, *apiError) {
+// memberInfoFields are the member fields MemberInfoFilter may name
+// (group member profile, https://intl.cloud.tencent.com/document/product/1047/33529).
+var memberInfoFields = []string{"Member_Account", "Role", "JoinTime", "MsgSeq", "MsgFlag", "LastSendMsgTime", "MuteUntil", "ShutUpUntil", "NameCard"}
+
+// baseInfoFields are the base fields GroupBaseInfoFilter may name (group
+// basic information, https://intl.cloud.tencent.com/document/product/1047/33529,
+// and MuteAllMember, which get_group_info answers beside them).
+var baseInfoFields = []string{"Type", "Name", "Introduction", "Notification", "FaceUrl", "Owner_Account", "CreateTime",
+	"InfoSeq", "LastInfoTime", "LastMsgTime", "NextMsgSeq", "MemberNum", "MaxMemberNum", "ApplyJoinOption", "MuteAllMember"}
+
+// memberEntry is one member as get_group_member_info and get_group_info
+// answer it: every field, or Member_Account and the fields named.
+func (g *group) memberEntry(acc string, filter []string, now time.Time) map[string]any {
+	m := g.members[acc]
+	var mutedUntil int64
+	if until, ok := g.muted[muteKey{account: acc}]; ok && activeUntil(until, now.Unix()) {
+		mutedUntil = until
+	}
+	all := map[string]any{
+		"Member_Account":  acc,
+		"Role":            m.role,
+		"JoinTime":        m.joined,
+		"MsgSeq":          0,
+		"MsgFlag":         "AcceptAndNotify",
+		"LastSendMsgTime": m.lastSent,
+		"MuteUntil":       mutedUntil,
+		"NameCard":        m.nameCard,
+	}
+	if len(filter) == 0 {
+		return all
+	}
+	out := map[string]any{"Member_Account": acc}
+	for _, name := range filter {
+		switch name {
+		case "ShutUpUntil":
+			out[name] = mutedUntil
+		case "Account":
+		default:
+			if v, ok := all[name]; ok {
+				out[name] = v
+			}
+		}
+	}
+	return out
+}
+
+// getGroupInfo follows https://intl.cloud.tencent.com/document/product/1047/34961:
+// without a ResponseFilter it answers "all the basic group information,
+// group member information, and custom information"; "If filters are set,
+// only the fields specified by filters are pulled". An answer over 1 MB is
+// refused with 10018 (encodeOK). AVChatRoom groups store no member list.
+func getGroupInfo(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
 	r := f.reader()
 	ids := r.strs("GroupIdList", true, tim.MaxGroupInfoIDs)
+	filtered := f.has("ResponseFilter")
+	var baseFilter, memberFilter []string
+	if filtered {
+		var rf fields
+		if json.Unmarshal(f["ResponseFilter"], &rf) != nil {
+			r.fail(wrongType("ResponseFilter", "an object"))
+		} else {
+			fr := rf.reader()
+			baseFilter = fr.strs("GroupBaseInfoFilter", false, 0)
+			memberFilter = fr.strs("MemberInfoFilter", false, 0)
+			fr.strs("AppDefinedDataFilter_Group", false, 0)
+			fr.strs("AppDefinedDataFilter_GroupMember", false, 0)
+			r.fail(fr.err)
+		}
+		for _, name := range baseFilter {
+			if !slices.Contains(baseInfoFields, name) {
+				r.fail(badParam("GroupBaseInfoFilter value %q is not a base info field", name))
+				break
+			}
+		}
+		for _, name := range memberFilter {
+			if name != "Account" && !slices.Contains(memberInfoFields, name) {
+				r.fail(badParam("MemberInfoFilter value %q is not a member field", name))
+				break
+			}
+		}
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -322,10 +424,7 @@ func getGroupInfo(gs *groups, f fields, _ time.Time) (map[string]any, *apiError)
 		if g.muteAll {
 			muteAll = tim.MuteAllOn
 		}
-		infos = append(infos, map[string]any{
-			"GroupId":         g.id,
-			"ErrorCode":       0,
-			"ErrorInfo":       "",
+		base := map[string]any{
 			"Type":            g.typ,
 			"Name":            g.name,
 			"Introduction":    g.intro,
@@ -333,6 +432,7 @@ func getGroupInfo(gs *groups, f fields, _ time.Time) (map[string]any, *apiError)
 			"FaceUrl":         g.faceURL,
 			"Owner_Account":   g.owner,
 			"CreateTime":      g.created,
+			"InfoSeq":         g.infoTime,
 			"LastInfoTime":    g.infoTime,
 			"LastMsgTime":     g.lastMsgTime,
 			"NextMsgSeq":      g.nextMsgSeq + 1,
@@ -340,7 +440,24 @@ func getGroupInfo(gs *groups, f fields, _ time.Time) (map[string]any, *apiError)
 			"MaxMemberNum":    g.maxMembers,
 			"ApplyJoinOption": g.applyJoin,
 			"MuteAllMember":   muteAll,
-		})
+		}
+		info := map[string]any{"GroupId": g.id, "ErrorCode": 0, "ErrorInfo": ""}
+		switch {
+		case !filtered:
+			maps.Copy(info, base)
+		default:
+			for _, name := range baseFilter {
+				info[name] = base[name]
+			}
+		}
+		if (!filtered || len(memberFilter) > 0) && g.typ != tim.GroupAVChatRoom {
+			list := make([]map[string]any, 0, len(g.members))
+			for _, acc := range slices.Sorted(maps.Keys(g.members)) {
+				list = append(list, g.memberEntry(acc, memberFilter, now))
+			}
+			info["MemberList"] = list
+		}
+		infos = append(infos, info)
 	}
 	return map[string]any{"GroupInfo": infos}, nil
 }
@@ -409,9 +526,14 @@ func sendGroupMsg(gs *groups, f fields, now time.Time) (map[string]any, *apiErro
 	r.str("CloudCustomData", false)
 	r.str("TopicId", false)
 	body := r.msgBody()
+	atAccounts, atAll := r.groupAtInfo()
 	g := r.group(gs, id)
 	if r.err != nil {
 		return nil, r.err
+	}
+	if atAll && g.typ == tim.GroupAVChatRoom {
+		// "Audio-video groups (AVChatroom) don't support the @all feature."
+		return nil, badParam("AVChatRoom groups do not support @all (GroupAtAllFlag 1)")
 	}
 	for i := len(g.msgs) - 1; i >= 0 && now.Sub(g.msgs[i].Time) < duplicateWindow; i-- {
 		m := g.msgs[i]
@@ -426,9 +548,37 @@ func sendGroupMsg(gs *groups, f fields, now time.Time) (map[string]any, *apiErro
 	}
 	g.msgs = append(g.msgs, Message{
 		Seq: uint64(g.nextMsgSeq), Time: now, From: from, Random: uint32(random),
-		Body: body, ForbidCallbackControl: forbid,
+		Body: body, ForbidCallbackControl: forbid, AtAccounts: atAccounts, AtAll: atAll,
 	})
 	return map[string]any{"MsgTime": now.Unix(), "MsgSeq": g.nextMsgSeq}, nil
+}
+
+// groupAtInfo reads GroupAtInfo: [{GroupAtAllFlag: 0 or 1,
+// GroupAt_Account: required when the flag is 0}].
+func (r *reader) groupAtInfo() (accounts []string, all bool) {
+	if r.err != nil || !r.f.has("GroupAtInfo") {
+		return nil, false
+	}
+	var list []fields
+	if json.Unmarshal(r.f["GroupAtInfo"], &list) != nil {
+		r.fail(wrongType("GroupAtInfo", "an array of objects"))
+		return nil, false
+	}
+	for i, at := range list {
+		flag, _, err := at.uint("GroupAtAllFlag", true, 1)
+		if err == nil && flag == 0 {
+			var acc string
+			acc, err = at.str("GroupAt_Account", true)
+			accounts = append(accounts, acc)
+		}
+		if err != nil {
+			err.info = "GroupAtInfo[" + strconv.Itoa(i) + "]." + err.info
+			r.fail(err)
+			return nil, false
+		}
+		all = all || flag == 1
+	}
+	return accounts, all
 }
 
 // msgBody reads MsgBody like the reader's other methods read their fields.
@@ -482,14 +632,25 @@ func (f fields) msgBody() (json.RawMessage, *apiError) {
 	return buf.Bytes(), nil
 }
 
+// maxNotifyMembers bounds ToMembers_Account ("Up to 500 recipient UserIDs
+// are supported").
+const maxNotifyMembers = 500
+
+// sendGroupSystemNotification follows
+// https://intl.cloud.tencent.com/document/product/1047/34958: "AVChatRoom:
+// Yes. But only to all group members".
 func sendGroupSystemNotification(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
 	r := f.reader()
 	id := r.str("GroupId", true)
-	to := r.strs("ToMembers_Account", false, 0)
+	to := r.strs("ToMembers_Account", false, maxNotifyMembers)
 	content := r.str("Content", true)
+	r.str("TopicId", false)
 	g := r.group(gs, id)
 	if r.err != nil {
 		return nil, r.err
+	}
+	if len(to) > 0 && g.typ == tim.GroupAVChatRoom {
+		return nil, &apiError{tim.CodeNoPermission, "ToMembers_Account is not supported in AVChatRoom groups: they take system notifications to all members only"}
 	}
 	g.notices = append(g.notices, Notification{Time: now, To: to, Content: content})
 	return nil, nil
@@ -541,21 +702,53 @@ func modifyGroupMemberInfo(gs *groups, f fields, now time.Time) (map[string]any,
 	return nil, nil
 }
 
+// maxBanDescriptionBytes bounds ban_group_member's Description ("Ban
+// information, which can be up to 1,000 bytes in length").
+const maxBanDescriptionBytes = 1000
+
+// banAccounts reads Members_Account of ban_group_member and
+// unban_group_member: more than 20 accounts is 10005 ("The number of
+// members to be banned exceeds the upper limit of 20 members per request").
+func (r *reader) banAccounts() []string {
+	list := r.strs("Members_Account", true, 0)
+	if len(list) > tim.MaxBanMembers {
+		r.fail(&apiError{tim.CodeTooManyAccounts, "Members_Account has " + strconv.Itoa(len(list)) + " accounts, at most 20 per request"})
+	}
+	return list
+}
+
+// liveBanAllowed checks what ban_group_member and unban_group_member need
+// besides an AVChatRoom group: "you need to purchase the Ultimate edition,
+// go to the console ... and enable Audio-video group member banning";
+// otherwise 10007, "the switch is not enabled in the console".
+func liveBanAllowed(gs *groups, g *group, command string) *apiError {
+	if g.typ != tim.GroupAVChatRoom {
+		return notSupported(g, command)
+	}
+	if !gs.liveBan {
+		return &apiError{tim.CodeNoPermission, command + ": Audio-video group member banning is not enabled (Ultimate edition and the console switch under Group configuration > Group feature configuration)"}
+	}
+	return nil
+}
+
+// banGroupMember follows https://intl.cloud.tencent.com/document/product/1047/50296.
 func banGroupMember(gs *groups, f fields, now time.Time) (map[string]any, *apiError) {
 	r := f.reader()
 	id := r.str("GroupId", true)
-	accounts := r.strs("Members_Account", true, tim.MaxBanMembers)
+	accounts := r.banAccounts()
 	secs, _ := r.uint("Duration", true, math.MaxUint32)
 	if secs == 0 {
 		r.fail(badParam("Duration must be at least 1 second"))
 	}
-	r.str("Description", false)
+	if desc := r.str("Description", false); len(desc) > maxBanDescriptionBytes {
+		r.fail(badParam("Description is %d bytes, at most %d", len(desc), maxBanDescriptionBytes))
+	}
 	g := r.group(gs, id)
 	if r.err != nil {
 		return nil, r.err
 	}
-	if g.typ != tim.GroupAVChatRoom {
-		return nil, notSupported(g, "ban_group_member")
+	if err := liveBanAllowed(gs, g, tim.CommandBanGroupMember); err != nil {
+		return nil, err
 	}
 	for _, acc := range accounts {
 		g.banned[acc] = now.Unix() + int64(secs)
@@ -564,16 +757,17 @@ func banGroupMember(gs *groups, f fields, now time.Time) (map[string]any, *apiEr
 	return nil, nil
 }
 
+// unbanGroupMember follows https://intl.cloud.tencent.com/document/product/1047/50297.
 func unbanGroupMember(gs *groups, f fields, _ time.Time) (map[string]any, *apiError) {
 	r := f.reader()
 	id := r.str("GroupId", true)
-	accounts := r.strs("Members_Account", true, tim.MaxBanMembers)
+	accounts := r.banAccounts()
 	g := r.group(gs, id)
 	if r.err != nil {
 		return nil, r.err
 	}
-	if g.typ != tim.GroupAVChatRoom {
-		return nil, notSupported(g, "unban_group_member")
+	if err := liveBanAllowed(gs, g, tim.CommandUnbanGroupMember); err != nil {
+		return nil, err
 	}
 	for _, acc := range accounts {
 		delete(g.banned, acc)

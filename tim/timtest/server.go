@@ -6,6 +6,42 @@
 // change, records every call, and can inject faults and enforce a rate
 // limit without changing that state.
 //
+// The fake behaves as Tencent documents its server, always: there is no
+// lenient mode, so a test cannot pass on a call the real server refuses.
+// Per command, with the page each rule comes from:
+//
+//   - get_group_member_info (https://intl.cloud.tencent.com/document/product/1047/34948):
+//     refused in AVChatRoom groups ("AVChatRoom: No"; they store no member
+//     information); in Community groups Next is required ("" for the first
+//     page), Offset is not accepted and Limit is at most 100; elsewhere
+//     Limit is at most 6000. The fake also refuses Next outside Community
+//     groups, where the documentation does not define it.
+//   - get_group_info (https://intl.cloud.tencent.com/document/product/1047/34961):
+//     without a ResponseFilter every base field and the member list of each
+//     group are answered; with one, only the fields it names. An answer
+//     over 1 MB is refused with 10018. A filter name that is not a field is
+//     refused (the real server would leave it out, which a client would
+//     read as an empty value).
+//   - send_group_system_notification (https://intl.cloud.tencent.com/document/product/1047/34958):
+//     ToMembers_Account has at most 500 accounts and is refused in
+//     AVChatRoom groups ("only to all group members").
+//   - send_group_msg (https://intl.cloud.tencent.com/document/product/1047/34959):
+//     Random is required; a message with the Random and content of one
+//     accepted within 5 minutes is dropped as a repeat (answered OK, not
+//     delivered again); @all (GroupAtAllFlag 1) is refused in AVChatRoom
+//     groups.
+//   - ban_group_member and unban_group_member
+//     (https://intl.cloud.tencent.com/document/product/1047/50296,
+//     https://intl.cloud.tencent.com/document/product/1047/50297): AVChatRoom
+//     groups only; they need the Ultimate edition and the console switch
+//     "Audio-video group member banning", without which the server answers
+//     10007 (Options.LiveGroupBan says the app has both); at most 20
+//     accounts (10005); Description at most 1,000 bytes.
+//   - forbid_send_msg (https://intl.cloud.tencent.com/document/product/1047/34951):
+//     not in Private (Work) groups; at most 500 accounts.
+//   - delete_group_member (https://intl.cloud.tencent.com/document/product/1047/34949):
+//     not in AVChatRoom groups (10004, documented).
+//
 // Error codes follow tencent-im.md. Where the documentation does not say
 // which code a refusal gets, the fake answers 10007 (no permission) for an
 // operation the group's type does not support, and 10004 (bad parameter)
@@ -14,7 +50,8 @@
 //   - forbid_send_msg, and MuteTime or Role in modify_group_member_info,
 //     and MuteAllMember in modify_group_base_info, in a Private (Work)
 //     group: 10007.
-//   - delete_group_member in an AVChatRoom group: 10004 (documented).
+//   - get_group_member_info, and send_group_system_notification to chosen
+//     members, in an AVChatRoom group: 10007.
 //   - add_group_member in an AVChatRoom group: 10007 (documented).
 //   - ban_group_member and unban_group_member outside AVChatRoom: 10007.
 //   - A JSON field of the wrong type: 60003, like a body that does not parse.
@@ -45,6 +82,11 @@ const (
 // maxBodyBytes bounds a request body.
 const maxBodyBytes = 1 << 20
 
+// maxAnswerBytes bounds an answer: "The response packet length exceeds the
+// maximum packet length of 1 MB" (10018, get_group_info and
+// get_group_member_info).
+const maxAnswerBytes = 1 << 20
+
 // Options configures a Server.
 type Options struct {
 	SDKAppID  uint64 // DefaultSDKAppID when zero
@@ -56,6 +98,11 @@ type Options struct {
 	// Now is the server's clock (time.Now when nil). It decides UserSig
 	// expiry, mute expiry and the rate-limit window.
 	Now func() time.Time
+	// LiveGroupBan says the app has what ban_group_member and
+	// unban_group_member need: the Ultimate edition, with "Audio-video
+	// group member banning" switched on in the console. Without it (the
+	// default, as for a new app) both answer 10007.
+	LiveGroupBan bool
 }
 
 // Call is one request the fake received.
@@ -107,6 +154,12 @@ type failRule struct {
 	left    int
 }
 
+type lateRule struct {
+	command string // "" matches every command
+	delay   time.Duration
+	left    int
+}
+
 // Server is the fake IM server. Its methods are safe for concurrent use.
 type Server struct {
 	appID  uint64
@@ -120,6 +173,7 @@ type Server struct {
 	mu       sync.Mutex
 	calls    []Call
 	failNext []failRule
+	late     []lateRule
 	faults   Faults
 	rng      *rand.Rand
 	admitted []time.Time // calls inside the current rate-limit window
@@ -148,6 +202,7 @@ func New(opts Options) *Server {
 		s.now = time.Now
 	}
 	s.groups = newGroups()
+	s.groups.liveBan = opts.LiveGroupBan
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	return s
 }
@@ -238,6 +293,38 @@ func (s *Server) FailNext(command string, code, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failNext = append(s.failNext, failRule{command: command, code: code, left: n})
+}
+
+// AnswerLate carries out the next n accepted calls to command as usual and
+// then holds each answer back for delay, as a real server that finished
+// its work slowly does: a client that gives up first has the call carried
+// out all the same (the record shows it effective). An empty command
+// matches every command.
+func (s *Server) AnswerLate(command string, delay time.Duration, n int) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.late = append(s.late, lateRule{command: command, delay: delay, left: n})
+}
+
+// lateness takes the delay of the first AnswerLate rule matching command.
+func (s *Server) lateness(command string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.late {
+		r := &s.late[i]
+		if r.command == "" || r.command == command {
+			r.left--
+			d := r.delay
+			if r.left == 0 {
+				s.late = append(s.late[:i], s.late[i+1:]...)
+			}
+			return d
+		}
+	}
+	return 0
 }
 
 // SetFaults replaces the random faults and reseeds their draws. The zero
@@ -369,6 +456,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	resp, err := s.handle(r, q, command, body, readErr, now)
+	var answer []byte
+	if err == nil {
+		answer, err = encodeOK(resp)
+	}
 	if err != nil {
 		call.Code = err.code
 		s.record(call)
@@ -378,7 +469,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// The record is written before the answer so that a test that has the
 	// answer also finds the call.
 	s.record(call)
-	writeOK(w, resp)
+	if d := s.lateness(command); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return // the client gave up; the call was carried out anyway
+		}
+	}
+	writeBytes(w, answer)
 }
 
 // handle authenticates, validates and carries out one call.
@@ -457,14 +557,23 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, map[string]any{"ActionStatus": "FAIL", "ErrorCode": e.code, "ErrorInfo": e.info})
 }
 
-func writeOK(w http.ResponseWriter, resp map[string]any) {
+// encodeOK encodes a successful answer, or refuses it with 10018 when it is
+// larger than the IM server answers.
+func encodeOK(resp map[string]any) ([]byte, *apiError) {
 	if resp == nil {
 		resp = map[string]any{}
 	}
 	resp["ActionStatus"] = "OK"
 	resp["ErrorCode"] = 0
 	resp["ErrorInfo"] = ""
-	writeJSON(w, resp)
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, &apiError{tim.CodeInternalError, "encode the answer: " + err.Error()}
+	}
+	if len(b) > maxAnswerBytes {
+		return nil, &apiError{tim.CodeResponseTooLarge, "the answer would exceed the maximum packet length of 1 MB; ask for less (ResponseFilter, Limit)"}
+	}
+	return b, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -473,6 +582,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	writeBytes(w, b)
+}
+
+func writeBytes(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
 }

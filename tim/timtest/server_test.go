@@ -213,7 +213,14 @@ func TestBodyValidation(t *testing.T) {
 		{"a Silence of 2 is a bad parameter", tim.CommandDeleteGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberToDel_Account":["jared"],"Silence":2}`, public), tim.CodeBadParameter},
 		{"adding 21 members is a bad parameter", tim.CommandAddGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberList":%s}`, public, memberList(names("u", 21))), tim.CodeBadParameter},
 		{"adding plain strings does not parse", tim.CommandAddGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberList":["bob"]}`, public), tim.CodeJSONParse},
-		{"banning 21 members is a bad parameter", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":%s,"Duration":60}`, live, jsonList(names("u", 21))), tim.CodeBadParameter},
+		{"banning 21 members is too many accounts", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":%s,"Duration":60}`, live, jsonList(names("u", 21))), tim.CodeTooManyAccounts},
+		{"unbanning 21 members is too many accounts", tim.CommandUnbanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":%s}`, live, jsonList(names("u", 21))), tim.CodeTooManyAccounts},
+		{"a ban description over 1,000 bytes is a bad parameter", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"],"Duration":60,"Description":%q}`, live, strings.Repeat("é", 501)), tim.CodeBadParameter},
+		{"a notification to 501 members is a bad parameter", tim.CommandSendGroupSystemNotification, fmt.Sprintf(`{"GroupId":%q,"ToMembers_Account":%s,"Content":"hi"}`, public, jsonList(names("u", 501))), tim.CodeBadParameter},
+		{"a GroupAtInfo entry without an account is a bad parameter", tim.CommandSendGroupMsg, fmt.Sprintf(`{"GroupId":%q,"Random":1,"GroupAtInfo":[{"GroupAtAllFlag":0}],"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"@x hi"}}]}`, public), tim.CodeBadParameter},
+		{"a member filter naming no member field is a bad parameter", tim.CommandGetGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"MemberInfoFilter":["Rank"]}`, public), tim.CodeBadParameter},
+		{"a base info filter naming no base field is a bad parameter", tim.CommandGetGroupInfo, fmt.Sprintf(`{"GroupIdList":[%q],"ResponseFilter":{"GroupBaseInfoFilter":["Owner"]}}`, public), tim.CodeBadParameter},
+		{"a ResponseFilter that is not an object does not parse", tim.CommandGetGroupInfo, fmt.Sprintf(`{"GroupIdList":[%q],"ResponseFilter":["Type"]}`, public), tim.CodeJSONParse},
 		{"a ban without a duration is a bad parameter", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"]}`, live), tim.CodeBadParameter},
 		{"asking for 51 groups is a bad parameter", tim.CommandGetGroupInfo, fmt.Sprintf(`{"GroupIdList":%s}`, jsonList(names("g", 51))), tim.CodeBadParameter},
 		{"MuteAllMember yes is a bad parameter", tim.CommandModifyGroupBaseInfo, fmt.Sprintf(`{"GroupId":%q,"MuteAllMember":"yes"}`, public), tim.CodeBadParameter},
@@ -278,32 +285,53 @@ func TestGroupsMustExist(t *testing.T) {
 	}
 }
 
+// TestGroupTypeRules checks what each group type allows, as Tencent
+// documents it (the pages are cited in the package comment).
 func TestGroupTypeRules(t *testing.T) {
+	text := `"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"@jared stop"}}]`
 	tests := []struct {
 		name    string
 		command string
 		body    string
 		want    int
+		// liveBan turns on Options.LiveGroupBan.
+		liveBan bool
 	}{
-		{"muting in a Work group is not permitted", tim.CommandForbidSendMsg, mute(work, []string{"jared"}, 60), tim.CodeNoPermission},
-		{"muting in a Live group is allowed", tim.CommandForbidSendMsg, mute(live, []string{"jared"}, 60), 0},
-		{"muting in a Community group is allowed", tim.CommandForbidSendMsg, mute(community, []string{"jared"}, 60), 0},
-		{"muting a topic outside a Community group is a bad parameter", tim.CommandForbidSendMsg, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"],"MuteTime":60,"TopicId":"t1"}`, public), tim.CodeBadParameter},
-		{"muting the whole Work group is not permitted", tim.CommandModifyGroupBaseInfo, fmt.Sprintf(`{"GroupId":%q,"MuteAllMember":"On"}`, work), tim.CodeNoPermission},
-		{"a mute through modify_group_member_info in a Work group is not permitted", tim.CommandModifyGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"Member_Account":"jared","MuteTime":60}`, work), tim.CodeNoPermission},
-		{"removing from a Live group is a bad parameter", tim.CommandDeleteGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberToDel_Account":["jared"]}`, live), tim.CodeBadParameter},
-		{"removing from a Work group is allowed", tim.CommandDeleteGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberToDel_Account":["jared"]}`, work), 0},
-		{"removing the owner is a bad parameter", tim.CommandDeleteGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberToDel_Account":["leckie"]}`, public), tim.CodeBadParameter},
-		{"adding to a Live group is not permitted", tim.CommandAddGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberList":[{"Member_Account":"bob"}]}`, live), tim.CodeNoPermission},
-		{"adding to a Work group is allowed", tim.CommandAddGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberList":[{"Member_Account":"bob"}]}`, work), 0},
-		{"banning in a Public group is not permitted", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"],"Duration":60}`, public), tim.CodeNoPermission},
-		{"unbanning in a Community group is not permitted", tim.CommandUnbanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"]}`, community), tim.CodeNoPermission},
-		{"banning in a Live group is allowed", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"],"Duration":60}`, live), 0},
-		{"changing a non-member is not permitted", tim.CommandModifyGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"Member_Account":"stranger","Role":"Admin"}`, public), tim.CodeNoPermission},
+		{"listing the members of a Live group is not permitted", tim.CommandGetGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q}`, live), tim.CodeNoPermission, false},
+		{"listing the owner and admins of a Live group is not permitted", tim.CommandGetGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"MemberRoleFilter":["Owner","Admin"]}`, live), tim.CodeNoPermission, false},
+		{"listing a Community group without Next is a bad parameter", tim.CommandGetGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"MemberRoleFilter":["Owner","Admin"]}`, community), tim.CodeBadParameter, false},
+		{"listing a Community group from Next \"\" is allowed", tim.CommandGetGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"Next":"","MemberRoleFilter":["Owner","Admin"]}`, community), 0, false},
+		{"listing a Community group with Offset is a bad parameter", tim.CommandGetGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"Next":"","Offset":1}`, community), tim.CodeBadParameter, false},
+		{"listing 101 members of a Community group at once is a bad parameter", tim.CommandGetGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"Next":"","Limit":101}`, community), tim.CodeBadParameter, false},
+		{"listing a Public group with Next is a bad parameter", tim.CommandGetGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"Next":""}`, public), tim.CodeBadParameter, false},
+		{"a notification to one member of a Live group is not permitted", tim.CommandSendGroupSystemNotification, fmt.Sprintf(`{"GroupId":%q,"ToMembers_Account":["jared"],"Content":"stop"}`, live), tim.CodeNoPermission, false},
+		{"a notification to all members of a Live group is allowed", tim.CommandSendGroupSystemNotification, fmt.Sprintf(`{"GroupId":%q,"Content":"stop"}`, live), 0, false},
+		{"a notification to one member of a Community group is allowed", tim.CommandSendGroupSystemNotification, fmt.Sprintf(`{"GroupId":%q,"ToMembers_Account":["jared"],"Content":"stop"}`, community), 0, false},
+		{"a message mentioning a member of a Live group is allowed", tim.CommandSendGroupMsg, fmt.Sprintf(`{"GroupId":%q,"Random":7,"GroupAtInfo":[{"GroupAtAllFlag":0,"GroupAt_Account":"jared"}],%s}`, live, text), 0, false},
+		{"a message mentioning all of a Live group is a bad parameter", tim.CommandSendGroupMsg, fmt.Sprintf(`{"GroupId":%q,"Random":7,"GroupAtInfo":[{"GroupAtAllFlag":1}],%s}`, live, text), tim.CodeBadParameter, false},
+		{"a message mentioning all of a Public group is allowed", tim.CommandSendGroupMsg, fmt.Sprintf(`{"GroupId":%q,"Random":7,"GroupAtInfo":[{"GroupAtAllFlag":1}],%s}`, public, text), 0, false},
+		{"banning in a Live group without the Ultimate edition's switch is not permitted", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"],"Duration":60}`, live), tim.CodeNoPermission, false},
+		{"unbanning in a Live group without the Ultimate edition's switch is not permitted", tim.CommandUnbanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"]}`, live), tim.CodeNoPermission, false},
+		{"muting in a Work group is not permitted", tim.CommandForbidSendMsg, mute(work, []string{"jared"}, 60), tim.CodeNoPermission, false},
+		{"muting in a Live group is allowed", tim.CommandForbidSendMsg, mute(live, []string{"jared"}, 60), 0, false},
+		{"muting in a Community group is allowed", tim.CommandForbidSendMsg, mute(community, []string{"jared"}, 60), 0, false},
+		{"muting a topic outside a Community group is a bad parameter", tim.CommandForbidSendMsg, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"],"MuteTime":60,"TopicId":"t1"}`, public), tim.CodeBadParameter, false},
+		{"muting the whole Work group is not permitted", tim.CommandModifyGroupBaseInfo, fmt.Sprintf(`{"GroupId":%q,"MuteAllMember":"On"}`, work), tim.CodeNoPermission, false},
+		{"muting the whole Live group is allowed", tim.CommandModifyGroupBaseInfo, fmt.Sprintf(`{"GroupId":%q,"MuteAllMember":"On"}`, live), 0, false},
+		{"a mute through modify_group_member_info in a Work group is not permitted", tim.CommandModifyGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"Member_Account":"jared","MuteTime":60}`, work), tim.CodeNoPermission, false},
+		{"removing from a Live group is a bad parameter", tim.CommandDeleteGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberToDel_Account":["jared"]}`, live), tim.CodeBadParameter, false},
+		{"removing from a Work group is allowed", tim.CommandDeleteGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberToDel_Account":["jared"]}`, work), 0, false},
+		{"removing the owner is a bad parameter", tim.CommandDeleteGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberToDel_Account":["leckie"]}`, public), tim.CodeBadParameter, false},
+		{"adding to a Live group is not permitted", tim.CommandAddGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberList":[{"Member_Account":"bob"}]}`, live), tim.CodeNoPermission, false},
+		{"adding to a Work group is allowed", tim.CommandAddGroupMember, fmt.Sprintf(`{"GroupId":%q,"MemberList":[{"Member_Account":"bob"}]}`, work), 0, false},
+		{"banning in a Public group is not permitted", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"],"Duration":60}`, public), tim.CodeNoPermission, true},
+		{"unbanning in a Community group is not permitted", tim.CommandUnbanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"]}`, community), tim.CodeNoPermission, true},
+		{"banning in a Live group with the Ultimate edition's switch is allowed", tim.CommandBanGroupMember, fmt.Sprintf(`{"GroupId":%q,"Members_Account":["jared"],"Duration":60}`, live), 0, true},
+		{"changing a non-member is not permitted", tim.CommandModifyGroupMemberInfo, fmt.Sprintf(`{"GroupId":%q,"Member_Account":"stranger","Role":"Admin"}`, public), tim.CodeNoPermission, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newServer(t, timtest.Options{})
+			s, _ := newServer(t, timtest.Options{LiveGroupBan: tt.liveBan})
 			before := s.Group(public)
 			a := do(t, s, request{command: tt.command, body: tt.body})
 			if a.code != tt.want {
@@ -312,6 +340,11 @@ func TestGroupTypeRules(t *testing.T) {
 			if tt.want != 0 {
 				if after := s.Group(public); len(after.Members) != len(before.Members) || len(after.Muted) != 0 {
 					t.Errorf("a refused call changed the state: %+v", after)
+				}
+				for _, g := range []string{public, live, community} {
+					if st := s.Group(g); len(st.Notifications) != 0 || len(st.Messages) != 0 || len(st.Banned) != 0 {
+						t.Errorf("a refused call changed %s: %+v", g, st)
+					}
 				}
 			}
 		})
@@ -409,6 +442,103 @@ func TestGetGroupInfoAnswersPerGroup(t *testing.T) {
 	}
 	if infos[2]["Type"] != "AVChatRoom" || infos[2]["ApplyJoinOption"] != "FreeAccess" {
 		t.Errorf("live group = %v", infos[2])
+	}
+}
+
+func TestGetGroupInfoAnswersOnlyTheFilteredFields(t *testing.T) {
+	s, _ := newServer(t, timtest.Options{})
+	a := do(t, s, request{command: tim.CommandGetGroupInfo, body: fmt.Sprintf(`{"GroupIdList":[%q,%q],"ResponseFilter":{"GroupBaseInfoFilter":["Type","Owner_Account"]}}`, public, live)})
+	var infos []map[string]any
+	json.Unmarshal(a.raw["GroupInfo"], &infos)
+	if len(infos) != 2 {
+		t.Fatalf("GroupInfo = %v", infos)
+	}
+	want := map[string]any{"GroupId": public, "ErrorCode": 0.0, "ErrorInfo": "", "Type": "Public", "Owner_Account": "leckie"}
+	if fmt.Sprint(infos[0]) != fmt.Sprint(want) {
+		t.Errorf("filtered public group = %v, want %v", infos[0], want)
+	}
+	// Without a filter every base field and the member list come back.
+	a = do(t, s, request{command: tim.CommandGetGroupInfo, body: fmt.Sprintf(`{"GroupIdList":[%q]}`, public)})
+	var all []map[string]any
+	json.Unmarshal(a.raw["GroupInfo"], &all)
+	members, _ := all[0]["MemberList"].([]any)
+	if len(members) != 4 || all[0]["Name"] != "MyFirstGroup" {
+		t.Errorf("unfiltered public group = %v", all[0])
+	}
+	// A member filter adds the member list with those fields.
+	a = do(t, s, request{command: tim.CommandGetGroupInfo, body: fmt.Sprintf(`{"GroupIdList":[%q],"ResponseFilter":{"MemberInfoFilter":["Role"]}}`, public)})
+	var byRole []map[string]any
+	json.Unmarshal(a.raw["GroupInfo"], &byRole)
+	members, _ = byRole[0]["MemberList"].([]any)
+	if len(members) != 4 || fmt.Sprint(members[0]) != "map[Member_Account:jared Role:Member]" || byRole[0]["Type"] != nil {
+		t.Errorf("member-filtered public group = %v", byRole[0])
+	}
+}
+
+// TestAnAnswerOverOneMegabyteIs10018: get_group_info without a filter
+// answers the member list too, which for a large group passes the 1 MB the
+// IM server answers (10018); filtered to base fields it fits.
+func TestAnAnswerOverOneMegabyteIs10018(t *testing.T) {
+	s, _ := newServer(t, timtest.Options{})
+	s.AddGroup(timtest.Group{ID: "@TGS#big", Type: "Public", Owner: "olga", Members: names("a-rather-long-member-account-", 8000)})
+	a := do(t, s, request{command: tim.CommandGetGroupInfo, body: `{"GroupIdList":["@TGS#big"]}`})
+	if a.code != tim.CodeResponseTooLarge {
+		t.Errorf("unfiltered get_group_info of 8,000 members answered %d %q, want 10018", a.code, a.info)
+	}
+	a = do(t, s, request{command: tim.CommandGetGroupMemberInfo, body: `{"GroupId":"@TGS#big"}`})
+	if a.code != tim.CodeResponseTooLarge {
+		t.Errorf("get_group_member_info of 8,000 members answered %d %q, want 10018", a.code, a.info)
+	}
+	a = do(t, s, request{command: tim.CommandGetGroupInfo, body: `{"GroupIdList":["@TGS#big"],"ResponseFilter":{"GroupBaseInfoFilter":["Type","MemberNum"]}}`})
+	var infos []map[string]any
+	json.Unmarshal(a.raw["GroupInfo"], &infos)
+	if a.code != 0 || len(infos) != 1 || infos[0]["MemberNum"] != 8001.0 {
+		t.Errorf("filtered get_group_info answered %d %v", a.code, infos)
+	}
+	if calls := s.CallsTo(tim.CommandGetGroupInfo); len(calls) != 2 || calls[0].Code != tim.CodeResponseTooLarge || calls[1].Code != 0 {
+		t.Errorf("recorded %v", codesOf(calls))
+	}
+}
+
+func codesOf(calls []timtest.Call) []int {
+	var out []int
+	for _, c := range calls {
+		out = append(out, c.Code)
+	}
+	return out
+}
+
+func TestGroupAtInfoIsRecorded(t *testing.T) {
+	s, _ := newServer(t, timtest.Options{})
+	do(t, s, request{command: tim.CommandSendGroupMsg, body: fmt.Sprintf(`{"GroupId":%q,"Random":7,"GroupAtInfo":[{"GroupAtAllFlag":0,"GroupAt_Account":"jared"}],"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"@jared stop"}}]}`, live)})
+	msgs := s.Group(live).Messages
+	if len(msgs) != 1 || fmt.Sprint(msgs[0].AtAccounts) != "[jared]" || msgs[0].AtAll {
+		t.Errorf("messages %+v", msgs)
+	}
+}
+
+// TestALateAnswerStillCarriesTheCallOut: AnswerLate models a server that
+// finished the work but answered after the client gave up.
+func TestALateAnswerStillCarriesTheCallOut(t *testing.T) {
+	s, _ := newServer(t, timtest.Options{})
+	s.AnswerLate(tim.CommandForbidSendMsg, time.Hour, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	u := s.URL() + "/v4/group_open_http_svc/" + tim.CommandForbidSendMsg + "?" + validQuery(t, "", "").Encode()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(mute(public, []string{"jared"}, 60)))
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the late answer arrived before the client gave up")
+	}
+	if s.MuteUntil(public, "jared").IsZero() {
+		t.Error("the call answered late was not carried out")
+	}
+	if calls := s.CallsTo(tim.CommandForbidSendMsg); len(calls) != 1 || !calls[0].Effective() {
+		t.Errorf("recorded %+v", calls)
+	}
+	// The rule is used up: the next call is answered at once.
+	if a := do(t, s, request{command: tim.CommandForbidSendMsg, body: mute(public, []string{"tommy"}, 60)}); a.code != 0 {
+		t.Errorf("the next call answered %d", a.code)
 	}
 }
 
@@ -621,7 +751,7 @@ func TestSignedURLCarriesAValidSignature(t *testing.T) {
 
 func TestAddGroupPanicsOnSetupMistakes(t *testing.T) {
 	s, _ := newServer(t, timtest.Options{})
-	for _, g := range []timtest.Group{{ID: "", Type: "Public"}, {ID: "@TGS#x", Type: "Secret"}} {
+	for _, g := range []timtest.Group{{ID: "", Type: "Public"}, {ID: "@TGS#x", Type: "Secret"}, {ID: "@TGS#live", Type: "Live", Admins: []string{"adam"}}} {
 		func() {
 			defer func() {
 				if recover() == nil {

@@ -38,6 +38,10 @@ type Message struct {
 	Random                uint32
 	Body                  json.RawMessage
 	ForbidCallbackControl []string
+	// AtAccounts are the members GroupAtInfo mentions, in order; AtAll is
+	// set by an @all entry.
+	AtAccounts []string
+	AtAll      bool
 }
 
 // Notification is a notice accepted through send_group_system_notification.
@@ -108,6 +112,8 @@ type groups struct {
 	mu        sync.Mutex
 	byID      map[string]*group
 	dismissed map[string]bool
+	// liveBan is Options.LiveGroupBan.
+	liveBan bool
 }
 
 func newGroups() *groups {
@@ -119,7 +125,7 @@ const foreverUnix = int64(tim.MuteForever)
 func activeUntil(until, now int64) bool { return until == foreverUnix || until > now }
 
 // AddGroup creates or replaces a group. It panics on a setup mistake (empty
-// ID, unknown type), as a test helper should.
+// ID, unknown type, admins in an AVChatRoom group), as a test helper should.
 func (s *Server) AddGroup(g Group) {
 	typ := tim.NormalizeGroupType(g.Type)
 	switch typ {
@@ -129,6 +135,11 @@ func (s *Server) AddGroup(g Group) {
 	}
 	if g.ID == "" {
 		panic("timtest: AddGroup: empty group ID")
+	}
+	if typ == tim.GroupAVChatRoom && len(g.Admins) > 0 {
+		// "Setting admins: Not supported" for audio-video groups
+		// (https://intl.cloud.tencent.com/document/product/1047/33529).
+		panic(fmt.Sprintf("timtest: AddGroup %q: AVChatRoom groups have no admins", g.ID))
 	}
 	now := s.now().Unix()
 	ng := &group{
