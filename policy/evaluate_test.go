@@ -456,22 +456,84 @@ rules:
 
 func TestFindURLs(t *testing.T) {
 	tests := []struct {
+		name string
 		text string
 		want []string
 	}{
-		{"see https://example.com/a?b=c, ok", []string{"https://example.com/a?b=c"}},
-		{"join t.me/freecoins now", []string{"t.me/freecoins"}},
-		{"www.Example.org.", []string{"www.Example.org"}},
-		{"visit bit.ly", []string{"bit.ly"}},
-		{"e.g. this is fine", nil},
-		{"version 1.2.3 is out", nil},
-		{"no links here", nil},
+		{"a link with a scheme keeps its query and loses the comma", "see https://example.com/a?b=c, ok", []string{"https://example.com/a?b=c"}},
+		{"a bare domain with a path", "join t.me/freecoins now", []string{"t.me/freecoins"}},
+		{"a www link loses its full stop", "www.Example.org.", []string{"www.Example.org"}},
+		{"a bare domain with a common top-level domain", "visit bit.ly", []string{"bit.ly"}},
+		{"an abbreviation is no link", "e.g. this is fine", nil},
+		{"a version number is no link", "version 1.2.3 is out", nil},
+		{"plain words", "no links here", nil},
+		{"32 dotted words do not hide the link after them", strings.Repeat("xy.zw ", 32) + "evil.com/x", []string{"evil.com/x"}},
+		{"a thousand dotted words do not hide the link after them", strings.Repeat("ab.cd ", 1000) + "see evil.com", []string{"evil.com"}},
+		{"every link of many is found", strings.Repeat("a.com ", 40), slices.Repeat([]string{"a.com"}, 40)},
+		{"dotted words glued together do not hide a link", strings.Repeat("xy.zw,", 50) + "t.me/x", []string{"t.me/x"}},
+		{"links beside Chinese text", "看看example.com吧，还有https://t.cn/abc。", []string{"example.com", "https://t.cn/abc"}},
+		{"a link in angle brackets and quotes", `<http://a.io/x> "www.b.org"`, []string{"http://a.io/x", "www.b.org"}},
+		{"a scheme in capitals", "HTTPS://EVIL.COM/X", []string{"HTTPS://EVIL.COM/X"}},
+		{"a host followed by digits ends at its top-level domain", "evil.com123", []string{"evil.com"}},
+		{"an underscore before a host does not hide it", "x_evil.com", []string{"evil.com"}},
+		{"two hosts joined by a comma", "a.com,b.org", []string{"a.com", "b.org"}},
+		{"a subdomain", "go to mail.evil.co.uk now", []string{"mail.evil.co.uk"}},
+		{"a file name is no link", "open report.pdf and data.csv", nil},
+		{"an empty message", "", nil},
 	}
 	for _, tt := range tests {
-		if got := FindURLs(tt.text); !slices.Equal(got, tt.want) {
-			t.Errorf("FindURLs(%q) = %v, want %v", tt.text, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FindURLs(tt.text); !slices.Equal(got, tt.want) {
+				t.Errorf("FindURLs(%q) = %q, want %q", tt.text, got, tt.want)
+			}
+		})
 	}
+}
+
+func TestFindURLsReadsABoundedPrefix(t *testing.T) {
+	filler := strings.Repeat("ab.cd ", maxURLScanBytes/6+1)
+	if got := FindURLs(filler + "evil.com"); len(got) != 0 {
+		t.Errorf("a link after %d bytes was found (%q); the scan must stop at %d bytes", len(filler), got, maxURLScanBytes)
+	}
+	within := strings.Repeat("ab.cd ", (maxURLScanBytes-100)/6) + "evil.com"
+	if got := FindURLs(within); !slices.Equal(got, []string{"evil.com"}) {
+		t.Errorf("a link ending inside the first %d bytes: found %q, want evil.com", maxURLScanBytes, got)
+	}
+}
+
+func FuzzFindURLs(f *testing.F) {
+	for _, s := range []string{
+		"see https://example.com/a?b=c, ok", "www.Example.org.", strings.Repeat("xy.zw ", 33) + "evil.com/x",
+		"看看example.com吧", "evil.com123", "a.-b.com", "..com", "http://", "www.", "x.y.z.", "-a.com", "a..com/x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		urls := FindURLs(text)
+		scanned := text[:min(len(text), maxURLScanBytes)]
+		at := 0
+		for _, u := range urls {
+			if u == "" {
+				t.Fatalf("FindURLs(%q) returned an empty link", text)
+			}
+			// Links come in order, each a piece of the text read.
+			i := strings.Index(scanned[at:], u)
+			if i < 0 {
+				t.Fatalf("FindURLs(%q): %q is not in the text after the previous link", text, u)
+			}
+			at += i + len(u)
+			if strings.ContainsAny(u, " \t\n<>\"`") {
+				t.Fatalf("FindURLs(%q): %q spans a separator", text, u)
+			}
+		}
+		// A link written after the text is found whatever precedes it.
+		if len(text) < 1000 && !strings.ContainsAny(text, "\x00") {
+			got := FindURLs(text + " evil.com/x")
+			if len(got) == 0 || got[len(got)-1] != "evil.com/x" {
+				t.Fatalf("FindURLs(%q + \" evil.com/x\") = %q: the link at the end was not found", text, got)
+			}
+		}
+	})
 }
 
 func TestARejectedApplicantIsNotAdmitted(t *testing.T) {
