@@ -358,3 +358,61 @@ rules: [{name: numeric, on: message, if: 'int(message.text) > 3', verdict: block
 		t.Errorf("error %q; want the rule named and no message text", rec.Error)
 	}
 }
+
+func TestEngineDedupesAnAfterCallbackByItsIdentityNotItsBytes(t *testing.T) {
+	h := newHarness(t, `version: 1
+rules:
+  - {name: sent, on: message_sent, if: 'message.text contains "spam"', actions: [{mute: 10m}, {warn: "no spam"}]}
+  - {name: wave, on: member_joined, if: 'true', actions: [{warn: "welcome"}]}
+`)
+	send := func(cmd, body string) audit.Record {
+		t.Helper()
+		cb, err := tim.DecodeCallback(cmd, []byte(body))
+		if err != nil {
+			t.Fatalf("decode %s: %v", body, err)
+		}
+		h.send(t, NewEvent(cb, []byte(body), h.now))
+		return h.audit.last()
+	}
+	const sent = `{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#g1","Type":"Public","From_Account":"eve","Random":77,"MsgSeq":501,"MsgTime":1700000000,"EventTime":1700000000123,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"spam"}}]}`
+	const joined = `{"CallbackCommand":"Group.CallbackAfterNewMemberJoin","GroupId":"@TGS#g1","Type":"Public","JoinType":"Apply","Operator_Account":"ann","EventTime":1700000000200,"NewMemberList":[{"Member_Account":"ann"},{"Member_Account":"bob"}]}`
+	if rec := send(tim.CmdAfterSendMsg, sent); rec.Result != "" || len(rec.Actions) != 2 {
+		t.Fatalf("first delivery: %+v; want a mute and a warning", rec)
+	}
+	if rec := send(tim.CmdAfterNewMemberJoin, joined); rec.Result != "" || len(rec.Actions) != 1 {
+		t.Fatalf("first join delivery: %+v; want a welcome", rec)
+	}
+	again := []struct {
+		name, cmd, body string
+	}{
+		{"the same bytes", tim.CmdAfterSendMsg, sent},
+		{"keys in another order, with spaces", tim.CmdAfterSendMsg, `{ "MsgBody": [ {"MsgContent": {"Text": "spam"}, "MsgType": "TIMTextElem"} ], "EventTime": 1700000000123, "MsgTime": 1700000000, "MsgSeq": 501, "Random": 77, "From_Account": "eve", "Type": "Public", "GroupId": "@TGS#g1", "CallbackCommand": "Group.CallbackAfterSendMsg" }`},
+		{"EventTime as a string and the text escaped", tim.CmdAfterSendMsg, `{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#g1","Type":"Public","From_Account":"eve","Random":77,"MsgSeq":501,"MsgTime":1700000000,"EventTime":"1700000000123","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"\u0073pam"}}]}`},
+		{"a join with its members in another order", tim.CmdAfterNewMemberJoin, `{"NewMemberList":[{"Member_Account":"bob"},{"Member_Account":"ann"}],"EventTime":"1700000000200","Operator_Account":"ann","JoinType":"Apply","Type":"Public","GroupId":"@TGS#g1","CallbackCommand":"Group.CallbackAfterNewMemberJoin"}`},
+	}
+	for _, tc := range again {
+		t.Run(tc.name+" is a duplicate", func(t *testing.T) {
+			if rec := send(tc.cmd, tc.body); rec.Result != audit.ResultDup {
+				t.Errorf("redelivery result %q (actions %v), want duplicate", rec.Result, rec.Actions)
+			}
+		})
+	}
+	pending, err := h.store.Pending(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, a := range pending {
+		kinds = append(kinds, string(a.Kind)+" "+a.User)
+	}
+	slices.Sort(kinds)
+	if want := []string{"mute eve", "warn ann", "warn bob", "warn eve"}; !slices.Equal(kinds, want) {
+		t.Errorf("outbox %q, want each action once: %q", kinds, want)
+	}
+	t.Run("another message of the same sender is not a duplicate", func(t *testing.T) {
+		next := strings.Replace(sent, `"MsgSeq":501`, `"MsgSeq":502`, 1)
+		if rec := send(tim.CmdAfterSendMsg, next); rec.Result != "" || len(rec.Actions) != 2 {
+			t.Errorf("the next message: %+v; want it decided", rec)
+		}
+	})
+}

@@ -37,7 +37,8 @@ type Event struct {
 	urlsFound bool
 }
 
-// EventID hashes a callback's command and body.
+// EventID hashes a callback's command and body (or, for an "after"
+// callback, what names the event: tim.Identity).
 func EventID(command string, body []byte) string {
 	h := sha256.New()
 	h.Write([]byte(command))
@@ -51,8 +52,14 @@ func EventID(command string, body []byte) string {
 // the event ID); now is when it arrived.
 func NewEvent(cb tim.Event, body []byte, now time.Time) *Event {
 	h := cb.Header()
+	// An "after" callback delivered twice, even in other bytes, keeps its
+	// ID: the dedupe mark and the IDs of its actions follow from it.
+	named := body
+	if id, ok := tim.Identity(cb); ok {
+		named = id
+	}
 	ev := &Event{
-		ID:       EventID(h.CallbackCommand, body),
+		ID:       EventID(h.CallbackCommand, named),
 		Command:  h.CallbackCommand,
 		Callback: cb,
 		Received: now,
