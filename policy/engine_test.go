@@ -349,13 +349,39 @@ func TestTheOwnerIsExemptEvenOnTheGroupsFirstEvent(t *testing.T) {
 }
 
 func TestRuleErrorsInTheAuditLogHoldNoMessageText(t *testing.T) {
-	h := newHarness(t, `version: 1
-rules: [{name: numeric, on: message, if: 'int(message.text) > 3', verdict: block}]
-`)
-	h.send(t, msgEvent(t, "u", "my card number is 4111 1111"))
-	rec := h.audit.last()
-	if !strings.Contains(rec.Error, "rule numeric") || strings.Contains(rec.Error, "4111") {
-		t.Errorf("error %q; want the rule named and no message text", rec.Error)
+	const text = "PRIVATEWORD1 secretword(x 4111 see evil.com/zz -5s"
+	tests := []struct {
+		name, cond string
+		// keep is what the error must still say: the rule and expr's reason.
+		keep string
+	}{
+		{"the whole text", "int(message.text) > 3", "invalid operation: int("},
+		{"one word of the text", `int(split(message.text, " ")[0]) > 0`, "invalid operation: int("},
+		{"a word in capitals", `int(upper(split(message.text, " ")[1])) > 0`, "invalid operation: int("},
+		{"a link", "int(message.urls[0]) > 0", "invalid operation: int("},
+		{"a duration", `duration(split(message.text, " ")[5]) < duration("1s") && int(split(message.text, " ")[5]) > 0`, "invalid operation: int("},
+		{"a quoted value", `duration(message.text) > duration("1s")`, "time: invalid duration"},
+		{"a date", "date(message.text) > now", "invalid date"},
+		{"a time zone", "timezone(message.text) == nil", "unknown time zone"},
+		{"a regular expression", `"x" matches message.text`, "error parsing regexp"},
+		{"a JSON character", "len(fromJSON(message.text)) > 0", "invalid character"},
+		{"a number", `split(message.text, " ")[int(split(message.text, " ")[2])] == "a"`, "index out of range:"},
+		{"a length", `split(message.text, " ")[9] == "a"`, "index out of range: 9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, "version: 1\nrules: [{name: numeric, on: message, if: '"+tt.cond+"', verdict: block}]\n")
+			h.send(t, msgEvent(t, "u", text))
+			rec := h.audit.last()
+			if !strings.Contains(rec.Error, "rule numeric") || !strings.Contains(rec.Error, tt.keep) {
+				t.Errorf("error %q; want the rule named and %q", rec.Error, tt.keep)
+			}
+			for _, word := range []string{"PRIVATEWORD", "secretword", "4111", "evil", "zz", "-5s", "see", "'P'", "array length is 6"} {
+				if strings.Contains(rec.Error, word) || strings.Contains(strings.ToLower(rec.Error), strings.ToLower(word)) {
+					t.Errorf("error %q holds %q from the message", rec.Error, word)
+				}
+			}
+		})
 	}
 }
 

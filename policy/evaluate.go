@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -169,8 +168,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 		}
 		matched, err := r.Match(env)
 		if err != nil {
-			d.Errors = append(d.Errors, fmt.Sprintf("rule %s: %v", r.Name, err))
-			d.Trace = append(d.Trace, Step{Rule: r.Name, Error: err.Error()})
+			d.addError(r, err, true)
 			continue
 		}
 		if !matched {
@@ -179,7 +177,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 			}
 			continue
 		}
-		actions := resolveActions(r, env, &d)
+		actions := resolveActions(r, env, &d, opts.Trace)
 		shadow := r.Shadow || opts.DryRun
 		if !shadow && r.Budget != nil && len(actions) > 0 {
 			if budgets[r.Name]+len(actions) > r.Budget.Actions {
@@ -229,7 +227,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 			}
 			next, err := r.Rewrite.Apply(env, body)
 			if err != nil {
-				d.Errors = append(d.Errors, fmt.Sprintf("rule %s: %v", r.Name, err))
+				d.addError(r, err, opts.Trace)
 				continue
 			}
 			body = next
@@ -254,7 +252,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 	return d
 }
 
-func resolveActions(r *rules.Rule, env *rules.Env, d *Decision) []PlannedAction {
+func resolveActions(r *rules.Rule, env *rules.Env, d *Decision, trace bool) []PlannedAction {
 	if len(r.Actions) == 0 {
 		return nil
 	}
@@ -262,12 +260,23 @@ func resolveActions(r *rules.Rule, env *rules.Env, d *Decision) []PlannedAction 
 	for _, a := range r.Actions {
 		res, err := a.Resolve(env)
 		if err != nil {
-			d.Errors = append(d.Errors, fmt.Sprintf("rule %s: %v", r.Name, err))
+			d.addError(r, err, trace)
 			continue
 		}
 		out = append(out, PlannedAction{Resolved: res, Rule: r.Name, Roles: r.AppliesToRoles()})
 	}
 	return out
+}
+
+// addError records that rule r failed while it ran. Errors holds the reason
+// without the values involved (it reaches the audit log, which holds no
+// message text); with trace, a step of the trace keeps the whole reason for
+// the person testing the rule.
+func (d *Decision) addError(r *rules.Rule, err error, trace bool) {
+	d.Errors = append(d.Errors, "rule "+r.Name+": "+rules.Redact(err))
+	if trace {
+		d.Trace = append(d.Trace, Step{Rule: r.Name, Error: err.Error()})
+	}
 }
 
 // mergeActions folds actions of several rules on one subject into what will
