@@ -412,6 +412,8 @@ func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start tim
 		g := ev.Base.GroupID
 		switch {
 		case g == "":
+		case !e.roleChanged(ctx, ev):
+			// A name card changed: the roles the rules read did not.
 		case e.cfg.Roles != nil:
 			// Refresh, keeping the roles known until the new ones arrive.
 			e.cfg.Roles.RefreshRoles(g, true)
@@ -428,6 +430,31 @@ func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start tim
 		}
 	}
 	e.audit(ev, set, start, "not_evaluated", "")
+}
+
+// roleChanged reports whether a member-field or owner change may have
+// changed the group's roles. A member-field change without Role changed
+// something else (the name card); one whose Role is the role already cached
+// changed nothing the rules read. Every other case, a failed read of the
+// cache among them, counts as a change.
+func (e *Engine) roleChanged(ctx context.Context, ev *Event) bool {
+	fc, ok := ev.Callback.(*tim.AfterMemberFieldChanged)
+	if !ok {
+		return true
+	}
+	if fc.Role == "" {
+		return false
+	}
+	if fc.Member == "" {
+		return true
+	}
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
+	defer cancel()
+	res, err := e.cfg.Store.Enrich(sctx, store.EnrichRequest{Now: ev.Received, RoleGroup: fc.GroupID, RoleUsers: []string{fc.Member}})
+	if err != nil || !res.RolesCached || len(res.Roles) != 1 {
+		return true
+	}
+	return !strings.EqualFold(res.Roles[0], fc.Role)
 }
 
 // finish commits what the decisions imply (strikes, actions, budget use and

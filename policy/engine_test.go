@@ -269,7 +269,7 @@ func TestEngineOtherCallbacks(t *testing.T) {
 	fs := &failingStore{}
 	l := &lines{}
 	e := New(Config{Rules: fixedRules{set}, Store: fs, Audit: l})
-	ev := eventFrom(t, tim.CmdAfterMemberFieldChanged, map[string]any{"GroupId": "@TGS#x"})
+	ev := eventFrom(t, tim.CmdAfterMemberFieldChanged, map[string]any{"GroupId": "@TGS#x", "Member_Account": "m", "Role": "Admin"})
 	if out := e.Handle(context.Background(), ev); !out.Reply.IsPlainOK() {
 		t.Errorf("reply %+v, want plain OK", out.Reply)
 	}
@@ -439,6 +439,57 @@ rules:
 		next := strings.Replace(sent, `"MsgSeq":501`, `"MsgSeq":502`, 1)
 		if rec := send(tim.CmdAfterSendMsg, next); rec.Result != "" || len(rec.Actions) != 2 {
 			t.Errorf("the next message: %+v; want it decided", rec)
+		}
+	})
+}
+
+func TestAMemberFieldChangeLooksRolesUpOnlyWhenTheRoleChanged(t *testing.T) {
+	const group = "@TGS#g1"
+	changed := func(fields map[string]any) *Event {
+		body := map[string]any{"GroupId": group, "Type": "Public", "Operator_Account": "olga", "Member_Account": "mia", "EventTime": 1700000000000}
+		for k, v := range fields {
+			body[k] = v
+		}
+		return eventFrom(t, tim.CmdAfterMemberFieldChanged, body)
+	}
+	tests := []struct {
+		name    string
+		cached  map[string]string // nil: the group's roles are not cached
+		fields  map[string]any
+		refresh bool
+	}{
+		{"a new name card alone", map[string]string{"olga": "owner"}, map[string]any{"NameCard": "Mia the Great"}, false},
+		{"a new name card with no roles cached", nil, map[string]any{"NameCard": "Mia"}, false},
+		{"a member made admin", map[string]string{"olga": "owner"}, map[string]any{"Role": "Admin"}, true},
+		{"an admin made member", map[string]string{"olga": "owner", "mia": "admin"}, map[string]any{"Role": "Member"}, true},
+		{"a role given that the cache already has", map[string]string{"olga": "owner", "mia": "admin"}, map[string]any{"Role": "Admin", "NameCard": "Mia"}, false},
+		{"a member's role given as member, as known", map[string]string{"olga": "owner"}, map[string]any{"Role": "Member", "NameCard": "Mia"}, false},
+		{"a role given with no roles cached", nil, map[string]any{"Role": "Member"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, engineRules)
+			if tt.cached != nil {
+				if err := h.store.SetRoles(context.Background(), group, tt.cached, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.send(t, changed(tt.fields))
+			if got := len(h.filler.refreshed) > 0; got != tt.refresh {
+				t.Errorf("roles refreshed: %v, want %v", got, tt.refresh)
+			}
+			if rec := h.audit.last(); rec.Result != "not_evaluated" || rec.Command != tim.CmdAfterMemberFieldChanged {
+				t.Errorf("record %+v; want not_evaluated with the command", rec)
+			}
+		})
+	}
+	t.Run("300 name card changes cost no role lookup", func(t *testing.T) {
+		h := newHarness(t, engineRules)
+		for i := range 300 {
+			h.send(t, changed(map[string]any{"NameCard": fmt.Sprintf("name %d", i), "EventTime": 1700000000000 + i}))
+		}
+		if len(h.filler.refreshed) != 0 || len(h.filler.groups) != 0 {
+			t.Errorf("%d refreshes and %d fills for name card changes, want none", len(h.filler.refreshed), len(h.filler.groups))
 		}
 	})
 }

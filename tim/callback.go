@@ -157,6 +157,19 @@ type AfterGroupDestroyed struct {
 	Operator   string   `json:"Operator_Account,omitempty"`
 }
 
+// AfterMemberFieldChanged is Group.CallbackAfterMemberFieldChanged: a
+// member's profile in the group changed
+// (https://www.tencentcloud.com/document/product/1047/60393). Role
+// ("Admin" or "Member") and NameCard carry the changed values; a field that
+// did not change may be absent.
+type AfterMemberFieldChanged struct {
+	Common
+	Operator string `json:"Operator_Account"`
+	Member   string `json:"Member_Account"`
+	Role     string `json:"Role,omitempty"`
+	NameCard string `json:"NameCard,omitempty"`
+}
+
 // RequestOverLimit is Alert.RequestOverLimit: the app went past a REST limit.
 type RequestOverLimit struct {
 	Common
@@ -432,6 +445,8 @@ func newEvent(command string) Event {
 		return new(AfterSendMsg)
 	case CmdAfterGroupDestroyed:
 		return new(AfterGroupDestroyed)
+	case CmdAfterMemberFieldChanged:
+		return new(AfterMemberFieldChanged)
 	case CmdRequestOverLimit:
 		return new(RequestOverLimit)
 	}
