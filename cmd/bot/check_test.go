@@ -163,3 +163,25 @@ func TestCheckRefusesYAMLThatMergesItselfWithFileAndLine(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckRefusesALiteralDurationThatNeverParses(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	write(t, path, `version: 1
+rules:
+  - name: slow-down
+    on: message
+    if: "true"
+    actions: [{mute: 'duration("5 mins")'}]
+`)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--rules", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout.String(), stderr.String())
+	}
+	out := stderr.String()
+	for _, want := range []string{`rules.yaml:6: rule "slow-down": actions[0]: mute: `, `duration("5 mins") fails on every event: time: unknown unit`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
