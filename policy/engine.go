@@ -50,6 +50,9 @@ type Observer interface {
 	Decided(command string, verdict rules.Verdict, latency time.Duration)
 	RuleMatched(rule string, shadow bool)
 	StoreError(op string)
+	// RuleFailed hears of a rule that failed while it ran (an expression
+	// error): the event was decided without it.
+	RuleFailed(rule string)
 }
 
 // FailMode says what to decide when the store cannot be read.
@@ -104,6 +107,16 @@ type Engine struct {
 
 	budgetMu     sync.Mutex
 	budgetWarned map[string]time.Time
+
+	failMu     sync.Mutex
+	failLogged map[string]*failLog // rule -> its last log line
+}
+
+// failLog is when a failing rule was last logged, and how often it failed
+// since.
+type failLog struct {
+	at     time.Time
+	missed int
 }
 
 // SetDryRun switches dry run on or off (a configuration reload).
@@ -123,7 +136,7 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}, failLogged: map[string]*failLog{}}
 	e.dryRun.Store(cfg.DryRun)
 	e.spool.max = maxSpooledActions
 	return e
@@ -517,6 +530,11 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 }
 
 func (e *Engine) observe(ev *Event, out Outcome, start time.Time) {
+	for _, d := range out.Decisions {
+		for _, f := range d.failures {
+			e.ruleFailed(ev, f)
+		}
+	}
 	if e.cfg.Observer == nil {
 		return
 	}
@@ -584,6 +602,38 @@ func (e *Engine) commitRequest(set *rules.Set, ev *Event, out Outcome) store.Com
 		req.Touch = append(req.Touch, store.CounterTouch{Key: key, Window: r.Budget.Per, Add: n})
 	}
 	return req
+}
+
+// ruleFailed counts a rule that failed while it ran and logs it, at most
+// once a minute per rule (saying how often it failed in between): a rule
+// whose expression fails on real events does nothing, and the audit
+// record's error field alone is easy to miss. The reason is redacted: the
+// log holds no message text.
+func (e *Engine) ruleFailed(ev *Event, f ruleFailure) {
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.RuleFailed(f.rule)
+	}
+	now := ev.Received
+	e.failMu.Lock()
+	last, seen := e.failLogged[f.rule]
+	if seen && now.Sub(last.at) < time.Minute {
+		last.missed++
+		e.failMu.Unlock()
+		return
+	}
+	missed := 0
+	if seen {
+		missed = last.missed
+	}
+	e.failLogged[f.rule] = &failLog{at: now}
+	for rule, l := range e.failLogged {
+		if now.Sub(l.at) > time.Hour {
+			delete(e.failLogged, rule)
+		}
+	}
+	e.failMu.Unlock()
+	e.log.Warn("a rule failed while it ran; the event was decided without it",
+		"rule", f.rule, "err", f.reason, "event_id", ev.ID, "command", ev.Command, "since_last", missed)
 }
 
 // warnBudget logs, at most once a minute per rule and group, that a rule

@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -492,4 +494,71 @@ func TestAMemberFieldChangeLooksRolesUpOnlyWhenTheRoleChanged(t *testing.T) {
 			t.Errorf("%d refreshes and %d fills for name card changes, want none", len(h.filler.refreshed), len(h.filler.groups))
 		}
 	})
+}
+
+// countingObserver records what the engine reports.
+type countingObserver struct {
+	mu     sync.Mutex
+	failed []string
+}
+
+func (o *countingObserver) Decided(string, rules.Verdict, time.Duration) {}
+func (o *countingObserver) RuleMatched(string, bool)                     {}
+func (o *countingObserver) StoreError(string)                            {}
+func (o *countingObserver) RuleFailed(rule string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failed = append(o.failed, rule)
+}
+
+func TestARuleThatFailsWhileItRunsIsCountedAndLogged(t *testing.T) {
+	var logs bytes.Buffer
+	obs := &countingObserver{}
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	e := New(Config{
+		Rules: fixedRules{mustRules(t, `version: 1
+rules:
+  - {name: numeric, on: message, if: 'int(message.text) > 3', verdict: block}
+  - {name: slow, on: message, if: 'true', actions: [{mute: 'duration(message.text)'}]}
+`)},
+		Store: memstore.New(memstore.Options{}), Audit: &lines{}, Observer: obs,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: func() time.Time { return now },
+	})
+	send := func(text string) {
+		ev := msgEvent(t, "u", text)
+		ev.Received, ev.Base.Now = now, now
+		e.Handle(context.Background(), ev)
+	}
+	for i := range 3 {
+		send(fmt.Sprintf("SECRET%d words", i))
+	}
+	if want := []string{"numeric", "slow", "numeric", "slow", "numeric", "slow"}; !slices.Equal(obs.failed, want) {
+		t.Errorf("rule failures reported %q, want %q", obs.failed, want)
+	}
+	failures := func() []map[string]any {
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "a rule failed while it ran; the event was decided without it" {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	got := failures()
+	if len(got) != 2 || got[0]["rule"] != "numeric" || got[1]["rule"] != "slow" {
+		t.Fatalf("log lines %v; want one line per failing rule in the first minute", got)
+	}
+	if !strings.Contains(fmt.Sprint(got[0]["err"]), "invalid operation: int(") || got[0]["event_id"] == "" {
+		t.Errorf("log line %v; want the reason and the event id", got[0])
+	}
+	if strings.Contains(logs.String(), "SECRET") {
+		t.Errorf("the log holds message text:\n%s", logs.String())
+	}
+	now = now.Add(time.Minute)
+	send("SECRET3 words")
+	got = failures()
+	if len(got) != 4 || got[2]["rule"] != "numeric" || got[2]["since_last"] != float64(2) {
+		t.Errorf("log lines after a minute %v; want a line per rule again, counting the 2 failures not logged", got)
+	}
 }

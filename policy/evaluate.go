@@ -54,6 +54,9 @@ type Decision struct {
 	Trace        []Step          `json:"trace,omitempty"`
 	RulesVersion string          `json:"rules_version"`
 	Errors       []string        `json:"errors,omitempty"`
+	// failures are the rules that failed while they ran, for the metric
+	// and the log line the engine writes about them.
+	failures []ruleFailure
 	// Budget names rules that were switched to shadow because their
 	// budget for this group was spent.
 	Budget []string `json:"budget_exceeded,omitempty"`
@@ -268,12 +271,18 @@ func resolveActions(r *rules.Rule, env *rules.Env, d *Decision, trace bool) []Pl
 	return out
 }
 
+// ruleFailure is one rule that failed while it ran, with its redacted
+// reason.
+type ruleFailure struct{ rule, reason string }
+
 // addError records that rule r failed while it ran. Errors holds the reason
 // without the values involved (it reaches the audit log, which holds no
 // message text); with trace, a step of the trace keeps the whole reason for
 // the person testing the rule.
 func (d *Decision) addError(r *rules.Rule, err error, trace bool) {
-	d.Errors = append(d.Errors, "rule "+r.Name+": "+rules.Redact(err))
+	redacted := rules.Redact(err)
+	d.Errors = append(d.Errors, "rule "+r.Name+": "+redacted)
+	d.failures = append(d.failures, ruleFailure{rule: r.Name, reason: redacted})
 	if trace {
 		d.Trace = append(d.Trace, Step{Rule: r.Name, Error: err.Error()})
 	}

@@ -851,3 +851,29 @@ func (o *opsBot) lastDecisionVersion(user, text string) string {
 	o.message(opsGroup, user, text)
 	return o.lastDecision(user).RulesVersion
 }
+
+func TestOpsARuleThatFailsWhileItRunsIsCountedAndLogged(t *testing.T) {
+	o := startOps(t, opsRules+`  - name: numeric
+    on: message
+    if: int(message.text) > 3
+    verdict: block
+`, "")
+	for range 3 {
+		if r := o.message(opsGroup, "gina", "PRIVATEWORD1 hello"); r.ErrorCode != 0 {
+			t.Fatalf("a message answered %+v; a failing rule must not refuse it", r)
+		}
+	}
+	if got := o.scrape().value("timguard_rule_errors_total", "rule", "numeric"); got != 3 {
+		t.Errorf("timguard_rule_errors_total{rule=numeric} = %v, want 3", got)
+	}
+	logs := o.stderr.String()
+	if n := strings.Count(logs, "a rule failed while it ran"); n != 1 {
+		t.Errorf("%d log lines about the failing rule, want 1 (one a minute)", n)
+	}
+	if !strings.Contains(logs, `"rule":"numeric"`) || strings.Contains(logs, "PRIVATEWORD1") {
+		t.Errorf("the log line does not name the rule, or holds message text:\n%s", logs)
+	}
+	if d := o.lastDecision("gina"); !strings.Contains(d.Error, "rule numeric: invalid operation: int([value])") {
+		t.Errorf("audit error %q, want the redacted reason", d.Error)
+	}
+}
