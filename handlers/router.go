@@ -116,6 +116,13 @@ func jsonError(c *gin.Context, status int, code, msg string) {
 	c.AbortWithStatusJSON(status, errorBody{Error: msg, Code: code})
 }
 
+// unauthorized answers 401 and closes the connection after the answer: a
+// caller without the token gets no keep-alive connection to hold.
+func unauthorized(c *gin.Context, code, msg string) {
+	c.Header("Connection", "close")
+	jsonError(c, http.StatusUnauthorized, code, msg)
+}
+
 // recovery answers a panic with 500 and a JSON error, and logs the stack.
 func recovery(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
