@@ -109,11 +109,11 @@ type Engine struct {
 	budgetWarned map[string]time.Time
 
 	failMu     sync.Mutex
-	failLogged map[string]*failLog // rule -> its last log line
+	failLogged map[string]*failLog // "rule NAME" or "counter NAME" -> its last log line
 }
 
-// failLog is when a failing rule was last logged, and how often it failed
-// since.
+// failLog is when a failing rule or counter was last logged, and how often
+// it failed since.
 type failLog struct {
 	at     time.Time
 	missed int
@@ -248,7 +248,10 @@ func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event, env 
 			for _, cu := range plan.Counters {
 				key, counts, err := cu.Counter.KeyFor(env)
 				if err != nil {
-					e.log.Warn("counter failed", "counter", cu.Counter.Name, "event_id", ev.ID, "err", err)
+					if missed, ok := e.failureToLog("counter "+cu.Counter.Name, ev.Received); ok {
+						e.log.Warn("a counter failed while it ran; the event was not counted by it",
+							"counter", cu.Counter.Name, "err", rules.Redact(err), "event_id", ev.ID, "since_last", missed)
+					}
 					if key == "" {
 						continue
 					}
@@ -604,36 +607,40 @@ func (e *Engine) commitRequest(set *rules.Set, ev *Event, out Outcome) store.Com
 	return req
 }
 
-// ruleFailed counts a rule that failed while it ran and logs it, at most
-// once a minute per rule (saying how often it failed in between): a rule
+// ruleFailed counts a rule that failed while it ran and logs it: a rule
 // whose expression fails on real events does nothing, and the audit
-// record's error field alone is easy to miss. The reason is redacted: the
-// log holds no message text.
+// record's error field alone is easy to miss.
 func (e *Engine) ruleFailed(ev *Event, f ruleFailure) {
 	if e.cfg.Observer != nil {
 		e.cfg.Observer.RuleFailed(f.rule)
 	}
-	now := ev.Received
+	if missed, ok := e.failureToLog("rule "+f.rule, ev.Received); ok {
+		e.log.Warn("a rule failed while it ran; the event was decided without it",
+			"rule", f.rule, "err", f.reason, "event_id", ev.ID, "command", ev.Command, "since_last", missed)
+	}
+}
+
+// failureToLog reports whether the failure of what (a rule or a counter)
+// is to be logged now: at most once a minute each, saying how often it
+// failed in between. Reasons are redacted: the log holds no message text.
+func (e *Engine) failureToLog(what string, now time.Time) (missed int, ok bool) {
 	e.failMu.Lock()
-	last, seen := e.failLogged[f.rule]
+	defer e.failMu.Unlock()
+	last, seen := e.failLogged[what]
 	if seen && now.Sub(last.at) < time.Minute {
 		last.missed++
-		e.failMu.Unlock()
-		return
+		return 0, false
 	}
-	missed := 0
 	if seen {
 		missed = last.missed
 	}
-	e.failLogged[f.rule] = &failLog{at: now}
-	for rule, l := range e.failLogged {
+	e.failLogged[what] = &failLog{at: now}
+	for k, l := range e.failLogged {
 		if now.Sub(l.at) > time.Hour {
-			delete(e.failLogged, rule)
+			delete(e.failLogged, k)
 		}
 	}
-	e.failMu.Unlock()
-	e.log.Warn("a rule failed while it ran; the event was decided without it",
-		"rule", f.rule, "err", f.reason, "event_id", ev.ID, "command", ev.Command, "since_last", missed)
+	return missed, true
 }
 
 // warnBudget logs, at most once a minute per rule and group, that a rule

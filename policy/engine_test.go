@@ -562,3 +562,23 @@ rules:
 		t.Errorf("log lines after a minute %v; want a line per rule again, counting the 2 failures not logged", got)
 	}
 }
+
+func TestACounterThatFailsIsLoggedWithoutMessageText(t *testing.T) {
+	var logs bytes.Buffer
+	e := New(Config{
+		Rules: fixedRules{mustRules(t, `version: 1
+counters: [{name: by_number, on: [message], key: 'group.id + string(int(message.text))', window: 1m}]
+rules: [{name: many, on: message, if: 'counters.by_number > 5', verdict: block}]
+`)},
+		Store: memstore.New(memstore.Options{}), Audit: &lines{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
+	for range 3 {
+		e.Handle(context.Background(), msgEvent(t, "u", "PRIVATEWORD1 hello"))
+	}
+	if n := strings.Count(logs.String(), "a counter failed while it ran"); n != 1 {
+		t.Errorf("%d log lines about the failing counter, want 1 (one a minute):\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "invalid operation: int([value])") || strings.Contains(logs.String(), "PRIVATEWORD1") {
+		t.Errorf("the log line lacks the redacted reason or holds message text:\n%s", logs.String())
+	}
+}
