@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
+	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -93,5 +98,67 @@ func TestAConnectionIsClosedAfterA401(t *testing.T) {
 				t.Error("the server kept the connection open after the 401")
 			}
 		})
+	}
+}
+
+func TestA401WithABodyStillComingClosesAtOnce(t *testing.T) {
+	ts := newTestServer(t, handlerRules, []string{testToken})
+	_, cmd := readExample(t, "BeforeSendMsg")
+	rt := strconv.FormatInt(ts.now.Unix(), 10)
+	forged := "/callback?SdkAppid=1400000000&CallbackCommand=" + cmd + "&RequestTime=" + rt + "&Sign=" + tim.Sign("guess", rt)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Half of the body is sent, the rest never comes.
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: bot\r\nContent-Length: 1000\r\n\r\n%s", forged, strings.Repeat("x", 500)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("answer %v, %v; want 401", resp, err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if !closedByServer(t, conn, r) {
+		t.Error("the server kept the connection open, waiting for the rest of a refused body")
+	}
+}
+
+// slowDecider decides after wait and records whether the request's context
+// was still alive then.
+type slowDecider struct {
+	wait      time.Duration
+	cancelled chan bool
+}
+
+func (d *slowDecider) Handle(ctx context.Context, _ *policy.Event) policy.Outcome {
+	time.Sleep(d.wait)
+	d.cancelled <- ctx.Err() != nil
+	return policy.Outcome{Reply: tim.OK()}
+}
+
+func TestACallbackOutlivingTheReadTimeoutKeepsItsContext(t *testing.T) {
+	dec := &slowDecider{wait: 400 * time.Millisecond, cancelled: make(chan bool, 1)}
+	gin.SetMode(gin.ReleaseMode)
+	router := New(Config{CallbackPath: "/callback", SDKAppID: testAppID, MaxBodyBytes: 64 << 10, Deadline: 5 * time.Second},
+		Deps{Decider: dec})
+	srv := httptest.NewUnstartedServer(router)
+	// The request must arrive within 100ms; deciding may take longer.
+	srv.Config.ReadTimeout = 100 * time.Millisecond
+	srv.Config.ReadHeaderTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	body, cmd := readExample(t, "BeforeSendMsg")
+	resp, err := http.Post(srv.URL+"/callback?SdkAppid=1400000000&CallbackCommand="+cmd, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if <-dec.cancelled {
+		t.Error("the callback's context was cancelled when the read timeout passed after its body was read")
 	}
 }
