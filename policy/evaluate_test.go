@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -479,6 +480,14 @@ func TestFindURLs(t *testing.T) {
 		{"two hosts joined by a comma", "a.com,b.org", []string{"a.com", "b.org"}},
 		{"a subdomain", "go to mail.evil.co.uk now", []string{"mail.evil.co.uk"}},
 		{"a file name is no link", "open report.pdf and data.csv", nil},
+		{"labels of digits before the host", "1.1.evil.com", []string{"1.1.evil.com"}},
+		{"a version before the host, with a path", "1.2.3.evil.com/x", []string{"1.2.3.evil.com/x"}},
+		{"a label mixing letters and digits", "v1.2.evil.com/x", []string{"v1.2.evil.com/x"}},
+		{"two dots before the host", "x..evil.com/x", []string{"evil.com/x"}},
+		{"two dots inside dotted words before the host", "a.b..evil.com/x", []string{"evil.com/x"}},
+		{"a host after a host with two dots between", "a.com..evil.com", []string{"a.com", "evil.com"}},
+		{"a hyphen before the host", "-evil.com", []string{"evil.com"}},
+		{"a host ending in a dot", "see evil.com.", []string{"evil.com"}},
 		{"an empty message", "", nil},
 	}
 	for _, tt := range tests {
@@ -505,6 +514,8 @@ func FuzzFindURLs(f *testing.F) {
 	for _, s := range []string{
 		"see https://example.com/a?b=c, ok", "www.Example.org.", strings.Repeat("xy.zw ", 33) + "evil.com/x",
 		"看看example.com吧", "evil.com123", "a.-b.com", "..com", "http://", "www.", "x.y.z.", "-a.com", "a..com/x",
+		"1.1.evil.com", "1.2.3.evil.com/x", "v1.2.evil.com/x", "x..evil.com/x", "a.b..evil.com/x", "_https://evil.com/x",
+		"a.b.c.d.e.f.g.h", "x_y.com", "evil.com.zz", "a.commmmmmmmmmmmmmmmmmmmmmmmmmmmmm/x",
 	} {
 		f.Add(s)
 	}
@@ -526,6 +537,15 @@ func FuzzFindURLs(f *testing.F) {
 				t.Fatalf("FindURLs(%q): %q spans a separator", text, u)
 			}
 		}
+		// Every link the earlier finder (one regular expression, without
+		// its cap of 32 matches) found is found: its host is in a link.
+		if len(text) <= maxURLScanBytes {
+			for _, old := range regexpURLs(text) {
+				if !hostFoundIn(old, urls) {
+					t.Fatalf("FindURLs(%q) = %q misses %q, which the regular expression finds", text, urls, old)
+				}
+			}
+		}
 		// A link written after the text is found whatever precedes it.
 		if len(text) < 1000 && !strings.ContainsAny(text, "\x00") {
 			got := FindURLs(text + " evil.com/x")
@@ -534,6 +554,42 @@ func FuzzFindURLs(f *testing.F) {
 			}
 		}
 	})
+}
+
+// regexpURLPattern is the link pattern FindURLs replaced, kept to check
+// that FindURLs finds every link it found.
+var regexpURLPattern = regexp.MustCompile(`(?i)\b(?:(?:https?|ftp)://[^\s<>"'` + "`" + `]+|www\.[^\s<>"'` + "`" + `]+|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.(?:[a-z]{2,24})(?:/[^\s<>"'` + "`" + `]*)?)`)
+
+// regexpURLs is the earlier finder without its cap on matches.
+func regexpURLs(text string) []string {
+	var out []string
+	for _, m := range regexpURLPattern.FindAllString(text, -1) {
+		m = strings.TrimRight(m, ".,;:!?)]}'\"")
+		if !strings.Contains(m, "://") && !strings.HasPrefix(strings.ToLower(m), "www.") && !strings.Contains(m, "/") && !commonTLD(m) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// hostFoundIn reports whether one of urls holds link's host (what comes
+// before its path): the same place is linked.
+func hostFoundIn(link string, urls []string) bool {
+	host := link
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	if i := strings.IndexByte(host, '/'); i >= 0 {
+		host = host[:i]
+	}
+	host = strings.TrimRight(host, ".,;:!?)]}'\"")
+	for _, u := range urls {
+		if strings.Contains(strings.ToLower(u), strings.ToLower(host)) {
+			return true
+		}
+	}
+	return host == ""
 }
 
 func TestARejectedApplicantIsNotAdmitted(t *testing.T) {

@@ -47,7 +47,8 @@ func isLinkSeparator(r rune) bool {
 
 // appendLinks appends the links in tok, a piece of text without separators.
 // It reads tok from left to right, one run of host characters (letters,
-// digits, dots and hyphens) at a time.
+// digits, dots and hyphens) at a time; two dots in a row split a run into
+// segments, each read on its own (x..evil.com holds evil.com).
 func appendLinks(out []string, tok string) []string {
 	for i := 0; i < len(tok); {
 		if !isHostByte(tok[i]) || tok[i] == '.' || tok[i] == '-' {
@@ -61,53 +62,53 @@ func appendLinks(out []string, tok string) []string {
 		}
 		rest := tok[start:]
 		if hasPrefixFold(rest, "http://") || hasPrefixFold(rest, "https://") || hasPrefixFold(rest, "ftp://") ||
-			(hasPrefixFold(rest, "www.") && end-start > len("www.")) {
+			(hasPrefixFold(rest, "www.") && len(rest) > len("www.")) {
 			if link := trimLink(rest); link != "" {
 				out = append(out, link)
 			}
 			return out
 		}
-		host := hostPrefix(tok[start:end])
+		segment := tok[start:end]
+		if k := strings.Index(segment, ".."); k >= 0 {
+			segment = segment[:k]
+		}
+		// The host is the longest start of the segment that ends in a
+		// top-level domain: a later start within the segment would end at
+		// the same place, so the segment is done with either way.
+		i = start + len(segment)
+		host := hostPrefix(segment)
 		if host == "" {
-			i = end
 			continue
 		}
-		after := start + len(host)
-		if after < len(tok) && tok[after] == '/' {
+		if after := start + len(host); after < len(tok) && tok[after] == '/' {
 			return append(out, trimLink(rest))
 		}
 		if commonTLD(host) {
 			out = append(out, host)
 		}
-		i = after
 	}
 	return out
 }
 
-// hostPrefix returns the longest start of run that is a host: labels joined
-// by dots, the last one starting with at least two letters, of which it
-// keeps the letters (evil.com123 gives evil.com). It returns "" when run
-// has no such start.
-func hostPrefix(run string) string {
+// hostPrefix returns the longest start of segment (labels joined by single
+// dots) that is a host: two labels or more, the last starting with two
+// letters or more, of which it keeps the letters (evil.com123 gives
+// evil.com). Labels before the last may be anything (1.1.evil.com,
+// v1.2.evil.com). It returns "" when segment has no such start.
+func hostPrefix(segment string) string {
 	best := ""
 	labelStart := 0
-	for i := 0; i <= len(run); i++ {
-		if i < len(run) && run[i] != '.' {
+	for i := 0; i <= len(segment); i++ {
+		if i < len(segment) && segment[i] != '.' {
 			continue
-		}
-		if i == labelStart {
-			break // an empty label ends the host
 		}
 		if labelStart > 0 {
 			letters := labelStart
-			for letters < i && isASCIILetter(run[letters]) {
+			for letters < i && isASCIILetter(segment[letters]) {
 				letters++
 			}
 			if letters-labelStart >= 2 {
-				best = run[:letters]
-			}
-			if letters < i {
-				break // the top-level domain ended inside this label
+				best = segment[:letters]
 			}
 		}
 		labelStart = i + 1
@@ -120,11 +121,7 @@ func hostPrefix(run string) string {
 func trimLink(s string) string {
 	for s != "" {
 		r, size := utf8.DecodeLastRuneInString(s)
-		if r == utf8.RuneError && size <= 1 {
-			s = s[:len(s)-max(size, 1)]
-			continue
-		}
-		if strings.ContainsRune(".,;:!?)]}", r) || (r >= utf8.RuneSelf && (unicode.IsPunct(r) || unicode.IsSpace(r))) {
+		if strings.ContainsRune(".,;:!?)]}", r) || (r >= utf8.RuneSelf && r != utf8.RuneError && (unicode.IsPunct(r) || unicode.IsSpace(r))) {
 			s = s[:len(s)-size]
 			continue
 		}
