@@ -582,3 +582,27 @@ rules: [{name: many, on: message, if: 'counters.by_number > 5', verdict: block}]
 		t.Errorf("the log line lacks the redacted reason or holds message text:\n%s", logs.String())
 	}
 }
+
+func TestARedeliveredAfterCallbackCountsOnce(t *testing.T) {
+	h := newHarness(t, `version: 1
+counters: [{name: joins, on: [member_joined], key: group.id, window: 1h}]
+rules: [{name: raid, on: member_joined, if: 'counters.joins > 2', actions: [{mute_group: 15m}]}]
+`)
+	join := func(body string) audit.Record {
+		t.Helper()
+		cb, err := tim.DecodeCallback(tim.CmdAfterNewMemberJoin, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.send(t, NewEvent(cb, []byte(body), h.now))
+		return h.audit.last()
+	}
+	join(`{"GroupId":"g","Type":"Public","JoinType":"Apply","EventTime":1700000000001,"NewMemberList":[{"Member_Account":"ann"}]}`)
+	join(`{"EventTime":"1700000000001","NewMemberList":[{"Member_Account":"ann"}],"JoinType":"Apply","Type":"Public","GroupId":"g"}`)
+	if rec := join(`{"GroupId":"g","Type":"Public","JoinType":"Apply","EventTime":1700000000002,"NewMemberList":[{"Member_Account":"bob"}]}`); len(rec.Actions) != 0 {
+		t.Errorf("the second distinct join acted (%v): the redelivered first join was counted twice", rec.Actions)
+	}
+	if rec := join(`{"GroupId":"g","Type":"Public","JoinType":"Apply","EventTime":1700000000003,"NewMemberList":[{"Member_Account":"cid"}]}`); len(rec.Actions) != 1 {
+		t.Errorf("the third distinct join did not act (%v); the counter must read 3", rec.Actions)
+	}
+}

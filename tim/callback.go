@@ -235,6 +235,9 @@ func (t EventTime) MarshalJSON() ([]byte, error) {
 // bytes.
 func Identity(ev Event) (id []byte, ok bool) {
 	h := ev.Header()
+	if h.EventTime == 0 {
+		return nil, false
+	}
 	b := identityField(nil, h.CallbackCommand)
 	b = identityField(b, h.GroupID)
 	b = identityField(b, h.TopicID)
@@ -250,21 +253,12 @@ func Identity(ev Event) (id []byte, ok bool) {
 		b = identityField(b, e.MsgID)
 		return b, true
 	case *AfterNewMemberJoin:
-		if h.EventTime == 0 {
-			return nil, false
-		}
 		b = identityField(identityField(b, e.JoinType), e.Operator)
 		return identityMembers(b, e.NewMemberList), true
 	case *AfterMemberExit:
-		if h.EventTime == 0 {
-			return nil, false
-		}
 		b = identityField(identityField(b, e.ExitType), e.Operator)
 		return identityMembers(b, e.ExitMemberList), true
 	case *AfterGroupDestroyed:
-		if h.EventTime == 0 {
-			return nil, false
-		}
 		return identityField(identityField(b, e.Owner), e.Operator), true
 	}
 	return nil, false

@@ -27,6 +27,8 @@ func TestIdentityNamesAnAfterEventWhateverItsBytes(t *testing.T) {
 		{"a join without EventTime is not named", CmdAfterNewMemberJoin,
 			`{"GroupId":"g","JoinType":"Apply","NewMemberList":[{"Member_Account":"a"}]}`,
 			`{"GroupId":"g","JoinType":"Apply","NewMemberList":[{"Member_Account":"a"}]}`, false, false, false},
+		{"a message without EventTime is not named", CmdAfterSendMsg,
+			`{"GroupId":"g","From_Account":"eve","Random":7,"MsgSeq":10,"MsgBody":[]}`, `{"GroupId":"g","From_Account":"eve","Random":7,"MsgSeq":10,"MsgBody":[]}`, false, false, false},
 		{"a message without MsgSeq or Random is not named", CmdAfterSendMsg,
 			`{"GroupId":"g","From_Account":"eve","EventTime":1,"MsgBody":[]}`, `{"GroupId":"g","From_Account":"eve","EventTime":1,"MsgBody":[]}`, false, false, false},
 		{"a before callback is not named", CmdBeforeSendMsg, msg, msg, false, false, false},
