@@ -30,7 +30,9 @@ func FindURLs(text string) []string {
 	}
 	var out []string
 	for tok := range strings.FieldsFuncSeq(text, isLinkSeparator) {
-		out = appendLinks(out, tok)
+		if strings.ContainsAny(tok, "./") { // every link has a dot or a slash
+			out = appendLinks(out, tok)
+		}
 	}
 	return out
 }
