@@ -22,7 +22,7 @@ const maxURLScanBytes = 64 << 10
 //
 // Words with dots that are not links (e.g., xy.zw, 1.2.3, report.pdf) are
 // skipped as the text is read, so any number of them before a link does
-// not hide it. The work is one pass over the bytes read.
+// not hide it. The work is linear in the bytes read.
 func FindURLs(text string) []string {
 	text = text[:min(len(text), maxURLScanBytes)]
 	if !strings.ContainsAny(text, "./") {
