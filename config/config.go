@@ -39,6 +39,7 @@ type Config struct {
 	// records. Empty: the connection's peer address is used.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	Schedule       Schedule `yaml:"schedule"`
+	HTTP           HTTP     `yaml:"http"`
 
 	// File is the path the configuration was read from ("" when built in
 	// code). Relative paths in the file are resolved against its directory.
@@ -166,6 +167,49 @@ type Schedule struct {
 	CatchUp Duration `yaml:"catch_up"`
 }
 
+// HTTP bounds what clients may hold of the HTTP server: connections, and
+// how long a request may take to arrive and an idle connection may stay.
+type HTTP struct {
+	// MaxConnections is how many connections may be open at once; more
+	// wait until one closes.
+	MaxConnections int `yaml:"max_connections"`
+	// ReadTimeout bounds reading one request, headers and body; a
+	// connection that sends nothing is closed after it too.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection that has been idle this
+	// long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+func (h *HTTP) applyDefaults() {
+	if h.MaxConnections == 0 {
+		h.MaxConnections = DefaultMaxConnections
+	}
+	if h.ReadTimeout == 0 {
+		h.ReadTimeout = Duration(DefaultReadTimeout)
+	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+}
+
+func (h HTTP) validate() []yamlx.Problem {
+	var ps []yamlx.Problem
+	bad := func(key string, format string, args ...any) {
+		ps = append(ps, yamlx.Problem{Path: "http." + key, Reason: fmt.Sprintf(format, args...)})
+	}
+	if h.MaxConnections < 16 || h.MaxConnections > 1_000_000 {
+		bad("max_connections", "%d must be between 16 and 1000000", h.MaxConnections)
+	}
+	if d := h.ReadTimeout.D(); d < 100*time.Millisecond || d > time.Minute {
+		bad("read_timeout", "%s must be between 100ms and 1m", h.ReadTimeout)
+	}
+	if d := h.IdleTimeout.D(); d < time.Second || d > 10*time.Minute {
+		bad("idle_timeout", "%s must be between 1s and 10m", h.IdleTimeout)
+	}
+	return ps
+}
+
 // Log configures the operational log (standard error).
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -196,6 +240,11 @@ const (
 	DefaultReconcileEvery = 5 * time.Minute
 	// DefaultCatchUp is schedule.catch_up.
 	DefaultCatchUp = time.Hour
+	// DefaultMaxConnections, DefaultReadTimeout and DefaultIdleTimeout are
+	// the http: keys.
+	DefaultMaxConnections = 1024
+	DefaultReadTimeout    = 5 * time.Second
+	DefaultIdleTimeout    = 30 * time.Second
 )
 
 // reservedPaths are served by the bot itself and cannot be the callback path.
@@ -296,6 +345,7 @@ func (c *Config) applyDefaults() {
 	if c.Schedule.CatchUp == 0 {
 		c.Schedule.CatchUp = Duration(DefaultCatchUp)
 	}
+	c.HTTP.applyDefaults()
 }
 
 func (c *Config) validate() []yamlx.Problem {
@@ -375,6 +425,7 @@ func (c *Config) validate() []yamlx.Problem {
 	}
 	ps = append(ps, c.Executor.validate(c.Tencent.Timeout)...)
 	ps = append(ps, c.Schedule.validate()...)
+	ps = append(ps, c.HTTP.validate()...)
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "%s", err)
 	}

@@ -84,6 +84,9 @@ func TestTheExampleConfigLoads(t *testing.T) {
 		{"audit path", c.AuditPath(), ""},
 		{"REST enabled", c.Tencent.RESTEnabled(), true},
 		{"file", c.File, "../config.example.yaml"},
+		{"http.max_connections", c.HTTP.MaxConnections, 1024},
+		{"http.read_timeout", c.HTTP.ReadTimeout.D(), 5 * time.Second},
+		{"http.idle_timeout", c.HTTP.IdleTimeout.D(), 30 * time.Second},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -144,6 +147,9 @@ func TestParseAppliesDefaultsForAbsentKeys(t *testing.T) {
 		{"dry_run", c.DryRun, false},
 		{"REST enabled", c.Tencent.RESTEnabled(), false},
 		{"callback tokens", len(c.CallbackTokens()), 0},
+		{"http.max_connections", c.HTTP.MaxConnections, config.DefaultMaxConnections},
+		{"http.read_timeout", c.HTTP.ReadTimeout.D(), config.DefaultReadTimeout},
+		{"http.idle_timeout", c.HTTP.IdleTimeout.D(), config.DefaultIdleTimeout},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -189,6 +195,7 @@ store:
   timeout: 1s
 rules_file: /etc/timguard/rules.yaml
 log: {level: debug, format: text}
+http: {max_connections: 64, read_timeout: 2s, idle_timeout: 1m}
 `
 	c, err := config.Parse("c.yaml", []byte(src), noEnv)
 	if err != nil {
@@ -198,7 +205,8 @@ log: {level: debug, format: text}
 		c.Callback.MaxBodyBytes != 2048 || c.Callback.Deadline.D() != time.Second || c.Tencent.SDKAppID != 1400000001 ||
 		c.Tencent.APIBase != "http://localhost:8081" || c.Tencent.RateLimit != 100000 || c.Tencent.Timeout.D() != 2*time.Second ||
 		!c.DryRun || c.Store.KeyPrefix != "tg:" || c.Store.Timeout.D() != time.Second || c.RulesPath() != "/etc/timguard/rules.yaml" ||
-		c.Log.Level != "debug" || c.Log.Format != "text" {
+		c.Log.Level != "debug" || c.Log.Format != "text" ||
+		c.HTTP.MaxConnections != 64 || c.HTTP.ReadTimeout.D() != 2*time.Second || c.HTTP.IdleTimeout.D() != time.Minute {
 		t.Errorf("values were not kept: %+v", c)
 	}
 }
@@ -248,6 +256,12 @@ func TestParseRefusesBadValuesNamingKeyAndValue(t *testing.T) {
 		{"a key prefix with a closing brace", app + "store: {key_prefix: \"tg}:\"}", "store.key_prefix", `"tg}:" must not contain braces`},
 		{"an unknown log level", app + "log: {level: loud}", "log.level", `"loud" is not debug, info, warn or error`},
 		{"an unknown log format", app + "log: {format: xml}", "log.format", `"xml" must be json or text`},
+		{"too few connections", app + "http: {max_connections: 3}", "http.max_connections", "3 must be between 16 and 1000000"},
+		{"a negative connection limit", app + "http: {max_connections: -1}", "http.max_connections", "-1 must be between 16"},
+		{"a read timeout under 100ms", app + "http: {read_timeout: 50ms}", "http.read_timeout", "50ms must be between 100ms and 1m"},
+		{"a read timeout over a minute", app + "http: {read_timeout: 2m}", "http.read_timeout", "2m0s must be between 100ms and 1m"},
+		{"an idle timeout under a second", app + "http: {idle_timeout: 500ms}", "http.idle_timeout", "500ms must be between 1s and 10m"},
+		{"an idle timeout over ten minutes", app + "http: {idle_timeout: 1h}", "http.idle_timeout", "1h0m0s must be between 1s and 10m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

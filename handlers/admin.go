@@ -94,17 +94,17 @@ func (a *admin) auth(c *gin.Context) {
 		want = a.cfg.Token()
 	}
 	if want == "" {
-		jsonError(c, http.StatusUnauthorized, "admin_off", "the admin API is off: set admin.token")
+		unauthorized(c, "admin_off", "the admin API is off: set admin.token")
 		return
 	}
 	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	if !ok || got == "" {
-		jsonError(c, http.StatusUnauthorized, "missing_token", "Authorization: Bearer TOKEN is required")
+		unauthorized(c, "missing_token", "Authorization: Bearer TOKEN is required")
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		a.log.Warn("admin API call refused: wrong token", "client", c.ClientIP(), "path", c.FullPath())
-		jsonError(c, http.StatusUnauthorized, "bad_token", "the bearer token is wrong")
+		unauthorized(c, "bad_token", "the bearer token is wrong")
 		return
 	}
 	actor := strings.TrimSpace(c.GetHeader("X-Timguard-Actor"))

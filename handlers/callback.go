@@ -35,7 +35,7 @@ func (h *callbackHandler) serve(c *gin.Context) {
 		}
 		h.log.Warn("callback refused: authentication failed", "reason", code, "command", command, "client", c.ClientIP())
 		h.observe(command, http.StatusUnauthorized)
-		jsonError(c, http.StatusUnauthorized, code, err.Error())
+		unauthorized(c, code, err.Error())
 		return
 	}
 

@@ -116,6 +116,17 @@ func jsonError(c *gin.Context, status int, code, msg string) {
 	c.AbortWithStatusJSON(status, errorBody{Error: msg, Code: code})
 }
 
+// unauthorized answers 401 and closes the connection after the answer: a
+// caller without the token gets no keep-alive connection to hold. Its body
+// is never read, and net/http would otherwise wait for the rest of it
+// before closing; the read deadline set to now ends that wait. (A refused
+// request's context may be cancelled by it; nothing works for it.)
+func unauthorized(c *gin.Context, code, msg string) {
+	c.Header("Connection", "close")
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now())
+	jsonError(c, http.StatusUnauthorized, code, msg)
+}
+
 // recovery answers a panic with 500 and a JSON error, and logs the stack.
 func recovery(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {

@@ -52,6 +52,9 @@ type Observer interface {
 	Decided(command string, verdict rules.Verdict, latency time.Duration)
 	RuleMatched(rule string, shadow bool)
 	StoreError(op string)
+	// RuleFailed hears of a rule that failed while it ran (an expression
+	// error): the event was decided without it.
+	RuleFailed(rule string)
 }
 
 // FailMode says what to decide when the store cannot be read.
@@ -106,6 +109,16 @@ type Engine struct {
 
 	budgetMu     sync.Mutex
 	budgetWarned map[string]time.Time
+
+	failMu     sync.Mutex
+	failLogged map[string]*failLog // "rule NAME" or "counter NAME" -> its last log line
+}
+
+// failLog is when a failing rule or counter was last logged, and how often
+// it failed since.
+type failLog struct {
+	at     time.Time
+	missed int
 }
 
 // SetDryRun switches dry run on or off (a configuration reload).
@@ -125,7 +138,7 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}, failLogged: map[string]*failLog{}}
 	e.dryRun.Store(cfg.DryRun)
 	e.spool.max = maxSpooledActions
 	return e
@@ -237,7 +250,10 @@ func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event, env 
 			for _, cu := range plan.Counters {
 				key, counts, err := cu.Counter.KeyFor(env)
 				if err != nil {
-					e.log.Warn("counter failed", "counter", cu.Counter.Name, "event_id", ev.ID, "err", err)
+					if missed, ok := e.failureToLog("counter "+cu.Counter.Name, ev.Received); ok {
+						e.log.Warn("a counter failed while it ran; the event was not counted by it",
+							"counter", cu.Counter.Name, "err", rules.Redact(err), "event_id", ev.ID, "since_last", missed)
+					}
 					if key == "" {
 						continue
 					}
@@ -414,6 +430,8 @@ func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start tim
 		g := ev.Base.GroupID
 		switch {
 		case g == "":
+		case !e.roleChanged(ctx, ev):
+			// A name card changed: the roles the rules read did not.
 		case e.cfg.Roles != nil:
 			// Refresh, keeping the roles known until the new ones arrive.
 			e.cfg.Roles.RefreshRoles(g, ev.Base.GroupType, true)
@@ -431,6 +449,31 @@ func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start tim
 		}
 	}
 	e.audit(ev, set, start, "not_evaluated", "")
+}
+
+// roleChanged reports whether a member-field or owner change may have
+// changed the group's roles. A member-field change without Role changed
+// something else (the name card); one whose Role is the role already cached
+// changed nothing the rules read. Every other case, a failed read of the
+// cache among them, counts as a change.
+func (e *Engine) roleChanged(ctx context.Context, ev *Event) bool {
+	fc, ok := ev.Callback.(*tim.AfterMemberFieldChanged)
+	if !ok {
+		return true
+	}
+	if fc.Role == "" {
+		return false
+	}
+	if fc.Member == "" {
+		return true
+	}
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
+	defer cancel()
+	res, err := e.cfg.Store.Enrich(sctx, store.EnrichRequest{Now: ev.Received, RoleGroup: fc.GroupID, RoleUsers: []string{fc.Member}})
+	if err != nil || !res.RolesCached || len(res.Roles) != 1 {
+		return true
+	}
+	return !strings.EqualFold(res.Roles[0], fc.Role)
 }
 
 // finish commits what the decisions imply (strikes, actions, budget use and
@@ -493,6 +536,11 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 }
 
 func (e *Engine) observe(ev *Event, out Outcome, start time.Time) {
+	for _, d := range out.Decisions {
+		for _, f := range d.failures {
+			e.ruleFailed(ev, f)
+		}
+	}
 	if e.cfg.Observer == nil {
 		return
 	}
@@ -560,6 +608,42 @@ func (e *Engine) commitRequest(set *rules.Set, ev *Event, out Outcome) store.Com
 		req.Touch = append(req.Touch, store.CounterTouch{Key: key, Window: r.Budget.Per, Add: n})
 	}
 	return req
+}
+
+// ruleFailed counts a rule that failed while it ran and logs it: a rule
+// whose expression fails on real events does nothing, and the audit
+// record's error field alone is easy to miss.
+func (e *Engine) ruleFailed(ev *Event, f ruleFailure) {
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.RuleFailed(f.rule)
+	}
+	if missed, ok := e.failureToLog("rule "+f.rule, ev.Received); ok {
+		e.log.Warn("a rule failed while it ran; the event was decided without it",
+			"rule", f.rule, "err", f.reason, "event_id", ev.ID, "command", ev.Command, "since_last", missed)
+	}
+}
+
+// failureToLog reports whether the failure of what (a rule or a counter)
+// is to be logged now: at most once a minute each, saying how often it
+// failed in between. Reasons are redacted: the log holds no message text.
+func (e *Engine) failureToLog(what string, now time.Time) (missed int, ok bool) {
+	e.failMu.Lock()
+	defer e.failMu.Unlock()
+	last, seen := e.failLogged[what]
+	if seen && now.Sub(last.at) < time.Minute {
+		last.missed++
+		return 0, false
+	}
+	if seen {
+		missed = last.missed
+	}
+	e.failLogged[what] = &failLog{at: now}
+	for k, l := range e.failLogged {
+		if now.Sub(l.at) > time.Hour {
+			delete(e.failLogged, k)
+		}
+	}
+	return missed, true
 }
 
 // warnBudget logs, at most once a minute per rule and group, that a rule

@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -272,7 +274,7 @@ func TestEngineOtherCallbacks(t *testing.T) {
 	fs := &failingStore{}
 	l := &lines{}
 	e := New(Config{Rules: fixedRules{set}, Store: fs, Audit: l})
-	ev := eventFrom(t, tim.CmdAfterMemberFieldChanged, map[string]any{"GroupId": "@TGS#x"})
+	ev := eventFrom(t, tim.CmdAfterMemberFieldChanged, map[string]any{"GroupId": "@TGS#x", "Member_Account": "m", "Role": "Admin"})
 	if out := e.Handle(context.Background(), ev); !out.Reply.IsPlainOK() {
 		t.Errorf("reply %+v, want plain OK", out.Reply)
 	}
@@ -352,12 +354,258 @@ func TestTheOwnerIsExemptEvenOnTheGroupsFirstEvent(t *testing.T) {
 }
 
 func TestRuleErrorsInTheAuditLogHoldNoMessageText(t *testing.T) {
+	const text = "PRIVATEWORD1 secretword(x 4111 see evil.com/zz -5s"
+	tests := []struct {
+		name, cond string
+		// keep is what the error must still say: the rule and expr's reason.
+		keep string
+	}{
+		{"the whole text", "int(message.text) > 3", "invalid operation: int("},
+		{"one word of the text", `int(split(message.text, " ")[0]) > 0`, "invalid operation: int("},
+		{"a word in capitals", `int(upper(split(message.text, " ")[1])) > 0`, "invalid operation: int("},
+		{"a link", "int(message.urls[0]) > 0", "invalid operation: int("},
+		{"a duration", `duration(split(message.text, " ")[5]) < duration("1s") && int(split(message.text, " ")[5]) > 0`, "invalid operation: int("},
+		{"a quoted value", `duration(message.text) > duration("1s")`, "time: invalid duration"},
+		{"a date", "date(message.text) > now", "invalid date"},
+		{"a time zone", "timezone(message.text) == nil", "unknown time zone"},
+		{"a regular expression", `"x" matches message.text`, "error parsing regexp"},
+		{"a JSON character", "len(fromJSON(message.text)) > 0", "invalid character"},
+		{"a number", `split(message.text, " ")[int(split(message.text, " ")[2])] == "a"`, "index out of range:"},
+		{"a length", `split(message.text, " ")[9] == "a"`, "index out of range: 9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, "version: 1\nrules: [{name: numeric, on: message, if: '"+tt.cond+"', verdict: block}]\n")
+			h.send(t, msgEvent(t, "u", text))
+			rec := h.audit.last()
+			if !strings.Contains(rec.Error, "rule numeric") || !strings.Contains(rec.Error, tt.keep) {
+				t.Errorf("error %q; want the rule named and %q", rec.Error, tt.keep)
+			}
+			for _, word := range []string{"PRIVATEWORD", "secretword", "4111", "evil", "zz", "-5s", "see", "'P'", "array length is 6"} {
+				if strings.Contains(rec.Error, word) || strings.Contains(strings.ToLower(rec.Error), strings.ToLower(word)) {
+					t.Errorf("error %q holds %q from the message", rec.Error, word)
+				}
+			}
+		})
+	}
+}
+
+func TestEngineDedupesAnAfterCallbackByItsIdentityNotItsBytes(t *testing.T) {
 	h := newHarness(t, `version: 1
-rules: [{name: numeric, on: message, if: 'int(message.text) > 3', verdict: block}]
+rules:
+  - {name: sent, on: message_sent, if: 'message.text contains "spam"', actions: [{mute: 10m}, {warn: "no spam"}]}
+  - {name: wave, on: member_joined, if: 'true', actions: [{warn: "welcome"}]}
 `)
-	h.send(t, msgEvent(t, "u", "my card number is 4111 1111"))
-	rec := h.audit.last()
-	if !strings.Contains(rec.Error, "rule numeric") || strings.Contains(rec.Error, "4111") {
-		t.Errorf("error %q; want the rule named and no message text", rec.Error)
+	send := func(cmd, body string) audit.Record {
+		t.Helper()
+		cb, err := tim.DecodeCallback(cmd, []byte(body))
+		if err != nil {
+			t.Fatalf("decode %s: %v", body, err)
+		}
+		h.send(t, NewEvent(cb, []byte(body), h.now))
+		return h.audit.last()
+	}
+	const sent = `{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#g1","Type":"Public","From_Account":"eve","Random":77,"MsgSeq":501,"MsgTime":1700000000,"EventTime":1700000000123,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"spam"}}]}`
+	const joined = `{"CallbackCommand":"Group.CallbackAfterNewMemberJoin","GroupId":"@TGS#g1","Type":"Public","JoinType":"Apply","Operator_Account":"ann","EventTime":1700000000200,"NewMemberList":[{"Member_Account":"ann"},{"Member_Account":"bob"}]}`
+	if rec := send(tim.CmdAfterSendMsg, sent); rec.Result != "" || len(rec.Actions) != 2 {
+		t.Fatalf("first delivery: %+v; want a mute and a warning", rec)
+	}
+	if rec := send(tim.CmdAfterNewMemberJoin, joined); rec.Result != "" || len(rec.Actions) != 1 {
+		t.Fatalf("first join delivery: %+v; want a welcome", rec)
+	}
+	again := []struct {
+		name, cmd, body string
+	}{
+		{"the same bytes", tim.CmdAfterSendMsg, sent},
+		{"keys in another order, with spaces", tim.CmdAfterSendMsg, `{ "MsgBody": [ {"MsgContent": {"Text": "spam"}, "MsgType": "TIMTextElem"} ], "EventTime": 1700000000123, "MsgTime": 1700000000, "MsgSeq": 501, "Random": 77, "From_Account": "eve", "Type": "Public", "GroupId": "@TGS#g1", "CallbackCommand": "Group.CallbackAfterSendMsg" }`},
+		{"EventTime as a string and the text escaped", tim.CmdAfterSendMsg, `{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#g1","Type":"Public","From_Account":"eve","Random":77,"MsgSeq":501,"MsgTime":1700000000,"EventTime":"1700000000123","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"\u0073pam"}}]}`},
+		{"a join with its members in another order", tim.CmdAfterNewMemberJoin, `{"NewMemberList":[{"Member_Account":"bob"},{"Member_Account":"ann"}],"EventTime":"1700000000200","Operator_Account":"ann","JoinType":"Apply","Type":"Public","GroupId":"@TGS#g1","CallbackCommand":"Group.CallbackAfterNewMemberJoin"}`},
+	}
+	for _, tc := range again {
+		t.Run(tc.name+" is a duplicate", func(t *testing.T) {
+			if rec := send(tc.cmd, tc.body); rec.Result != audit.ResultDup {
+				t.Errorf("redelivery result %q (actions %v), want duplicate", rec.Result, rec.Actions)
+			}
+		})
+	}
+	pending, err := h.store.Pending(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, a := range pending {
+		kinds = append(kinds, string(a.Kind)+" "+a.User)
+	}
+	slices.Sort(kinds)
+	if want := []string{"mute eve", "warn ann", "warn bob", "warn eve"}; !slices.Equal(kinds, want) {
+		t.Errorf("outbox %q, want each action once: %q", kinds, want)
+	}
+	t.Run("another message of the same sender is not a duplicate", func(t *testing.T) {
+		next := strings.Replace(sent, `"MsgSeq":501`, `"MsgSeq":502`, 1)
+		if rec := send(tim.CmdAfterSendMsg, next); rec.Result != "" || len(rec.Actions) != 2 {
+			t.Errorf("the next message: %+v; want it decided", rec)
+		}
+	})
+}
+
+func TestAMemberFieldChangeLooksRolesUpOnlyWhenTheRoleChanged(t *testing.T) {
+	const group = "@TGS#g1"
+	changed := func(fields map[string]any) *Event {
+		body := map[string]any{"GroupId": group, "Type": "Public", "Operator_Account": "olga", "Member_Account": "mia", "EventTime": 1700000000000}
+		for k, v := range fields {
+			body[k] = v
+		}
+		return eventFrom(t, tim.CmdAfterMemberFieldChanged, body)
+	}
+	tests := []struct {
+		name    string
+		cached  map[string]string // nil: the group's roles are not cached
+		fields  map[string]any
+		refresh bool
+	}{
+		{"a new name card alone", map[string]string{"olga": "owner"}, map[string]any{"NameCard": "Mia the Great"}, false},
+		{"a new name card with no roles cached", nil, map[string]any{"NameCard": "Mia"}, false},
+		{"a member made admin", map[string]string{"olga": "owner"}, map[string]any{"Role": "Admin"}, true},
+		{"an admin made member", map[string]string{"olga": "owner", "mia": "admin"}, map[string]any{"Role": "Member"}, true},
+		{"a role given that the cache already has", map[string]string{"olga": "owner", "mia": "admin"}, map[string]any{"Role": "Admin", "NameCard": "Mia"}, false},
+		{"a member's role given as member, as known", map[string]string{"olga": "owner"}, map[string]any{"Role": "Member", "NameCard": "Mia"}, false},
+		{"a role given with no roles cached", nil, map[string]any{"Role": "Member"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, engineRules)
+			if tt.cached != nil {
+				if err := h.store.SetRoles(context.Background(), group, tt.cached, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.send(t, changed(tt.fields))
+			if got := len(h.filler.refreshed) > 0; got != tt.refresh {
+				t.Errorf("roles refreshed: %v, want %v", got, tt.refresh)
+			}
+			if rec := h.audit.last(); rec.Result != "not_evaluated" || rec.Command != tim.CmdAfterMemberFieldChanged {
+				t.Errorf("record %+v; want not_evaluated with the command", rec)
+			}
+		})
+	}
+	t.Run("300 name card changes cost no role lookup", func(t *testing.T) {
+		h := newHarness(t, engineRules)
+		for i := range 300 {
+			h.send(t, changed(map[string]any{"NameCard": fmt.Sprintf("name %d", i), "EventTime": 1700000000000 + i}))
+		}
+		if len(h.filler.refreshed) != 0 || len(h.filler.groups) != 0 {
+			t.Errorf("%d refreshes and %d fills for name card changes, want none", len(h.filler.refreshed), len(h.filler.groups))
+		}
+	})
+}
+
+// countingObserver records what the engine reports.
+type countingObserver struct {
+	mu     sync.Mutex
+	failed []string
+}
+
+func (o *countingObserver) Decided(string, rules.Verdict, time.Duration) {}
+func (o *countingObserver) RuleMatched(string, bool)                     {}
+func (o *countingObserver) StoreError(string)                            {}
+func (o *countingObserver) RuleFailed(rule string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failed = append(o.failed, rule)
+}
+
+func TestARuleThatFailsWhileItRunsIsCountedAndLogged(t *testing.T) {
+	var logs bytes.Buffer
+	obs := &countingObserver{}
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	e := New(Config{
+		Rules: fixedRules{mustRules(t, `version: 1
+rules:
+  - {name: numeric, on: message, if: 'int(message.text) > 3', verdict: block}
+  - {name: slow, on: message, if: 'true', actions: [{mute: 'duration(message.text)'}]}
+`)},
+		Store: memstore.New(memstore.Options{}), Audit: &lines{}, Observer: obs,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: func() time.Time { return now },
+	})
+	send := func(text string) {
+		ev := msgEvent(t, "u", text)
+		ev.Received, ev.Base.Now = now, now
+		e.Handle(context.Background(), ev)
+	}
+	for i := range 3 {
+		send(fmt.Sprintf("SECRET%d words", i))
+	}
+	if want := []string{"numeric", "slow", "numeric", "slow", "numeric", "slow"}; !slices.Equal(obs.failed, want) {
+		t.Errorf("rule failures reported %q, want %q", obs.failed, want)
+	}
+	failures := func() []map[string]any {
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "a rule failed while it ran; the event was decided without it" {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	got := failures()
+	if len(got) != 2 || got[0]["rule"] != "numeric" || got[1]["rule"] != "slow" {
+		t.Fatalf("log lines %v; want one line per failing rule in the first minute", got)
+	}
+	if !strings.Contains(fmt.Sprint(got[0]["err"]), "invalid operation: int(") || got[0]["event_id"] == "" {
+		t.Errorf("log line %v; want the reason and the event id", got[0])
+	}
+	if strings.Contains(logs.String(), "SECRET") {
+		t.Errorf("the log holds message text:\n%s", logs.String())
+	}
+	now = now.Add(time.Minute)
+	send("SECRET3 words")
+	got = failures()
+	if len(got) != 4 || got[2]["rule"] != "numeric" || got[2]["since_last"] != float64(2) {
+		t.Errorf("log lines after a minute %v; want a line per rule again, counting the 2 failures not logged", got)
+	}
+}
+
+func TestACounterThatFailsIsLoggedWithoutMessageText(t *testing.T) {
+	var logs bytes.Buffer
+	e := New(Config{
+		Rules: fixedRules{mustRules(t, `version: 1
+counters: [{name: by_number, on: [message], key: 'group.id + string(int(message.text))', window: 1m}]
+rules: [{name: many, on: message, if: 'counters.by_number > 5', verdict: block}]
+`)},
+		Store: memstore.New(memstore.Options{}), Audit: &lines{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
+	for range 3 {
+		e.Handle(context.Background(), msgEvent(t, "u", "PRIVATEWORD1 hello"))
+	}
+	if n := strings.Count(logs.String(), "a counter failed while it ran"); n != 1 {
+		t.Errorf("%d log lines about the failing counter, want 1 (one a minute):\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "invalid operation: int([value])") || strings.Contains(logs.String(), "PRIVATEWORD1") {
+		t.Errorf("the log line lacks the redacted reason or holds message text:\n%s", logs.String())
+	}
+}
+
+func TestARedeliveredAfterCallbackCountsOnce(t *testing.T) {
+	h := newHarness(t, `version: 1
+counters: [{name: joins, on: [member_joined], key: group.id, window: 1h}]
+rules: [{name: raid, on: member_joined, if: 'counters.joins > 2', actions: [{mute_group: 15m}]}]
+`)
+	join := func(body string) audit.Record {
+		t.Helper()
+		cb, err := tim.DecodeCallback(tim.CmdAfterNewMemberJoin, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.send(t, NewEvent(cb, []byte(body), h.now))
+		return h.audit.last()
+	}
+	join(`{"GroupId":"g","Type":"Public","JoinType":"Apply","EventTime":1700000000001,"NewMemberList":[{"Member_Account":"ann"}]}`)
+	join(`{"EventTime":"1700000000001","NewMemberList":[{"Member_Account":"ann"}],"JoinType":"Apply","Type":"Public","GroupId":"g"}`)
+	if rec := join(`{"GroupId":"g","Type":"Public","JoinType":"Apply","EventTime":1700000000002,"NewMemberList":[{"Member_Account":"bob"}]}`); len(rec.Actions) != 0 {
+		t.Errorf("the second distinct join acted (%v): the redelivered first join was counted twice", rec.Actions)
+	}
+	if rec := join(`{"GroupId":"g","Type":"Public","JoinType":"Apply","EventTime":1700000000003,"NewMemberList":[{"Member_Account":"cid"}]}`); len(rec.Actions) != 1 {
+		t.Errorf("the third distinct join did not act (%v); the counter must read 3", rec.Actions)
 	}
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +54,9 @@ type Decision struct {
 	Trace        []Step          `json:"trace,omitempty"`
 	RulesVersion string          `json:"rules_version"`
 	Errors       []string        `json:"errors,omitempty"`
+	// failures are the rules that failed while they ran, for the metric
+	// and the log line the engine writes about them.
+	failures []ruleFailure
 	// Budget names rules that were switched to shadow because their
 	// budget for this group was spent.
 	Budget []string `json:"budget_exceeded,omitempty"`
@@ -169,8 +171,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 		}
 		matched, err := r.Match(env)
 		if err != nil {
-			d.Errors = append(d.Errors, fmt.Sprintf("rule %s: %v", r.Name, err))
-			d.Trace = append(d.Trace, Step{Rule: r.Name, Error: err.Error()})
+			d.addError(r, err, true)
 			continue
 		}
 		if !matched {
@@ -179,7 +180,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 			}
 			continue
 		}
-		actions := resolveActions(r, env, &d)
+		actions := resolveActions(r, env, &d, opts.Trace)
 		shadow := r.Shadow || opts.DryRun
 		if !shadow && r.Budget != nil && len(actions) > 0 {
 			if budgets[r.Name]+len(actions) > r.Budget.Actions {
@@ -229,7 +230,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 			}
 			next, err := r.Rewrite.Apply(env, body)
 			if err != nil {
-				d.Errors = append(d.Errors, fmt.Sprintf("rule %s: %v", r.Name, err))
+				d.addError(r, err, opts.Trace)
 				continue
 			}
 			body = next
@@ -254,7 +255,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 	return d
 }
 
-func resolveActions(r *rules.Rule, env *rules.Env, d *Decision) []PlannedAction {
+func resolveActions(r *rules.Rule, env *rules.Env, d *Decision, trace bool) []PlannedAction {
 	if len(r.Actions) == 0 {
 		return nil
 	}
@@ -262,12 +263,29 @@ func resolveActions(r *rules.Rule, env *rules.Env, d *Decision) []PlannedAction 
 	for _, a := range r.Actions {
 		res, err := a.Resolve(env)
 		if err != nil {
-			d.Errors = append(d.Errors, fmt.Sprintf("rule %s: %v", r.Name, err))
+			d.addError(r, err, trace)
 			continue
 		}
 		out = append(out, PlannedAction{Resolved: res, Rule: r.Name, Roles: r.AppliesToRoles()})
 	}
 	return out
+}
+
+// ruleFailure is one rule that failed while it ran, with its redacted
+// reason.
+type ruleFailure struct{ rule, reason string }
+
+// addError records that rule r failed while it ran. Errors holds the reason
+// without the values involved (it reaches the audit log, which holds no
+// message text); with trace, a step of the trace keeps the whole reason for
+// the person testing the rule.
+func (d *Decision) addError(r *rules.Rule, err error, trace bool) {
+	redacted := rules.Redact(err)
+	d.Errors = append(d.Errors, "rule "+r.Name+": "+redacted)
+	d.failures = append(d.failures, ruleFailure{rule: r.Name, reason: redacted})
+	if trace {
+		d.Trace = append(d.Trace, Step{Rule: r.Name, Error: err.Error()})
+	}
 }
 
 // mergeActions folds actions of several rules on one subject into what will

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -456,22 +457,139 @@ rules:
 
 func TestFindURLs(t *testing.T) {
 	tests := []struct {
+		name string
 		text string
 		want []string
 	}{
-		{"see https://example.com/a?b=c, ok", []string{"https://example.com/a?b=c"}},
-		{"join t.me/freecoins now", []string{"t.me/freecoins"}},
-		{"www.Example.org.", []string{"www.Example.org"}},
-		{"visit bit.ly", []string{"bit.ly"}},
-		{"e.g. this is fine", nil},
-		{"version 1.2.3 is out", nil},
-		{"no links here", nil},
+		{"a link with a scheme keeps its query and loses the comma", "see https://example.com/a?b=c, ok", []string{"https://example.com/a?b=c"}},
+		{"a bare domain with a path", "join t.me/freecoins now", []string{"t.me/freecoins"}},
+		{"a www link loses its full stop", "www.Example.org.", []string{"www.Example.org"}},
+		{"a bare domain with a common top-level domain", "visit bit.ly", []string{"bit.ly"}},
+		{"an abbreviation is no link", "e.g. this is fine", nil},
+		{"a version number is no link", "version 1.2.3 is out", nil},
+		{"plain words", "no links here", nil},
+		{"32 dotted words do not hide the link after them", strings.Repeat("xy.zw ", 32) + "evil.com/x", []string{"evil.com/x"}},
+		{"a thousand dotted words do not hide the link after them", strings.Repeat("ab.cd ", 1000) + "see evil.com", []string{"evil.com"}},
+		{"every link of many is found", strings.Repeat("a.com ", 40), slices.Repeat([]string{"a.com"}, 40)},
+		{"dotted words glued together do not hide a link", strings.Repeat("xy.zw,", 50) + "t.me/x", []string{"t.me/x"}},
+		{"links beside Chinese text", "看看example.com吧，还有https://t.cn/abc。", []string{"example.com", "https://t.cn/abc"}},
+		{"a link in angle brackets and quotes", `<http://a.io/x> "www.b.org"`, []string{"http://a.io/x", "www.b.org"}},
+		{"a scheme in capitals", "HTTPS://EVIL.COM/X", []string{"HTTPS://EVIL.COM/X"}},
+		{"a host followed by digits ends at its top-level domain", "evil.com123", []string{"evil.com"}},
+		{"an underscore before a host does not hide it", "x_evil.com", []string{"evil.com"}},
+		{"two hosts joined by a comma", "a.com,b.org", []string{"a.com", "b.org"}},
+		{"a subdomain", "go to mail.evil.co.uk now", []string{"mail.evil.co.uk"}},
+		{"a file name is no link", "open report.pdf and data.csv", nil},
+		{"labels of digits before the host", "1.1.evil.com", []string{"1.1.evil.com"}},
+		{"a version before the host, with a path", "1.2.3.evil.com/x", []string{"1.2.3.evil.com/x"}},
+		{"a label mixing letters and digits", "v1.2.evil.com/x", []string{"v1.2.evil.com/x"}},
+		{"two dots before the host", "x..evil.com/x", []string{"evil.com/x"}},
+		{"two dots inside dotted words before the host", "a.b..evil.com/x", []string{"evil.com/x"}},
+		{"a host after a host with two dots between", "a.com..evil.com", []string{"a.com", "evil.com"}},
+		{"a hyphen before the host", "-evil.com", []string{"evil.com"}},
+		{"a host ending in a dot", "see evil.com.", []string{"evil.com"}},
+		{"an empty message", "", nil},
 	}
 	for _, tt := range tests {
-		if got := FindURLs(tt.text); !slices.Equal(got, tt.want) {
-			t.Errorf("FindURLs(%q) = %v, want %v", tt.text, got, tt.want)
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FindURLs(tt.text); !slices.Equal(got, tt.want) {
+				t.Errorf("FindURLs(%q) = %q, want %q", tt.text, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFindURLsReadsABoundedPrefix(t *testing.T) {
+	filler := strings.Repeat("ab.cd ", maxURLScanBytes/6+1)
+	if got := FindURLs(filler + "evil.com"); len(got) != 0 {
+		t.Errorf("a link after %d bytes was found (%q); the scan must stop at %d bytes", len(filler), got, maxURLScanBytes)
+	}
+	within := strings.Repeat("ab.cd ", (maxURLScanBytes-100)/6) + "evil.com"
+	if got := FindURLs(within); !slices.Equal(got, []string{"evil.com"}) {
+		t.Errorf("a link ending inside the first %d bytes: found %q, want evil.com", maxURLScanBytes, got)
+	}
+}
+
+func FuzzFindURLs(f *testing.F) {
+	for _, s := range []string{
+		"see https://example.com/a?b=c, ok", "www.Example.org.", strings.Repeat("xy.zw ", 33) + "evil.com/x",
+		"看看example.com吧", "evil.com123", "a.-b.com", "..com", "http://", "www.", "x.y.z.", "-a.com", "a..com/x",
+		"1.1.evil.com", "1.2.3.evil.com/x", "v1.2.evil.com/x", "x..evil.com/x", "a.b..evil.com/x", "_https://evil.com/x",
+		"a.b.c.d.e.f.g.h", "x_y.com", "evil.com.zz", "a.commmmmmmmmmmmmmmmmmmmmmmmmmmmmm/x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		urls := FindURLs(text)
+		scanned := text[:min(len(text), maxURLScanBytes)]
+		at := 0
+		for _, u := range urls {
+			if u == "" {
+				t.Fatalf("FindURLs(%q) returned an empty link", text)
+			}
+			// Links come in order, each a piece of the text read.
+			i := strings.Index(scanned[at:], u)
+			if i < 0 {
+				t.Fatalf("FindURLs(%q): %q is not in the text after the previous link", text, u)
+			}
+			at += i + len(u)
+			if strings.ContainsAny(u, " \t\n<>\"`") {
+				t.Fatalf("FindURLs(%q): %q spans a separator", text, u)
+			}
+		}
+		// Every link the earlier finder (one regular expression, without
+		// its cap of 32 matches) found is found: its host is in a link.
+		if len(text) <= maxURLScanBytes {
+			for _, old := range regexpURLs(text) {
+				if !hostFoundIn(old, urls) {
+					t.Fatalf("FindURLs(%q) = %q misses %q, which the regular expression finds", text, urls, old)
+				}
+			}
+		}
+		// A link written after the text is found whatever precedes it.
+		if len(text) < 1000 && !strings.ContainsAny(text, "\x00") {
+			got := FindURLs(text + " evil.com/x")
+			if len(got) == 0 || got[len(got)-1] != "evil.com/x" {
+				t.Fatalf("FindURLs(%q + \" evil.com/x\") = %q: the link at the end was not found", text, got)
+			}
+		}
+	})
+}
+
+// regexpURLPattern is the link pattern FindURLs replaced, kept to check
+// that FindURLs finds every link it found.
+var regexpURLPattern = regexp.MustCompile(`(?i)\b(?:(?:https?|ftp)://[^\s<>"'` + "`" + `]+|www\.[^\s<>"'` + "`" + `]+|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.(?:[a-z]{2,24})(?:/[^\s<>"'` + "`" + `]*)?)`)
+
+// regexpURLs is the earlier finder without its cap on matches.
+func regexpURLs(text string) []string {
+	var out []string
+	for _, m := range regexpURLPattern.FindAllString(text, -1) {
+		m = strings.TrimRight(m, ".,;:!?)]}'\"")
+		if !strings.Contains(m, "://") && !strings.HasPrefix(strings.ToLower(m), "www.") && !strings.Contains(m, "/") && !commonTLD(m) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// hostFoundIn reports whether one of urls holds link's host (what comes
+// before its path): the same place is linked.
+func hostFoundIn(link string, urls []string) bool {
+	host := link
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	if i := strings.IndexByte(host, '/'); i >= 0 {
+		host = host[:i]
+	}
+	host = strings.TrimRight(host, ".,;:!?)]}'\"")
+	for _, u := range urls {
+		if strings.Contains(strings.ToLower(u), strings.ToLower(host)) {
+			return true
 		}
 	}
+	return host == ""
 }
 
 func TestARejectedApplicantIsNotAdmitted(t *testing.T) {

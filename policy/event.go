@@ -7,7 +7,6 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"regexp"
 	"strings"
 	"time"
 
@@ -38,7 +37,8 @@ type Event struct {
 	urlsFound bool
 }
 
-// EventID hashes a callback's command and body.
+// EventID hashes a callback's command and body (or, for an "after"
+// callback, what names the event: tim.Identity).
 func EventID(command string, body []byte) string {
 	h := sha256.New()
 	h.Write([]byte(command))
@@ -52,8 +52,14 @@ func EventID(command string, body []byte) string {
 // the event ID); now is when it arrived.
 func NewEvent(cb tim.Event, body []byte, now time.Time) *Event {
 	h := cb.Header()
+	// An "after" callback delivered twice, even in other bytes, keeps its
+	// ID: the dedupe mark and the IDs of its actions follow from it.
+	named := body
+	if id, ok := tim.Identity(cb); ok {
+		named = id
+	}
 	ev := &Event{
-		ID:       EventID(h.CallbackCommand, body),
+		ID:       EventID(h.CallbackCommand, named),
 		Command:  h.CallbackCommand,
 		Callback: cb,
 		Received: now,
@@ -131,38 +137,4 @@ func accounts(ms []tim.Member) []string {
 		}
 	}
 	return out
-}
-
-// urlPattern finds links with a scheme, www. links and bare domains with a
-// path or a common top-level domain (t.me/x, bit.ly/y, example.com).
-var urlPattern = regexp.MustCompile(`(?i)\b(?:(?:https?|ftp)://[^\s<>"'` + "`" + `]+|www\.[^\s<>"'` + "`" + `]+|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.(?:[a-z]{2,24})(?:/[^\s<>"'` + "`" + `]*)?)`)
-
-// FindURLs returns the links in text, as written, without trailing
-// punctuation. Bare words with a dot count only when they have a path or
-// end in a top-level domain people use for links.
-func FindURLs(text string) []string {
-	if !strings.ContainsAny(text, "./") {
-		return nil
-	}
-	var out []string
-	for _, m := range urlPattern.FindAllString(text, 32) {
-		m = strings.TrimRight(m, ".,;:!?)]}'\"")
-		if !strings.Contains(m, "://") && !strings.HasPrefix(strings.ToLower(m), "www.") && !strings.Contains(m, "/") && !commonTLD(m) {
-			continue
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func commonTLD(host string) bool {
-	i := strings.LastIndexByte(host, '.')
-	if i < 0 {
-		return false
-	}
-	switch strings.ToLower(host[i+1:]) {
-	case "com", "net", "org", "io", "me", "ly", "gg", "cn", "ru", "co", "xyz", "top", "app", "dev", "info", "biz", "link", "site", "online", "club", "vip", "cc", "tv", "to", "in", "us", "uk", "de", "jp", "kr", "hk", "tw", "sg":
-		return true
-	}
-	return false
 }

@@ -345,6 +345,9 @@ func (e *compileEnv) compile(src string, opts ...expr.Option) (*program, []strin
 	if err != nil {
 		return nil, []string{exprReason(err)}
 	}
+	if problems := literalProblems(src); len(problems) > 0 {
+		return nil, problems
+	}
 	return &program{src: src, prog: prog, use: p.use}, nil
 }
 

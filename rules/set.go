@@ -253,7 +253,8 @@ func (a *Action) Resolve(e *Env) (Resolved, error) {
 		if dv <= 0 {
 			// Only the literal permanent means forever: an expression that
 			// reaches zero or below is a mistake, not a life sentence.
-			return out, fmt.Errorf("%s: %q gave %s; a duration must be positive (write permanent for forever)", a.Kind, a.duration.src, dv)
+			return out, fmt.Errorf("%s: %w", a.Kind, &EvalError{Source: a.duration.src,
+				Reason: fmt.Sprintf("%q gave %s; a duration must be positive (write permanent for forever)", a.duration.src, dv)})
 		}
 		d = dv
 	}
@@ -529,7 +530,7 @@ func boxList(s []string) any {
 func (e *Env) run(p *program) (any, error) {
 	out, err := e.vm.Run(p.prog, e.m)
 	if err != nil {
-		return nil, runtimeError(err)
+		return nil, evalError(err, p.src)
 	}
 	return out, nil
 }
@@ -541,12 +542,6 @@ func (e *Env) runBool(p *program) (bool, error) {
 	}
 	b, _ := out.(bool)
 	return b, nil
-}
-
-// runtimeError keeps the first line of expr's error.
-func runtimeError(err error) error {
-	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return fmt.Errorf("%s", strings.TrimSpace(msg))
 }
 
 // program is a compiled expression.

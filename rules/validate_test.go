@@ -373,6 +373,47 @@ func TestParseRefusesEachMistake(t *testing.T) {
 			src:  "  - name: r\n    on: message\n    if: \"true\"\n    actions: [{mute: 'duration(\"1m\") * user.level'}]\n",
 			want: wantProblem{14, "rule", "r", "actions[0]", "user.level is not a field"},
 		},
+		// Literal arguments that fail on every event.
+		{
+			name: "a duration in words inside the condition, with no test",
+			src:  "  - name: r\n    on: message\n    if: 'message.text != \"\" && duration(\"5 mins\") > duration(\"1s\")'\n    verdict: block\n",
+			want: wantProblem{11, "rule", "r", "if", `duration("5 mins") fails on every event: time: unknown unit " mins" in duration "5 mins"`},
+		},
+		{
+			name: "a duration in words inside a mute expression",
+			src:  "  - name: r\n    on: message\n    if: \"true\"\n    actions: [{mute: 'duration(\"5 mins\") * (user.strikes + 1)'}]\n",
+			want: wantProblem{14, "rule", "r", "actions[0]", `duration("5 mins") fails on every event`},
+		},
+		{
+			name: "a duration built from constant pieces",
+			src:  "  - name: r\n    on: message\n    if: 'duration(\"5\" + \" mins\") > duration(\"1s\")'\n    verdict: block\n",
+			want: wantProblem{11, "rule", "r", "if", `duration("5" + " mins") fails on every event`},
+		},
+		{
+			name: "a date that is not one",
+			src:  "  - name: r\n    on: message\n    if: 'date(\"yesterday\") < now'\n    verdict: block\n",
+			want: wantProblem{11, "rule", "r", "if", `date("yesterday") fails on every event`},
+		},
+		{
+			name: "an unknown time zone",
+			src:  "  - name: r\n    on: message\n    if: 'now.In(timezone(\"Mars/Base\")).Hour() > 22'\n    verdict: block\n",
+			want: wantProblem{11, "rule", "r", "if", `timezone("Mars/Base") fails on every event`},
+		},
+		{
+			name: "a number that is not one",
+			src:  "  - name: r\n    on: message\n    if: 'user.strikes > int(\"three\")'\n    verdict: block\n",
+			want: wantProblem{11, "rule", "r", "if", `int("three") fails on every event`},
+		},
+		{
+			name: "JSON that does not parse",
+			src:  "  - name: r\n    on: message\n    if: 'len(fromJSON(\"{\")) > 0'\n    verdict: block\n",
+			want: wantProblem{11, "rule", "r", "if", `fromJSON("{") fails on every event`},
+		},
+		{
+			name: "a counter key with base64 that does not decode",
+			src:  "version: 1\ncounters:\n  - name: c\n    on: [message]\n    key: 'group.id + fromBase64(\"%%\")'\n    window: 10s\nrules: []\n",
+			want: wantProblem{3, "counter", "c", "key", `fromBase64("%%") fails on every event`},
+		},
 		// Replies and rewrites.
 		{
 			name: "a reply code under the custom range",
@@ -704,6 +745,24 @@ func TestParseRefusesEachMistake(t *testing.T) {
 				t.Errorf("no message line starts with %q and holds the reason:\n%v", messageLine("rules.yaml", tt.want), re)
 			}
 		})
+	}
+}
+
+func TestParseAcceptsLiteralArgumentsThatParse(t *testing.T) {
+	for _, cond := range []string{
+		`duration("5m") > duration("1s")`,
+		`date("2024-01-01") < now`,
+		`now.In(timezone("Asia/Shanghai")).Hour() > 22`,
+		`int("12") > 1 && float("1.5") > 1`,
+		`len(fromJSON("{}")) == 0`,
+		`fromBase64("aGk=") == "hi"`,
+		`duration(message.text) > duration("1s")`,
+		`int(message.text) > 1`,
+	} {
+		src := header + "  - name: r\n    on: message\n    if: '" + cond + "'\n    verdict: block\n"
+		if _, err := Parse("rules.yaml", []byte(src)); err != nil {
+			t.Errorf("if: %s was refused: %v", cond, err)
+		}
 	}
 }
 

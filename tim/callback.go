@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -156,6 +157,19 @@ type AfterGroupDestroyed struct {
 	Operator   string   `json:"Operator_Account,omitempty"`
 }
 
+// AfterMemberFieldChanged is Group.CallbackAfterMemberFieldChanged: a
+// member's profile in the group changed
+// (https://www.tencentcloud.com/document/product/1047/60393). Role
+// ("Admin" or "Member") and NameCard carry the changed values; a field that
+// did not change may be absent.
+type AfterMemberFieldChanged struct {
+	Common
+	Operator string `json:"Operator_Account"`
+	Member   string `json:"Member_Account"`
+	Role     string `json:"Role,omitempty"`
+	NameCard string `json:"NameCard,omitempty"`
+}
+
 // RequestOverLimit is Alert.RequestOverLimit: the app went past a REST limit.
 // Request is the rate the app reached (calls per second) and Limit the
 // command's limit ("API request QPS rate" and "API request QPS threshold":
@@ -211,6 +225,68 @@ func (t *EventTime) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes the number form.
 func (t EventTime) MarshalJSON() ([]byte, error) {
 	return strconv.AppendInt(nil, int64(t), 10), nil
+}
+
+// Identity names an "after" event whatever the bytes that carried it: the
+// IM server may deliver one event twice (retry on timeout), serialised
+// differently (key order, spacing, EventTime as a string). It is built from
+// the command, the group, the topic, the event's time and what tells the
+// event apart: a message's sender, Random, MsgSeq and MsgId; the operator,
+// join or exit type and the members (in any order) of a join or an exit.
+// ok is false for "before" callbacks, which are never delivered twice, and
+// for an event without EventTime (or, for a message, without MsgSeq or
+// Random) that would be too thinly named: the caller then names it by its
+// bytes.
+func Identity(ev Event) (id []byte, ok bool) {
+	h := ev.Header()
+	if h.EventTime == 0 {
+		return nil, false
+	}
+	b := identityField(nil, h.CallbackCommand)
+	b = identityField(b, h.GroupID)
+	b = identityField(b, h.TopicID)
+	b = strconv.AppendInt(b, int64(h.EventTime), 10)
+	switch e := ev.(type) {
+	case *AfterSendMsg:
+		if e.MsgSeq == 0 && e.Random == 0 {
+			return nil, false
+		}
+		b = identityField(b, e.From)
+		b = strconv.AppendUint(append(b, '|'), uint64(e.Random), 10)
+		b = strconv.AppendUint(append(b, '|'), e.MsgSeq, 10)
+		b = identityField(b, e.MsgID)
+		return b, true
+	case *AfterNewMemberJoin:
+		b = identityField(identityField(b, e.JoinType), e.Operator)
+		return identityMembers(b, e.NewMemberList), true
+	case *AfterMemberExit:
+		b = identityField(identityField(b, e.ExitType), e.Operator)
+		return identityMembers(b, e.ExitMemberList), true
+	case *AfterGroupDestroyed:
+		return identityField(identityField(b, e.Owner), e.Operator), true
+	}
+	return nil, false
+}
+
+// identityField appends s with its length, so that no two lists of fields
+// give the same bytes.
+func identityField(b []byte, s string) []byte {
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
+}
+
+func identityMembers(b []byte, ms []Member) []byte {
+	accounts := make([]string, len(ms))
+	for i, m := range ms {
+		accounts[i] = m.Account
+	}
+	slices.Sort(accounts)
+	for _, a := range accounts {
+		b = identityField(b, a)
+	}
+	return b
 }
 
 // MsgElem is one element of MsgBody.
@@ -367,6 +443,8 @@ func newEvent(command string) Event {
 		return new(AfterSendMsg)
 	case CmdAfterGroupDestroyed:
 		return new(AfterGroupDestroyed)
+	case CmdAfterMemberFieldChanged:
+		return new(AfterMemberFieldChanged)
 	case CmdRequestOverLimit:
 		return new(RequestOverLimit)
 	}

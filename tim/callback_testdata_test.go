@@ -92,6 +92,12 @@ func TestCallbackTestdataDecodes(t *testing.T) {
 				t.Errorf("got %T, want *tim.OtherCallback", ev)
 			}
 		}},
+		{"AfterMemberFieldChanged.json", func(t *testing.T, ev tim.Event) {
+			e := ev.(*tim.AfterMemberFieldChanged)
+			if e.Member != "123456" || e.Role != tim.RoleAdmin || e.NameCard != "jacky" || e.Operator != "admin" {
+				t.Errorf("got %+v", e)
+			}
+		}},
 		{"RequestOverLimit.json", func(t *testing.T, ev tim.Event) {
 			e := ev.(*tim.RequestOverLimit)
 			if e.ServiceName != "openim" || e.Command != "batchsendmsg" || e.Request != 510 || e.Limit != 200 {

@@ -35,6 +35,8 @@ func FuzzDecodeCallback(f *testing.F) {
 	f.Add(CmdAfterNewMemberJoin, []byte(`{"GroupId":"g","NewMemberList":null}`))
 	f.Add("", []byte(`{}`))
 	f.Add("Group.Unknown", []byte(`{"GroupId":[]}`))
+	f.Add(CmdAfterSendMsg, []byte(`{"GroupId":"g","From_Account":"a","Random":1,"MsgSeq":9,"EventTime":"17","MsgBody":[]}`))
+	f.Add(CmdAfterMemberExit, []byte(`{"GroupId":"g","ExitType":"Kicked","EventTime":5,"ExitMemberList":[{"Member_Account":"b"},{"Member_Account":"a|1:x"}]}`))
 	f.Fuzz(func(t *testing.T, command string, body []byte) {
 		ev, err := DecodeCallback(command, body)
 		if err != nil {
@@ -64,6 +66,22 @@ func FuzzDecodeCallback(f *testing.F) {
 			if e.GroupID == "" || e.Requestor == "" {
 				t.Fatalf("accepted a join request without group or applicant: %q", body)
 			}
+		}
+		// An event written out again in other bytes keeps its identity.
+		id, ok := Identity(ev)
+		if !ok {
+			return
+		}
+		again, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatalf("a decoded event does not encode: %v", err)
+		}
+		ev2, err := DecodeCallback(h.CallbackCommand, again)
+		if err != nil {
+			t.Fatalf("a decoded event, encoded again, does not decode: %v\n%s", err, again)
+		}
+		if id2, ok2 := Identity(ev2); !ok2 || string(id2) != string(id) {
+			t.Fatalf("identity %q became %q (%v) when the event was written again as %s", id, id2, ok2, again)
 		}
 	})
 }

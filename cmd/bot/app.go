@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/net/netutil"
 
 	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
@@ -63,6 +64,10 @@ type app struct {
 	executor *actions.Executor
 	// sched runs the rule file's schedules and reconciles mutes.
 	sched *schedule.Scheduler
+
+	// requests counts the HTTP requests being served, so that shutdown
+	// can wait for their handlers after it cut slow connections.
+	requests atomic.Int64
 
 	reloadMu sync.Mutex
 	// rewatch tells the file watcher that a reload may have named other
@@ -154,11 +159,11 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 		Admin:   handlers.Admin(a.adminConfig()),
 	})
 	a.server = &http.Server{
-		Handler:           a.router,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		Handler:           a.track(a.router),
+		ReadHeaderTimeout: cfg.HTTP.ReadTimeout.D(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
 		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	a.listener = opts.Listener
@@ -294,7 +299,9 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "callback_path", cfg.Callback.Path)
+	ln = netutil.LimitListener(ln, cfg.HTTP.MaxConnections)
+	a.log.Info("listening", "addr", ln.Addr().String(), "callback_path", cfg.Callback.Path,
+		"max_connections", cfg.HTTP.MaxConnections)
 	// The executor stops when run returns: after the HTTP server has
 	// answered the callbacks in flight, before a.close closes the store.
 	defer a.startExecutor()()
@@ -326,19 +333,50 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 			a.log.Info("SIGHUP: reloading")
 			_, _ = a.reload(ctx) // a failure is logged, audited and counted
 		case <-ctx.Done():
-			a.log.Info("shutting down: no new callbacks; answering those in flight")
-			// Callbacks in flight finish within callback.deadline; the
-			// executor gets executor.shutdown_grace after this.
-			wait := min(cfg.Executor.ShutdownGrace.D(), cfg.Callback.Deadline.D()+2*time.Second)
-			sctx, cancel := context.WithTimeout(context.Background(), wait)
-			err := a.server.Shutdown(sctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
+			a.shutdownHTTP(cfg)
 			a.log.Info("HTTP server stopped; stopping the executor")
 			return nil
 		}
+	}
+}
+
+// track counts the requests being served.
+func (a *app) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.requests.Add(1)
+		defer a.requests.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// shutdownHTTP stops the HTTP server: the listener closes at once, idle
+// connections close, and requests in flight are answered for up to
+// callback.deadline plus 2s (or executor.shutdown_grace if shorter); a
+// callback's work ends at its deadline, so what is still open then is a
+// client still sending its request. Those connections are cut, unanswered,
+// and their handlers are given a moment to return before the store closes.
+func (a *app) shutdownHTTP(cfg *config.Config) {
+	a.log.Info("shutting down: no new callbacks; answering those in flight")
+	wait := min(cfg.Executor.ShutdownGrace.D(), cfg.Callback.Deadline.D()+2*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), wait)
+	err := a.server.Shutdown(sctx)
+	cancel()
+	if err == nil {
+		return
+	}
+	a.log.Warn("cut the connections still open after the shutdown wait: clients still sending their request",
+		"wait", wait, "requests_in_flight", a.requests.Load(), "err", err)
+	if err := a.server.Close(); err != nil {
+		a.log.Warn("close the HTTP server", "err", err)
+	}
+	// A handler reading a cut connection fails at once; one deciding a
+	// callback ends at its deadline.
+	deadline := time.Now().Add(cfg.Callback.Deadline.D() + time.Second)
+	for a.requests.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := a.requests.Load(); n > 0 {
+		a.log.Warn("requests still being served as the bot stops", "requests", n)
 	}
 }
 

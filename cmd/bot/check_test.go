@@ -129,3 +129,59 @@ func TestReplayShowsWhatARuleChangeWouldDo(t *testing.T) {
 		t.Errorf("summary: %s", stderr.String())
 	}
 }
+
+func TestCheckRefusesYAMLThatMergesItselfWithFileAndLine(t *testing.T) {
+	cases := []struct {
+		name, config, rules string
+		want                string
+	}{
+		{
+			name:   "a rule file whose lists merge themselves",
+			config: "tencent: {sdk_app_id: 1}\nrules_file: r.yaml\n",
+			rules:  "version: 1\nlists: &i\n  a: [x]\n  <<: *i\nrules: []\n",
+			want:   "r.yaml:4: lists.<<: alias *i is inside the node it names",
+		},
+		{
+			name:   "a config file whose callback section merges itself",
+			config: "tencent: {sdk_app_id: 1}\ncallback: &c\n  path: /cb\n  <<: *c\nrules_file: r.yaml\n",
+			rules:  "version: 1\nrules: []\n",
+			want:   "config.yaml: line 4: callback.<<: alias *c is inside the node it names",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, "config.yaml"), tc.config)
+			write(t, filepath.Join(dir, "r.yaml"), tc.rules)
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"check", "--config", filepath.Join(dir, "config.yaml")}, &stdout, &stderr); code != 1 {
+				t.Fatalf("exit %d, want 1\n%s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("output lacks %q:\n%s", tc.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestCheckRefusesALiteralDurationThatNeverParses(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	write(t, path, `version: 1
+rules:
+  - name: slow-down
+    on: message
+    if: "true"
+    actions: [{mute: 'duration("5 mins")'}]
+`)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--rules", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout.String(), stderr.String())
+	}
+	out := stderr.String()
+	for _, want := range []string{`rules.yaml:6: rule "slow-down": actions[0]: mute: `, `duration("5 mins") fails on every event: time: unknown unit`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

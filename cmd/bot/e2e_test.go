@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -616,5 +617,31 @@ func TestE2EAShadowRuleChangesNothingButIsAudited(t *testing.T) {
 	}
 	if n := len(b.actionRecords()); n != 0 {
 		t.Errorf("%d action records; a shadow rule queues nothing", n)
+	}
+}
+
+func TestE2ENameCardChangesCostNoRoleLookup(t *testing.T) {
+	b := startBot(t, e2eOptions{})
+	b.im.AddGroup(timtest.Group{ID: e2eGroup, Type: "Public", Owner: "olga", Members: []string{"mia"}})
+	lookups := func() int { return len(b.im.CallsTo(tim.CommandGetGroupMemberInfo)) }
+	b.message(e2eGroup, "mia", "hello") // the group's first event fills its roles
+	waitFor(t, 10*time.Second, "the first role lookup", func() bool { return lookups() == 1 })
+	changed := func(fields map[string]any) {
+		body := map[string]any{"GroupId": e2eGroup, "Type": "Public", "Operator_Account": "mia", "Member_Account": "mia", "EventTime": time.Now().UnixMilli()}
+		maps.Copy(body, fields)
+		if r := b.callback(tim.CmdAfterMemberFieldChanged, body); r.ErrorCode != 0 {
+			t.Fatalf("field change answered %+v", r)
+		}
+	}
+	for i := range 300 {
+		changed(map[string]any{"NameCard": fmt.Sprintf("mia %d", i)})
+	}
+	// A role change is looked up; by then every lookup the name cards
+	// might have started has been made too.
+	changed(map[string]any{"Role": "Admin"})
+	waitFor(t, 10*time.Second, "the lookup after the role change", func() bool { return lookups() >= 2 })
+	b.settle(10*time.Second, nil)
+	if n := lookups(); n != 2 {
+		t.Errorf("%d get_group_member_info calls for 300 name card changes and one role change, want 2 (the first fill and the role change)", n)
 	}
 }

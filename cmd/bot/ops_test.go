@@ -826,3 +826,54 @@ func TestOpsTheWatcherFollowsTheRulesFileAReloadNames(t *testing.T) {
 	o.message(opsGroup, "frank", "hello") // a REST call for the secret checks
 	o.settle(30*time.Second, func() bool { return len(o.im.Calls()) > 0 })
 }
+
+func TestOpsReloadOfARuleFileThatMergesItselfFailsAndTheBotGoesOn(t *testing.T) {
+	o := startOps(t, opsRules, "")
+	v1 := o.lastDecisionVersion("eve", "free crypto")
+	writeAtomic(t, filepath.Join(o.dir, "rules.yaml"), "version: 1\nlists: &i\n  spam: [x]\n  <<: *i\nrules: []\n")
+	status, body := o.adminCall(http.MethodPost, "/v1/reload", e2eAdminTok, "rita", nil)
+	reason, _ := body["error"].(string)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(reason, "rules.yaml:4: lists.<<: alias *i") {
+		t.Fatalf("POST /v1/reload answered %d %v; want 422 naming rules.yaml:4 and the alias", status, body)
+	}
+	if r := o.message(opsGroup, "eve", "free crypto"); r.ErrorCode != 10101 {
+		t.Errorf("after the failed reload the spam answered %+v, want the old rules' 10101", r)
+	}
+	if v := o.lastDecision("eve").RulesVersion; v != v1 {
+		t.Errorf("rules version %q after the failed reload, want %q", v, v1)
+	}
+}
+
+// lastDecisionVersion sends text as user and returns the rules version its
+// decision names.
+func (o *opsBot) lastDecisionVersion(user, text string) string {
+	o.t.Helper()
+	o.message(opsGroup, user, text)
+	return o.lastDecision(user).RulesVersion
+}
+
+func TestOpsARuleThatFailsWhileItRunsIsCountedAndLogged(t *testing.T) {
+	o := startOps(t, opsRules+`  - name: numeric
+    on: message
+    if: int(message.text) > 3
+    verdict: block
+`, "")
+	for range 3 {
+		if r := o.message(opsGroup, "gina", "PRIVATEWORD1 hello"); r.ErrorCode != 0 {
+			t.Fatalf("a message answered %+v; a failing rule must not refuse it", r)
+		}
+	}
+	if got := o.scrape().value("timguard_rule_errors_total", "rule", "numeric"); got != 3 {
+		t.Errorf("timguard_rule_errors_total{rule=numeric} = %v, want 3", got)
+	}
+	logs := o.stderr.String()
+	if n := strings.Count(logs, "a rule failed while it ran"); n != 1 {
+		t.Errorf("%d log lines about the failing rule, want 1 (one a minute)", n)
+	}
+	if !strings.Contains(logs, `"rule":"numeric"`) || strings.Contains(logs, "PRIVATEWORD1") {
+		t.Errorf("the log line does not name the rule, or holds message text:\n%s", logs)
+	}
+	if d := o.lastDecision("gina"); !strings.Contains(d.Error, "rule numeric: invalid operation: int([value])") {
+		t.Errorf("audit error %q, want the redacted reason", d.Error)
+	}
+}

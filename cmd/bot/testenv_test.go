@@ -39,6 +39,8 @@ type botConfig struct {
 	adminToken string
 	// executor is the body of the executor: section, indented.
 	executor string
+	// http is the body of the http: section, indented.
+	http string
 }
 
 // yaml renders the configuration: the callback under /callback, the store
@@ -69,6 +71,9 @@ func (c botConfig) yaml() string {
 	b.WriteString("audit:\n  file: audit.jsonl\n")
 	if c.executor != "" {
 		b.WriteString("executor:\n" + c.executor)
+	}
+	if c.http != "" {
+		b.WriteString("http:\n" + c.http)
 	}
 	b.WriteString("log:\n  level: debug\n")
 	return b.String()

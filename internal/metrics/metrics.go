@@ -28,6 +28,7 @@ type Metrics struct {
 	decisions      *prometheus.CounterVec
 	decisionTime   *prometheus.HistogramVec
 	ruleHits       *prometheus.CounterVec
+	ruleErrors     *prometheus.CounterVec
 	actions        *prometheus.CounterVec
 	restCalls      *prometheus.CounterVec
 	restTime       *prometheus.HistogramVec
@@ -69,6 +70,10 @@ func New() *Metrics {
 			Name: "timguard_rule_hits_total",
 			Help: "Rule matches, by rule and whether the match was in shadow mode.",
 		}, []string{"rule", "shadow"}),
+		ruleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "timguard_rule_errors_total",
+			Help: "Rules that failed while they ran (an expression error), by rule; the event was decided without them.",
+		}, []string{"rule"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "timguard_actions_total",
 			Help: "Action results, by kind and result (done, skipped, retry, dead, dry_run).",
@@ -132,7 +137,7 @@ func New() *Metrics {
 		}),
 	}
 	reg.MustRegister(
-		m.callbacks, m.decisions, m.decisionTime, m.ruleHits, m.actions, m.restCalls, m.restTime,
+		m.callbacks, m.decisions, m.decisionTime, m.ruleHits, m.ruleErrors, m.actions, m.restCalls, m.restTime,
 		m.storeErrors, m.reloads, m.reloadOK, m.reloadTime, m.rulesInfo, m.rulesLoaded, m.scheduleRuns,
 		m.outboxReady, m.outboxDue, m.outboxClaimed, m.outboxDead, m.outboxOldest,
 		collectors.NewGoCollector(),
@@ -181,6 +186,9 @@ func (m *Metrics) Decided(command string, verdict rules.Verdict, latency time.Du
 func (m *Metrics) RuleMatched(rule string, shadow bool) {
 	m.ruleHits.WithLabelValues(rule, strconv.FormatBool(shadow)).Inc()
 }
+
+// RuleFailed implements policy.Observer.
+func (m *Metrics) RuleFailed(rule string) { m.ruleErrors.WithLabelValues(rule).Inc() }
 
 // StoreError implements policy.Observer.
 func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }

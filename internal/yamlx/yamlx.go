@@ -112,6 +112,11 @@ func DecodeNode(data []byte, out any, opts Options) (*yaml.Node, []Problem) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
+	if problems := checkAliases(root); len(problems) > 0 {
+		// Every later walk (the strict one here, yaml.v3's decoder, the
+		// caller's own) would follow the aliases: stop before them.
+		return root, problems
+	}
 	var problems []Problem
 	expanded := map[string]string{}
 	if opts.Getenv != nil {
@@ -133,6 +138,143 @@ func DecodeNode(data []byte, out any, opts Options) (*yaml.Node, []Problem) {
 	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 	return root, problems
+}
+
+// MaxDepth is how deeply a document may nest mappings and lists, counting
+// what its aliases bring in. A configuration or rule file needs a handful of
+// levels; the bound keeps every recursive walk of the document shallow.
+const MaxDepth = 100
+
+// A document may expand through its aliases to this many nodes beyond its
+// own, or to aliasFactor times its own size if that is more: enough to reuse
+// a list many times, far below an alias bomb ("billion laughs"), whose ten
+// levels of ten aliases would expand to ten billion nodes.
+const (
+	aliasBudget = 100_000
+	aliasFactor = 10
+)
+
+// checkAliases refuses, before anything follows an alias, a document whose
+// aliases form a cycle (an anchored node that holds an alias to itself, as
+// in "a: &i {<<: *i}"), nest deeper than MaxDepth, or expand beyond the alias
+// budget. It walks each node once, remembering the size and height of what
+// it walked, so its own work is linear in the document's written size. It
+// reports the first such problem, at the line of the alias (or node) that
+// crossed the line.
+func checkAliases(root *yaml.Node) []Problem {
+	c := aliasCheck{shapes: map[*yaml.Node]nodeShape{}, open: map[*yaml.Node]bool{}}
+	c.budget = max(aliasBudget, aliasFactor*countNodes(root, 0))
+	c.walk(root, 1)
+	if c.problem != nil {
+		return []Problem{*c.problem}
+	}
+	return nil
+}
+
+// countNodes counts the nodes written in the document, without following
+// aliases. The YAML parser bounds the written nesting (10,000 levels), which
+// bounds this recursion.
+func countNodes(n *yaml.Node, acc int) int {
+	acc++
+	for _, child := range n.Content {
+		acc = countNodes(child, acc)
+	}
+	return acc
+}
+
+type nodeShape struct{ size, height int }
+
+type aliasCheck struct {
+	shapes  map[*yaml.Node]nodeShape // nodes walked to the end
+	open    map[*yaml.Node]bool      // nodes being walked: the current one's ancestors
+	aliased int                      // nodes brought in by aliases, once per use
+	budget  int
+	path    []pathStep
+	problem *Problem
+}
+
+// pathStep is one step of the key path to the node being walked: a mapping
+// key, or an index into a list.
+type pathStep struct {
+	key   string
+	index int
+}
+
+func (c *aliasCheck) fail(line int, format string, args ...any) {
+	if c.problem == nil {
+		c.problem = &Problem{Line: line, Path: c.pathString(), Reason: fmt.Sprintf(format, args...)}
+	}
+}
+
+func (c *aliasCheck) pathString() string {
+	var b strings.Builder
+	for _, s := range c.path {
+		if s.key == "" {
+			fmt.Fprintf(&b, "[%d]", s.index)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.key)
+	}
+	return b.String()
+}
+
+// walk returns the size and height of n once its aliases are expanded, n
+// being at the given depth. It stops at the first problem.
+func (c *aliasCheck) walk(n *yaml.Node, depth int) nodeShape {
+	if c.problem != nil {
+		return nodeShape{}
+	}
+	if depth > MaxDepth {
+		c.fail(n.Line, "nested deeper than %d levels", MaxDepth)
+		return nodeShape{}
+	}
+	if n.Kind == yaml.AliasNode {
+		target := n.Alias
+		if target == nil {
+			return nodeShape{size: 1, height: 1}
+		}
+		if c.open[target] {
+			c.fail(n.Line, "alias *%s is inside the node it names (&%s, line %d): an alias cycle", n.Value, n.Value, target.Line)
+			return nodeShape{}
+		}
+		s, done := c.shapes[target]
+		if !done {
+			s = c.walk(target, depth)
+		}
+		if depth-1+s.height > MaxDepth {
+			c.fail(n.Line, "alias *%s makes the document nested deeper than %d levels", n.Value, MaxDepth)
+		}
+		c.aliased += s.size
+		if c.aliased > c.budget {
+			c.fail(n.Line, "aliases expand the document beyond %d nodes (at *%s): refused as an alias bomb", c.budget, n.Value)
+		}
+		return s
+	}
+	c.open[n] = true
+	s := nodeShape{size: 1, height: 1}
+	for i, child := range n.Content {
+		switch {
+		case n.Kind == yaml.MappingNode && i%2 == 1:
+			c.path = append(c.path, pathStep{key: n.Content[i-1].Value})
+		case n.Kind == yaml.SequenceNode:
+			c.path = append(c.path, pathStep{index: i})
+		default:
+			c.path = append(c.path, pathStep{key: child.Value})
+		}
+		cs := c.walk(child, depth+1)
+		c.path = c.path[:len(c.path)-1]
+		s.size += cs.size
+		s.height = max(s.height, cs.height+1)
+		if c.problem != nil {
+			break
+		}
+	}
+	delete(c.open, n)
+	c.shapes[n] = s
+	return s
 }
 
 // syntaxProblem splits a yaml.v3 syntax error ("yaml: line 3: ...") into its

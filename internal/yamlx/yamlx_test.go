@@ -535,3 +535,99 @@ func TestDecodeFillsWhatAMergeKeyBringsIn(t *testing.T) {
 		t.Errorf("ptr = %+v problems %q; want the merged name and the own count", d.Ptr, ps)
 	}
 }
+
+func TestDecodeRefusesAliasCyclesWithTheirLine(t *testing.T) {
+	cases := []struct {
+		name     string
+		src      string
+		wantLine int
+		wantPath string
+	}{
+		{"a mapping that merges itself", "by_name: &i\n  a: {name: x}\n  <<: *i\n", 3, "by_name.<<"},
+		{"a struct that merges itself", "inner: &i\n  name: x\n  <<: *i\n", 3, "inner.<<"},
+		{"a list that holds itself", "tags: &t [a, *t]\n", 1, "tags[1]"},
+		{"a cycle two levels down", "ptr: &p\n  name: x\nitems:\n  - &q\n    name: y\n    <<: [*p, *q]\n", 6, "items[0].<<[1]"},
+		{"a cycle inside a free-form value", "free: &f\n  k: [1, {deep: *f}]\n", 2, "free.k[1].deep"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ps := decode(t, tc.src, yamlx.Options{})
+			if len(ps) != 1 {
+				t.Fatalf("problems %q, want exactly the alias cycle", ps)
+			}
+			p := ps[0]
+			if p.Line != tc.wantLine || p.Path != tc.wantPath || !strings.Contains(p.Reason, "alias cycle") {
+				t.Errorf("problem %+v, want line %d, path %s, an alias cycle", p, tc.wantLine, tc.wantPath)
+			}
+		})
+	}
+}
+
+// billionLaughs builds the classic alias bomb: each level is a list of ten
+// aliases to the level before, so the document is tiny but expands to
+// 10^levels nodes.
+func billionLaughs(levels int) string {
+	var b strings.Builder
+	b.WriteString("free:\n  l0: &l0 [lol]\n")
+	for i := 1; i <= levels; i++ {
+		fmt.Fprintf(&b, "  l%d: &l%d [", i, i)
+		for j := range 10 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*l%d", i-1)
+		}
+		b.WriteString("]\n")
+	}
+	return b.String()
+}
+
+func TestDecodeBoundsAliasExpansion(t *testing.T) {
+	_, ps := decode(t, billionLaughs(9), yamlx.Options{})
+	if len(ps) != 1 || ps[0].Line < 2 || !strings.Contains(ps[0].Reason, "aliases expand") {
+		t.Fatalf("problems %q, want one problem naming the line where aliases expand too far", ps)
+	}
+	// A document that reuses a list a few times stays valid.
+	d, ps := decode(t, billionLaughs(3), yamlx.Options{})
+	if len(ps) != 0 || len(d.Free) != 4 {
+		t.Errorf("three levels of aliases: problems %q, free %d keys; want it decoded", ps, len(d.Free))
+	}
+}
+
+func TestDecodeBoundsDepth(t *testing.T) {
+	cases := []struct {
+		name string
+		src  string
+	}{
+		{"written nesting", "free: {k: " + strings.Repeat("[", yamlx.MaxDepth) + strings.Repeat("]", yamlx.MaxDepth) + "}\n"},
+		{"nesting built by aliases", func() string {
+			var b strings.Builder
+			b.WriteString("free:\n  a0: &a0 [x]\n")
+			for i := 1; i <= yamlx.MaxDepth; i++ {
+				fmt.Fprintf(&b, "  a%d: &a%d [*a%d]\n", i, i, i-1)
+			}
+			return b.String()
+		}()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ps := decode(t, tc.src, yamlx.Options{})
+			if len(ps) != 1 || ps[0].Line < 1 || !strings.Contains(ps[0].Reason, "nested deeper than") {
+				t.Errorf("problems %q, want one problem naming the line nested too deep", ps)
+			}
+		})
+	}
+	// Nesting within the limit decodes.
+	n := yamlx.MaxDepth - 5
+	if _, ps := decode(t, "free: {k: "+strings.Repeat("[", n)+strings.Repeat("]", n)+"}\n", yamlx.Options{}); len(ps) != 0 {
+		t.Errorf("nesting of %d: problems %q, want none", n, ps)
+	}
+}
+
+func TestErrorOfAnAliasCycleNamesFileAndLine(t *testing.T) {
+	var d doc
+	err := yamlx.Decode("rules.yaml", []byte("by_name: &i\n  a: {name: x}\n  <<: *i\n"), &d, yamlx.Options{})
+	if err == nil || !strings.HasPrefix(err.Error(), "rules.yaml: line 3: ") {
+		t.Errorf("error %v, want it to start with rules.yaml: line 3:", err)
+	}
+}
