@@ -1,0 +1,334 @@
+package wordlist
+
+import (
+	"bufio"
+	_ "embed"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// t2sData is OpenCC's traditional to simplified character table, one pair a
+// line (see internal/gent2s).
+//
+//go:generate go run ./internal/gent2s -o t2s.txt
+//go:embed t2s.txt
+var t2sData string
+
+// A table entry says what one character becomes. Characters below
+// tableSize are looked up in a slice; the few beyond that change are in a
+// map; the others stay as they are.
+const (
+	tableSize = 0x20000 // the Basic and Supplementary Multilingual Planes
+
+	runeMask  = 0x1FFFFF
+	flagSep   = 1 << 21 // the (single) result is a separator
+	flagHan   = 1 << 22 // the result is a Han or kana character: a word of its own
+	flagMulti = 1 << 23 // low bits index Normalizer.multi
+	flagDrop  = 1 << 24 // the character is removed
+	// flagCompose: the (single) result may combine with the character
+	// before it (a voiced sound mark, a conjoining jamo, an accent kept).
+	flagCompose = 1 << 25
+)
+
+// digitLetters are the digits and symbols Options.Digits reads as letters.
+var digitLetters = map[rune]rune{'0': 'o', '1': 'l', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's'}
+
+// confusableScripts are the scripts whose look-alikes of Latin letters
+// Options.Confusables maps: scripts seen in evasions, not the letters of
+// people writing their own language in Arabic or Hebrew script.
+var confusableScripts = []*unicode.RangeTable{unicode.Latin, unicode.Greek, unicode.Cyrillic, unicode.Cherokee, unicode.Coptic, unicode.Lisu, unicode.Common}
+
+// build fills the per-character table of a normalizer.
+func (n *Normalizer) build() {
+	o := n.opts
+	n.table = make([]uint32, tableSize)
+	n.other = map[rune]uint32{}
+	b := builder{opts: o}
+	if o.Case {
+		b.fold = cases.Fold()
+	}
+	if o.Confusables {
+		b.confusable = confusableMap(o.Case)
+	}
+	if o.Chinese == ChineseT2S {
+		b.t2s = t2sMap()
+	}
+	for r := rune(0); r < tableSize; r++ {
+		switch {
+		case 0x3400 <= r && r <= 0x4DBF, 0x4E00 <= r && r <= 0x9FFF:
+			// CJK ideographs: only the Chinese conversion changes them.
+			if s, ok := b.t2s[r]; ok {
+				n.table[r] = uint32(s) | runeFlags(s)
+			} else {
+				n.table[r] = uint32(r) | flagHan
+			}
+		case 0xAC00 <= r && r <= 0xD7A3:
+			n.table[r] = uint32(r) // Hangul syllables stay as they are
+		default:
+			n.table[r] = n.entry(b.apply(r))
+		}
+	}
+	// Beyond the table: compatibility ideographs, characters the
+	// conversion maps, tags and variation selectors.
+	var beyond []rune
+	for r := rune(0x2F800); r <= 0x2FA1F; r++ {
+		beyond = append(beyond, r)
+	}
+	for r := range b.t2s {
+		if r >= tableSize {
+			beyond = append(beyond, r)
+		}
+	}
+	for r := rune(0xE0000); r <= 0xE01EF; r++ {
+		beyond = append(beyond, r)
+	}
+	for _, r := range beyond {
+		if e := n.entry(b.apply(r)); e != uint32(r)|runeFlags(r) {
+			n.other[r] = e
+		}
+	}
+}
+
+// entry encodes what a character becomes.
+func (n *Normalizer) entry(out []rune) uint32 {
+	switch len(out) {
+	case 0:
+		return flagDrop
+	case 1:
+		e := uint32(out[0]) | runeFlags(out[0])
+		var enc [utf8.UTFMax]byte
+		if !norm.NFC.Properties(enc[:utf8.EncodeRune(enc[:], out[0])]).BoundaryBefore() {
+			e |= flagCompose
+		}
+		return e
+	}
+	n.multi = append(n.multi, append([]rune(nil), out...))
+	return flagMulti | uint32(len(n.multi)-1)
+}
+
+// lookup returns the table entry of r.
+func (n *Normalizer) lookup(r rune) uint32 {
+	if r < tableSize {
+		return n.table[r]
+	}
+	if e, ok := n.other[r]; ok {
+		return e
+	}
+	return uint32(r) | runeFlags(r)
+}
+
+func runeFlags(r rune) uint32 {
+	switch {
+	case isSeparator(r):
+		return flagSep
+	case isHan(r):
+		return flagHan
+	}
+	return 0
+}
+
+// isSeparator: punctuation, symbols (emoji among them), spaces and
+// control characters such as newlines.
+func isSeparator(r rune) bool {
+	if r < utf8.RuneSelf {
+		c := byte(r)
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9')
+	}
+	return unicode.In(r, unicode.P, unicode.S, unicode.Z, unicode.Cc)
+}
+
+// isHan: characters written without spaces between words, each a word of
+// its own for separator skipping.
+func isHan(r rune) bool {
+	if r < 0x2E80 {
+		return false
+	}
+	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana)
+}
+
+// isInvisible: format characters (zero-width space and joiners, word
+// joiner, byte order mark, soft hyphen, direction marks, tags), variation
+// selectors, the combining grapheme joiner, Hangul fillers and the blank
+// Braille pattern.
+func isInvisible(r rune) bool {
+	switch {
+	case r == 0x034F, r == 0x115F, r == 0x1160, r == 0x3164, r == 0xFFA0, r == 0x2800,
+		0xFE00 <= r && r <= 0xFE0F, 0xE0100 <= r && r <= 0xE01EF, 0x180B <= r && r <= 0x180F:
+		return true
+	}
+	return unicode.Is(unicode.Cf, r)
+}
+
+// isAccent: the combining diacritical marks of Latin, Greek and Cyrillic
+// letters (not the vowel signs of other scripts).
+func isAccent(r rune) bool {
+	return 0x0300 <= r && r <= 0x036F || 0x1AB0 <= r && r <= 0x1AFF || 0x1DC0 <= r && r <= 0x1DFF ||
+		0x20D0 <= r && r <= 0x20FF || 0xFE20 <= r && r <= 0xFE2F
+}
+
+// builder works out what one character becomes under a set of options.
+type builder struct {
+	opts       Options
+	fold       cases.Caser
+	confusable map[rune]rune
+	t2s        map[rune]rune
+	buf, tmp   []rune
+	nfd        []rune
+}
+
+func (b *builder) apply(r rune) []rune {
+	o := b.opts
+	if o.Invisible && isInvisible(r) {
+		return nil
+	}
+	out := append(b.buf[:0], r)
+	if o.NFKC {
+		out = b.each(out, func(r rune, dst []rune) []rune { return appendForm(dst, norm.NFKC, r) })
+	}
+	if o.Confusables {
+		out = b.each(out, func(r rune, dst []rune) []rune {
+			parts := appendForm(b.nfd[:0], norm.NFD, r)
+			b.nfd = parts
+			if !slices.ContainsFunc(parts, isAccent) {
+				parts = append(parts[:0], r) // only é, which is e and an accent, is split
+			}
+			for _, p := range parts {
+				if isAccent(p) {
+					continue
+				}
+				if c, ok := b.confusable[p]; ok {
+					p = c
+				}
+				dst = append(dst, p)
+			}
+			return dst
+		})
+	}
+	if o.Case {
+		out = b.each(out, func(r rune, dst []rune) []rune {
+			if unicode.SimpleFold(r) == r {
+				return append(dst, r)
+			}
+			for _, f := range b.fold.String(string(r)) {
+				if o.NFKC {
+					dst = appendForm(dst, norm.NFKC, f)
+				} else {
+					dst = append(dst, f)
+				}
+			}
+			return dst
+		})
+	}
+	if o.Invisible {
+		out = b.each(out, func(r rune, dst []rune) []rune {
+			if isInvisible(r) {
+				return dst
+			}
+			return append(dst, r)
+		})
+	}
+	if b.t2s != nil || o.Digits {
+		for i, r := range out {
+			if s, ok := b.t2s[r]; ok {
+				out[i] = s
+			}
+			if l, ok := digitLetters[out[i]]; ok && o.Digits {
+				out[i] = l
+			}
+		}
+	}
+	b.buf = out
+	return out
+}
+
+// each replaces every character of in by what f makes of it.
+func (b *builder) each(in []rune, f func(r rune, dst []rune) []rune) []rune {
+	out := b.tmp[:0]
+	for _, r := range in {
+		out = f(r, out)
+	}
+	b.tmp, b.buf = in, out
+	return out
+}
+
+// appendForm appends the normal form of r alone.
+func appendForm(dst []rune, f norm.Form, r rune) []rune {
+	var enc [utf8.UTFMax]byte
+	s := enc[:utf8.EncodeRune(enc[:], r)]
+	if p := f.Properties(s); p.Decomposition() == nil && p.CCC() == 0 && (r < 0xAC00 || r > 0xD7A3) {
+		return append(dst, r) // nothing to do: the common case
+	}
+	for _, x := range f.String(string(s)) {
+		dst = append(dst, x)
+	}
+	return dst
+}
+
+// confusableMap maps the letters of confusableScripts whose skeleton (UTS
+// #39) is one ASCII letter to that letter, lower case when case is folded.
+// ASCII letters stay themselves: their skeletons (I is l) would merge
+// letters people tell apart.
+func confusableMap(lower bool) map[rune]rune {
+	m := map[rune]rune{}
+	for _, tab := range confusableScripts {
+		for _, rg := range tab.R16 {
+			for r := rune(rg.Lo); r <= rune(rg.Hi); r += rune(rg.Stride) {
+				addConfusable(m, r, lower)
+			}
+		}
+		for _, rg := range tab.R32 {
+			for r := rune(rg.Lo); r <= rune(rg.Hi); r += rune(rg.Stride) {
+				addConfusable(m, r, lower)
+			}
+		}
+	}
+	return m
+}
+
+func addConfusable(m map[rune]rune, r rune, lower bool) {
+	if r < utf8.RuneSelf || !unicode.IsLetter(r) {
+		return
+	}
+	candidates := []rune{r}
+	if lower {
+		// The lower-case letter's look-alike first: Cyrillic І folds to і,
+		// which looks like i (while І itself looks like l).
+		candidates = []rune{unicode.ToLower(r), r}
+	}
+	for _, c := range candidates {
+		s := confusables.Skeleton(string(c))
+		if len(s) == 1 && ('a' <= s[0] && s[0] <= 'z' || 'A' <= s[0] && s[0] <= 'Z') {
+			l := rune(s[0])
+			if lower {
+				l = unicode.ToLower(l)
+			}
+			m[r] = l
+			return
+		}
+	}
+}
+
+// t2sMap reads t2sData.
+func t2sMap() map[rune]rune {
+	m := make(map[rune]rune, 4200)
+	sc := bufio.NewScanner(strings.NewReader(t2sData))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		from, to, ok := strings.Cut(line, " ")
+		f, fn := utf8.DecodeRuneInString(from)
+		t, tn := utf8.DecodeRuneInString(to)
+		if ok && fn == len(from) && tn == len(to) && f != utf8.RuneError && t != utf8.RuneError {
+			m[f] = t
+		}
+	}
+	return m
+}
