@@ -171,39 +171,49 @@ func ContainsAny(n *Normalizer, sc *Scratch, text string, words []string) bool {
 	return false
 }
 
-// Scratch holds the normalized forms of the text being evaluated, one per
-// normalizer, so that a text read by many rules is normalized once. It is
-// not safe for concurrent use; keep one per goroutine (the rule environment
-// has one).
+// Scratch holds the normalized forms of the texts being evaluated (the
+// message, the application message), each under each normalizer asked for,
+// so that a text read by many rules is normalized once. It is not safe for
+// concurrent use; keep one per goroutine (the rule environment has one).
 type Scratch struct {
 	slots []slot
+	next  int // the slot to reuse when all are taken
+	done  int
 }
 
+// scratchSlots bounds the texts a Scratch keeps: a few texts of an event
+// under a few normalizations.
+const scratchSlots = 8
+
 type slot struct {
-	norm  *Normalizer
-	src   string
-	valid bool
-	text  Text
+	norm *Normalizer
+	src  string
+	text Text
 }
 
 // Text returns src normalized by n, normalizing it only when the scratch
 // does not hold it already.
 func (sc *Scratch) Text(n *Normalizer, src string) *Text {
 	for i := range sc.slots {
-		s := &sc.slots[i]
-		if s.norm != n {
-			continue
+		// Comparing a string with itself is one pointer comparison; a
+		// slot keeps its src alive, so an equal string is the same text.
+		if s := &sc.slots[i]; s.norm == n && s.src == src {
+			return &s.text
 		}
-		// Comparing the same string is one pointer comparison; the slot
-		// keeps src alive, so equal strings are the same text.
-		if !s.valid || s.src != src {
-			n.Normalize(&s.text, src)
-			s.src, s.valid = src, true
-		}
-		return &s.text
 	}
-	sc.slots = append(sc.slots, slot{norm: n, src: src, valid: true})
-	s := &sc.slots[len(sc.slots)-1]
+	var s *slot
+	if len(sc.slots) < scratchSlots {
+		sc.slots = append(sc.slots, slot{})
+		s = &sc.slots[len(sc.slots)-1]
+	} else {
+		s = &sc.slots[sc.next]
+		sc.next = (sc.next + 1) % scratchSlots
+	}
+	s.norm, s.src = n, src
 	n.Normalize(&s.text, src)
+	sc.done++
 	return &s.text
 }
+
+// Normalized is the number of times the scratch normalized a text.
+func (sc *Scratch) Normalized() int { return sc.done }

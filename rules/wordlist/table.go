@@ -297,9 +297,11 @@ func addConfusable(m map[rune]rune, r rune, lower bool) {
 	}
 	candidates := []rune{r}
 	if lower {
-		// The lower-case letter's look-alike first: Cyrillic І folds to і,
-		// which looks like i (while І itself looks like l).
-		candidates = []rune{unicode.ToLower(r), r}
+		// Upper and lower case must become the same letter, since case is
+		// folded: the lower-case letter's look-alike first (Cyrillic І
+		// folds to і, which looks like i, while І looks like l), then the
+		// capital's (к looks like no Latin letter, К like K).
+		candidates = []rune{unicode.ToLower(r), unicode.ToUpper(r)}
 	}
 	for _, c := range candidates {
 		s := confusables.Skeleton(string(c))
