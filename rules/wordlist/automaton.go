@@ -21,14 +21,41 @@ type Automaton struct {
 	pages  []uint16
 	symtab []uint32 // character -> symbol (1-based; 0: in no word)
 	root   []uint32 // symbol -> the start state's child
-	first  []uint32 // state -> index of its first child in syms and next
-	syms   []uint32 // children's symbols, sorted per state
-	next   []uint32 // children's states
-	fail   []uint32 // the longest proper suffix that is also in the trie
-	word   []int32  // the word that ends at a state, or -1
-	dict   []uint32 // the nearest state on the fail chain where a word ends, or 0
-	lens   []int32  // each word's length in characters
+	// states and edges hold what one step reads side by side, so that a
+	// step touches few cache lines of a large automaton.
+	states []state
+	edges  []edge // children, sorted by symbol per state
+	// wide holds the children of states with more than narrow children
+	// again, in an open-addressing hash table: one probe instead of a
+	// binary search over several cache lines.
+	wide     []wideEdge
+	wideMask uint64
+	lens     []int32
 }
+
+// narrow is the most children searched one by one (they share a cache
+// line or two).
+const narrow = 8
+
+type wideEdge struct{ state, sym, next uint32 } // state 0: an empty slot
+
+// state is one state of the trie. A state's children are
+// edges[first:states[s+1].first].
+type state struct {
+	first uint32
+	// fail is the longest proper suffix that is also in the trie; its top
+	// bit says a word ends here or on the fail chain (hitFlag).
+	fail uint32
+	word int32  // the word that ends here, or -1
+	dict uint32 // the nearest state on the fail chain where a word ends, or 0
+}
+
+type edge struct{ sym, next uint32 }
+
+const (
+	hitFlag  = 1 << 31
+	failMask = hitFlag - 1
+)
 
 const maxRune = utf8.MaxRune
 
@@ -92,9 +119,9 @@ func NewAutomaton(words [][]rune) (*Automaton, error) {
 	}
 	slices.SortFunc(order, func(x, y int32) int { return slices.Compare(sym(int(x)), sym(int(y))) })
 
-	type edge struct{ parent, sym, child uint32 }
-	edges := make([]edge, 0, total)
-	a.word = append(make([]int32, 0, total+1), -1)
+	type trieEdge struct{ parent, sym, child uint32 }
+	edges := make([]trieEdge, 0, total)
+	word := append(make([]int32, 0, total+1), -1)
 	path := []uint32{0}
 	var prev []uint32
 	for _, id := range order {
@@ -105,63 +132,80 @@ func NewAutomaton(words [][]rune) (*Automaton, error) {
 		}
 		path = path[:common+1]
 		for d := common; d < len(w); d++ {
-			s := uint32(len(a.word))
-			a.word = append(a.word, -1)
-			edges = append(edges, edge{path[d], w[d], s})
+			s := uint32(len(word))
+			word = append(word, -1)
+			edges = append(edges, trieEdge{path[d], w[d], s})
 			path = append(path, s)
 		}
-		if end := path[len(w)]; a.word[end] < 0 {
-			a.word[end] = id
+		if end := path[len(w)]; word[end] < 0 {
+			word[end] = id
 		} else {
-			return nil, fmt.Errorf("word %d repeats word %d", id, a.word[end])
+			return nil, fmt.Errorf("word %d repeats word %d", id, word[end])
 		}
 		prev = w
 	}
-	n := len(a.word)
+	n := len(word)
 
-	// Children of each state, in flat arrays.
-	a.first = make([]uint32, n+1)
+	// Children of each state, in one flat array. states[n] ends the last
+	// state's children.
+	a.states = make([]state, n+1)
+	for s := range n {
+		a.states[s].word = word[s]
+	}
 	for _, e := range edges {
-		a.first[e.parent+1]++
+		a.states[e.parent+1].first++
 	}
 	for s := 1; s <= n; s++ {
-		a.first[s] += a.first[s-1]
+		a.states[s].first += a.states[s-1].first
 	}
-	a.syms = make([]uint32, len(edges))
-	a.next = make([]uint32, len(edges))
-	fill := slices.Clone(a.first[:n])
+	a.edges = make([]edge, len(edges))
+	fill := make([]uint32, n)
+	for s := range n {
+		fill[s] = a.states[s].first
+	}
 	for _, e := range edges {
-		a.syms[fill[e.parent]], a.next[fill[e.parent]] = e.sym, e.child
+		a.edges[fill[e.parent]] = edge{e.sym, e.child}
 		fill[e.parent]++
 	}
 	a.root = make([]uint32, nsym)
-	for i := a.first[0]; i < a.first[1]; i++ {
-		a.root[a.syms[i]] = a.next[i]
+	for _, e := range a.children(0) {
+		a.root[e.sym] = e.next
 	}
+	a.buildWide()
 
 	// Failure and dictionary links, breadth first: a state's links point
 	// to shallower states, whose links are known by then.
-	a.fail = make([]uint32, n)
-	a.dict = make([]uint32, n)
 	queue := make([]uint32, 0, n)
-	for i := a.first[0]; i < a.first[1]; i++ {
-		queue = append(queue, a.next[i])
+	for _, e := range a.children(0) {
+		queue = append(queue, e.next)
 	}
 	for head := 0; head < len(queue); head++ {
 		s := queue[head]
-		for i := a.first[s]; i < a.first[s+1]; i++ {
-			c, t := a.syms[i], a.next[i]
-			f := a.step(a.fail[s], c)
-			a.fail[t] = f
-			if a.word[f] >= 0 {
-				a.dict[t] = f
+		for _, e := range a.children(s) {
+			f := a.step(a.states[s].fail&failMask, e.sym)
+			t := &a.states[e.next]
+			t.fail = f
+			if a.states[f].word >= 0 {
+				t.dict = f
 			} else {
-				a.dict[t] = a.dict[f]
+				t.dict = a.states[f].dict
 			}
-			queue = append(queue, t)
+			if t.word >= 0 || t.dict != 0 {
+				t.fail |= hitFlag
+			}
+			queue = append(queue, e.next)
+		}
+	}
+	for _, e := range a.children(0) {
+		if a.states[e.next].word >= 0 {
+			a.states[e.next].fail |= hitFlag
 		}
 	}
 	return a, nil
+}
+
+func (a *Automaton) children(s uint32) []edge {
+	return a.edges[a.states[s].first:a.states[s+1].first]
 }
 
 // symbol returns r's symbol, 0 when no word has r.
@@ -176,29 +220,60 @@ func (a *Automaton) symbol(r rune) uint32 {
 	return a.symtab[int(p-1)<<8|int(r&0xFF)]
 }
 
+// buildWide fills the hash table of the children of wide states (not the
+// start state's: those are in root).
+func (a *Automaton) buildWide() {
+	count := 0
+	for s := 1; s < len(a.states)-1; s++ {
+		if n := a.states[s+1].first - a.states[s].first; n > narrow {
+			count += int(n)
+		}
+	}
+	if count == 0 {
+		return
+	}
+	size := 1
+	for size < 2*count {
+		size <<= 1
+	}
+	a.wide, a.wideMask = make([]wideEdge, size), uint64(size-1)
+	for s := uint32(1); int(s) < len(a.states)-1; s++ {
+		if len(a.children(s)) <= narrow {
+			continue
+		}
+		for _, e := range a.children(s) {
+			h := wideHash(s, e.sym) & a.wideMask
+			for a.wide[h].state != 0 {
+				h = (h + 1) & a.wideMask
+			}
+			a.wide[h] = wideEdge{s, e.sym, e.next}
+		}
+	}
+}
+
+func wideHash(s, c uint32) uint64 {
+	return (uint64(s)<<32 | uint64(c)) * 0x9E3779B97F4A7C15 >> 20
+}
+
 // child returns the child of s on symbol c, or 0.
 func (a *Automaton) child(s, c uint32) uint32 {
-	lo, hi := a.first[s], a.first[s+1]
-	if hi-lo <= 8 {
-		for i := lo; i < hi; i++ {
-			if a.syms[i] == c {
-				return a.next[i]
+	lo, hi := a.states[s].first, a.states[s+1].first
+	if hi-lo <= narrow {
+		for _, e := range a.edges[lo:hi] {
+			if e.sym == c {
+				return e.next
 			}
 		}
 		return 0
 	}
-	for lo < hi {
-		m := lo + (hi-lo)/2
-		switch x := a.syms[m]; {
-		case x == c:
-			return a.next[m]
-		case x < c:
-			lo = m + 1
-		default:
-			hi = m
+	for h := wideHash(s, c) & a.wideMask; ; h = (h + 1) & a.wideMask {
+		switch e := a.wide[h]; {
+		case e.state == s && e.sym == c:
+			return e.next
+		case e.state == 0:
+			return 0
 		}
 	}
-	return 0
 }
 
 // step is the transition from s on symbol c (not 0).
@@ -207,13 +282,13 @@ func (a *Automaton) step(s, c uint32) uint32 {
 		if t := a.child(s, c); t != 0 {
 			return t
 		}
-		s = a.fail[s]
+		s = a.states[s].fail & failMask
 	}
 	return a.root[c]
 }
 
 // hit reports whether a word ends at s.
-func (a *Automaton) hit(s uint32) bool { return a.word[s] >= 0 || a.dict[s] != 0 }
+func (a *Automaton) hit(s uint32) bool { return a.states[s].fail&hitFlag != 0 }
 
 // Any reports whether text holds any of the words. It does not allocate.
 func (a *Automaton) Any(text []rune) bool {
@@ -245,8 +320,11 @@ func (a *Automaton) Each(text []rune, f func(word, start, end int) bool) {
 			continue
 		}
 		s = a.step(s, c)
-		for m := s; m != 0; m = a.dict[m] {
-			if w := a.word[m]; w >= 0 {
+		if !a.hit(s) {
+			continue
+		}
+		for m := s; m != 0; m = a.states[m].dict {
+			if w := a.states[m].word; w >= 0 {
 				if !f(int(w), i+1-int(a.lens[w]), i+1) {
 					return
 				}
@@ -259,10 +337,9 @@ func (a *Automaton) Each(text []rune, f func(word, start, end int) bool) {
 func (a *Automaton) Words() int { return len(a.lens) }
 
 // States is the number of states of the trie.
-func (a *Automaton) States() int { return len(a.word) }
+func (a *Automaton) States() int { return len(a.states) - 1 }
 
-// Bytes estimates the memory the automaton holds.
+// Bytes is the memory the automaton holds.
 func (a *Automaton) Bytes() int {
-	return 2*len(a.pages) + 4*(len(a.symtab)+len(a.root)+len(a.first)+len(a.syms)+len(a.next)+
-		len(a.fail)+len(a.word)+len(a.dict)+len(a.lens))
+	return 2*len(a.pages) + 4*(len(a.symtab)+len(a.root)+len(a.lens)) + 16*len(a.states) + 8*len(a.edges) + 12*len(a.wide)
 }

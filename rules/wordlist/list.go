@@ -84,7 +84,7 @@ func (l *List) Contains(sc *Scratch, text string) bool {
 	if l.auto == nil {
 		return false
 	}
-	return l.auto.Any(sc.Text(l.norm, text).Runes)
+	return sc.slot(l.norm, text).any(l.auto)
 }
 
 // Matched returns the words of the list found in text, as written in the
@@ -93,9 +93,13 @@ func (l *List) Matched(sc *Scratch, text string) []string {
 	if l.auto == nil {
 		return nil
 	}
+	s := sc.slot(l.norm, text)
+	if known, found := s.known(l.auto); known && !found {
+		return nil
+	}
 	var out []string
 	var seen map[int]bool
-	l.auto.Each(sc.Text(l.norm, text).Runes, func(w, _, _ int) bool {
+	l.auto.Each(s.text.Runes, func(w, _, _ int) bool {
 		e := int(l.entry[w])
 		if seen[e] {
 			return true
@@ -120,7 +124,11 @@ func (l *List) Mask(sc *Scratch, text, with string) string {
 	if l.auto == nil {
 		return text
 	}
-	t := sc.Text(l.norm, text)
+	s := sc.slot(l.norm, text)
+	if known, found := s.known(l.auto); known && !found {
+		return text
+	}
+	t := &s.text
 	var spans [][2]int
 	l.auto.Each(t.Runes, func(_, start, end int) bool {
 		s, e := t.Span(start, end)
@@ -189,16 +197,46 @@ type slot struct {
 	norm *Normalizer
 	src  string
 	text Text
+	// found remembers, per automaton, whether the text holds a word: rules
+	// asking about the same list and text search once.
+	found []found
+}
+
+type found struct {
+	auto *Automaton
+	any  bool
+}
+
+// known reports whether the slot knows if a holds a word of its text, and
+// the answer.
+func (s *slot) known(a *Automaton) (known, found bool) {
+	for _, f := range s.found {
+		if f.auto == a {
+			return true, f.any
+		}
+	}
+	return false, false
+}
+
+func (s *slot) any(a *Automaton) bool {
+	if known, found := s.known(a); known {
+		return found
+	}
+	ok := a.Any(s.text.Runes)
+	s.found = append(s.found, found{a, ok})
+	return ok
 }
 
 // Text returns src normalized by n, normalizing it only when the scratch
 // does not hold it already.
-func (sc *Scratch) Text(n *Normalizer, src string) *Text {
+func (sc *Scratch) Text(n *Normalizer, src string) *Text { return &sc.slot(n, src).text }
+
+func (sc *Scratch) slot(n *Normalizer, src string) *slot {
 	for i := range sc.slots {
 		// Comparing a string with itself is one pointer comparison; a
 		// slot keeps its src alive, so an equal string is the same text.
 		if s := &sc.slots[i]; s.norm == n && s.src == src {
-			return &s.text
+			return s
 		}
 	}
 	var s *slot
@@ -209,10 +247,10 @@ func (sc *Scratch) Text(n *Normalizer, src string) *Text {
 		s = &sc.slots[sc.next]
 		sc.next = (sc.next + 1) % scratchSlots
 	}
-	s.norm, s.src = n, src
+	s.norm, s.src, s.found = n, src, s.found[:0]
 	n.Normalize(&s.text, src)
 	sc.done++
-	return &s.text
+	return s
 }
 
 // Normalized is the number of times the scratch normalized a text.
