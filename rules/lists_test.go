@@ -108,6 +108,7 @@ lists:
   odd: {file: lists/banned.txt, normalize: {chinese: s2t}}
   empty: {}
   typo: {words: [x], normalise: {case: false}}
+  device: {file: /dev/null}
 rules:
   - {name: r, on: message, if: 'contains_any(message.text, lists.banned) || contains_any(message.text, lists.odd)', verdict: block}
 `
@@ -131,6 +132,7 @@ rules:
 		path + `:4: list "missing": file: ` + filepath.Join(filepath.Dir(path), "lists/nope.txt") + `: no such file`,
 		path + `:5: list "odd": normalize: chinese: "s2t" is not a conversion`,
 		path + `:6: list "empty": give file: PATH`,
+		path + `:8: list "device": file: /dev/null is not a regular file`,
 		`lists.typo.normalise: unknown key (did you mean "normalize"?)`,
 	} {
 		if !strings.Contains(msg, want) {

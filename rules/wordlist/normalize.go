@@ -2,26 +2,28 @@ package wordlist
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
 
 // Normalizer turns text into its normalized form under one set of Options.
-// Build one per distinct set of options (a table of 512 KiB, built in a few
-// milliseconds) and share it: it is immutable and safe for concurrent use.
+// Make one per distinct set of options (it holds a table of 512 KiB, filled
+// as characters are met) and share it: it is safe for concurrent use.
 type Normalizer struct {
 	opts  Options
-	table []uint32
-	other map[rune]uint32
-	multi [][]rune
+	table []atomic.Uint32 // rune -> entry; 0 until first met
+	multi atomic.Pointer[[][]rune]
+	mu    sync.Mutex // guards b and the writers of table and multi
+	b     builder
 }
 
-// NewNormalizer builds the normalizer for o. o must be valid.
+// NewNormalizer returns the normalizer for o, which must be valid. It is
+// cheap: each character's entry is worked out when first met.
 func NewNormalizer(o Options) *Normalizer {
-	n := &Normalizer{opts: o}
-	n.build()
-	return n
+	return &Normalizer{opts: o, table: make([]atomic.Uint32, tableSize), b: newBuilder(o)}
 }
 
 // Options returns the options n normalizes with.
@@ -90,17 +92,39 @@ func (n *Normalizer) Normalize(t *Text, s string) {
 		s = s[:maxText]
 	}
 	seps := n.opts.Separators
+	// Entries without these flags are one character for one.
+	special := uint32(flagKnown | flagDrop | flagMulti | flagCompose)
+	if seps {
+		special |= flagSep | flagHan
+	}
 	t.grow(len(s))
 	for i := 0; i < len(s); {
 		r, size := rune(s[i]), 1
 		if r >= utf8.RuneSelf {
 			r, size = utf8.DecodeRuneInString(s[i:])
 		}
-		e := n.lookup(r)
+		var e uint32
+		if uint32(r) < tableSize {
+			e = n.table[r].Load()
+		}
+		if e&special == flagKnown {
+			// The common case: one character for one, appended in place.
+			t.Runes = append(t.Runes, rune(e&runeMask))
+			t.Start = append(t.Start, int32(i))
+			t.End = append(t.End, int32(i+size))
+			if seps {
+				t.kinds = append(t.kinds, kindLetter)
+			}
+			i += size
+			continue
+		}
+		if e == 0 {
+			e = n.fill(r)
+		}
 		switch {
 		case e&flagDrop != 0:
 		case e&flagMulti != 0:
-			for _, m := range n.multi[e&runeMask] {
+			for _, m := range n.multiOf(e) {
 				n.emit(t, m, runeFlags(m), i, i+size, seps)
 			}
 		case e&flagCompose != 0 && n.compose(t, rune(e&runeMask), i, i+size):

@@ -1,6 +1,7 @@
 package wordlist
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -162,5 +163,40 @@ func TestScratchNormalizesATextOncePerNormalizer(t *testing.T) {
 	}
 	if e := sc.Text(n1, text); !strings.HasPrefix(e.String(), "free free") {
 		t.Errorf("the first text again reads %q", e.String())
+	}
+}
+
+// TestNormalizerIsSafeForConcurrentUse normalizes texts from several
+// goroutines with a fresh normalizer, whose table fills as they go, and
+// compares with one that normalized them alone (run it with -race).
+func TestNormalizerIsSafeForConcurrentUse(t *testing.T) {
+	o := Defaults()
+	o.Separators, o.Digits = true, true
+	texts := []string{"ＦＲＥＥ crypto", "免費領取 ﷺ ㈱", "сrурtо ｶｼﾞﾉ", "f.r.e.e 🙂 fr\u200bee", "cásíñö ΣΑΣ straße"}
+	alone := NewNormalizer(o)
+	want := make([]string, len(texts))
+	for i, s := range texts {
+		want[i] = alone.String(s)
+	}
+	shared := NewNormalizer(o)
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			var txt Text
+			for k := range 200 {
+				i := (g + k) % len(texts)
+				shared.Normalize(&txt, texts[i])
+				if got := txt.String(); got != want[i] {
+					done <- fmt.Errorf("%q became %q, alone %q", texts[i], got, want[i])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

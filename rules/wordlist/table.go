@@ -20,9 +20,9 @@ import (
 //go:embed t2s.txt
 var t2sData string
 
-// A table entry says what one character becomes. Characters below
-// tableSize are looked up in a slice; the few beyond that change are in a
-// map; the others stay as they are.
+// A table entry says what one character becomes. The entries of
+// characters below tableSize are worked out the first time a character is
+// met and kept; the rare ones beyond are worked out every time.
 const (
 	tableSize = 0x20000 // the Basic and Supplementary Multilingual Planes
 
@@ -34,6 +34,8 @@ const (
 	// flagCompose: the (single) result may combine with the character
 	// before it (a voiced sound mark, a conjoining jamo, an accent kept).
 	flagCompose = 1 << 25
+	// flagKnown marks an entry worked out: 0 is an entry not yet known.
+	flagKnown = 1 << 26
 )
 
 // digitLetters are the digits and symbols Options.Digits reads as letters.
@@ -44,55 +46,47 @@ var digitLetters = map[rune]rune{'0': 'o', '1': 'l', '3': 'e', '4': 'a', '5': 's
 // people writing their own language in Arabic or Hebrew script.
 var confusableScripts = []*unicode.RangeTable{unicode.Latin, unicode.Greek, unicode.Cyrillic, unicode.Cherokee, unicode.Coptic, unicode.Lisu, unicode.Common}
 
-// build fills the per-character table of a normalizer.
-func (n *Normalizer) build() {
-	o := n.opts
-	n.table = make([]uint32, tableSize)
-	n.other = map[rune]uint32{}
-	b := builder{opts: o}
-	if o.Case {
-		b.fold = cases.Fold()
-	}
-	if o.Confusables {
-		b.confusable = confusableMap(o.Case)
-	}
-	if o.Chinese == ChineseT2S {
-		b.t2s = t2sMap()
-	}
-	for r := rune(0); r < tableSize; r++ {
-		switch {
-		case 0x3400 <= r && r <= 0x4DBF, 0x4E00 <= r && r <= 0x9FFF:
-			// CJK ideographs: only the Chinese conversion changes them.
-			if s, ok := b.t2s[r]; ok {
-				n.table[r] = uint32(s) | runeFlags(s)
-			} else {
-				n.table[r] = uint32(r) | flagHan
-			}
-		case 0xAC00 <= r && r <= 0xD7A3:
-			n.table[r] = uint32(r) // Hangul syllables stay as they are
-		default:
-			n.table[r] = n.entry(b.apply(r))
+// lookup returns the table entry of r.
+func (n *Normalizer) lookup(r rune) uint32 {
+	if uint32(r) < tableSize {
+		if e := n.table[r].Load(); e != 0 {
+			return e
 		}
 	}
-	// Beyond the table: compatibility ideographs, characters the
-	// conversion maps, tags and variation selectors.
-	var beyond []rune
-	for r := rune(0x2F800); r <= 0x2FA1F; r++ {
-		beyond = append(beyond, r)
-	}
-	for r := range b.t2s {
-		if r >= tableSize {
-			beyond = append(beyond, r)
+	return n.fill(r)
+}
+
+// fill works out the entry of r and keeps it. The work is done under a
+// lock (the builder's buffers and case folder are not safe for concurrent
+// use); it happens once per character.
+func (n *Normalizer) fill(r rune) uint32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	inTable := uint32(r) < tableSize
+	if inTable {
+		if e := n.table[r].Load(); e != 0 {
+			return e
 		}
 	}
-	for r := rune(0xE0000); r <= 0xE01EF; r++ {
-		beyond = append(beyond, r)
-	}
-	for _, r := range beyond {
-		if e := n.entry(b.apply(r)); e != uint32(r)|runeFlags(r) {
-			n.other[r] = e
+	var e uint32
+	switch {
+	case 0x3400 <= r && r <= 0x4DBF, 0x4E00 <= r && r <= 0x9FFF:
+		// CJK ideographs: only the Chinese conversion changes them.
+		if s, ok := n.b.t2s[r]; ok {
+			e = uint32(s) | runeFlags(s)
+		} else {
+			e = uint32(r) | flagHan
 		}
+	case 0xAC00 <= r && r <= 0xD7A3:
+		e = uint32(r) // Hangul syllables stay as they are
+	default:
+		e = n.entry(n.b.apply(r))
 	}
+	e |= flagKnown
+	if inTable {
+		n.table[r].Store(e)
+	}
+	return e
 }
 
 // entry encodes what a character becomes.
@@ -108,20 +102,19 @@ func (n *Normalizer) entry(out []rune) uint32 {
 		}
 		return e
 	}
-	n.multi = append(n.multi, append([]rune(nil), out...))
-	return flagMulti | uint32(len(n.multi)-1)
+	// Readers index the slice they load; a new slice is published before
+	// the entry pointing into it.
+	var multi [][]rune
+	if m := n.multi.Load(); m != nil {
+		multi = *m
+	}
+	multi = append(slices.Clip(multi), slices.Clone(out))
+	n.multi.Store(&multi)
+	return flagMulti | uint32(len(multi)-1)
 }
 
-// lookup returns the table entry of r.
-func (n *Normalizer) lookup(r rune) uint32 {
-	if r < tableSize {
-		return n.table[r]
-	}
-	if e, ok := n.other[r]; ok {
-		return e
-	}
-	return uint32(r) | runeFlags(r)
-}
+// multiOf returns the characters of a flagMulti entry.
+func (n *Normalizer) multiOf(e uint32) []rune { return (*n.multi.Load())[e&runeMask] }
 
 func runeFlags(r rune) uint32 {
 	switch {
@@ -174,12 +167,22 @@ func isAccent(r rune) bool {
 
 // builder works out what one character becomes under a set of options.
 type builder struct {
-	opts       Options
-	fold       cases.Caser
-	confusable map[rune]rune
-	t2s        map[rune]rune
-	buf, tmp   []rune
-	nfd        []rune
+	opts     Options
+	fold     cases.Caser
+	t2s      map[rune]rune
+	buf, tmp []rune
+	nfd      []rune
+}
+
+func newBuilder(o Options) builder {
+	b := builder{opts: o}
+	if o.Case {
+		b.fold = cases.Fold()
+	}
+	if o.Chinese == ChineseT2S {
+		b.t2s = t2sMap()
+	}
+	return b
 }
 
 func (b *builder) apply(r rune) []rune {
@@ -202,7 +205,7 @@ func (b *builder) apply(r rune) []rune {
 				if isAccent(p) {
 					continue
 				}
-				if c, ok := b.confusable[p]; ok {
+				if c, ok := confusable(p, o.Case); ok {
 					p = c
 				}
 				dst = append(dst, p)
@@ -270,30 +273,13 @@ func appendForm(dst []rune, f norm.Form, r rune) []rune {
 	return dst
 }
 
-// confusableMap maps the letters of confusableScripts whose skeleton (UTS
-// #39) is one ASCII letter to that letter, lower case when case is folded.
-// ASCII letters stay themselves: their skeletons (I is l) would merge
-// letters people tell apart.
-func confusableMap(lower bool) map[rune]rune {
-	m := map[rune]rune{}
-	for _, tab := range confusableScripts {
-		for _, rg := range tab.R16 {
-			for r := rune(rg.Lo); r <= rune(rg.Hi); r += rune(rg.Stride) {
-				addConfusable(m, r, lower)
-			}
-		}
-		for _, rg := range tab.R32 {
-			for r := rune(rg.Lo); r <= rune(rg.Hi); r += rune(rg.Stride) {
-				addConfusable(m, r, lower)
-			}
-		}
-	}
-	return m
-}
-
-func addConfusable(m map[rune]rune, r rune, lower bool) {
-	if r < utf8.RuneSelf || !unicode.IsLetter(r) {
-		return
+// confusable returns the ASCII letter r looks like, when r is a letter of
+// confusableScripts whose skeleton (UTS #39) is one ASCII letter; lower
+// case when case is folded. ASCII letters stay themselves: their
+// skeletons (I is l) would merge letters people tell apart.
+func confusable(r rune, lower bool) (rune, bool) {
+	if r < utf8.RuneSelf || !unicode.IsLetter(r) || !unicode.In(r, confusableScripts...) {
+		return 0, false
 	}
 	candidates := []rune{r}
 	if lower {
@@ -310,10 +296,10 @@ func addConfusable(m map[rune]rune, r rune, lower bool) {
 			if lower {
 				l = unicode.ToLower(l)
 			}
-			m[r] = l
-			return
+			return l, true
 		}
 	}
+	return 0, false
 }
 
 // t2sMap reads t2sData.
