@@ -30,7 +30,12 @@ type Automaton struct {
 	// binary search over several cache lines.
 	wide     []wideEdge
 	wideMask uint64
-	lens     []int32
+	// n1 is the number of the start state's children, states 1 to n1;
+	// bits holds bitWords words for each, a bit per symbol it has a child
+	// on (nil when too large).
+	n1, bitWords uint32
+	bits         []uint64
+	lens         []int32
 }
 
 // narrow is the most children searched one by one (they share a cache
@@ -146,32 +151,30 @@ func NewAutomaton(words [][]rune) (*Automaton, error) {
 	}
 	n := len(word)
 
-	// Children of each state, in one flat array. states[n] ends the last
-	// state's children.
-	a.states = make([]state, n+1)
-	for s := range n {
-		a.states[s].word = word[s]
+	// Number the states breadth first, so that the start state's children
+	// are 1 to n1, then lay the children out in one flat array.
+	layout(a, word, edges, func(e trieEdge) (uint32, uint32, uint32) { return e.parent, e.sym, e.child })
+	bfs := make([]uint32, 0, n)
+	bfs = append(bfs, 0)
+	for head := 0; head < len(bfs); head++ {
+		for _, e := range a.children(bfs[head]) {
+			bfs = append(bfs, e.next)
+		}
 	}
-	for _, e := range edges {
-		a.states[e.parent+1].first++
+	renum := make([]uint32, n)
+	bfsWord := make([]int32, n)
+	for i, old := range bfs {
+		renum[old] = uint32(i)
+		bfsWord[i] = word[old]
 	}
-	for s := 1; s <= n; s++ {
-		a.states[s].first += a.states[s-1].first
-	}
-	a.edges = make([]edge, len(edges))
-	fill := make([]uint32, n)
-	for s := range n {
-		fill[s] = a.states[s].first
-	}
-	for _, e := range edges {
-		a.edges[fill[e.parent]] = edge{e.sym, e.child}
-		fill[e.parent]++
-	}
+	layout(a, bfsWord, edges, func(e trieEdge) (uint32, uint32, uint32) { return renum[e.parent], e.sym, renum[e.child] })
 	a.root = make([]uint32, nsym)
 	for _, e := range a.children(0) {
 		a.root[e.sym] = e.next
 	}
+	a.n1 = uint32(len(a.children(0)))
 	a.buildWide()
+	a.buildBits(nsym)
 
 	// Failure and dictionary links, breadth first: a state's links point
 	// to shallower states, whose links are known by then.
@@ -202,6 +205,57 @@ func NewAutomaton(words [][]rune) (*Automaton, error) {
 		}
 	}
 	return a, nil
+}
+
+// layout fills states and edges from the trie's edges, whose parent, symbol
+// and child ends gives; edges of one parent come in the order of their
+// symbols.
+func layout[E any](a *Automaton, word []int32, edges []E, ends func(E) (uint32, uint32, uint32)) {
+	n := len(word)
+	a.states = make([]state, n+1)
+	for s := range n {
+		a.states[s].word = word[s]
+	}
+	for _, e := range edges {
+		p, _, _ := ends(e)
+		a.states[p+1].first++
+	}
+	for s := 1; s <= n; s++ {
+		a.states[s].first += a.states[s-1].first
+	}
+	a.edges = make([]edge, len(edges))
+	fill := make([]uint32, n)
+	for s := range n {
+		fill[s] = a.states[s].first
+	}
+	for _, e := range edges {
+		p, sym, child := ends(e)
+		a.edges[fill[p]] = edge{sym, child}
+		fill[p]++
+	}
+}
+
+// maxBits bounds the memory of the children bitmaps of the start state's
+// children.
+const maxBits = 16 << 20
+
+// buildBits records, for each child of the start state, which symbols it
+// has a child on. Most steps from such a state find none, and then go back
+// to the start: the bitmap answers that without touching the state's
+// children.
+func (a *Automaton) buildBits(nsym int) {
+	a.bitWords = uint32((nsym + 63) / 64)
+	if int(a.n1)*int(a.bitWords)*8 > maxBits {
+		a.bitWords = 0
+		return
+	}
+	a.bits = make([]uint64, int(a.n1)*int(a.bitWords))
+	for s := uint32(1); s <= a.n1; s++ {
+		row := a.bits[(s-1)*a.bitWords : s*a.bitWords]
+		for _, e := range a.children(s) {
+			row[e.sym>>6] |= 1 << (e.sym & 63)
+		}
+	}
 }
 
 func (a *Automaton) children(s uint32) []edge {
@@ -278,6 +332,9 @@ func (a *Automaton) child(s, c uint32) uint32 {
 
 // step is the transition from s on symbol c (not 0).
 func (a *Automaton) step(s, c uint32) uint32 {
+	if s != 0 && s <= a.n1 && a.bits != nil && a.bits[(s-1)*a.bitWords+c>>6]&(1<<(c&63)) == 0 {
+		return a.root[c] // no child on c, and such a state fails to the start
+	}
 	for s != 0 {
 		if t := a.child(s, c); t != 0 {
 			return t
@@ -341,5 +398,5 @@ func (a *Automaton) States() int { return len(a.states) - 1 }
 
 // Bytes is the memory the automaton holds.
 func (a *Automaton) Bytes() int {
-	return 2*len(a.pages) + 4*(len(a.symtab)+len(a.root)+len(a.lens)) + 16*len(a.states) + 8*len(a.edges) + 12*len(a.wide)
+	return 2*len(a.pages) + 4*(len(a.symtab)+len(a.root)+len(a.lens)) + 16*len(a.states) + 8*len(a.edges) + 12*len(a.wide) + 8*len(a.bits)
 }
