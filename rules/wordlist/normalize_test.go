@@ -200,3 +200,24 @@ func TestNormalizerIsSafeForConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestTheChineseTableIsReadWhole checks every pair of the embedded table is
+// read: a line that did not parse would silently leave a character
+// unconverted.
+func TestTheChineseTableIsReadWhole(t *testing.T) {
+	pairs := 0
+	for _, line := range strings.Split(strings.TrimSpace(t2sData), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			pairs++
+		}
+	}
+	m := t2sMap()
+	if len(m) != pairs || pairs < 4000 {
+		t.Errorf("%d of %d pairs read", len(m), pairs)
+	}
+	for from, to := range map[rune]rune{'費': '费', '發': '发', '體': '体', '東': '东', '後': '后'} {
+		if m[from] != to {
+			t.Errorf("%c reads as %c, want %c", from, m[from], to)
+		}
+	}
+}
