@@ -224,8 +224,25 @@ func (p *patcher) Visit(node *ast.Node) {
 	}
 }
 
-// wordFuncs are the functions that look for the words of a list.
-var wordFuncs = map[string]bool{"contains_any": true, "matched_words": true, "mask": true}
+// wordFuncs are the functions that look for the words of a list, and how
+// they are called.
+var wordFuncs = map[string]string{
+	"contains_any":  "a text and a list: contains_any(message.text, lists.NAME)",
+	"matched_words": "a text and a list: matched_words(message.text, lists.NAME)",
+	"mask":          `a text, a list and optionally a mask character: mask(message.text, lists.NAME, "#")`,
+}
+
+func isIdent(n ast.Node, name string) bool {
+	id, ok := n.(*ast.IdentifierNode)
+	return ok && id.Value == name
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // wordCall rewrites a call of a word function: contains_any(TEXT,
 // lists.NAME) reads the list compiled into an automaton, and every word
@@ -233,15 +250,21 @@ var wordFuncs = map[string]bool{"contains_any": true, "matched_words": true, "ma
 // that a text is normalized once per event, not once per call.
 func (p *patcher) wordCall(n *ast.CallNode) {
 	id, ok := n.Callee.(*ast.IdentifierNode)
-	if !ok || !wordFuncs[id.Value] || len(n.Arguments) < 2 {
+	if !ok || wordFuncs[id.Value] == "" || len(n.Arguments) < 2 {
 		return
 	}
 	if last, ok := n.Arguments[len(n.Arguments)-1].(*ast.IdentifierNode); ok && last.Value == varWords {
 		return // already rewritten
 	}
+	if most := 2 + btoi(id.Value == "mask"); len(n.Arguments) > most {
+		p.errors = append(p.errors, fmt.Sprintf("%s takes %s", id.Value, wordFuncs[id.Value]))
+		return
+	}
 	if name, ok := p.plainList(n.Arguments[1]); ok {
 		n.Arguments[1] = &ast.IdentifierNode{Value: prefixLists + name + suffixWords}
 		p.env.words[name] = true
+	} else if m, ok := n.Arguments[1].(*ast.MemberNode); ok && isIdent(m.Node, "lists") {
+		return // an unknown list, already reported
 	} else if id.Value == "contains_any" {
 		p.env.wordArrays = true
 	} else {

@@ -30,6 +30,8 @@ type listSpec struct {
 	Words     []wordSpec     `yaml:"words"`
 	Normalize *normalizeSpec `yaml:"normalize"`
 	// Items is the plain sequence form; Plain says the list was written so.
+	// A list written as `name:` with nothing after it is never decoded
+	// (Line stays 0): an empty plain list.
 	Items []string `yaml:"-"`
 	Plain bool     `yaml:"-"`
 	Line  int      `yaml:"-"`

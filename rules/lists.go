@@ -43,9 +43,9 @@ func (c *compiler) readLists(specs map[string]listSpec, set *Set) {
 		if !namePattern.MatchString(name) {
 			c.add(spec.Line, "list", name, "", "list names are letters, digits, _ . and -")
 		}
-		d := &listDef{name: name, line: spec.Line, plain: spec.Plain, opts: wordlist.Defaults()}
+		d := &listDef{name: name, line: spec.Line, plain: spec.Plain || spec.Line == 0, opts: wordlist.Defaults()}
 		c.listDefs[name] = d
-		if spec.Plain {
+		if d.plain {
 			d.words = append([]string{}, spec.Items...)
 			set.Lists[name] = d.words
 			continue

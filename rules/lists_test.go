@@ -294,11 +294,31 @@ func TestAnyOfALowerCaseListRunsThroughTheAutomaton(t *testing.T) {
 }
 
 func TestAWordFunctionNeedsAListName(t *testing.T) {
-	for _, src := range []string{`len(matched_words(message.text, ["a"])) > 0`, `mask(message.text, message.mentions) == ""`} {
+	for src, want := range map[string]string{
+		`len(matched_words(message.text, ["a"])) > 0`:         "the second argument must name a list",
+		`mask(message.text, message.mentions) == ""`:          "the second argument must name a list",
+		`len(matched_words(message.text, lists.nope)) > 0`:    "lists.nope is not declared",
+		`contains_any(message.text, lists.spam, lists.spam)`:  "contains_any takes a text and a list",
+		`mask(message.text, lists.spam, "#", "x") == ""`:      "mask takes a text, a list and optionally a mask character",
+		`matched_words(message.text, lists.spam, "x") == nil`: "matched_words takes a text and a list",
+	} {
 		_, problems := parseError(t, "rules.yaml", ruleIf(src))
-		if len(problems) != 1 || !strings.Contains(problems[0].Reason, "the second argument must name a list") {
-			t.Errorf("%s: %v", src, problems)
+		if len(problems) != 1 || !strings.Contains(problems[0].Reason, want) {
+			t.Errorf("%s: %v, want one problem saying %s", src, problems, want)
 		}
+	}
+}
+
+func TestAListWithNothingAfterItIsEmpty(t *testing.T) {
+	set := mustParse(t, `version: 1
+lists:
+  empty:
+  also: ~
+rules:
+  - {name: r, on: message, if: 'contains_any(message.text, lists.empty) || user.id in lists.also', verdict: block}
+`)
+	if len(set.Lists["empty"]) != 0 || len(set.Lists["also"]) != 0 || matches(t, set, "r", "anything") {
+		t.Errorf("lists %q, want two empty lists that match nothing", set.Lists)
 	}
 }
 
