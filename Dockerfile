@@ -27,7 +27,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/bot ./cmd/bot \
  && mkdir -p /out/etc/timguard \
  && cp config.example.yaml /out/etc/timguard/config.yaml \
- && cp config.example.yaml rules.example.yaml /out/etc/timguard/
+ && cp -r config.example.yaml rules.example.yaml lists /out/etc/timguard/
 
 # distroless/static has CA certificates (for the HTTPS REST API), tzdata and
 # /etc/passwd with the nonroot user (65532), and nothing else.

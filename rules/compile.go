@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/robfig/cron/v3"
 
 	"github.com/timguard/timguard/internal/yamlx"
@@ -23,6 +24,9 @@ import (
 
 // Problem is one thing wrong with a rule file.
 type Problem struct {
+	// File is the list file the problem is in, when it is not in the rule
+	// file itself.
+	File string
 	Line int
 	// Section is "rule", "counter", "schedule", "list" or "" for the file.
 	Section string
@@ -62,9 +66,13 @@ type Error struct {
 func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
-		lines[i] = e.File + ":" + p.String()
+		file := e.File
+		if p.File != "" {
+			file = p.File
+		}
+		lines[i] = file + ":" + p.String()
 		if p.Line == 0 {
-			lines[i] = e.File + ": " + p.String()
+			lines[i] = file + ": " + p.String()
 		}
 	}
 	return strings.Join(lines, "\n")
@@ -100,13 +108,19 @@ func Parse(file string, data []byte) (*Set, error) {
 	if v := mappingValue(root, "version"); spec.Version == 0 && v != "" && v != "0" {
 		c.versionUnread = true
 	}
-	sum := sha256.Sum256(data)
 	set := c.compile(&spec)
 	if len(c.problems) > 0 {
 		return nil, c.err()
 	}
+	// The version covers the list files: a changed list is a new version.
+	h := sha256.New()
+	h.Write(data)
+	for _, d := range c.listData {
+		h.Write(d)
+	}
 	set.File = file
-	set.Version = hex.EncodeToString(sum[:6])
+	set.Version = hex.EncodeToString(h.Sum(nil)[:6])
+	set.listFiles = c.listFiles
 	return set, nil
 }
 
@@ -119,10 +133,19 @@ type compiler struct {
 	ruleNames map[string]int
 	// versionUnread: the file has a version the decoder did not read.
 	versionUnread bool
+	// The lists, the list files read and their contents (for the version).
+	listDefs  map[string]*listDef
+	listFiles []string
+	listData  [][]byte
 }
 
 func (c *compiler) err() error {
-	sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].Line < c.problems[j].Line })
+	sort.SliceStable(c.problems, func(i, j int) bool {
+		if c.problems[i].File != c.problems[j].File {
+			return c.problems[i].File < c.problems[j].File // the rule file's own first
+		}
+		return c.problems[i].Line < c.problems[j].Line
+	})
 	return &Error{File: c.file, Problems: c.problems}
 }
 
@@ -135,12 +158,7 @@ func (c *compiler) compile(spec *fileSpec) *Set {
 		c.add(0, "", "", "version", "must be 1 (got %d)", spec.Version)
 	}
 	set := &Set{Lists: map[string][]string{}, plans: map[Kind]*Plan{}, StrikeDecay: 24 * time.Hour}
-	for name, items := range spec.Lists {
-		if !namePattern.MatchString(name) {
-			c.add(0, "list", name, "", "list names are letters, digits, _ . and -")
-		}
-		set.Lists[name] = append([]string{}, items...)
-	}
+	c.readLists(spec.Lists, set)
 	if spec.Strikes.Decay != "" {
 		if d, err := parseDuration(spec.Strikes.Decay); err != nil || d < time.Minute {
 			c.add(0, "", "", "strikes.decay", "%q must be a duration of at least 1m", spec.Strikes.Decay)
@@ -187,6 +205,7 @@ func (c *compiler) compile(spec *fileSpec) *Set {
 		set.byName[r.Name] = r
 	}
 	c.plan(set)
+	c.compileWordLists(set)
 	c.boxLists(set)
 	// Tests decode events against the finished set.
 	for i := range spec.Rules {
@@ -448,6 +467,11 @@ func (c *compiler) rewrite(rs *ruleSpec) *Rewriter {
 		if p != nil {
 			if k := p.prog.Node().Type(); k != nil && k.Kind() != reflect.Slice && k.Kind() != reflect.Interface {
 				add("rewrite.mask", "%q gives %s, not a list of words", spec.Mask.Src, k)
+			}
+			// mask: lists.NAME masks through the list's automaton.
+			if id, ok := p.prog.Node().(*ast.IdentifierNode); ok && strings.HasPrefix(id.Value, prefixLists) && !strings.Contains(id.Value, "#") {
+				rw.listName = strings.TrimPrefix(id.Value, prefixLists)
+				c.env.words[rw.listName] = true
 			}
 		}
 		rw.mask = p
@@ -742,18 +766,26 @@ func (c *compiler) plan(set *Set) {
 	}
 }
 
+// boxLists boxes, once, what expressions read of the lists: the words,
+// the set `in` looks in (for every list written as a sequence, and for
+// others when an expression uses `in`) and the compiled list.
 func (c *compiler) boxLists(set *Set) {
 	set.boxed = make(map[string]any, 3*len(set.Lists))
 	for name, items := range set.Lists {
-		members := make(map[string]struct{}, len(items))
-		lower := make([]string, len(items))
-		for i, it := range items {
-			members[it] = struct{}{}
-			lower[i] = strings.ToLower(it)
-		}
 		set.boxed[prefixLists+name] = items
-		set.boxed[prefixLists+name+suffixSet] = members
-		set.boxed[prefixLists+name+suffixLower] = lower
+		if d := c.listDefs[name]; d == nil || d.plain || c.env.sets[name] {
+			members := make(map[string]struct{}, len(items))
+			for _, it := range items {
+				members[it] = struct{}{}
+			}
+			set.boxed[prefixLists+name+suffixSet] = members
+		}
+		set.boxed[prefixLists+name+suffixWords] = set.words[name] // nil unless its words are looked for
+	}
+	for _, r := range set.Rules {
+		if r.Rewrite != nil && r.Rewrite.listName != "" {
+			r.Rewrite.list = set.words[r.Rewrite.listName]
+		}
 	}
 }
 

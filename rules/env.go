@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+
+	"github.com/timguard/timguard/rules/wordlist"
 )
 
 // Input is everything an expression can read about one subject of one
@@ -60,7 +63,8 @@ const (
 	prefixCounters  = "counters."
 	prefixLists     = "lists."
 	suffixSet       = "#set"   // lists.NAME#set: the list as a set, for `in`
-	suffixLower     = "#lower" // lists.NAME#lower: the list in lower case
+	suffixWords     = "#words" // lists.NAME#words: the list compiled for finding its words
+	varWords        = "#words" // the environment's *wordEnv, given to the word functions
 	namespaceFields = "group user operator message apply join exit"
 )
 
@@ -103,17 +107,27 @@ type compileEnv struct {
 	proto    map[string]any
 	counters map[string]int // name -> index
 	lists    map[string][]string
+	// words names the lists whose words an expression looks for
+	// (contains_any, matched_words, mask): those are compiled into an
+	// automaton. sets names the lists used with `in`.
+	words, sets map[string]bool
+	// wordArrays: an expression looks for the words of a list built while
+	// it runs, which needs the default normalization.
+	wordArrays bool
 }
 
 func newCompileEnv(counters []*Counter, lists map[string][]string) *compileEnv {
 	e := &compileEnv{
-		proto:    make(map[string]any, len(fieldProto)+len(counters)+2*len(lists)),
+		proto:    make(map[string]any, len(fieldProto)+len(counters)+3*len(lists)+1),
 		counters: make(map[string]int, len(counters)),
 		lists:    make(map[string][]string, len(lists)),
+		words:    map[string]bool{},
+		sets:     map[string]bool{},
 	}
 	for k, v := range fieldProto {
 		e.proto[k] = v
 	}
+	e.proto[varWords] = (*wordEnv)(nil)
 	for i, c := range counters {
 		e.counters[c.Name] = i
 		e.proto[prefixCounters+c.Name] = 0
@@ -122,7 +136,7 @@ func newCompileEnv(counters []*Counter, lists map[string][]string) *compileEnv {
 		e.lists[name] = items
 		e.proto[prefixLists+name] = []string{}
 		e.proto[prefixLists+name+suffixSet] = map[string]struct{}{}
-		e.proto[prefixLists+name+suffixLower] = []string{}
+		e.proto[prefixLists+name+suffixWords] = (*wordlist.List)(nil)
 	}
 	return e
 }
@@ -186,33 +200,78 @@ func (p *patcher) Visit(node *ast.Node) {
 		if n.Operator == "in" {
 			if name, ok := p.plainList(n.Right); ok {
 				n.Right = &ast.IdentifierNode{Value: prefixLists + name + suffixSet}
+				p.env.sets[name] = true
 			}
 		}
 	case *ast.CallNode:
-		// contains_any(message.text, lists.NAME) reads the text and the
-		// list lowered once, not on every call. The result is the same:
-		// contains_any ignores case.
-		if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "contains_any" && len(n.Arguments) == 2 {
-			if t, ok := n.Arguments[0].(*ast.IdentifierNode); ok && t.Value == varText {
-				n.Arguments[0] = &ast.IdentifierNode{Value: varTextLower}
-			}
-			if name, ok := p.plainList(n.Arguments[1]); ok {
-				n.Arguments[1] = &ast.IdentifierNode{Value: prefixLists + name + suffixLower}
-			}
-		}
+		p.wordCall(n)
 	}
-	// any(lists.NAME, {lower(message.text) contains #}) is contains_any when
-	// every word of the list is already lower case (otherwise the closure
-	// can never match an upper-case word and the meaning would change).
+	// any(lists.NAME, {lower(message.text) contains #}) is contains_any,
+	// through the list's automaton, when every word of the list is already
+	// lower case (otherwise the closure can never match an upper-case word
+	// and the meaning would change). It also finds the words the list's
+	// normalization finds (full-width, hidden, look-alike letters).
 	if b, ok := (*node).(*ast.BuiltinNode); ok && b.Name == "any" && len(b.Arguments) == 2 {
 		name, isList := p.plainList(b.Arguments[0])
 		if isList && p.lowerList(name) && isLowerTextContainsPointer(b.Arguments[1]) {
-			ast.Patch(node, &ast.CallNode{
+			call := &ast.CallNode{
 				Callee:    &ast.IdentifierNode{Value: "contains_any"},
-				Arguments: []ast.Node{&ast.IdentifierNode{Value: varTextLower}, &ast.IdentifierNode{Value: prefixLists + name + suffixLower}},
-			})
+				Arguments: []ast.Node{&ast.IdentifierNode{Value: varText}, b.Arguments[0]},
+			}
+			p.wordCall(call)
+			ast.Patch(node, call)
 		}
 	}
+}
+
+// wordFuncs are the functions that look for the words of a list, and how
+// they are called.
+var wordFuncs = map[string]string{
+	"contains_any":  "a text and a list: contains_any(message.text, lists.NAME)",
+	"matched_words": "a text and a list: matched_words(message.text, lists.NAME)",
+	"mask":          `a text, a list and optionally a mask character: mask(message.text, lists.NAME, "#")`,
+}
+
+func isIdent(n ast.Node, name string) bool {
+	id, ok := n.(*ast.IdentifierNode)
+	return ok && id.Value == name
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// wordCall rewrites a call of a word function: contains_any(TEXT,
+// lists.NAME) reads the list compiled into an automaton, and every word
+// function gets the environment's scratch space as its last argument, so
+// that a text is normalized once per event, not once per call.
+func (p *patcher) wordCall(n *ast.CallNode) {
+	id, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok || wordFuncs[id.Value] == "" || len(n.Arguments) < 2 {
+		return
+	}
+	if last, ok := n.Arguments[len(n.Arguments)-1].(*ast.IdentifierNode); ok && last.Value == varWords {
+		return // already rewritten
+	}
+	if most := 2 + btoi(id.Value == "mask"); len(n.Arguments) > most {
+		p.errors = append(p.errors, fmt.Sprintf("%s takes %s", id.Value, wordFuncs[id.Value]))
+		return
+	}
+	if name, ok := p.plainList(n.Arguments[1]); ok {
+		n.Arguments[1] = &ast.IdentifierNode{Value: prefixLists + name + suffixWords}
+		p.env.words[name] = true
+	} else if m, ok := n.Arguments[1].(*ast.MemberNode); ok && isIdent(m.Node, "lists") {
+		return // an unknown list, already reported
+	} else if id.Value == "contains_any" {
+		p.env.wordArrays = true
+	} else {
+		p.errors = append(p.errors, fmt.Sprintf("%s: the second argument must name a list, e.g. %s(message.text, lists.spam_words)", id.Value, id.Value))
+		return
+	}
+	n.Arguments = append(n.Arguments, &ast.IdentifierNode{Value: varWords})
 }
 
 // plainList reports whether n is lists.NAME (already flattened) and which.
@@ -335,7 +394,7 @@ func (e *compileEnv) compile(src string, opts ...expr.Option) (*program, []strin
 		expr.Env(e.proto),
 		expr.Patch(p),
 		expr.MaxNodes(maxNodes),
-		containsAnyFunc,
+		containsAnyFunc, matchedWordsFunc, maskFunc,
 	}, opts...)
 	prog, err := expr.Compile(src, all...)
 	p.leftovers()
@@ -371,32 +430,90 @@ func exprReason(err error) string {
 	first = strings.TrimSpace(first)
 	first = strings.ReplaceAll(first, varTextLower, "lower(message.text)")
 	first = strings.ReplaceAll(first, suffixSet, "")
-	first = strings.ReplaceAll(first, suffixLower, "")
+	first = strings.ReplaceAll(first, suffixWords, "")
+	first = strings.ReplaceAll(first, ", *rules.wordEnv", "")
+	first = strings.ReplaceAll(first, "*wordlist.List", "list")
 	return first
 }
 
+// wordEnv is what the word functions need besides their arguments: the
+// scratch space holding the texts normalized for this event, and the
+// default normalization for word lists built while a rule runs. Each Env
+// has one.
+type wordEnv struct {
+	scratch wordlist.Scratch
+	norm    *wordlist.Normalizer // nil when no rule needs it
+}
+
+var errNoWordEnv = errors.New("the word functions need their environment")
+
 // containsAnyFunc is contains_any(text, words): whether text contains any of
-// words, ignoring case.
+// words, as the list's normalization reads them (for a list built while
+// the rule runs, the default normalization).
 var containsAnyFunc = expr.Function("contains_any", func(params ...any) (any, error) {
 	text, _ := params[0].(string)
-	return containsAny(text, params[1]), nil
-}, new(func(string, []string) bool), new(func(string, []any) bool))
-
-func containsAny(text string, words any) bool {
-	lower := strings.ToLower(text) // no copy when text is already lower case
-	switch ws := words.(type) {
-	case []string:
-		for _, w := range ws {
-			if w != "" && strings.Contains(lower, strings.ToLower(w)) {
-				return true
-			}
-		}
-	case []any:
-		for _, w := range ws {
-			if s, ok := w.(string); ok && s != "" && strings.Contains(lower, strings.ToLower(s)) {
-				return true
-			}
-		}
+	we, _ := params[len(params)-1].(*wordEnv)
+	if we == nil {
+		return nil, errNoWordEnv
 	}
-	return false
-}
+	switch ws := params[1].(type) {
+	case *wordlist.List:
+		return ws != nil && ws.Contains(&we.scratch, text), nil
+	case []string:
+		return we.norm != nil && wordlist.ContainsAny(we.norm, &we.scratch, text, ws), nil
+	case []any:
+		words := make([]string, 0, len(ws))
+		for _, w := range ws {
+			if s, ok := w.(string); ok {
+				words = append(words, s)
+			}
+		}
+		return we.norm != nil && wordlist.ContainsAny(we.norm, &we.scratch, text, words), nil
+	}
+	return false, nil
+},
+	new(func(string, *wordlist.List, *wordEnv) bool),
+	new(func(string, []string, *wordEnv) bool),
+	new(func(string, []any, *wordEnv) bool),
+)
+
+// matchedWordsFunc is matched_words(text, lists.NAME): the words of the
+// list found in text, as written in the list, each once.
+var matchedWordsFunc = expr.Function("matched_words", func(params ...any) (any, error) {
+	text, _ := params[0].(string)
+	l, _ := params[1].(*wordlist.List)
+	we, _ := params[2].(*wordEnv)
+	if we == nil {
+		return nil, errNoWordEnv
+	}
+	if l == nil {
+		return []string{}, nil
+	}
+	words := l.Matched(&we.scratch, text)
+	if words == nil {
+		words = []string{}
+	}
+	return words, nil
+}, new(func(string, *wordlist.List, *wordEnv) []string))
+
+// maskFunc is mask(text, lists.NAME[, with]): text with every character of
+// every word of the list found replaced by with (default *).
+var maskFunc = expr.Function("mask", func(params ...any) (any, error) {
+	text, _ := params[0].(string)
+	l, _ := params[1].(*wordlist.List)
+	we, _ := params[len(params)-1].(*wordEnv)
+	if we == nil {
+		return nil, errNoWordEnv
+	}
+	with := "*"
+	if len(params) == 4 {
+		with, _ = params[2].(string)
+	}
+	if l == nil {
+		return text, nil
+	}
+	return l.Mask(&we.scratch, text, with), nil
+},
+	new(func(string, *wordlist.List, *wordEnv) string),
+	new(func(string, *wordlist.List, string, *wordEnv) string),
+)

@@ -14,11 +14,88 @@ import (
 
 type fileSpec struct {
 	Version   int                 `yaml:"version"`
-	Lists     map[string][]string `yaml:"lists"`
+	Lists     map[string]listSpec `yaml:"lists"`
 	Strikes   strikesSpec         `yaml:"strikes"`
 	Counters  []counterSpec       `yaml:"counters"`
 	Rules     []ruleSpec          `yaml:"rules"`
 	Schedules []scheduleSpec      `yaml:"schedules"`
+}
+
+// listSpec is one entry of `lists:`: a sequence of strings as before
+// (`trusted: [alice, bob]`), or a mapping naming a file of words, words
+// written inline and how the words are normalized:
+// `spam_words: {file: lists/spam_words.txt, normalize: {separators: true}}`.
+type listSpec struct {
+	File      string         `yaml:"file"`
+	Words     []wordSpec     `yaml:"words"`
+	Normalize *normalizeSpec `yaml:"normalize"`
+	// Items is the plain sequence form; Plain says the list was written so.
+	// A list written as `name:` with nothing after it is never decoded
+	// (Line stays 0): an empty plain list.
+	Items []string `yaml:"-"`
+	Plain bool     `yaml:"-"`
+	Line  int      `yaml:"-"`
+}
+
+func (l *listSpec) UnmarshalYAML(n *yaml.Node) error {
+	l.Line = n.Line
+	switch n.Kind {
+	case yaml.SequenceNode:
+		l.Plain = true
+		return n.Decode(&l.Items)
+	case yaml.MappingNode:
+		type plain listSpec
+		return n.Decode((*plain)(l))
+	}
+	return yamlx.Errorf(n, "a list is a sequence of strings, or a mapping with file, words and normalize")
+}
+
+// wordSpec is a word written under `words:`, with its line.
+type wordSpec struct {
+	Word string
+	Line int
+}
+
+func (w *wordSpec) UnmarshalYAML(n *yaml.Node) error {
+	w.Line = n.Line
+	if n.Kind != yaml.ScalarNode {
+		return yamlx.Errorf(n, "a word is a string")
+	}
+	w.Word = n.Value
+	return nil
+}
+
+// YAMLOpaque marks wordSpec as a scalar.
+func (wordSpec) YAMLOpaque() {}
+
+// normalizeSpec is a list's `normalize:` mapping; a step left out keeps its
+// default. `normalize: none` switches every step off.
+type normalizeSpec struct {
+	NFKC        *bool   `yaml:"nfkc"`
+	Case        *bool   `yaml:"case"`
+	Invisible   *bool   `yaml:"invisible"`
+	Confusables *bool   `yaml:"confusables"`
+	Digits      *bool   `yaml:"digits"`
+	Separators  *bool   `yaml:"separators"`
+	Chinese     *string `yaml:"chinese"`
+	None        bool    `yaml:"-"`
+	Line        int     `yaml:"-"`
+}
+
+func (s *normalizeSpec) UnmarshalYAML(n *yaml.Node) error {
+	s.Line = n.Line
+	if n.Kind == yaml.ScalarNode {
+		switch n.Value {
+		case "none":
+			s.None = true
+			return nil
+		case "default":
+			return nil
+		}
+		return yamlx.Errorf(n, "normalize: want none, default or a mapping such as {separators: true}")
+	}
+	type plain normalizeSpec
+	return n.Decode((*plain)(s))
 }
 
 type strikesSpec struct {

@@ -87,6 +87,9 @@ func FuzzCompileExpr(f *testing.F) {
 			f.Add(c.cond.src)
 		}
 	}
+	f.Add(`len(matched_words(message.text, lists.spam)) > 1`)
+	f.Add(`mask(message.text, lists.spam, "#") != message.text`)
+	f.Add(`contains_any(apply.msg, concat(lists.spam, ["x"]))`)
 	// More seeds are in testdata/fuzz/FuzzCompileExpr.
 	f.Fuzz(func(t *testing.T, src string) {
 		q := strconv.Quote(src)

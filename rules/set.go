@@ -13,6 +13,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/timguard/timguard/rules/wordlist"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -31,8 +32,12 @@ type Set struct {
 
 	plans  map[Kind]*Plan
 	byName map[string]*Rule
-	boxed  map[string]any // lists.NAME and lists.NAME#set, boxed once
+	boxed  map[string]any // lists.NAME, lists.NAME#set and lists.NAME#words, boxed once
 	envs   sync.Pool
+	// words holds the lists whose words expressions look for.
+	words       map[string]*wordlist.List
+	defaultNorm *wordlist.Normalizer
+	listFiles   []string
 }
 
 // Plan is what evaluating one event kind needs, worked out at load time.
@@ -286,6 +291,10 @@ type Rewriter struct {
 	text *program
 	mask *program
 	with string
+	// listName is set for mask: lists.NAME, which masks through the
+	// list's normalization (list).
+	listName string
+	list     *wordlist.List
 }
 
 // Apply rewrites body for the current subject. Elements other than text are
@@ -314,21 +323,32 @@ func (rw *Rewriter) Apply(e *Env, body []tim.MsgElem) ([]tim.MsgElem, error) {
 		}
 		return out, nil
 	}
-	v, err := e.run(rw.mask)
-	if err != nil {
-		return nil, fmt.Errorf("rewrite mask: %w", err)
+	mask := func(text string) string { return rw.list.Mask(&e.words.scratch, text, rw.maskWith()) }
+	if rw.list == nil {
+		v, err := e.run(rw.mask)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite mask: %w", err)
+		}
+		words := toStrings(v)
+		mask = func(text string) string { return maskWords(text, words, rw.with) }
 	}
-	words := toStrings(v)
 	out := make([]tim.MsgElem, len(body))
 	for i, el := range body {
 		out[i] = el
 		if el.MsgType == tim.ElemText {
-			if masked := maskWords(el.MsgContent.Text, words, rw.with); masked != el.MsgContent.Text {
+			if masked := mask(el.MsgContent.Text); masked != el.MsgContent.Text {
 				out[i] = tim.MsgElem{MsgType: tim.ElemText, MsgContent: tim.TextContent(masked)}
 			}
 		}
 	}
 	return out, nil
+}
+
+func (rw *Rewriter) maskWith() string {
+	if rw.with == "" {
+		return "*"
+	}
+	return rw.with
 }
 
 func toStrings(v any) []string {
@@ -443,9 +463,10 @@ type Expect struct {
 // Set.Env, fill it, and Release it when done. It is not safe for concurrent
 // use.
 type Env struct {
-	set *Set
-	m   map[string]any
-	vm  vm.VM
+	set   *Set
+	m     map[string]any
+	vm    vm.VM
+	words *wordEnv
 }
 
 // Env returns an environment for this set, from a pool.
@@ -453,10 +474,12 @@ func (s *Set) Env() *Env {
 	if e, ok := s.envs.Get().(*Env); ok {
 		return e
 	}
-	e := &Env{set: s, m: make(map[string]any, len(fieldProto)+len(s.Counters)+len(s.boxed))}
+	e := &Env{set: s, m: make(map[string]any, len(fieldProto)+len(s.Counters)+len(s.boxed)+1)}
 	for k, v := range s.boxed {
 		e.m[k] = v
 	}
+	e.words = &wordEnv{norm: s.defaultNorm}
+	e.m[varWords] = e.words
 	return e
 }
 

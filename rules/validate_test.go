@@ -250,7 +250,7 @@ func TestParseRefusesEachMistake(t *testing.T) {
 		{
 			name: "a list name with a space",
 			src:  "version: 1\nlists:\n  bad name: [x]\n",
-			want: wantProblem{0, "list", "bad name", "", "list names are letters, digits, _ . and -"},
+			want: wantProblem{3, "list", "bad name", "", "list names are letters, digits, _ . and -"},
 		},
 		{
 			name: "a strike decay under a minute",

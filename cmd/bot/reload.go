@@ -98,11 +98,11 @@ func restartOnly(old, cfg *config.Config) []string {
 	return keys
 }
 
-// watch reloads when the configuration or the rule file changes on disk,
-// until ctx is done. Editors replace files by renaming, so the directories
-// are watched, and a burst of events becomes one reload. After every
-// successful reload the files are worked out again: a reload may name
-// another rule file.
+// watch reloads when the configuration, the rule file or a list file it
+// reads changes on disk, until ctx is done. Editors replace files by
+// renaming, so the directories are watched, and a burst of events becomes
+// one reload. After every successful reload the files are worked out
+// again: a reload may name another rule file or other list files.
 func (a *app) watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -113,7 +113,7 @@ func (a *app) watch(ctx context.Context) error {
 	dirs := map[string]bool{}
 	follow := func() error {
 		clear(files)
-		for _, f := range []string{a.cfgPath, a.config().RulesPath()} {
+		for _, f := range append([]string{a.cfgPath, a.config().RulesPath()}, a.rules.Rules().ListFiles()...) {
 			abs, err := filepath.Abs(f)
 			if err != nil {
 				return err
