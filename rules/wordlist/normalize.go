@@ -15,15 +15,21 @@ import (
 type Normalizer struct {
 	opts  Options
 	table []atomic.Uint32 // rune -> entry; 0 until first met
-	multi atomic.Pointer[[][]rune]
-	mu    sync.Mutex // guards b and the writers of table and multi
-	b     builder
+	// beyond holds the entries of the characters past the table that the
+	// options change (see farEntries); it is read-only.
+	beyond map[rune]uint32
+	multi  atomic.Pointer[[][]rune]
+	mu     sync.Mutex // guards b and the writers of table and multi
+	b      builder
 }
 
 // NewNormalizer returns the normalizer for o, which must be valid. It is
-// cheap: each character's entry is worked out when first met.
+// cheap: the entry of a character of the table is worked out when first
+// met; the thousand or so past the table that can change, at once.
 func NewNormalizer(o Options) *Normalizer {
-	return &Normalizer{opts: o, table: make([]atomic.Uint32, tableSize), b: newBuilder(o)}
+	n := &Normalizer{opts: o, table: make([]atomic.Uint32, tableSize), b: newBuilder(o)}
+	n.beyond = n.farEntries()
+	return n
 }
 
 // Options returns the options n normalizes with.
@@ -119,7 +125,7 @@ func (n *Normalizer) Normalize(t *Text, s string) {
 			continue
 		}
 		if e == 0 {
-			e = n.fill(r)
+			e = n.lookup(r)
 		}
 		switch {
 		case e&flagDrop != 0:

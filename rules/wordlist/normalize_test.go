@@ -2,8 +2,10 @@ package wordlist
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // TestEvasionsAreFound checks that each way of hiding a word from a plain
@@ -219,5 +221,59 @@ func TestTheChineseTableIsReadWhole(t *testing.T) {
 		if m[from] != to {
 			t.Errorf("%c reads as %c, want %c", from, m[from], to)
 		}
+	}
+}
+
+// TestCharactersPastTheTable checks that every assigned character past the
+// table (U+20000 and up, private use aside) gets the entry the full
+// normalization would work out, although only the few the options change
+// are worked out when the normalizer is made. Unassigned characters have
+// no decomposition, case or confusable to change them.
+func TestCharactersPastTheTable(t *testing.T) {
+	o := Defaults()
+	o.Separators, o.Digits = true, true
+	n := NewNormalizer(o)
+	if len(n.beyond) == 0 {
+		t.Errorf("no character past the table changes")
+	}
+	checked, bad := 0, 0
+	for cat, tab := range unicode.Categories {
+		if cat == "Co" || cat == "Cn" || len(cat) != 2 {
+			continue // private use, unassigned; the tables of one letter repeat the others
+		}
+		for _, rg := range tab.R32 {
+			for r := rune(max(rg.Lo, tableSize)); r <= rune(rg.Hi); r += rune(rg.Stride) {
+				checked++
+				got, want := n.lookup(r), n.work(r)
+				same := got == want
+				if got&flagMulti != 0 && want&flagMulti != 0 {
+					same = slices.Equal(n.multiOf(got), n.multiOf(want))
+				}
+				if !same {
+					if bad++; bad <= 5 {
+						t.Errorf("%U has the entry %#x, want %#x", r, got, want)
+					}
+				}
+			}
+		}
+	}
+	if bad > 0 || checked < 70000 {
+		t.Errorf("%d of %d characters past the table are read wrong", bad, checked)
+	}
+}
+
+// TestCharactersPastTheTableCostNothing normalizes text of ideographs of
+// plane 2 and compatibility ideographs, which no table holds, without an
+// allocation or a lock.
+func TestCharactersPastTheTableCostNothing(t *testing.T) {
+	n := NewNormalizer(Defaults())
+	s := strings.Repeat("𠀀𠀁𠀂\U0002F800\U000E0041x", 100)
+	var txt Text
+	n.Normalize(&txt, s)
+	if got, want := txt.String(), strings.Repeat("𠀀𠀁𠀂丽x", 100); got != want {
+		t.Errorf("normalized to %q, want %q", got[:40], want[:40])
+	}
+	if got := testing.AllocsPerRun(20, func() { n.Normalize(&txt, s) }); got != 0 {
+		t.Errorf("normalizing allocates %v times", got)
 	}
 }

@@ -22,7 +22,8 @@ var t2sData string
 
 // A table entry says what one character becomes. The entries of
 // characters below tableSize are worked out the first time a character is
-// met and kept; the rare ones beyond are worked out every time.
+// met and kept; those beyond are in Normalizer.beyond, or say the
+// character stays as it is.
 const (
 	tableSize = 0x20000 // the Basic and Supplementary Multilingual Planes
 
@@ -48,26 +49,66 @@ var confusableScripts = []*unicode.RangeTable{unicode.Latin, unicode.Greek, unic
 
 // lookup returns the table entry of r.
 func (n *Normalizer) lookup(r rune) uint32 {
-	if uint32(r) < tableSize {
-		if e := n.table[r].Load(); e != 0 {
+	if uint32(r) >= tableSize {
+		if e, ok := n.beyond[r]; ok {
 			return e
 		}
+		return farEntry(r)
 	}
-	return n.fill(r)
-}
-
-// fill works out the entry of r and keeps it. The work is done under a
-// lock (the builder's buffers and case folder are not safe for concurrent
-// use); it happens once per character.
-func (n *Normalizer) fill(r rune) uint32 {
+	if e := n.table[r].Load(); e != 0 {
+		return e
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	inTable := uint32(r) < tableSize
-	if inTable {
-		if e := n.table[r].Load(); e != 0 {
-			return e
+	if e := n.table[r].Load(); e != 0 {
+		return e
+	}
+	e := n.work(r)
+	n.table[r].Store(e)
+	return e
+}
+
+// farEntries works out the entries of the characters past the table that
+// the options can change: compatibility ideographs (NFKC), the tags and
+// variation selectors of plane 14 (format characters), and characters the
+// Chinese conversion maps. Nothing else past U+1FFFF is cased, decomposes,
+// is invisible or looks like a Latin letter (TestCharactersPastTheTable
+// checks every one).
+func (n *Normalizer) farEntries() map[rune]uint32 {
+	var far []rune
+	for r := rune(0x2F800); r <= 0x2FA1F; r++ {
+		far = append(far, r)
+	}
+	for r := rune(0xE0000); r <= 0xE01EF; r++ {
+		far = append(far, r)
+	}
+	for r := range n.b.t2s {
+		if r >= tableSize {
+			far = append(far, r)
 		}
 	}
+	m := map[rune]uint32{}
+	for _, r := range far {
+		if e := n.work(r); e != farEntry(r) {
+			m[r] = e
+		}
+	}
+	return m
+}
+
+// farEntry is the entry of a character past the table that stays as it is.
+// Most of those met are ideographs of planes 2 and 3, asked about first.
+func farEntry(r rune) uint32 {
+	if unicode.Is(unicode.Han, r) {
+		return uint32(r) | flagHan | flagKnown
+	}
+	return uint32(r) | runeFlags(r) | flagKnown
+}
+
+// work works out the entry of r. The caller holds n.mu, or is the
+// constructor: the builder's buffers and case folder are not safe for
+// concurrent use.
+func (n *Normalizer) work(r rune) uint32 {
 	var e uint32
 	switch {
 	case 0x3400 <= r && r <= 0x4DBF, 0x4E00 <= r && r <= 0x9FFF:
@@ -82,11 +123,7 @@ func (n *Normalizer) fill(r rune) uint32 {
 	default:
 		e = n.entry(n.b.apply(r))
 	}
-	e |= flagKnown
-	if inTable {
-		n.table[r].Store(e)
-	}
-	return e
+	return e | flagKnown
 }
 
 // entry encodes what a character becomes.
