@@ -40,7 +40,7 @@ func (r *imRig) client(t testing.TB, s store.Limiter) *tim.Client {
 func (r *imRig) clientWithTimeout(t testing.TB, s store.Limiter, timeout time.Duration) *tim.Client {
 	t.Helper()
 	cfg := r.im.ClientConfig()
-	cfg.Limiter = SharedLimiter{Store: s, PerSecond: r.rate}
+	cfg.Limiter = &SharedLimiter{Store: s, PerSecond: r.rate}
 	cfg.Timeout = timeout
 	c, err := tim.NewClient(cfg)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/timguard/timguard/tim"
 )
 
-var _ tim.Limiter = SharedLimiter{}
+var _ tim.Limiter = (*SharedLimiter)(nil)
 
 // maxInAnySecond is the most times within one sliding second, counted the
 // way timtest counts: times less than a second apart share a window.
@@ -55,7 +55,7 @@ func TestSharedLimiterKeepsEverySecondWithinTheLimit(t *testing.T) {
 				var wg sync.WaitGroup
 				start := time.Now()
 				for range tt.limiters {
-					l := SharedLimiter{Store: s, PerSecond: tt.perSecond}
+					l := &SharedLimiter{Store: s, PerSecond: tt.perSecond}
 					for range tt.waiters {
 						wg.Go(func() {
 							for range tt.calls {
@@ -89,7 +89,7 @@ func TestSharedLimiterKeepsEverySecondWithinTheLimit(t *testing.T) {
 func TestSharedLimiterEndsWithItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := memstore.New(memstore.Options{})
-		l := SharedLimiter{Store: s, PerSecond: 1}
+		l := &SharedLimiter{Store: s, PerSecond: 1}
 		if err := l.Wait(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestSharedLimiterEndsWithItsContext(t *testing.T) {
 func TestSharedLimiterFailsWhenTheStoreCannotBeAsked(t *testing.T) {
 	s := memstore.New(memstore.Options{})
 	_ = s.Close()
-	err := SharedLimiter{Store: s, PerSecond: 10}.Wait(context.Background())
+	err := (&SharedLimiter{Store: s, PerSecond: 10}).Wait(context.Background())
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "shared REST budget") {
 		t.Errorf("Wait = %v, want the store's unavailability", err)
 	}

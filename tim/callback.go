@@ -394,11 +394,26 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // parameter; when it is empty the body's own CallbackCommand is used. When both
 // are present they must agree. Unknown commands decode to *OtherCallback as
 // long as the body is a JSON object.
+//
+// Messages (BeforeSendMsg and AfterSendMsg) are read by a decoder of their
+// own that gives the same event as encoding/json, or leaves the body to it
+// when the body is unusual in any way (decodeMessage); every other body, and
+// every refusal, comes from encoding/json.
 func DecodeCallback(command string, body []byte) (Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, &DecodeError{Command: command, Reason: "body is not a JSON object"}
 	}
+	if command == CmdBeforeSendMsg || command == CmdAfterSendMsg {
+		if ev, ok := decodeMessage(command, body); ok {
+			return ev, nil
+		}
+	}
+	return decodeStd(command, body)
+}
+
+// decodeStd decodes a trimmed body that starts with '{' with encoding/json.
+func decodeStd(command string, body []byte) (Event, error) {
 	if command == "" {
 		var peek struct {
 			CallbackCommand string `json:"CallbackCommand"`

@@ -190,7 +190,7 @@ func (a *app) buildExecutor() error {
 			Admin:     cfg.Tencent.Admin,
 			SecretKey: cfg.Tencent.SecretKey.Reveal(),
 			Timeout:   cfg.Tencent.Timeout.D(),
-			Limiter:   actions.SharedLimiter{Store: a.store, PerSecond: cfg.Tencent.RateLimit},
+			Limiter:   &actions.SharedLimiter{Store: a.store, PerSecond: cfg.Tencent.RateLimit},
 			Logger:    a.log,
 			Observe:   a.metrics.RESTCall,
 		})

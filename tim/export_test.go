@@ -1,0 +1,4 @@
+package tim
+
+// DecodeMessage exposes the message decoder to the external tests.
+var DecodeMessage = decodeMessage
