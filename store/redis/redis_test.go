@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -112,6 +113,7 @@ func TestCompletedIDsAreForgottenAfterDoneTTL(t *testing.T) {
 // tripCounter counts round trips: single commands and pipelines.
 type tripCounter struct {
 	single, pipelines atomic.Int64
+	largest           atomic.Int64 // commands in the largest pipeline
 }
 
 func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -126,11 +128,17 @@ func (c *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.pipelines.Add(1)
+		for {
+			most := c.largest.Load()
+			if int64(len(cmds)) <= most || c.largest.CompareAndSwap(most, int64(len(cmds))) {
+				break
+			}
+		}
 		return next(ctx, cmds)
 	}
 }
 
-func (c *tripCounter) reset() { c.single.Store(0); c.pipelines.Store(0) }
+func (c *tripCounter) reset() { c.single.Store(0); c.pipelines.Store(0); c.largest.Store(0) }
 
 func countingStore(t *testing.T) (*Store, *tripCounter) {
 	t.Helper()
@@ -463,4 +471,70 @@ func BenchmarkEnrich5Counters(b *testing.B) {
 
 func BenchmarkOutboxCycle(b *testing.B) {
 	storetest.BenchOutboxCycle(b, freshStore(b, Options{}))
+}
+
+// A join wave of 8,000 members (issue 12, item 5) is read and written in
+// round trips of bounded size, each of which fits store.timeout, and
+// nothing is lost on the way: every count, strike, role and action is
+// there.
+func TestAnEventWithThousandsOfSubjectsIsSplitIntoBoundedRoundTrips(t *testing.T) {
+	s, trips := countingStore(t)
+	ctx := t.Context()
+	now := time.Now()
+	const members = 8000
+	enrich := store.EnrichRequest{Now: now, EventID: "wave", StrikeDecay: time.Hour, RoleGroup: "g", WithModes: true,
+		Dedupe: "wave", DedupeTTL: time.Minute}
+	commit := store.CommitRequest{Now: now, EventID: "wave", StrikeDecay: time.Hour}
+	for i := range members {
+		u := fmt.Sprintf("new%05d", i)
+		enrich.Counters = append(enrich.Counters, store.CounterTouch{Key: "joins/" + u, Window: time.Minute, Add: 1})
+		enrich.Strikes = append(enrich.Strikes, store.UserRef{Group: "g", User: u})
+		enrich.RoleUsers = append(enrich.RoleUsers, u)
+		commit.Strikes = append(commit.Strikes, store.StrikeAdd{UserRef: store.UserRef{Group: "g", User: u}, N: 1, ID: "wave/" + u})
+		commit.Actions = append(commit.Actions, store.Action{ID: "wave/" + u + "/mute", Kind: "mute", Group: "g", User: u, Seconds: 300, Created: now})
+		commit.Decisions = append(commit.Decisions, store.DecisionRecord{Time: now, Group: "g", User: u, Body: []byte(`{"kind":"decision"}`)})
+	}
+	if err := s.SetRoles(ctx, "g", map[string]string{"new00042": store.RoleAdmin, "new07999": store.RoleOwner}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	trips.reset()
+	res, err := s.Enrich(ctx, enrich)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, commit); err != nil {
+		t.Fatal(err)
+	}
+	// A strike, a window, a mute: a few commands per item at most.
+	const most = 4*chunk + 8
+	if n := trips.largest.Load(); n > most {
+		t.Errorf("the largest pipeline held %d commands, want at most %d: one round trip for thousands of members never fits store.timeout", n, most)
+	}
+	t.Logf("%d pipelines, the largest of %d commands", trips.pipelines.Load(), trips.largest.Load())
+
+	if len(res.Counts) != members || len(res.Strikes) != members || len(res.Roles) != members || !res.RolesCached {
+		t.Fatalf("enrich answered %d counts, %d strikes, %d roles (cached %v), want %d each", len(res.Counts), len(res.Strikes), len(res.Roles), res.RolesCached, members)
+	}
+	for i := range members {
+		if res.Counts[i] != 1 || res.Strikes[i] != 0 {
+			t.Fatalf("member %d: count %d, strikes %d; want 1 and 0", i, res.Counts[i], res.Strikes[i])
+		}
+	}
+	if res.Roles[42] != store.RoleAdmin || res.Roles[7999] != store.RoleOwner || res.Roles[4000] != store.RoleMember {
+		t.Errorf("roles of members 42, 7999 and 4000 = %q, %q, %q; want admin, owner, member", res.Roles[42], res.Roles[7999], res.Roles[4000])
+	}
+	st, err := s.Stats(ctx, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready != members {
+		t.Errorf("the outbox holds %d actions, want %d", st.Ready, members)
+	}
+	again, err := s.Enrich(ctx, store.EnrichRequest{Now: now, StrikeDecay: time.Hour, Strikes: enrich.Strikes[members-3:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Strikes[2] != 1 {
+		t.Errorf("the last member has %d strikes after the commit, want 1", again.Strikes[2])
+	}
 }
