@@ -37,6 +37,9 @@ type appOptions struct {
 	// Listener, when set, is used instead of listening on cfg.Listen.
 	Listener net.Listener
 	Now      func() time.Time
+	// AuditBuffer bounds the audit records held for a slow output, in
+	// bytes (audit.DefaultBuffer when 0).
+	AuditBuffer int
 }
 
 // app is a running timguard: every part, built from one configuration.
@@ -107,15 +110,23 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	if err != nil {
 		return nil, err
 	}
-	auditOut := opts.Stdout
+	// The audit writer never makes a callback wait for its output: records
+	// go through a bounded buffer, and what does not fit is dropped,
+	// counted and reported (/readyz fails meanwhile).
+	auditOpts := audit.Options{
+		Buffer:  opts.AuditBuffer,
+		OnError: func(err error) { log.Error("audit write failed", "err", err) },
+		OnDrop:  a.metrics.AuditDropped,
+		Logger:  log,
+	}
 	if path := cfg.AuditPath(); path != "" {
-		a.audit, err = audit.Open(path, func(err error) { log.Error("audit write failed", "err", err) })
+		a.audit, err = audit.OpenWithOptions(path, auditOpts)
 		if err != nil {
 			_ = a.store.Close()
 			return nil, err
 		}
 	} else {
-		a.audit = audit.New(auditOut, func(err error) { log.Error("audit write failed", "err", err) })
+		a.audit = audit.NewWithOptions(opts.Stdout, auditOpts)
 	}
 
 	if err := a.buildExecutor(); err != nil {
@@ -268,13 +279,17 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	return s, nil
 }
 
-// ready is /readyz: rules loaded and the store answering.
+// ready is /readyz: rules loaded, the store taking writes and the audit
+// output keeping up.
 func (a *app) ready(ctx context.Context) error {
 	if a.rules.Rules() == nil {
 		return errors.New("no rules loaded")
 	}
 	if err := a.store.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	if err := a.audit.Ready(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -97,6 +97,7 @@ func (o *opsBot) writeConfig(s opsSettings) {
 
 // checkNoSecret fails when the log or the audit file holds s.
 func (b *bot) checkNoSecret(what, s string) {
+	b.flushAudit()
 	data, _ := os.ReadFile(b.audit)
 	if strings.Contains(b.stderr.String(), s) || bytes.Contains(data, []byte(s)) {
 		b.t.Errorf("the log or the audit file contains %s", what)

@@ -1,0 +1,95 @@
+package main
+
+// Fault tests: the whole bot built by newApp while one of its outputs or
+// its store misbehaves (a stalled audit reader, a full Redis, a Redis that
+// restarts without its data), seen the way an operator sees it: callbacks
+// answered, /readyz, /metrics and the audit log.
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/timguard/timguard/internal/redistest"
+	"github.com/timguard/timguard/tim/timtest"
+)
+
+// stalledWriter is standard output when nobody reads the pipe: Write waits
+// until release is closed.
+type stalledWriter struct {
+	release chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	n       int
+}
+
+func (w *stalledWriter) Write(p []byte) (int, error) {
+	<-w.release
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n += len(p)
+	return len(p), nil
+}
+
+func (w *stalledWriter) unblock() { w.once.Do(func() { close(w.release) }) }
+
+func TestFaultsAStalledAuditReaderNeverHoldsACallback(t *testing.T) {
+	im := timtest.New(timtest.Options{})
+	t.Cleanup(im.Close)
+	im.AddGroup(timtest.Group{ID: e2eGroup, Type: "Public", Owner: "olga", Members: []string{"frank"}})
+	out := &stalledWriter{release: make(chan struct{})}
+	t.Cleanup(out.unblock) // lets the app's audit writer finish at the end
+	url := redistest.URL(t)
+	b := startAppWith(t, im, botConfig{
+		token: e2eToken, imURL: im.URL(), redisURL: url, prefix: keyPrefix(t, url), auditStdout: true,
+	}, e2eRules, nil, appOptions{Stdout: out, AuditBuffer: 8 << 10})
+
+	// 200 callbacks write about 60 KiB of audit records into a buffer of
+	// 8 KiB whose reader never reads. A writer that waits for its output
+	// would hold the first callback for good.
+	// A watchdog stands in for a reader that comes back after a minute, so
+	// that a writer that waits fails this test instead of hanging it.
+	const callbacks = 200
+	var held atomic.Bool
+	watchdog := time.AfterFunc(60*time.Second, func() { held.Store(true); out.unblock() })
+	for i := range callbacks {
+		if r := b.message(e2eGroup, fmt.Sprintf("user%03d", i), "hello"); r.ActionStatus != "OK" {
+			t.Fatalf("callback %d answered %+v", i, r)
+		}
+	}
+	watchdog.Stop()
+	if held.Load() {
+		t.Fatal("callbacks were held by the stalled audit output until the watchdog released it after 60s")
+	}
+
+	status, body := b.do(http.MethodGet, b.base+"/readyz", nil, nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "audit") {
+		t.Errorf("/readyz while audit records are dropped: %d %s; want 503 naming the audit output", status, body)
+	}
+	if status, _ := b.do(http.MethodGet, b.base+"/healthz", nil, nil); status != http.StatusOK {
+		t.Errorf("/healthz answered %d; the process is alive", status)
+	}
+	dropped := b.scrape().value("timguard_audit_records_dropped_total")
+	if dropped == 0 {
+		t.Error("timguard_audit_records_dropped_total is 0 after the buffer overflowed")
+	}
+	if !strings.Contains(b.stderr.String(), "audit records are being dropped") {
+		t.Error("the log does not say that audit records are being dropped")
+	}
+	t.Logf("%v audit records dropped", dropped)
+
+	// The reader comes back: the held records are written and the bot is
+	// ready again.
+	out.unblock()
+	waitFor(t, 30*time.Second, "/readyz 200 after the audit output caught up", func() bool {
+		status, _ := b.do(http.MethodGet, b.base+"/readyz", nil, nil)
+		return status == http.StatusOK
+	})
+	if !strings.Contains(b.stderr.String(), "the audit output keeps up again") {
+		t.Error("the log does not say that the audit output keeps up again")
+	}
+}
