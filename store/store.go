@@ -47,7 +47,7 @@ type Store interface {
 	Roles
 	Modes
 
-	// Ping checks that the backend answers.
+	// Ping checks that the backend answers and takes writes.
 	Ping(ctx context.Context) error
 	// Close releases connections.
 	Close() error

@@ -1,9 +1,12 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -536,5 +539,98 @@ func TestAnEventWithThousandsOfSubjectsIsSplitIntoBoundedRoundTrips(t *testing.T
 	}
 	if again.Strikes[2] != 1 {
 		t.Errorf("the last member has %d strikes after the commit, want 1", again.Strikes[2])
+	}
+}
+
+// A full Redis (maxmemory with maxmemory-policy noeviction, as the docs
+// advise) refuses writes with OOM while it still answers PING and reads.
+// That is an outage of the store, not a wrong write: every write fails with
+// store.ErrUnavailable, so that callers keep what they meant to write and
+// try again, and Ping (behind /readyz) fails until Redis takes writes again.
+// (A script whose first write frees memory, such as the enqueue script,
+// may still run: Redis refuses only a script's first write.)
+func TestAFullRedisIsUnavailableUntilItTakesWritesAgain(t *testing.T) {
+	srv := redistest.StartServer(t)
+	s := newTestStore(t, srv.URL(), "full:", Options{Timeout: 5 * time.Second})
+	ctx := t.Context()
+	now := time.Now()
+	commit := func(id string) store.CommitRequest {
+		return store.CommitRequest{
+			Now: now, EventID: id, StrikeDecay: time.Hour,
+			Strikes:   []store.StrikeAdd{{UserRef: store.UserRef{Group: "g", User: id}, N: 1, ID: id}},
+			Actions:   []store.Action{{ID: id + "/mute", Kind: "mute", Group: "g", User: id, Created: now}},
+			Decisions: []store.DecisionRecord{{Time: now, Group: "g", User: id, Body: []byte("{}")}},
+		}
+	}
+	if err := s.Commit(ctx, commit("before")); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.Claim(ctx, now, 1, time.Minute)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("claim before Redis is full: %v, %d", err, len(cs))
+	}
+	setMaxMemory := func(v string) {
+		t.Helper()
+		for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", v}} {
+			if err := s.rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+				t.Fatalf("CONFIG SET %s %s: %v", kv[0], kv[1], err)
+			}
+		}
+	}
+	setMaxMemory("1")
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("a full Redis still answers PING: %v", err)
+	}
+	for op, err := range map[string]error{
+		"commit": s.Commit(ctx, commit("during")),
+		"enrich touching a counter": func() error {
+			_, err := s.Enrich(ctx, store.EnrichRequest{Now: now, EventID: "e", Counters: []store.CounterTouch{{Key: "c", Window: time.Minute, Add: 1}}})
+			return err
+		}(),
+		"set mute": s.SetMute(ctx, store.Mute{Group: "g", User: "u", Until: now.Add(time.Hour)}),
+		"ping":     s.Ping(ctx),
+	} {
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "OOM") {
+			t.Errorf("%s while Redis is full: err = %v, want store.ErrUnavailable naming OOM", op, err)
+		}
+	}
+
+	setMaxMemory("0")
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping once Redis takes writes again: %v", err)
+	}
+	if err := s.Commit(ctx, commit("during")); err != nil {
+		t.Fatalf("the commit kept while Redis was full, tried again: %v", err)
+	}
+	if err := s.Complete(ctx, cs[0]); err != nil {
+		t.Fatalf("complete the action claimed before: %v", err)
+	}
+	st, err := s.Stats(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready != 1 {
+		t.Errorf("the outbox holds %d actions, want the one committed after Redis had room again", st.Ready)
+	}
+}
+
+// go-redis's own messages (a failed dial during an outage) become JSON log
+// records of the bot's logger, not plain text lines on standard error.
+func TestLibraryMessagesAreStructuredLogRecords(t *testing.T) {
+	var buf bytes.Buffer
+	l := libraryLog{log: slog.New(slog.NewJSONHandler(&buf, nil)).With("component", "go-redis")}
+	l.Printf(t.Context(), "redis: connection pool: failed to dial after %d attempts: %v\n", 5, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused"))
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("the record is not one JSON line: %q: %v", buf.String(), err)
+	}
+	want := map[string]any{
+		"level": "WARN", "component": "go-redis",
+		"msg": "connection pool: failed to dial after 5 attempts: dial tcp 127.0.0.1:6379: connect: connection refused",
+	}
+	for k, v := range want {
+		if rec[k] != v {
+			t.Errorf("%s = %q, want %q", k, rec[k], v)
+		}
 	}
 }
