@@ -38,6 +38,7 @@ const (
 	ResultDegraded = "degraded"  // decided without the store (fail-open/closed)
 	ResultDup      = "duplicate" // an "after" callback seen before
 	ResultFailed   = "failed"    // a reload, an admin call or a scheduled job that did not work
+	ResultLost     = "lost"      // an action that will never be carried out: the store never took it or forgot it
 )
 
 // Record is one audit line. Field names are part of timguard's contract
