@@ -167,6 +167,7 @@ store:
   key_prefix: "tg:"
   timeout: 1s
 rules_file: /etc/timguard/rules.yaml
+state_dir: /var/lib/timguard
 log: {level: debug, format: text}
 `
 	c, err := config.Parse("c.yaml", []byte(src), noEnv)
@@ -177,7 +178,7 @@ log: {level: debug, format: text}
 		c.Callback.MaxBodyBytes != 2048 || c.Callback.Deadline.D() != time.Second || c.Tencent.SDKAppID != 1400000001 ||
 		c.Tencent.APIBase != "http://localhost:8081" || c.Tencent.RateLimit != 100000 || c.Tencent.Timeout.D() != 2*time.Second ||
 		!c.DryRun || c.Store.KeyPrefix != "tg:" || c.Store.Timeout.D() != time.Second || c.RulesPath() != "/etc/timguard/rules.yaml" ||
-		c.Log.Level != "debug" || c.Log.Format != "text" {
+		c.Log.Level != "debug" || c.Log.Format != "text" || c.StatePath() != "/var/lib/timguard" {
 		t.Errorf("values were not kept: %+v", c)
 	}
 }
@@ -566,7 +567,7 @@ func TestResolveIsRelativeToTheConfigDirectory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &config.Config{File: tt.file, RulesFile: tt.path, Audit: config.Audit{File: tt.path}}
+			c := &config.Config{File: tt.file, RulesFile: tt.path, Audit: config.Audit{File: tt.path}, StateDir: tt.path}
 			if got := c.Resolve(tt.path); got != tt.want {
 				t.Errorf("Resolve(%q) = %q, want %q", tt.path, got, tt.want)
 			}
@@ -575,6 +576,9 @@ func TestResolveIsRelativeToTheConfigDirectory(t *testing.T) {
 			}
 			if got := c.AuditPath(); got != tt.want {
 				t.Errorf("AuditPath() = %q, want %q", got, tt.want)
+			}
+			if got := c.StatePath(); got != tt.want {
+				t.Errorf("StatePath() = %q, want %q", got, tt.want)
 			}
 		})
 	}

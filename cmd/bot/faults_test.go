@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/redistest"
+	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
 
@@ -91,5 +93,70 @@ func TestFaultsAStalledAuditReaderNeverHoldsACallback(t *testing.T) {
 	})
 	if !strings.Contains(b.stderr.String(), "the audit output keeps up again") {
 		t.Error("the log does not say that the audit output keeps up again")
+	}
+}
+
+// Decisions made while Redis is down are on disk in state_dir before their
+// callback is answered. A stop (SIGTERM) while Redis is still down leaves
+// them there; the next start commits them once Redis is back, and their
+// actions are carried out once.
+func TestFaultsDecisionsMadeWhileRedisIsDownOutliveAStop(t *testing.T) {
+	srv := redistest.StartServer(t)
+	im := timtest.New(timtest.Options{})
+	t.Cleanup(im.Close)
+	im.AddGroup(timtest.Group{ID: e2eWave, Type: "Public", Owner: "olga"})
+	cfg := botConfig{
+		token: e2eToken, imURL: im.URL(), redisURL: srv.URL(), prefix: "spool:", stateDir: t.TempDir(), executor: fastRetries,
+	}
+	first := startApp(t, im, cfg, e2eRules, nil, nil)
+	srv.Stop()
+	newcomers := []string{"nina", "noah", "nora"}
+	first.joined(e2eWave, newcomers)
+	decided := first.decided("mute")
+	if len(decided) != len(newcomers) {
+		t.Fatalf("%d mutes decided while Redis was down, want %d", len(decided), len(newcomers))
+	}
+	for id, rec := range decided {
+		if rec.Result != audit.ResultDegraded || !strings.Contains(rec.Error, "kept on disk") {
+			t.Errorf("decision of %s: result %q, error %q; want degraded, kept on disk", id, rec.Result, rec.Error)
+		}
+	}
+	first.stop()
+	if !strings.Contains(first.stderr.String(), "they stay on disk and are committed at the next start") {
+		t.Errorf("the stop did not say that the decisions stay on disk:\n%s", first.stderr.String())
+	}
+	if calls := im.EffectiveCallsTo(tim.CommandForbidSendMsg); len(calls) != 0 {
+		t.Fatalf("mutes carried out while Redis was down: %v", calls)
+	}
+
+	srv.Restart() // empty: the decisions are only on disk
+	second := startApp(t, im, cfg, e2eRules, nil, nil)
+	waitFor(t, 60*time.Second, "the newcomers muted after the restart", func() bool {
+		done := 0
+		for _, rs := range second.actionRecords() {
+			for _, r := range rs {
+				if r.Result == audit.ResultDone {
+					done++
+				}
+			}
+		}
+		return done == len(newcomers)
+	})
+	records := second.actionRecords()
+	for id := range decided {
+		if rs := records[id]; len(rs) != 1 || rs[0].Result != audit.ResultDone {
+			t.Errorf("action %s after the restart: %+v, want one done record", id, rs)
+		}
+	}
+	muted := map[string]int{}
+	for _, c := range im.EffectiveCallsTo(tim.CommandForbidSendMsg) {
+		for _, m := range body(t, c)["Members_Account"].([]any) {
+			muted[m.(string)]++
+		}
+	}
+	for _, u := range newcomers {
+		if muted[u] != 1 {
+			t.Errorf("%s muted %d times, want once (all: %v)", u, muted[u], muted)
+		}
 	}
 }

@@ -94,6 +94,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("log.format", old.Log.Format, cfg.Log.Format)
 	check("executor", old.Executor, cfg.Executor)
 	check("schedule", old.Schedule, cfg.Schedule)
+	check("state_dir", old.StateDir, cfg.StateDir)
 	return keys
 }
 

@@ -193,6 +193,15 @@ func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc(
 // ActionResult records one action result (the executor's observer).
 func (m *Metrics) ActionResult(kind, result string) { m.actions.WithLabelValues(kind, result).Inc() }
 
+// SpoolGauge exports spooled, the number of decisions waiting for the store
+// (kept on disk with a state_dir), as timguard_spool_commits.
+func (m *Metrics) SpoolGauge(spooled func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "timguard_spool_commits",
+		Help: "Decisions whose strikes and actions the store has not taken yet (Redis down, full or too slow); kept in state_dir when set.",
+	}, func() float64 { return float64(spooled()) }))
+}
+
 // AuditDropped counts one audit record dropped (audit.Options.OnDrop).
 func (m *Metrics) AuditDropped() { m.auditDropped.Inc() }
 
