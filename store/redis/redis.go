@@ -35,6 +35,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -309,17 +310,57 @@ func (s *Store) Close() error {
 
 // RouteLibraryLog sends go-redis's own messages (failed dials, pool and
 // Sentinel notices) to log as warnings with component "go-redis", instead
-// of plain text lines on standard error that break a JSON log. go-redis has
-// one logger for the whole process, so this is called once, at start.
+// of plain text lines on standard error that break a JSON log. During an
+// outage go-redis repeats the same message for every failed dial: each
+// message (by its format) is logged at most once every libraryLogEvery,
+// with the number of repeats left out since. go-redis has one logger for
+// the whole process, so this is called once, at start.
 func RouteLibraryLog(log *slog.Logger) {
-	redis.SetLogger(libraryLog{log: log.With("component", "go-redis")})
+	redis.SetLogger(newLibraryLog(log.With("component", "go-redis"), time.Now))
 }
 
-// libraryLog adapts slog to go-redis's logging interface.
-type libraryLog struct{ log *slog.Logger }
+// libraryLogEvery is how often one go-redis message is logged at most.
+const libraryLogEvery = 10 * time.Second
 
-func (l libraryLog) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, strings.TrimSpace(strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")))
+// libraryLog adapts slog to go-redis's logging interface.
+type libraryLog struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu   sync.Mutex
+	seen map[string]*libraryMessage // by format
+}
+
+type libraryMessage struct {
+	last    time.Time
+	skipped int
+}
+
+func newLibraryLog(log *slog.Logger, now func() time.Time) *libraryLog {
+	return &libraryLog{log: log, now: now, seen: map[string]*libraryMessage{}}
+}
+
+func (l *libraryLog) Printf(ctx context.Context, format string, v ...any) {
+	now := l.now()
+	l.mu.Lock()
+	m := l.seen[format]
+	if m == nil {
+		m = &libraryMessage{}
+		l.seen[format] = m
+	} else if now.Sub(m.last) < libraryLogEvery {
+		m.skipped++
+		l.mu.Unlock()
+		return
+	}
+	skipped := m.skipped
+	m.last, m.skipped = now, 0
+	l.mu.Unlock()
+	msg := strings.TrimSpace(strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
+	if skipped > 0 {
+		l.log.WarnContext(ctx, msg, "repeats_not_logged", skipped)
+		return
+	}
+	l.log.WarnContext(ctx, msg)
 }
 
 // keys names the store's keys under one prefix.

@@ -615,22 +615,42 @@ func TestAFullRedisIsUnavailableUntilItTakesWritesAgain(t *testing.T) {
 }
 
 // go-redis's own messages (a failed dial during an outage) become JSON log
-// records of the bot's logger, not plain text lines on standard error.
+// records of the bot's logger, not plain text lines on standard error; one
+// repeated for every failed dial is logged once per period, with a count.
 func TestLibraryMessagesAreStructuredLogRecords(t *testing.T) {
 	var buf bytes.Buffer
-	l := libraryLog{log: slog.New(slog.NewJSONHandler(&buf, nil)).With("component", "go-redis")}
-	l.Printf(t.Context(), "redis: connection pool: failed to dial after %d attempts: %v\n", 5, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused"))
-	var rec map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
-		t.Fatalf("the record is not one JSON line: %q: %v", buf.String(), err)
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	l := newLibraryLog(slog.New(slog.NewJSONHandler(&buf, nil)).With("component", "go-redis"), func() time.Time { return now })
+	dial := func() {
+		l.Printf(t.Context(), "redis: connection pool: failed to dial after %d attempts: %v\n", 5, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused"))
+	}
+	for range 40 {
+		dial()
+		now = now.Add(100 * time.Millisecond)
+	}
+	now = now.Add(libraryLogEvery)
+	dial()
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a record is not one JSON line: %q: %v", line, err)
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d records for 41 repeats of one message over 14s, want 2:\n%s", len(recs), buf.String())
 	}
 	want := map[string]any{
 		"level": "WARN", "component": "go-redis",
 		"msg": "connection pool: failed to dial after 5 attempts: dial tcp 127.0.0.1:6379: connect: connection refused",
 	}
 	for k, v := range want {
-		if rec[k] != v {
-			t.Errorf("%s = %q, want %q", k, rec[k], v)
+		if recs[0][k] != v || recs[1][k] != v {
+			t.Errorf("%s = %q and %q, want %q", k, recs[0][k], recs[1][k], v)
 		}
+	}
+	if recs[1]["repeats_not_logged"] != float64(39) {
+		t.Errorf("the second record counts %v repeats not logged, want 39", recs[1]["repeats_not_logged"])
 	}
 }
