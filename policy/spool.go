@@ -232,7 +232,7 @@ func (e *Engine) flushSpool(ctx context.Context) {
 			it.blamed++
 		}
 		if it.blamed >= maxBlame {
-			e.giveUp(it)
+			e.giveUp(ctx, it)
 			done = append(done, it)
 			continue
 		}
@@ -262,10 +262,25 @@ func (e *Engine) storeTakesWrites(ctx context.Context, it *spooled) bool {
 	return p.Ping(pctx) == nil
 }
 
-// giveUp drops a commit that failed maxBlame times for its own fault.
-func (e *Engine) giveUp(it *spooled) {
+// giveUp drops a commit that failed maxBlame times for its own fault. Its
+// actions are tried once more on their own (without the strikes, counter
+// touches and decision records, where the fault may lie); when that fails
+// too they are audited as lost.
+func (e *Engine) giveUp(ctx context.Context, it *spooled) {
 	if e.cfg.Observer != nil {
 		e.cfg.Observer.StoreError("spool_gave_up")
+	}
+	if len(it.req.Actions) > 0 {
+		only := store.CommitRequest{Now: it.req.Now, StrikeDecay: it.req.StrikeDecay, EventID: it.req.EventID, Actions: it.req.Actions}
+		sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
+		err := e.cfg.Store.Commit(sctx, only)
+		cancel()
+		if err == nil {
+			e.log.Error("a spooled decision failed for its own sake too often while the store took other writes: its actions are enqueued on their own; its strikes and decision records are dropped",
+				"event_id", it.req.EventID, "actions", len(it.req.Actions), "strikes", len(it.req.Strikes), "attempts", maxBlame, "err", it.lastErr)
+			return
+		}
+		it.lastErr = fmt.Errorf("%w; its actions alone: %w", it.lastErr, err)
 	}
 	e.log.Error("a spooled decision failed for its own sake too often while the store took other writes: given up, its strikes and actions are lost",
 		"event_id", it.req.EventID, "actions", len(it.req.Actions), "strikes", len(it.req.Strikes), "attempts", maxBlame, "err", it.lastErr)

@@ -349,3 +349,31 @@ func TestWithoutAJournalAStopAuditsTheActionsLost(t *testing.T) {
 		t.Errorf("%d lost records, want the 2 mutes", len(lost))
 	}
 }
+
+// When a commit is given up, its actions are tried once more on their own:
+// the fault may lie in its strikes or decision records.
+func TestAGivenUpCommitStillEnqueuesItsActionsWhenTheyFitAlone(t *testing.T) {
+	set := mustRules(t, spoolRules)
+	st := &switchable{Store: memstore.New(memstore.Options{})}
+	l := &lines{}
+	e := New(Config{Rules: fixedRules{set}, Store: st, Audit: l})
+	st.setRefuse(func(req store.CommitRequest) error {
+		if len(req.Decisions) > 0 && req.Decisions[0].User == "eve" {
+			return errors.New("redis commit: WRONGTYPE Operation against a key holding the wrong kind of value")
+		}
+		return nil
+	})
+	e.Handle(context.Background(), msgEvent(t, "eve", "spam"))
+	for range maxBlame {
+		e.flushSpool(context.Background())
+	}
+	if n := e.Spooled(); n != 0 {
+		t.Fatalf("%d commits still kept after %d failures", n, maxBlame)
+	}
+	if n := pending(t, st); n != 1 {
+		t.Errorf("outbox holds %d actions, want eve's mute enqueued on its own", n)
+	}
+	if lost := l.lostRecords(); len(lost) != 0 {
+		t.Errorf("lost records %v, want none: the mute was enqueued", lost)
+	}
+}
