@@ -31,7 +31,7 @@ func AddGroups(im *timtest.Server, m *Mix) {
 // Settle waits until the outbox has nothing due or claimed (actions
 // delayed on purpose, such as the end of a group mute, may wait) and, when
 // auditPaths are given, every action decided in those audit logs has a
-// final record (done, dead, skipped or dry_run); both twice in a row, a
+// final record (done, dead, skipped, dry_run or lost); both twice in a row, a
 // poll apart. It returns an error saying what is left when within passes.
 func Settle(ctx context.Context, st OutboxStatter, auditPaths []string, within time.Duration) error {
 	deadline := time.Now().Add(within)
@@ -96,7 +96,7 @@ func pending(ctx context.Context, st OutboxStatter, auditPaths []string) (string
 			continue
 		}
 		switch r.Result {
-		case audit.ResultDone, audit.ResultDead, audit.ResultSkipped, audit.ResultDryRun:
+		case audit.ResultDone, audit.ResultDead, audit.ResultSkipped, audit.ResultDryRun, audit.ResultLost:
 			delete(decided, r.Actions[0].ID)
 		}
 	}
