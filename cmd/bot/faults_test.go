@@ -160,3 +160,48 @@ func TestFaultsDecisionsMadeWhileRedisIsDownOutliveAStop(t *testing.T) {
 		}
 	}
 }
+
+// A join of 8,000 members at once, with the production store.timeout
+// (250ms): every newcomer of the wave group is muted, once, while Redis
+// stays healthy. The event's reads and writes go to Redis in bounded round
+// trips; one write holding every member would never fit the timeout and be
+// retried for ever.
+func TestFaultsAJoinOfEightThousandMembersIsCarriedOut(t *testing.T) {
+	im := timtest.New(timtest.Options{})
+	t.Cleanup(im.Close)
+	const n = 8000
+	newcomers := make([]string, n)
+	for i := range newcomers {
+		newcomers[i] = fmt.Sprintf("n%04d", i)
+	}
+	im.AddGroup(timtest.Group{ID: e2eWave, Type: "Public", Owner: "olga", Members: newcomers})
+	url := redistest.URL(t)
+	b := startApp(t, im, botConfig{
+		token: e2eToken, imURL: im.URL(), rateLimit: 50, redisURL: url, prefix: keyPrefix(t, url),
+		executor: fastRetries, storeTimeout: "250ms",
+	}, e2eRules, nil, nil)
+	b.joined(e2eWave, newcomers)
+
+	muted := map[string]int{}
+	waitFor(t, 120*time.Second, "8,000 newcomers muted", func() bool {
+		clear(muted)
+		for _, c := range im.EffectiveCallsTo(tim.CommandForbidSendMsg) {
+			for _, m := range body(t, c)["Members_Account"].([]any) {
+				muted[m.(string)]++
+			}
+		}
+		return len(muted) == n
+	})
+	for u, k := range muted {
+		if k != 1 {
+			t.Errorf("%s muted %d times, want once", u, k)
+		}
+	}
+	if s := b.app.engine.Spooled(); s != 0 {
+		t.Errorf("%d commits still wait for a healthy Redis", s)
+	}
+	if status, body := b.do(http.MethodGet, b.base+"/readyz", nil, nil); status != http.StatusOK {
+		t.Errorf("/readyz %d %s with Redis healthy", status, body)
+	}
+	t.Logf("%d forbid_send_msg calls", len(im.EffectiveCallsTo(tim.CommandForbidSendMsg)))
+}

@@ -44,6 +44,8 @@ type botConfig struct {
 	auditStdout bool
 	// stateDir is state_dir ("" leaves it out).
 	stateDir string
+	// storeTimeout is store.timeout (2s when empty).
+	storeTimeout string
 }
 
 // yaml renders the configuration: the callback under /callback, the store
@@ -62,7 +64,11 @@ func (c botConfig) yaml() string {
 	if c.rateLimit != 0 {
 		fmt.Fprintf(&b, "  rate_limit: %d\n", c.rateLimit)
 	}
-	fmt.Fprintf(&b, "store:\n  redis_url: %s\n  key_prefix: %q\n  timeout: 2s\n", c.redisURL, c.prefix)
+	storeTimeout := c.storeTimeout
+	if storeTimeout == "" {
+		storeTimeout = "2s"
+	}
+	fmt.Fprintf(&b, "store:\n  redis_url: %s\n  key_prefix: %q\n  timeout: %s\n", c.redisURL, c.prefix, storeTimeout)
 	rulesFile := c.rulesFile
 	if rulesFile == "" {
 		rulesFile = "rules.yaml"
