@@ -38,10 +38,11 @@ func each(jobs []*job, fn func(*job)) {
 // settleCtx bounds the store operations that record j's outcome: they are
 // retried while the store is unavailable until j's lease runs out (after
 // that another worker may take the action over anyway), also during
-// shutdown.
+// shutdown, but not past its grace (work ends then): a stop while the
+// store is down must not wait for the lease.
 func (e *Executor) settleCtx(work context.Context, j *job) (context.Context, context.CancelFunc) {
 	left := e.cfg.Lease - e.cfg.Now().Sub(j.claimed)
-	return context.WithTimeout(context.WithoutCancel(work), min(max(left, time.Second), e.cfg.Lease))
+	return context.WithTimeout(work, min(max(left, time.Second), e.cfg.Lease))
 }
 
 // complete records j as finished, retrying while the store is unavailable
