@@ -116,9 +116,10 @@ func TestRedisOutOfMemoryMidLoad(t *testing.T) {
 // TestBotKilledWhileRedisIsDown kills Redis in the middle of the load, lets
 // the bot decide without it for the profile's outage (its decisions are
 // written to state_dir before the callbacks are answered), then kills the
-// bot with SIGKILL while Redis is still down. Redis comes back (with its
-// append-only file) and a new bot starts on the same port and state_dir.
-// Every action the killed bot answered for is done exactly once.
+// bot with SIGKILL, or stops it with SIGTERM, while Redis is still down.
+// Redis comes back (with its append-only file) and a new bot starts on the
+// same port and state_dir. Every action the first bot answered for is done
+// exactly once.
 //
 // What the killed bot was doing at the instant it died is counted, not
 // failed: a callback in flight then may have been decided (and its action
@@ -128,6 +129,23 @@ func TestRedisOutOfMemoryMidLoad(t *testing.T) {
 // buffer are lost, so the check goes by what the callbacks answered, which
 // the mix tells, not only by the audit log.
 func TestBotKilledWhileRedisIsDown(t *testing.T) {
+	for _, c := range []struct {
+		signal string
+		end    func(t *testing.T, b *harness.Bot)
+	}{
+		{"SIGKILL", func(t *testing.T, b *harness.Bot) { b.Kill() }},
+		{"SIGTERM", func(t *testing.T, b *harness.Bot) {
+			// The stop does not wait for Redis: it exits 0, in time.
+			if err := b.Stop(20 * time.Second); err != nil {
+				t.Error(err)
+			}
+		}},
+	} {
+		t.Run(c.signal, func(t *testing.T) { botEndedWhileRedisIsDown(t, c.signal, c.end) })
+	}
+}
+
+func botEndedWhileRedisIsDown(t *testing.T, signal string, end func(t *testing.T, b *harness.Bot)) {
 	r := newRig(t, true)
 	cfg := r.config()
 	cfg.StateDir = filepath.Join(r.dir, "state")
@@ -146,7 +164,7 @@ func TestBotKilledWhileRedisIsDown(t *testing.T) {
 		r.redis.Kill()
 		time.Sleep(r.prof.outage)
 		killing = time.Now()
-		a.Kill()
+		end(t, a)
 		killed = time.Now()
 		if err := r.redis.Start(); err != nil {
 			t.Fatalf("restart Redis: %v", err)
@@ -154,7 +172,7 @@ func TestBotKilledWhileRedisIsDown(t *testing.T) {
 		b = r.startBot("b", cfg) // the same port and state_dir
 		up = time.Now()
 	})
-	t.Logf("bot a killed %v after Redis; bot b up %v after that", r.prof.outage, up.Sub(killed).Round(time.Millisecond))
+	t.Logf("bot a ended (%s) %v after Redis; bot b up %v after that", signal, r.prof.outage, up.Sub(killed).Round(time.Millisecond))
 
 	// Every callback that got an answer got a valid one in time; those that
 	// got none failed at the kill or while no bot listened.
@@ -241,10 +259,10 @@ func TestBotKilledWhileRedisIsDown(t *testing.T) {
 	if restored == 0 {
 		t.Error("bot b found no decision kept on disk by bot a: the journal was not exercised")
 	}
-	t.Logf("bot b committed %d decisions (%d actions) bot a had kept on disk; %d callbacks unanswered at the kill; %d effects of them done",
+	t.Logf("bot b committed %d decisions (%d actions) bot a had kept on disk; %d callbacks unanswered around the end of a; %d effects of them done",
 		restored, restoredActions, unanswered, inFlight)
-	table(t, "bot killed (SIGKILL) while Redis is down", st, once, len(expected),
-		fmt.Sprintf("%d decisions (%d actions) kept on disk by the killed bot and done after the restart; %d calls repeated after the lease at the kill; %d callbacks unanswered, %d of their effects done",
+	table(t, "bot ended ("+signal+") while Redis is down", st, once, len(expected),
+		fmt.Sprintf("%d decisions (%d actions) kept on disk by the first bot and done by the second; %d calls repeated after the lease at the end; %d callbacks unanswered, %d of their effects done",
 			restored, restoredActions, atKill, unanswered, inFlight))
 }
 
