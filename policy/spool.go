@@ -22,11 +22,13 @@ import (
 // a process stopped before the store came back loses what it holds (each
 // action lost gets a "lost" audit record).
 //
-// No commit is retried forever for its own fault: a commit that fails while
+// No commit is retried forever for its own fault. A commit that fails while
 // the store takes other writes (or fails with an error other than the store
-// being unavailable) is given up after maxBlame such failures, with a
-// "lost" audit record per action. While the store takes no write at all (an
-// outage, a full Redis) commits wait as long as it takes.
+// being unavailable) is split in two, and so on, so that a commit too big
+// for store.timeout gets through in pieces; a single strike, action or
+// record that still fails is given up after maxBlame such failures, with a
+// "lost" audit record for an action. While the store takes no write at all
+// (an outage, a full Redis) commits wait as long as it takes.
 
 // Journal keeps spooled commits on local disk; *spool.Journal (store/spool)
 // implements it. Add returns once the commit is durable.
@@ -229,6 +231,14 @@ func (e *Engine) flushSpool(ctx context.Context) {
 		outage := errors.Is(err, store.ErrUnavailable) && !e.storeTakesWrites(ctx, it)
 		it.lastErr, it.okSeen = err, e.commitsOK.Load()
 		if !outage {
+			if parts := splitCommit(it.req); parts != nil {
+				// It fails for its own sake: perhaps too big for
+				// store.timeout. Its halves are tried instead, and so on
+				// down to single items, so that only what cannot be
+				// stored is ever given up.
+				back = append(back, e.split(it, parts)...)
+				continue
+			}
 			it.blamed++
 		}
 		if it.blamed >= maxBlame {
@@ -244,6 +254,60 @@ func (e *Engine) flushSpool(ctx context.Context) {
 	}
 	e.spool.putBack(back)
 	e.forget(done)
+}
+
+// splitCommit cuts req into two commits of about half its strikes, counter
+// touches, actions and decision records each, or returns nil when it holds
+// one item or none.
+func splitCommit(req store.CommitRequest) []store.CommitRequest {
+	n := len(req.Strikes) + len(req.Touch) + len(req.Actions) + len(req.Decisions)
+	if n < 2 {
+		return nil
+	}
+	first := store.CommitRequest{Now: req.Now, StrikeDecay: req.StrikeDecay, EventID: req.EventID}
+	second := first
+	left := n / 2
+	take := func(k int) int { // how many of k items go to the first half
+		t := min(k, left)
+		left -= t
+		return t
+	}
+	k := take(len(req.Strikes))
+	first.Strikes, second.Strikes = req.Strikes[:k], req.Strikes[k:]
+	k = take(len(req.Touch))
+	first.Touch, second.Touch = req.Touch[:k], req.Touch[k:]
+	k = take(len(req.Actions))
+	first.Actions, second.Actions = req.Actions[:k], req.Actions[k:]
+	k = take(len(req.Decisions))
+	first.Decisions, second.Decisions = req.Decisions[:k], req.Decisions[k:]
+	return []store.CommitRequest{first, second}
+}
+
+// split replaces a spooled commit by its parts, in the journal too.
+func (e *Engine) split(it *spooled, parts []store.CommitRequest) []*spooled {
+	out := make([]*spooled, len(parts))
+	journaled := e.cfg.Journal != nil && it.id != 0
+	for i, p := range parts {
+		out[i] = &spooled{req: p, okSeen: it.okSeen, lastErr: it.lastErr}
+		if !journaled {
+			continue
+		}
+		id, err := e.cfg.Journal.Add(p)
+		if err != nil {
+			// The whole stays in the journal (committing it again at the
+			// next start is harmless); the parts wait in memory.
+			e.log.Warn("the spool journal did not take part of a commit; the whole stays in it", "event_id", p.EventID, "err", err)
+			journaled = false
+			continue
+		}
+		out[i].id = id
+	}
+	if journaled {
+		e.forget([]*spooled{it})
+	}
+	e.log.Info("a spooled decision fails for its own sake while the store takes other writes; its halves are tried instead",
+		"event_id", it.req.EventID, "actions", len(it.req.Actions), "strikes", len(it.req.Strikes), "err", it.lastErr)
+	return out
 }
 
 // storeTakesWrites reports whether the store took writes since it last

@@ -350,9 +350,9 @@ func TestWithoutAJournalAStopAuditsTheActionsLost(t *testing.T) {
 	}
 }
 
-// When a commit is given up, its actions are tried once more on their own:
-// the fault may lie in its strikes or decision records.
-func TestAGivenUpCommitStillEnqueuesItsActionsWhenTheyFitAlone(t *testing.T) {
+// A commit that fails for its own sake is split until only the item at
+// fault is left: that one is given up, the others get through.
+func TestOnlyTheItemAtFaultOfACommitIsGivenUp(t *testing.T) {
 	set := mustRules(t, spoolRules)
 	st := &switchable{Store: memstore.New(memstore.Options{})}
 	l := &lines{}
@@ -364,16 +364,78 @@ func TestAGivenUpCommitStillEnqueuesItsActionsWhenTheyFitAlone(t *testing.T) {
 		return nil
 	})
 	e.Handle(context.Background(), msgEvent(t, "eve", "spam"))
-	for range maxBlame {
+	for range 4 * maxBlame {
 		e.flushSpool(context.Background())
 	}
 	if n := e.Spooled(); n != 0 {
-		t.Fatalf("%d commits still kept after %d failures", n, maxBlame)
+		t.Fatalf("%d commits still kept after %d flushes", n, 4*maxBlame)
 	}
 	if n := pending(t, st); n != 1 {
-		t.Errorf("outbox holds %d actions, want eve's mute enqueued on its own", n)
+		t.Errorf("outbox holds %d actions, want eve's mute", n)
+	}
+	res, _ := st.Store.Enrich(context.Background(), store.EnrichRequest{Now: time.Date(2026, 11, 21, 12, 0, 1, 0, time.UTC), StrikeDecay: time.Hour,
+		Strikes: []store.UserRef{{Group: "@TGS#g1", User: "eve"}}})
+	if res.Strikes[0] != 1 {
+		t.Errorf("eve has %d strikes, want the one decided", res.Strikes[0])
 	}
 	if lost := l.lostRecords(); len(lost) != 0 {
-		t.Errorf("lost records %v, want none: the mute was enqueued", lost)
+		t.Errorf("lost records %v, want none: only the decision record was refused", lost)
+	}
+}
+
+// A decision with thousands of subjects whose commit never fits the store's
+// timeout while the store takes other writes is split until its pieces fit:
+// nothing is lost.
+func TestACommitTooBigForTheStoreIsSplitUntilItFits(t *testing.T) {
+	set := mustRules(t, `version: 1
+rules: [{name: newcomers, on: member_joined, if: 'true', actions: [{mute: 5m}]}]
+`)
+	st := &switchable{Store: memstore.New(memstore.Options{})}
+	l := &lines{}
+	dir := t.TempDir()
+	j, _, _, err := journal.Open(dir, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Config{Rules: fixedRules{set}, Store: st, Audit: l, Journal: j})
+	const fits = 10 // items per commit the store takes in time
+	st.setRefuse(func(req store.CommitRequest) error {
+		if len(req.Strikes)+len(req.Touch)+len(req.Actions)+len(req.Decisions) > fits {
+			return fmt.Errorf("redis commit: %w: %w", store.ErrUnavailable, context.DeadlineExceeded)
+		}
+		return nil
+	})
+	var members []any
+	for i := range 100 {
+		members = append(members, map[string]any{"Member_Account": fmt.Sprintf("n%03d", i)})
+	}
+	e.Handle(context.Background(), eventFrom(t, "Group.CallbackAfterNewMemberJoin", map[string]any{
+		"GroupId": "@TGS#wave", "Type": "Public", "JoinType": "Apply", "Operator_Account": "n000", "NewMemberList": members,
+	}))
+	if e.Spooled() != 1 {
+		t.Fatalf("%d commits kept, want the one too big", e.Spooled())
+	}
+	for i := 0; i < 100 && e.Spooled() > 0; i++ {
+		e.flushSpool(context.Background())
+	}
+	if n := e.Spooled(); n != 0 {
+		t.Fatalf("%d commits still kept after 100 flushes", n)
+	}
+	if n := pending(t, st); n != 100 {
+		t.Errorf("outbox holds %d actions, want the 100 mutes", n)
+	}
+	if lost := l.lostRecords(); len(lost) != 0 {
+		t.Errorf("%d actions audited lost, want none", len(lost))
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, kept, _, err := journal.Open(dir, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if len(kept) != 0 {
+		t.Errorf("the journal still holds %d pieces the store took", len(kept))
 	}
 }

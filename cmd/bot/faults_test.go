@@ -180,6 +180,12 @@ func TestFaultsAJoinOfEightThousandMembersIsCarriedOut(t *testing.T) {
 		token: e2eToken, imURL: im.URL(), rateLimit: 50, redisURL: url, prefix: keyPrefix(t, url),
 		executor: fastRetries, storeTimeout: "250ms",
 	}, e2eRules, nil, nil)
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(strings.TrimSpace(b.stderr.String()), "\n")
+			t.Logf("the bot's log ends:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
+		}
+	})
 	b.joined(e2eWave, newcomers)
 
 	muted := map[string]int{}
