@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -208,4 +209,35 @@ func BenchmarkAddParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/float64(max(j.transactions(), 1)), "adds/fsync")
+}
+
+// FuzzOpenReadsAnyEntry: whatever bytes an entry holds (a file from another
+// version, a disk that lied), Open reads it back or reports it as bad; it
+// never fails or panics because of it.
+func FuzzOpenReadsAnyEntry(f *testing.F) {
+	good, err := json.Marshal(record{V: recordVersion, Commit: commit(1)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][]byte{good, []byte("{"), []byte(`{"v":2,"commit":{}}`), []byte(`{"v":1,"commit":{"Actions":[{"id":1}]}}`), nil, []byte("null")} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		dir := t.TempDir()
+		j, _ := mustOpen(t, dir)
+		if err := j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put(key(1), value) }); err != nil {
+			t.Skip("bbolt refuses the value:", err)
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		j, entries, bad, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("Open failed because of an entry: %v", err)
+		}
+		defer j.Close()
+		if len(entries)+len(bad) != 1 {
+			t.Fatalf("%d entries and %d bad for one value %q", len(entries), len(bad), value)
+		}
+	})
 }
