@@ -107,8 +107,6 @@ type Engine struct {
 	// downUntil (Unix nanoseconds) is set when the store fails: until then
 	// callbacks do not wait for it again but decide without it at once.
 	downUntil atomic.Int64
-	// commitsOK counts the commits the store took (see spool.go).
-	commitsOK atomic.Uint64
 
 	budgetMu     sync.Mutex
 	budgetWarned map[string]time.Time
@@ -468,9 +466,6 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 			// even when the IM server hung up. The store bounds the call.
 			err = e.cfg.Store.Commit(context.WithoutCancel(ctx), req)
 			e.noteStoreError(err)
-			if err == nil {
-				e.commitsOK.Add(1)
-			}
 		}
 		if err != nil {
 			if e.cfg.Observer != nil {

@@ -31,9 +31,11 @@ import (
 // (an outage, a full Redis) commits wait as long as it takes.
 
 // Journal keeps spooled commits on local disk; *spool.Journal (store/spool)
-// implements it. Add returns once the commit is durable.
+// implements it. Add and Replace return once the change is durable.
 type Journal interface {
 	Add(req store.CommitRequest) (uint64, error)
+	// Replace puts parts in the place of the entry old, at once.
+	Replace(old uint64, parts ...store.CommitRequest) ([]uint64, error)
 	Remove(ids ...uint64) error
 }
 
@@ -60,11 +62,7 @@ type spooled struct {
 	id  uint64 // its journal entry; 0 when it is held in memory only
 	req store.CommitRequest
 	// blamed counts failures that were the commit's own fault.
-	blamed int
-	// okSeen is the engine's count of commits the store took when this
-	// one last failed: a higher count later means the store was taking
-	// writes meanwhile.
-	okSeen  uint64
+	blamed  int
 	lastErr error
 }
 
@@ -138,7 +136,7 @@ func (e *Engine) restore(kept []KeptCommit) {
 // keep spools a commit the store did not take, on disk first when there is
 // a journal. It returns where the commit is kept, for the audit record.
 func (e *Engine) keep(req store.CommitRequest, cause error) string {
-	it := &spooled{req: req, okSeen: e.commitsOK.Load(), lastErr: cause}
+	it := &spooled{req: req, lastErr: cause}
 	if !errors.Is(cause, store.ErrUnavailable) {
 		it.blamed = 1
 	}
@@ -218,7 +216,6 @@ func (e *Engine) flushSpool(ctx context.Context) {
 		err := e.cfg.Store.Commit(sctx, it.req)
 		cancel()
 		if err == nil {
-			e.commitsOK.Add(1)
 			// A spooled commit taken closes the breaker; a failed one does
 			// not open it: callbacks find out themselves whether the store
 			// answers, and a commit too big for it must not degrade them.
@@ -228,8 +225,8 @@ func (e *Engine) flushSpool(ctx context.Context) {
 				"waited", e.cfg.Now().Sub(it.req.Now).Round(time.Millisecond))
 			continue
 		}
-		outage := errors.Is(err, store.ErrUnavailable) && !e.storeTakesWrites(ctx, it)
-		it.lastErr, it.okSeen = err, e.commitsOK.Load()
+		outage := errors.Is(err, store.ErrUnavailable) && !e.storeTakesWrites(ctx)
+		it.lastErr = err
 		if !outage {
 			if parts := splitCommit(it.req); parts != nil {
 				// It fails for its own sake: perhaps too big for
@@ -286,37 +283,30 @@ func splitCommit(req store.CommitRequest) []store.CommitRequest {
 // split replaces a spooled commit by its parts, in the journal too.
 func (e *Engine) split(it *spooled, parts []store.CommitRequest) []*spooled {
 	out := make([]*spooled, len(parts))
-	journaled := e.cfg.Journal != nil && it.id != 0
 	for i, p := range parts {
-		out[i] = &spooled{req: p, okSeen: it.okSeen, lastErr: it.lastErr}
-		if !journaled {
-			continue
-		}
-		id, err := e.cfg.Journal.Add(p)
+		out[i] = &spooled{req: p, lastErr: it.lastErr}
+	}
+	if e.cfg.Journal != nil && it.id != 0 {
+		ids, err := e.cfg.Journal.Replace(it.id, parts...)
 		if err != nil {
 			// The whole stays in the journal (committing it again at the
 			// next start is harmless); the parts wait in memory.
-			e.log.Warn("the spool journal did not take part of a commit; the whole stays in it", "event_id", p.EventID, "err", err)
-			journaled = false
-			continue
+			e.log.Warn("the spool journal did not take the parts of a commit; the whole stays in it", "event_id", it.req.EventID, "err", err)
+		} else {
+			for i := range out {
+				out[i].id = ids[i]
+			}
 		}
-		out[i].id = id
 	}
-	if journaled {
-		e.forget([]*spooled{it})
-	}
-	e.log.Info("a spooled decision fails for its own sake while the store takes other writes; its halves are tried instead",
+	e.log.Info("a spooled decision fails for its own sake while the store takes writes; its halves are tried instead",
 		"event_id", it.req.EventID, "actions", len(it.req.Actions), "strikes", len(it.req.Strikes), "err", it.lastErr)
 	return out
 }
 
-// storeTakesWrites reports whether the store took writes since it last
-// failed, or takes one now: then a commit that timed out or was refused
-// fails for its own sake (too big for store.timeout), not for an outage.
-func (e *Engine) storeTakesWrites(ctx context.Context, it *spooled) bool {
-	if e.commitsOK.Load() > it.okSeen {
-		return true
-	}
+// storeTakesWrites reports whether the store takes a write now (its Ping
+// writes): then a commit that timed out or was refused fails for its own
+// sake (too big for store.timeout), not for an outage.
+func (e *Engine) storeTakesWrites(ctx context.Context) bool {
 	p, ok := e.cfg.Store.(interface{ Ping(context.Context) error })
 	if !ok {
 		return false

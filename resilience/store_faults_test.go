@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -149,7 +150,10 @@ func botEndedWhileRedisIsDown(t *testing.T, signal string, end func(t *testing.T
 	r := newRig(t, true)
 	cfg := r.config()
 	cfg.StateDir = filepath.Join(r.dir, "state")
-	cfg.RESTTimeout, cfg.Lease = time.Second, 3*time.Second
+	// The lease outlives the outage (as in TestRedisStoppedAndRestartedMidLoad)
+	// and a machine that stalls the bot for seconds: a lease shorter than a
+	// stall hands an action to another worker while its call is made.
+	cfg.Lease = max(10*time.Second, 3*r.prof.outage)
 	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -188,9 +192,21 @@ func botEndedWhileRedisIsDown(t *testing.T, signal string, end func(t *testing.T
 		return true
 	})
 
+	// The decisions b read back from the journal reach the outbox first.
+	if !waitSpoolEmpty(b, 60*time.Second) {
+		t.Error("bot b still holds decisions for Redis 60s after the restart")
+	}
 	r.settle(90 * time.Second)
 	r.stop()
 	r.checkBotLogs()
+
+	var slowest int64
+	for _, rec := range r.records() {
+		if rec.Kind == audit.KindDecision {
+			slowest = max(slowest, rec.LatencyUS)
+		}
+	}
+	t.Logf("the slowest decision took %v in the bots", time.Duration(slowest)*time.Microsecond)
 
 	// What the mix says each callback causes: answered ones must be done
 	// exactly once; unanswered ones at most once.
@@ -264,6 +280,28 @@ func botEndedWhileRedisIsDown(t *testing.T, signal string, end func(t *testing.T
 	table(t, "bot ended ("+signal+") while Redis is down", st, once, len(expected),
 		fmt.Sprintf("%d decisions (%d actions) kept on disk by the first bot and done by the second; %d calls repeated after the lease at the end; %d callbacks unanswered, %d of their effects done",
 			restored, restoredActions, atKill, unanswered, inFlight))
+}
+
+// waitSpoolEmpty polls b's /metrics until timguard_spool_commits is 0, for
+// at most within; it reports whether it was.
+func waitSpoolEmpty(b *harness.Bot, within time.Duration) bool {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(within)
+	for {
+		if resp, err := client.Get(b.URL + "/metrics"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(body), "\n") {
+				if line == "timguard_spool_commits 0" {
+					return true
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // keptAtStart reads, from b's log, how many decisions (and actions) it found

@@ -197,6 +197,38 @@ func (j *Journal) Add(c store.CommitRequest) (uint64, error) {
 	return id, nil
 }
 
+// Replace puts parts in the place of the entry old, in one transaction,
+// and returns the parts' ids: a commit split in pieces is never in the
+// journal twice, nor missing.
+func (j *Journal) Replace(old uint64, parts ...store.CommitRequest) ([]uint64, error) {
+	values := make([][]byte, len(parts))
+	for i, c := range parts {
+		v, err := json.Marshal(record{V: recordVersion, Commit: c})
+		if err != nil {
+			return nil, fmt.Errorf("spool: encode commit of %s: %w", c.EventID, err)
+		}
+		values[i] = v
+	}
+	ids := make([]uint64, len(parts))
+	for i := range ids {
+		ids[i] = j.next.Add(1) - 1
+	}
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		j.counted(tx)
+		b := tx.Bucket(bucket)
+		for i, v := range values {
+			if err := b.Put(key(ids[i]), v); err != nil {
+				return err
+			}
+		}
+		return b.Delete(key(old))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool: replace entry %d of %s: %w", old, j.path, err)
+	}
+	return ids, nil
+}
+
 // Remove deletes the entries with ids (the store took them, or they were
 // given up), in one transaction.
 func (j *Journal) Remove(ids ...uint64) error {

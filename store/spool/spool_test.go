@@ -81,6 +81,32 @@ func TestCommitsKeptUntilRemovedAreReadBackInOrderAfterAReopen(t *testing.T) {
 	}
 }
 
+func TestACommitReplacedByItsPartsIsInTheJournalOnce(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := mustOpen(t, dir)
+	whole, err := j.Add(commit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := j.Add(commit(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := j.Replace(whole, commit(10), commit(11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, entries := mustOpen(t, dir)
+	defer j.Close()
+	want := []Entry{{other, commit(2)}, {ids[0], commit(10)}, {ids[1], commit(11)}}
+	if !reflect.DeepEqual(entries, want) {
+		t.Errorf("after the replace: %+v, want the other commit and the two parts", entries)
+	}
+}
+
 func TestASecondProcessCannotUseTheSameStateDir(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := mustOpen(t, dir)
