@@ -217,13 +217,13 @@ func (r *rig) load(d *harness.Driver, breakIn func()) *harness.Stats {
 // be lost with it: the tests that kill one check those actions otherwise.)
 func (r *rig) settle(within time.Duration) {
 	r.t.Helper()
-	var paths []string
+	var deciders []string
 	for _, b := range r.bots {
 		if !b.Killed() {
-			paths = append(paths, b.AuditPath())
+			deciders = append(deciders, b.AuditPath())
 		}
 	}
-	if err := harness.Settle(context.Background(), r.store, paths, within); err != nil {
+	if err := harness.SettleDecidedIn(context.Background(), r.store, r.auditPaths(), deciders, within); err != nil {
 		r.t.Fatal(err)
 	}
 }
