@@ -25,7 +25,7 @@ ARG TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/bot ./cmd/bot \
- && mkdir -p /out/etc/timguard \
+ && mkdir -p /out/etc/timguard /out/var/lib/timguard \
  && cp config.example.yaml /out/etc/timguard/config.yaml \
  && cp -r config.example.yaml rules.example.yaml lists /out/etc/timguard/
 
@@ -34,6 +34,9 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/bot /usr/local/bin/bot
 COPY --from=build /out/etc/timguard/ /etc/timguard/
+# A home for state_dir that the nonroot user owns; a volume mounted here
+# takes that ownership when it is first used.
+COPY --from=build --chown=65532:65532 --chmod=0700 /out/var/lib/timguard/ /var/lib/timguard/
 USER 65532:65532
 WORKDIR /etc/timguard
 EXPOSE 8080

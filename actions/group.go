@@ -91,6 +91,9 @@ type job struct {
 	text     string // reason, description or notice sent with the call
 	all      bool   // a notice to every member
 	announce string // notice to send when a mute or ban ends, or after a group unmute
+	// forgotten is set once the store answered that it has no trace of
+	// the action (store.ErrActionUnknown).
+	forgotten bool
 }
 
 // runGroup carries out one group's jobs: immediate outcomes, group type,
@@ -559,6 +562,14 @@ func (e *Executor) renewOne(ctx context.Context, j *job) (lost bool) {
 	switch {
 	case errors.Is(err, store.ErrLeaseLost):
 		return true
+	case errors.Is(err, store.ErrActionUnknown):
+		// Nobody else can have it: this worker's copy is the only one
+		// left. It carries the action out and audits it as usual.
+		if !j.forgotten {
+			j.forgotten = true
+			e.log.Warn("the store forgot a claimed action (Redis lost its data); carrying it out from the copy held",
+				"action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group)
+		}
 	case err != nil:
 		e.log.Warn("renew lease", "action", j.c.ID, "err", err)
 	default:

@@ -39,10 +39,11 @@ func each(jobs []*job, fn func(*job)) {
 // settleCtx bounds the store operations that record j's outcome: they are
 // retried while the store is unavailable until j's lease runs out (after
 // that another worker may take the action over anyway), also during
-// shutdown.
+// shutdown, but not past its grace (work ends then): a stop while the
+// store is down must not wait for the lease.
 func (e *Executor) settleCtx(work context.Context, j *job) (context.Context, context.CancelFunc) {
 	left := e.cfg.Lease - e.cfg.Now().Sub(j.claimed)
-	return context.WithTimeout(context.WithoutCancel(work), min(max(left, time.Second), e.cfg.Lease))
+	return context.WithTimeout(work, min(max(left, time.Second), e.cfg.Lease))
 }
 
 // complete records j as finished, retrying while the store is unavailable
@@ -59,6 +60,10 @@ func (e *Executor) complete(work context.Context, j *job) string {
 		e.log.Warn("the action's lease was lost before its completion was recorded; another worker may repeat it",
 			"action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group)
 		return "lease lost before the completion was recorded; another worker may repeat the action"
+	case errors.Is(err, store.ErrActionUnknown):
+		e.log.Warn("the store had forgotten the action (Redis lost its data); it was carried out from the copy held, and its completion is not recorded",
+			"action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group)
+		return forgottenNote + "; carried out from the copy this worker held, its completion not recorded"
 	default:
 		e.log.Error("could not record the action's completion; it may run again after its lease", "action", j.c.ID, "err", err)
 		return "completion not recorded: " + err.Error()
@@ -177,6 +182,10 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 	return nil
 }
 
+// forgottenNote starts the audit note of an action the store no longer
+// knew (store.ErrActionUnknown).
+const forgottenNote = "the store had forgotten the action (Redis lost its data)"
+
 // dead dead-letters j with reason and audits it.
 func (e *Executor) dead(work context.Context, j *job, command, reason string) {
 	ctx, cancel := e.settleCtx(work, j)
@@ -184,16 +193,37 @@ func (e *Executor) dead(work context.Context, j *job, command, reason string) {
 	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.DeadLetter(ctx, j.c, reason) })
 	e.log.Warn("action dead-lettered", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group, "user", j.c.User,
 		"attempt", j.c.Attempt, "reason", reason)
-	e.record(j, audit.ResultDead, command, joinNote(reason, storeNote("dead letter", err)))
+	note := storeNote("dead letter", err)
+	if errors.Is(err, store.ErrActionUnknown) {
+		note = forgottenNote + "; it is not kept among the dead letters"
+	}
+	e.record(j, audit.ResultDead, command, joinNote(reason, note))
 }
 
-// retry puts j back, due at at, and audits it.
+// retry puts j back, due at at, and audits it. An action the store forgot
+// meanwhile is enqueued again from the copy held, due at at; when even that
+// fails, it is audited as lost.
 func (e *Executor) retry(work context.Context, j *job, command string, at time.Time, errText string) {
 	ctx, cancel := e.settleCtx(work, j)
 	defer cancel()
 	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Retry(ctx, j.c, at, errText) })
 	e.log.Info("action failed; retrying later", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group,
 		"attempt", j.c.Attempt, "retry_at", at, "err", errText)
+	if errors.Is(err, store.ErrActionUnknown) {
+		a := j.c.Action
+		a.NotBefore = at
+		err = retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Enqueue(ctx, a) })
+		if err != nil {
+			e.log.Error("the store forgot an action and it could not be enqueued again: it is lost",
+				"action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group, "user", j.c.User, "err", err)
+			e.record(j, audit.ResultLost, command, joinNote(errText, forgottenNote+"; it could not be enqueued again: "+err.Error()))
+			return
+		}
+		e.log.Warn("the store forgot an action waiting for a retry; enqueued again from the copy held",
+			"action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group)
+		e.record(j, audit.ResultRetry, command, joinNote(errText, forgottenNote+"; enqueued again"))
+		return
+	}
 	e.record(j, audit.ResultRetry, command, joinNote(errText, storeNote("retry", err)))
 }
 
@@ -315,6 +345,16 @@ func (e *Executor) release(jobs []*job) {
 	if err := e.cfg.Store.Release(ctx, cs...); err != nil {
 		e.log.Warn("could not hand actions back; they are due again when their lease ends", "actions", len(cs), "err", err)
 		return
+	}
+	// Release skips actions the store no longer knows (Redis lost its
+	// data): enqueueing the copies held adds those back and leaves the
+	// others, which the store knows, as they are.
+	as := make([]store.Action, len(cs))
+	for i, c := range cs {
+		as[i] = c.Action
+	}
+	if err := e.cfg.Store.Enqueue(ctx, as...); err != nil {
+		e.log.Warn("could not make sure the actions handed back are still in the outbox", "actions", len(cs), "err", err)
 	}
 	e.log.Info("handed actions back to the outbox", "actions", len(cs))
 }

@@ -7,11 +7,15 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +38,7 @@ const (
 	ResultDegraded = "degraded"  // decided without the store (fail-open/closed)
 	ResultDup      = "duplicate" // an "after" callback seen before
 	ResultFailed   = "failed"    // a reload, an admin call or a scheduled job that did not work
+	ResultLost     = "lost"      // an action that will never be carried out: the store never took it or forgot it
 )
 
 // Record is one audit line. Field names are part of timguard's contract
@@ -79,31 +84,95 @@ type ActionRef struct {
 	Shadow  bool   `json:"shadow,omitempty"`
 }
 
-// Writer appends records as JSON lines. It is safe for concurrent use; each
-// record is written with one Write call so lines never interleave.
+// DefaultBuffer is the most bytes of records a Writer holds while its
+// output is slower than the records come (a stalled reader of standard
+// output, a slow disk): about 16,000 records of 500 bytes.
+const DefaultBuffer = 8 << 20
+
+// closeWait bounds how long Close waits for a stalled output to take the
+// records still held.
+const closeWait = 5 * time.Second
+
+// Options configure a Writer; zero values take the defaults.
+type Options struct {
+	// Buffer is the most bytes of records held for the output
+	// (DefaultBuffer). A record that does not fit is dropped.
+	Buffer int
+	// OnError hears about failed writes.
+	OnError func(error)
+	// OnDrop hears about each record dropped because the buffer was full
+	// (for a metric). It must be cheap and safe for concurrent use.
+	OnDrop func()
+	// Logger says when records start being dropped and when the output
+	// takes them again. Default: discard.
+	Logger *slog.Logger
+}
+
+// Writer appends records as JSON lines. Callers never wait for the output:
+// WriteLine puts the line in a bounded buffer and returns, and one goroutine
+// writes what the buffer holds, each time with one Write call, so lines
+// never interleave. When the buffer is full (the output stalls), records
+// are dropped, counted (OnDrop, Dropped) and logged, and Ready reports it
+// until the output has taken half the buffer again. It is safe for
+// concurrent use; Close writes what is held and stops the goroutine.
 type Writer struct {
-	mu     sync.Mutex
 	w      io.Writer
 	closer io.Closer
-	errs   func(error)
+	opts   Options
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	queue    []byte // records waiting for the output, newline-terminated
+	spare    []byte // the buffer the writer goroutine last wrote, for reuse
+	dropping bool   // records were dropped since the buffer last drained to half
+	streak   uint64 // records dropped since dropping began
+	closed   bool
+	dropped  atomic.Uint64
+	// flushers are closed once the records queued before they were added
+	// have been written (Flush).
+	flushers []chan struct{}
+
+	wake chan struct{} // a buffered signal: the queue has records
+	done chan struct{} // closed when the writer goroutine has stopped
 }
 
 // New writes records to w. onError, if not nil, hears about failed writes.
 func New(w io.Writer, onError func(error)) *Writer {
-	return &Writer{w: w, errs: onError}
+	return NewWithOptions(w, Options{OnError: onError})
+}
+
+// NewWithOptions writes records to w.
+func NewWithOptions(w io.Writer, opts Options) *Writer {
+	if opts.Buffer <= 0 {
+		opts.Buffer = DefaultBuffer
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	aw := &Writer{
+		w: w, opts: opts, log: opts.Logger.With("component", "audit"),
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	go aw.run()
+	return aw
 }
 
 // Open appends to the file at path (created 0640), or writes to standard
 // output when path is "".
 func Open(path string, onError func(error)) (*Writer, error) {
+	return OpenWithOptions(path, Options{OnError: onError})
+}
+
+// OpenWithOptions is Open with options.
+func OpenWithOptions(path string, opts Options) (*Writer, error) {
 	if path == "" {
-		return New(os.Stdout, onError), nil
+		return NewWithOptions(os.Stdout, opts), nil
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	w := New(f, onError)
+	w := NewWithOptions(f, opts)
 	w.closer = f
 	return w, nil
 }
@@ -126,30 +195,165 @@ func (w *Writer) Write(r *Record) {
 	w.WriteLine(line)
 }
 
-// WriteLine appends a record already encoded by Encode.
+// WriteLine appends a record already encoded by Encode. It never waits
+// for the output: when the buffer cannot take the line, the line is
+// dropped and counted.
 func (w *Writer) WriteLine(line []byte) {
-	buf := make([]byte, 0, len(line)+1)
-	buf = append(append(buf, line...), '\n')
 	w.mu.Lock()
-	_, err := w.w.Write(buf)
+	if w.closed {
+		w.mu.Unlock()
+		w.drop(1)
+		w.fail(errors.New("audit: write after close: record dropped"))
+		return
+	}
+	if len(w.queue)+len(line)+1 > w.opts.Buffer {
+		first := !w.dropping
+		w.dropping = true
+		w.streak++
+		w.mu.Unlock()
+		w.drop(1)
+		if first {
+			w.log.Error("the audit output does not keep up (a stalled reader or a slow disk): audit records are being dropped; /readyz fails until it catches up",
+				"buffer_bytes", w.opts.Buffer)
+		}
+		return
+	}
+	w.queue = append(append(w.queue, line...), '\n')
+	select { // under the lock: Close closes wake under it too
+	case w.wake <- struct{}{}:
+	default:
+	}
 	w.mu.Unlock()
+}
+
+func (w *Writer) drop(n uint64) {
+	w.dropped.Add(n)
+	if w.opts.OnDrop != nil {
+		for range n {
+			w.opts.OnDrop()
+		}
+	}
+}
+
+// run writes what the queue holds until Close, then what is left.
+func (w *Writer) run() {
+	defer close(w.done)
+	for range w.wake {
+		for w.flushOnce() {
+		}
+	}
+	for w.flushOnce() {
+	}
+}
+
+// flushOnce writes the queued records with one Write call, then releases
+// the Flush calls waiting for them; it reports whether it wrote anything.
+func (w *Writer) flushOnce() bool {
+	w.mu.Lock()
+	buf := w.queue
+	w.queue = w.spare[:0]
+	w.spare = nil
+	flushers := w.flushers
+	w.flushers = nil
+	w.mu.Unlock()
+	defer func() {
+		for _, ch := range flushers {
+			close(ch)
+		}
+	}()
+	if len(buf) == 0 {
+		w.mu.Lock()
+		w.spare = buf
+		w.mu.Unlock()
+		return false
+	}
+	_, err := w.w.Write(buf)
 	if err != nil {
 		w.fail(fmt.Errorf("audit: write: %w", err))
 	}
+	w.mu.Lock()
+	if cap(buf) <= 2*w.opts.Buffer {
+		w.spare = buf[:0]
+	}
+	var streak uint64
+	if w.dropping && len(w.queue) <= w.opts.Buffer/2 {
+		w.dropping, streak, w.streak = false, w.streak, 0
+	}
+	w.mu.Unlock()
+	if streak > 0 {
+		w.log.Warn("the audit output keeps up again", "records_dropped", streak, "records_dropped_total", w.dropped.Load())
+	}
+	return true
 }
 
-func (w *Writer) fail(err error) {
-	if w.errs != nil {
-		w.errs(err)
+// Flush waits until the records written before it was called have been
+// handed to the output, or ctx is done. After Close it returns at once.
+func (w *Writer) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.flushers = append(w.flushers, ch)
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	w.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("audit: flush: the output has not taken the records: %w", context.Cause(ctx))
 	}
 }
 
-// Close closes the file, if Open opened one.
+// Ready reports an error while records are being dropped: from the first
+// record dropped until the output has taken half the buffer again.
+func (w *Writer) Ready() error {
+	w.mu.Lock()
+	dropping := w.dropping
+	w.mu.Unlock()
+	if dropping {
+		return fmt.Errorf("the audit output does not keep up: %d audit records dropped so far", w.dropped.Load())
+	}
+	return nil
+}
+
+// Dropped counts the records dropped since the Writer was made.
+func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
+
+func (w *Writer) fail(err error) {
+	if w.opts.OnError != nil {
+		w.opts.OnError(err)
+	}
+}
+
+// Close writes the records held, waiting for the output up to a few
+// seconds, then closes the file if Open opened one. Records written after
+// Close are dropped.
 func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	close(w.wake)
+	w.mu.Unlock()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		return fmt.Errorf("audit: the output did not take the last records within %v (%d bytes held); they are lost", closeWait, n)
+	}
 	if w.closer == nil {
 		return nil
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	return w.closer.Close()
 }

@@ -40,6 +40,12 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	Schedule       Schedule `yaml:"schedule"`
 	HTTP           HTTP     `yaml:"http"`
+	// StateDir is the directory of the process's own durable state: the
+	// decisions the store did not take yet (spool.db), kept across a crash
+	// or a stop while Redis is down. Empty keeps them in memory only.
+	// Relative to the configuration file's directory; one process per
+	// directory.
+	StateDir string `yaml:"state_dir"`
 
 	// File is the path the configuration was read from ("" when built in
 	// code). Relative paths in the file are resolved against its directory.
@@ -536,6 +542,9 @@ func (c *Config) RulesPath() string { return c.Resolve(c.RulesFile) }
 
 // AuditPath is audit.file resolved, or "" for standard output.
 func (c *Config) AuditPath() string { return c.Resolve(c.Audit.File) }
+
+// StatePath is state_dir resolved, or "" when there is none.
+func (c *Config) StatePath() string { return c.Resolve(c.StateDir) }
 
 // CallbackTokens returns the tokens a callback signature may be made with.
 func (c *Config) CallbackTokens() []string {

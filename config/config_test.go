@@ -194,6 +194,7 @@ store:
   key_prefix: "tg:"
   timeout: 1s
 rules_file: /etc/timguard/rules.yaml
+state_dir: /var/lib/timguard
 log: {level: debug, format: text}
 http: {max_connections: 64, read_timeout: 2s, idle_timeout: 1m}
 `
@@ -206,7 +207,8 @@ http: {max_connections: 64, read_timeout: 2s, idle_timeout: 1m}
 		c.Tencent.APIBase != "http://localhost:8081" || c.Tencent.RateLimit != 100000 || c.Tencent.Timeout.D() != 2*time.Second ||
 		!c.DryRun || c.Store.KeyPrefix != "tg:" || c.Store.Timeout.D() != time.Second || c.RulesPath() != "/etc/timguard/rules.yaml" ||
 		c.Log.Level != "debug" || c.Log.Format != "text" ||
-		c.HTTP.MaxConnections != 64 || c.HTTP.ReadTimeout.D() != 2*time.Second || c.HTTP.IdleTimeout.D() != time.Minute {
+		c.HTTP.MaxConnections != 64 || c.HTTP.ReadTimeout.D() != 2*time.Second || c.HTTP.IdleTimeout.D() != time.Minute ||
+		c.StatePath() != "/var/lib/timguard" {
 		t.Errorf("values were not kept: %+v", c)
 	}
 }
@@ -604,7 +606,7 @@ func TestResolveIsRelativeToTheConfigDirectory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &config.Config{File: tt.file, RulesFile: tt.path, Audit: config.Audit{File: tt.path}}
+			c := &config.Config{File: tt.file, RulesFile: tt.path, Audit: config.Audit{File: tt.path}, StateDir: tt.path}
 			if got := c.Resolve(tt.path); got != tt.want {
 				t.Errorf("Resolve(%q) = %q, want %q", tt.path, got, tt.want)
 			}
@@ -613,6 +615,9 @@ func TestResolveIsRelativeToTheConfigDirectory(t *testing.T) {
 			}
 			if got := c.AuditPath(); got != tt.want {
 				t.Errorf("AuditPath() = %q, want %q", got, tt.want)
+			}
+			if got := c.StatePath(); got != tt.want {
+				t.Errorf("StatePath() = %q, want %q", got, tt.want)
 			}
 		})
 	}

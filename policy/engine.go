@@ -94,6 +94,12 @@ type Config struct {
 	Observer  Observer
 	// Replica names this process in audit records.
 	Replica string
+	// Journal keeps the commits the store did not take on local disk
+	// (state_dir); nil keeps them in memory only.
+	Journal Journal
+	// Kept are the commits read back from the Journal at start; they are
+	// committed like the others.
+	Kept []KeptCommit
 }
 
 // Engine decides callbacks. It is safe for concurrent use.
@@ -141,6 +147,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}, failLogged: map[string]*failLog{}}
 	e.dryRun.Store(cfg.DryRun)
 	e.spool.max = maxSpooledActions
+	e.restore(cfg.Kept)
 	return e
 }
 
@@ -510,18 +517,13 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 			if e.cfg.Observer != nil {
 				e.cfg.Observer.StoreError("commit")
 			}
-			note := "commit: " + err.Error()
-			if errors.Is(err, store.ErrUnavailable) {
-				// The store is down: keep the commit and retry it (DrainSpool).
-				e.spool.add(req)
-				note += " (kept; retried until the store is back)"
-				e.log.Warn("commit decision: the store is unavailable; the decision waits in memory", "event_id", ev.ID,
-					"actions", len(req.Actions), "strikes", len(req.Strikes), "err", err)
-			} else {
-				e.log.Error("commit decision: its strikes and actions are not recorded", "event_id", ev.ID,
-					"actions", len(req.Actions), "strikes", len(req.Strikes), "err", err)
-			}
-			lines = e.auditLines(ev, set, out, start, result, joinErr(errText, note))
+			// Whatever the error, the decision is kept (on disk with a
+			// journal) before the callback is answered, and retried
+			// (DrainSpool).
+			kept := e.keep(req, err)
+			e.log.Warn("commit decision: the store did not take it", "event_id", ev.ID,
+				"actions", len(req.Actions), "strikes", len(req.Strikes), "kept", kept, "err", err)
+			lines = e.auditLines(ev, set, out, start, result, joinErr(errText, "commit: "+err.Error()+" ("+kept+")"))
 		}
 	}
 	for _, l := range lines {

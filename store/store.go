@@ -28,6 +28,13 @@ var ErrUnavailable = errors.New("store unavailable")
 // claimed the action, or the action was already finished).
 var ErrLeaseLost = errors.New("outbox lease lost")
 
+// ErrActionUnknown is returned by Extend, Complete, Retry and DeadLetter
+// when the store has no trace of the action at all: it is neither waiting,
+// claimed, dead nor recently completed. The store forgot it (Redis
+// restarted without persistence, or its data was flushed); the caller holds
+// the only copy left.
+var ErrActionUnknown = errors.New("the store forgot the action")
+
 // Store is everything the bot keeps in shared state.
 type Store interface {
 	Enricher
@@ -40,7 +47,7 @@ type Store interface {
 	Roles
 	Modes
 
-	// Ping checks that the backend answers.
+	// Ping checks that the backend answers and takes writes.
 	Ping(ctx context.Context) error
 	// Close releases connections.
 	Close() error
@@ -210,7 +217,8 @@ type DeadAction struct {
 //     An action whose lease runs out before Complete is due again and may be
 //     claimed by anyone, with Attempt incremented.
 //   - Complete, Retry and DeadLetter succeed only with the current Token;
-//     otherwise they return ErrLeaseLost and change nothing.
+//     otherwise they return ErrLeaseLost and change nothing, or
+//     ErrActionUnknown when the store no longer knows the action at all.
 type Outbox interface {
 	Enqueue(ctx context.Context, actions ...Action) error
 	// Claim takes up to max actions due at now for lease.

@@ -29,6 +29,7 @@ import (
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
 	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/spool"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -38,6 +39,9 @@ type appOptions struct {
 	// Listener, when set, is used instead of listening on cfg.Listen.
 	Listener net.Listener
 	Now      func() time.Time
+	// AuditBuffer bounds the audit records held for a slow output, in
+	// bytes (audit.DefaultBuffer when 0).
+	AuditBuffer int
 }
 
 // app is a running timguard: every part, built from one configuration.
@@ -51,6 +55,9 @@ type app struct {
 	redactor *logging.Redactor
 	rules    *policy.RuleHolder
 	store    store.Store
+	// journal keeps the decisions the store did not take (state_dir); nil
+	// without a state_dir or with the embedded store.
+	journal  *spool.Journal
 	audit    *audit.Writer
 	engine   *policy.Engine
 	router   *gin.Engine
@@ -112,17 +119,30 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	if err != nil {
 		return nil, err
 	}
-	auditOut := opts.Stdout
+	// The audit writer never makes a callback wait for its output: records
+	// go through a bounded buffer, and what does not fit is dropped,
+	// counted and reported (/readyz fails meanwhile).
+	auditOpts := audit.Options{
+		Buffer:  opts.AuditBuffer,
+		OnError: func(err error) { log.Error("audit write failed", "err", err) },
+		OnDrop:  a.metrics.AuditDropped,
+		Logger:  log,
+	}
 	if path := cfg.AuditPath(); path != "" {
-		a.audit, err = audit.Open(path, func(err error) { log.Error("audit write failed", "err", err) })
+		a.audit, err = audit.OpenWithOptions(path, auditOpts)
 		if err != nil {
 			_ = a.store.Close()
 			return nil, err
 		}
 	} else {
-		a.audit = audit.New(auditOut, func(err error) { log.Error("audit write failed", "err", err) })
+		a.audit = audit.NewWithOptions(opts.Stdout, auditOpts)
 	}
 
+	kept, err := a.openJournal()
+	if err != nil {
+		a.close()
+		return nil, err
+	}
 	if err := a.buildExecutor(); err != nil {
 		a.close()
 		return nil, err
@@ -135,11 +155,17 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	if a.roles != nil {
 		roleFiller = a.roles
 	}
+	var journal policy.Journal
+	if a.journal != nil {
+		journal = a.journal
+	}
 	a.engine = policy.New(policy.Config{
 		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: log, Now: opts.Now,
 		DryRun: cfg.DryRun, AppAdmin: cfg.Tencent.Admin, StoreTimeout: cfg.Store.Timeout.D(),
 		Roles: roleFiller, Observer: a.metrics, FailModes: failModes(cfg),
+		Replica: replicaName(), Journal: journal, Kept: kept,
 	})
+	a.metrics.SpoolGauge(a.engine.Spooled)
 	gin.SetMode(gin.ReleaseMode)
 	a.router = handlers.New(handlers.Config{
 		CallbackPath:   cfg.Callback.Path,
@@ -168,6 +194,29 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	}
 	a.listener = opts.Listener
 	return a, nil
+}
+
+// openJournal opens the spool journal in state_dir when the store is Redis,
+// and returns the decisions it kept from before.
+func (a *app) openJournal() ([]policy.KeptCommit, error) {
+	cfg := a.config()
+	dir := cfg.StatePath()
+	if dir == "" || cfg.Store.RedisURL == "" {
+		return nil, nil
+	}
+	j, entries, bad, err := spool.Open(dir, spool.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("state_dir %s: %w", dir, err)
+	}
+	for _, err := range bad {
+		a.log.Error("a decision kept in state_dir cannot be read back; it is dropped", "err", err)
+	}
+	a.journal = j
+	kept := make([]policy.KeptCommit, len(entries))
+	for i, e := range entries {
+		kept[i] = policy.KeptCommit{ID: e.ID, Commit: e.Commit}
+	}
+	return kept, nil
 }
 
 // buildExecutor builds the REST client (when tencent.secret_key is set), the
@@ -274,13 +323,17 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	return s, nil
 }
 
-// ready is /readyz: rules loaded and the store answering.
+// ready is /readyz: rules loaded, the store taking writes and the audit
+// output keeping up.
 func (a *app) ready(ctx context.Context) error {
 	if a.rules.Rules() == nil {
 		return errors.New("no rules loaded")
 	}
 	if err := a.store.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	if err := a.audit.Ready(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -398,6 +451,11 @@ func (a *app) logStartup() {
 	storeMode := "embedded (single process; state is lost on restart)"
 	if c.Store.RedisURL != "" {
 		storeMode = "redis"
+		if a.journal != nil {
+			storeMode += "; decisions Redis does not take wait in " + a.journal.Path()
+		} else {
+			a.log.Warn("no state_dir: decisions made while Redis does not take writes wait in memory only, and are lost if the process stops before Redis is back")
+		}
 	}
 	rest := "off (no tencent.secret_key): actions are decided and audited but not carried out"
 	if c.Tencent.RESTEnabled() {
@@ -439,6 +497,11 @@ func (a *app) close() {
 	}
 	if err := a.store.Close(); err != nil {
 		a.log.Warn("close store", "err", err)
+	}
+	if a.journal != nil {
+		if err := a.journal.Close(); err != nil {
+			a.log.Warn("close the spool journal", "err", err)
+		}
 	}
 	if err := a.audit.Close(); err != nil {
 		a.log.Warn("close audit log", "err", err)

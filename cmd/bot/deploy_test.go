@@ -50,6 +50,13 @@ func TestDeployTheComposeConfigAndRulesPassCheck(t *testing.T) {
 		t.Errorf("compose config: listen %q, redis %v, audit file %q, previous token set %v",
 			cfg.Listen, cfg.Store.RedisURL != "", cfg.Audit.File, cfg.Callback.PreviousToken != "")
 	}
+	// One state_dir per replica on the shared volume: the hostname tells them apart.
+	t.Setenv("HOSTNAME", "bot-2")
+	if cfg, err := config.Load(path); err != nil {
+		t.Error(err)
+	} else if cfg.StateDir != "/var/lib/timguard/bot-2" {
+		t.Errorf("compose config for bot-2: state_dir %q, want /var/lib/timguard/bot-2", cfg.StateDir)
+	}
 }
 
 func TestDeployTheComposeFileRunsTwoReplicasOfOneConfigOnOneRedis(t *testing.T) {
@@ -112,6 +119,7 @@ func TestDeployTheSystemdUnitOutlastsAGracefulStop(t *testing.T) {
 		"NoNewPrivileges": "yes",
 		"ProtectSystem":   "strict",
 		"User":            "timguard",
+		"StateDirectory":  "timguard", // state_dir: /var/lib/timguard, writable under ProtectSystem
 	}
 	for k, v := range want {
 		if !slices.Equal(values[k], []string{v}) {

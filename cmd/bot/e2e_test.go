@@ -170,9 +170,25 @@ func (b *bot) commands() []string {
 	return out
 }
 
+// flushAudit waits until the in-process bot's audit writer has handed
+// every record written so far to the file (the writer never makes a
+// callback wait for its output).
+func (b *bot) flushAudit() {
+	b.t.Helper()
+	if b.app == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.app.audit.Flush(ctx); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // records reads the audit file.
 func (b *bot) records() []audit.Record {
 	b.t.Helper()
+	b.flushAudit()
 	f, err := os.Open(b.audit)
 	if err != nil {
 		b.t.Fatal(err)
@@ -232,6 +248,7 @@ func body(t *testing.T, c timtest.Call) map[string]any {
 // checkNoSecrets fails when the log or the audit file holds a secret: the
 // secret key, the callback or admin token, or any UserSig the fake saw.
 func (b *bot) checkNoSecrets() {
+	b.flushAudit()
 	auditData, _ := os.ReadFile(b.audit)
 	secrets := map[string]string{
 		"the secret key":     timtest.DefaultSecretKey,

@@ -19,6 +19,8 @@ import (
 	"os/signal"
 	"syscall"
 	_ "time/tzdata" // schedules name IANA zones; do not depend on the machine's tzdata
+
+	redisstore "github.com/timguard/timguard/store/redis"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -107,6 +109,10 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bot serve: %v\n", err)
 		return 1
 	}
+	// go-redis has one logger for the whole process (redis.SetLogger), so
+	// the process routes it through its own log here, once, rather than
+	// newApp, which tests call for many apps in one process.
+	redisstore.RouteLibraryLog(a.log)
 	if err := a.run(ctx, reload); err != nil {
 		a.log.Error("stopped with an error", "err", err)
 		return 1

@@ -95,6 +95,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("executor", old.Executor, cfg.Executor)
 	check("schedule", old.Schedule, cfg.Schedule)
 	check("http", old.HTTP, cfg.HTTP)
+	check("state_dir", old.StateDir, cfg.StateDir)
 	return keys
 }
 

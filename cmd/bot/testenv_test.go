@@ -41,6 +41,13 @@ type botConfig struct {
 	executor string
 	// http is the body of the http: section, indented.
 	http string
+	// auditStdout sends the audit records to standard output (the app's
+	// Stdout) instead of audit.jsonl.
+	auditStdout bool
+	// stateDir is state_dir ("" leaves it out).
+	stateDir string
+	// storeTimeout is store.timeout (2s when empty).
+	storeTimeout string
 }
 
 // yaml renders the configuration: the callback under /callback, the store
@@ -59,16 +66,25 @@ func (c botConfig) yaml() string {
 	if c.rateLimit != 0 {
 		fmt.Fprintf(&b, "  rate_limit: %d\n", c.rateLimit)
 	}
-	fmt.Fprintf(&b, "store:\n  redis_url: %s\n  key_prefix: %q\n  timeout: 2s\n", c.redisURL, c.prefix)
+	storeTimeout := c.storeTimeout
+	if storeTimeout == "" {
+		storeTimeout = "2s"
+	}
+	fmt.Fprintf(&b, "store:\n  redis_url: %s\n  key_prefix: %q\n  timeout: %s\n", c.redisURL, c.prefix, storeTimeout)
 	rulesFile := c.rulesFile
 	if rulesFile == "" {
 		rulesFile = "rules.yaml"
 	}
 	fmt.Fprintf(&b, "rules_file: %s\n", rulesFile)
+	if c.stateDir != "" {
+		fmt.Fprintf(&b, "state_dir: %q\n", c.stateDir)
+	}
 	if c.adminToken != "" {
 		fmt.Fprintf(&b, "admin:\n  token: %q\n", c.adminToken)
 	}
-	b.WriteString("audit:\n  file: audit.jsonl\n")
+	if !c.auditStdout {
+		b.WriteString("audit:\n  file: audit.jsonl\n")
+	}
 	if c.executor != "" {
 		b.WriteString("executor:\n" + c.executor)
 	}
@@ -107,6 +123,13 @@ type bot struct {
 // none); now is the app's clock (nil: the real one).
 func startApp(t *testing.T, im *timtest.Server, cfg botConfig, rules string, reload <-chan os.Signal, now func() time.Time) *bot {
 	t.Helper()
+	return startAppWith(t, im, cfg, rules, reload, appOptions{Stdout: io.Discard, Now: now})
+}
+
+// startAppWith is startApp with the app's options (Stderr and Listener are
+// the test's).
+func startAppWith(t *testing.T, im *timtest.Server, cfg botConfig, rules string, reload <-chan os.Signal, opts appOptions) *bot {
+	t.Helper()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "config.yaml"), cfg.yaml())
 	write(t, filepath.Join(dir, "rules.yaml"), rules)
@@ -117,7 +140,8 @@ func startApp(t *testing.T, im *timtest.Server, cfg botConfig, rules string, rel
 	}
 	stderr := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, filepath.Join(dir, "config.yaml"), appOptions{Stdout: io.Discard, Stderr: stderr, Listener: ln, Now: now})
+	opts.Stderr, opts.Listener = stderr, ln
+	a, err := newApp(ctx, filepath.Join(dir, "config.yaml"), opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("newApp: %v", err)

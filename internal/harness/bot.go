@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -63,6 +64,9 @@ type BotConfig struct {
 	MaxAttempts, Workers      int
 	// LogLevel is log.level (info).
 	LogLevel string
+	// StateDir is state_dir: where the bot keeps the decisions Redis did
+	// not take (none when empty).
+	StateDir string
 }
 
 // YAML renders the config file. The rules are in rules.yaml and the audit
@@ -90,6 +94,9 @@ func (c BotConfig) YAML() string {
 		}
 	}
 	b.WriteString("rules_file: rules.yaml\naudit:\n  file: audit.jsonl\n")
+	if c.StateDir != "" {
+		fmt.Fprintf(&b, "state_dir: %q\n", c.StateDir)
+	}
 	b.WriteString("executor:\n")
 	if c.Lease > 0 {
 		fmt.Fprintf(&b, "  lease: %s\n", dur(c.Lease))
@@ -151,6 +158,7 @@ type Bot struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
+	killed atomic.Bool
 	err    error // how the process ended, once exited is closed
 }
 
@@ -260,9 +268,14 @@ func (b *Bot) exitErr() error {
 // Kill ends the bot with SIGKILL, as a crash or an OOM kill would, and
 // waits until it has exited.
 func (b *Bot) Kill() {
+	b.killed.Store(true)
 	_ = b.cmd.Process.Signal(syscall.SIGKILL)
 	<-b.exited
 }
+
+// Killed reports whether Kill was called: the process may have been cut in
+// the middle of writing its log or audit file.
+func (b *Bot) Killed() bool { return b.killed.Load() }
 
 // Stop asks the bot to stop with SIGTERM and waits up to within for it to
 // exit (then kills it). It returns an error when the bot had to be killed

@@ -1,5 +1,11 @@
 package harness
 
+import (
+	"strings"
+
+	"github.com/timguard/timguard/rules"
+)
+
 // LoadRules is the load generator's rule file: rules.example.yaml's rules
 // without their kept tests, the schedules and the night-mode rule (which
 // needs a schedule), so that a callback costs what it costs with the rules
@@ -149,3 +155,28 @@ rules:
     if: exit.type == "Kicked"
     actions: [{warn: "A member was removed by the moderators."}]
 `
+
+// ResilienceEffects is what ResilienceRules make the IM server do for a
+// callback of the resilience mix (UniqueTriggers): one effect per member
+// entry, whatever the store's state, since none of these rules reads it.
+func ResilienceEffects(class Class, group string, users []string) []Effect {
+	var out []Effect
+	add := func(kind string) {
+		for _, u := range users {
+			out = append(out, Effect{Kind: kind, Group: group, User: u})
+		}
+	}
+	switch class {
+	case ClassMuteWord:
+		add(rules.ActMute) // mute-word
+	case ClassKickWord:
+		add(rules.ActKick) // kick-word
+	case ClassJoined:
+		if strings.HasPrefix(group, "@TGS#wave") {
+			add(rules.ActMute) // newcomers-listen-first
+		}
+	case ClassKicked:
+		add(rules.ActWarn) // leave-notice
+	}
+	return out
+}

@@ -31,15 +31,23 @@ func AddGroups(im *timtest.Server, m *Mix) {
 // Settle waits until the outbox has nothing due or claimed (actions
 // delayed on purpose, such as the end of a group mute, may wait) and, when
 // auditPaths are given, every action decided in those audit logs has a
-// final record (done, dead, skipped or dry_run); both twice in a row, a
+// final record (done, dead, skipped, dry_run or lost); both twice in a row, a
 // poll apart. It returns an error saying what is left when within passes.
 func Settle(ctx context.Context, st OutboxStatter, auditPaths []string, within time.Duration) error {
+	return SettleDecidedIn(ctx, st, auditPaths, auditPaths, within)
+}
+
+// SettleDecidedIn is Settle where only the actions decided in the audit
+// logs deciders (a subset of auditPaths) must have a final record, found in
+// any of auditPaths: the last records of a process killed with SIGKILL may
+// be lost with it.
+func SettleDecidedIn(ctx context.Context, st OutboxStatter, auditPaths, deciders []string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	const poll = 250 * time.Millisecond
 	calm := 0
 	var last string
 	for {
-		left, err := pending(ctx, st, auditPaths)
+		left, err := pending(ctx, st, auditPaths, deciders)
 		switch {
 		case err != nil:
 			calm, last = 0, err.Error()
@@ -63,7 +71,7 @@ func Settle(ctx context.Context, st OutboxStatter, auditPaths []string, within t
 }
 
 // pending says what is left to do, "" when nothing.
-func pending(ctx context.Context, st OutboxStatter, auditPaths []string) (string, error) {
+func pending(ctx context.Context, st OutboxStatter, auditPaths, deciders []string) (string, error) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	stats, err := st.Stats(sctx, time.Now())
 	cancel()
@@ -80,8 +88,12 @@ func pending(ctx context.Context, st OutboxStatter, auditPaths []string) (string
 	if err != nil {
 		return "", err
 	}
+	decisions, err := ReadAudit(deciders...)
+	if err != nil {
+		return "", err
+	}
 	decided := map[string]bool{}
-	for _, r := range recs {
+	for _, r := range decisions {
 		if r.Kind != audit.KindDecision {
 			continue
 		}
@@ -96,7 +108,7 @@ func pending(ctx context.Context, st OutboxStatter, auditPaths []string) (string
 			continue
 		}
 		switch r.Result {
-		case audit.ResultDone, audit.ResultDead, audit.ResultSkipped, audit.ResultDryRun:
+		case audit.ResultDone, audit.ResultDead, audit.ResultSkipped, audit.ResultDryRun, audit.ResultLost:
 			delete(decided, r.Actions[0].ID)
 		}
 	}

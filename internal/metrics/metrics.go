@@ -44,6 +44,7 @@ type Metrics struct {
 	outboxClaimed  prometheus.Gauge
 	outboxDead     prometheus.Gauge
 	outboxOldest   prometheus.Gauge
+	auditDropped   prometheus.Counter
 	lastRulesLabel string
 }
 
@@ -135,11 +136,15 @@ func New() *Metrics {
 			Name: "timguard_outbox_oldest_age_seconds",
 			Help: "Age of the oldest action that is due and not yet done (0 when none).",
 		}),
+		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "timguard_audit_records_dropped_total",
+			Help: "Audit records dropped because the audit output did not keep up and its buffer was full.",
+		}),
 	}
 	reg.MustRegister(
 		m.callbacks, m.decisions, m.decisionTime, m.ruleHits, m.ruleErrors, m.actions, m.restCalls, m.restTime,
 		m.storeErrors, m.reloads, m.reloadOK, m.reloadTime, m.rulesInfo, m.rulesLoaded, m.scheduleRuns,
-		m.outboxReady, m.outboxDue, m.outboxClaimed, m.outboxDead, m.outboxOldest,
+		m.outboxReady, m.outboxDue, m.outboxClaimed, m.outboxDead, m.outboxOldest, m.auditDropped,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -195,6 +200,18 @@ func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc(
 
 // ActionResult records one action result (the executor's observer).
 func (m *Metrics) ActionResult(kind, result string) { m.actions.WithLabelValues(kind, result).Inc() }
+
+// SpoolGauge exports spooled, the number of decisions waiting for the store
+// (kept on disk with a state_dir), as timguard_spool_commits.
+func (m *Metrics) SpoolGauge(spooled func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "timguard_spool_commits",
+		Help: "Decisions whose strikes and actions the store has not taken yet (Redis down, full or too slow); kept in state_dir when set.",
+	}, func() float64 { return float64(spooled()) }))
+}
+
+// AuditDropped counts one audit record dropped (audit.Options.OnDrop).
+func (m *Metrics) AuditDropped() { m.auditDropped.Inc() }
 
 // ScheduleRun records one scheduled job run.
 func (m *Metrics) ScheduleRun(job, result string) { m.scheduleRuns.WithLabelValues(job, result).Inc() }

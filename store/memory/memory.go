@@ -452,10 +452,15 @@ func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Du
 	return out, nil
 }
 
-// held returns the entry c still holds, or ErrLeaseLost.
+// held returns the entry c still holds, or ErrLeaseLost (ErrActionUnknown
+// when the store has no trace of the action).
 func (s *Store) held(op string, c store.Claimed) (*entry, error) {
 	e := s.items[c.ID]
 	if e == nil || e.state != stateClaimed || c.Token == "" || e.token != c.Token {
+		_, dead := s.dead[c.ID]
+		if _, done := s.done[c.ID]; e == nil && !dead && !done {
+			return nil, fmt.Errorf("memory %s %s: %w", op, c.ID, store.ErrActionUnknown)
+		}
 		return nil, fmt.Errorf("memory %s %s: %w", op, c.ID, store.ErrLeaseLost)
 	}
 	return e, nil

@@ -39,65 +39,117 @@ func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, s
 	return pipe.ZCount(ctx, key, "("+ms(from), ms(now))
 }
 
-// Enrich touches and reads what rule evaluation needs in one pipeline.
+// chunk bounds the commands of one round trip: an event with thousands of
+// subjects (a join wave of 8,000 members) is read and written in several
+// pipelines of at most this many items, each bounded by Options.Timeout,
+// instead of one that never fits the timeout. Everything Commit writes is
+// idempotent (entries are named by their event), so a commit that failed
+// half way is repeated whole.
+const chunk = 256
+
+// Enrich touches and reads what rule evaluation needs in one pipeline (one
+// per chunk of counters, strikes and roles for events with very many
+// subjects).
 func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.EnrichResult, error) {
 	var res store.EnrichResult
 	if err := storeutil.CheckEnrich(req); err != nil {
 		return res, err
 	}
+	now := storeutil.Ms(req.Now)
+	res.Counts = make([]int64, len(req.Counters))
+	res.Strikes = make([]int64, len(req.Strikes))
+	roleUsers := 0
+	if req.RoleGroup != "" {
+		res.Roles = make([]string, len(req.RoleUsers))
+		roleUsers = len(req.RoleUsers)
+	}
+	// The first pipeline carries the dedupe mark, the modes and the role
+	// cache's marker; counters, strikes and roles fill pipelines of at most
+	// chunk items, in that order.
+	var p enrichPart
+	for first := true; first || p.ce < len(req.Counters) || p.se < len(req.Strikes) || p.re < roleUsers; first = false {
+		p = enrichPart{first: first, ci: p.ce, si: p.se, ri: p.re}
+		budget := chunk
+		p.ce = p.ci + min(budget, len(req.Counters)-p.ci)
+		budget -= p.ce - p.ci
+		p.se = p.si + min(budget, len(req.Strikes)-p.si)
+		budget -= p.se - p.si
+		p.re = p.ri + min(budget, roleUsers-p.ri)
+		if err := s.enrichPart(ctx, req, &res, now, p); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// enrichPart is one pipeline of Enrich: the counters [ci, ce), strikes
+// [si, se) and roles [ri, re), and with first the dedupe mark and modes.
+type enrichPart struct {
+	first          bool
+	ci, ce, si, se int
+	ri, re         int
+}
+
+func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *store.EnrichResult, now int64, p enrichPart) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	now := storeutil.Ms(req.Now)
 	pipe := s.rdb.Pipeline()
-
-	counts := make([]*redis.IntCmd, len(req.Counters))
-	for i, c := range req.Counters {
+	counts := make([]*redis.IntCmd, p.ce-p.ci)
+	for i, c := range req.Counters[p.ci:p.ce] {
 		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
 	}
-	strikes := make([]*redis.IntCmd, len(req.Strikes))
+	var dedupe *redis.BoolCmd
+	var modes *redis.MapStringStringCmd
+	if p.first {
+		if req.Dedupe != "" {
+			dedupe = pipe.SetNX(ctx, s.k.dedupe(req.Dedupe), "1", req.DedupeTTL)
+		}
+		if req.WithModes {
+			modes = pipe.HGetAll(ctx, s.k.modes)
+		}
+	}
+	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
+	strikes := make([]*redis.IntCmd, se-si)
 	from := ms(now - req.StrikeDecay.Milliseconds())
-	for i, u := range req.Strikes {
+	for i, u := range req.Strikes[si:se] {
 		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), "("+from, ms(now))
 	}
-	var dedupe *redis.BoolCmd
-	if req.Dedupe != "" {
-		dedupe = pipe.SetNX(ctx, s.k.dedupe(req.Dedupe), "1", req.DedupeTTL)
-	}
 	var roles *redis.SliceCmd
-	if req.RoleGroup != "" {
-		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers...)...)
-	}
-	var modes *redis.MapStringStringCmd
-	if req.WithModes {
-		modes = pipe.HGetAll(ctx, s.k.modes)
+	if req.RoleGroup != "" && (first || ri < re) {
+		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers[ri:re]...)...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return res, s.result("enrich", req.EventID, err)
+		return s.result("enrich", req.EventID, err)
 	}
 	_ = s.result("enrich", req.EventID, nil)
 
-	res.Counts = make([]int64, len(counts))
 	for i, c := range counts {
-		res.Counts[i] = c.Val()
+		res.Counts[p.ci+i] = c.Val()
 	}
-	res.Strikes = make([]int64, len(strikes))
 	for i, c := range strikes {
-		res.Strikes[i] = c.Val()
+		res.Strikes[si+i] = c.Val()
 	}
 	if dedupe != nil {
 		res.Duplicate = !dedupe.Val()
 	}
 	if roles != nil {
 		vals := roles.Val()
-		res.Roles = make([]string, len(req.RoleUsers))
-		if len(vals) > 0 && vals[0] != nil {
-			res.RolesCached = true
-			for i := range req.RoleUsers {
-				res.Roles[i] = store.RoleMember
+		cached := len(vals) > 0 && vals[0] != nil
+		if first {
+			res.RolesCached = cached
+		}
+		if res.RolesCached && cached {
+			for i := range req.RoleUsers[ri:re] {
+				res.Roles[ri+i] = store.RoleMember
 				if r, ok := vals[i+1].(string); ok && r != "" {
-					res.Roles[i] = r
+					res.Roles[ri+i] = r
 				}
 			}
+		} else if res.RolesCached {
+			// The cache expired between two pipelines: the event is
+			// judged as if nothing were cached.
+			res.RolesCached = false
+			clear(res.Roles)
 		}
 	}
 	if modes != nil {
@@ -105,23 +157,72 @@ func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.Enri
 		for name, v := range modes.Val() {
 			until, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return res, fmt.Errorf("redis enrich: mode %q has until %q: %w", name, v, err)
+				return fmt.Errorf("redis enrich: mode %q has until %q: %w", name, v, err)
 			}
 			if until > now {
 				res.Modes[name] = time.UnixMilli(until).UTC()
 			}
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // Commit writes a decision's strikes, window touches, actions and decision
-// records in one pipeline. The enqueue script goes as EVALSHA; if Redis lost
-// its script cache (a restart), it is sent again with EVAL in a second trip.
+// records in one pipeline, or in one pipeline per chunk of them for a
+// decision with very many.
 func (s *Store) Commit(ctx context.Context, req store.CommitRequest) error {
 	if err := storeutil.CheckCommit(req); err != nil {
 		return err
 	}
+	for _, part := range splitCommit(req, chunk) {
+		if err := s.commitPart(ctx, part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitCommit cuts req into requests of at most n strikes, touches,
+// actions and decision records in all.
+func splitCommit(req store.CommitRequest, n int) []store.CommitRequest {
+	if len(req.Strikes)+len(req.Touch)+len(req.Actions)+len(req.Decisions) <= n {
+		return []store.CommitRequest{req}
+	}
+	var parts []store.CommitRequest
+	part := func() *store.CommitRequest {
+		if len(parts) == 0 {
+			parts = append(parts, store.CommitRequest{Now: req.Now, StrikeDecay: req.StrikeDecay, EventID: req.EventID})
+		}
+		p := &parts[len(parts)-1]
+		if len(p.Strikes)+len(p.Touch)+len(p.Actions)+len(p.Decisions) >= n {
+			parts = append(parts, store.CommitRequest{Now: req.Now, StrikeDecay: req.StrikeDecay, EventID: req.EventID})
+			p = &parts[len(parts)-1]
+		}
+		return p
+	}
+	for _, v := range req.Strikes {
+		p := part()
+		p.Strikes = append(p.Strikes, v)
+	}
+	for _, v := range req.Touch {
+		p := part()
+		p.Touch = append(p.Touch, v)
+	}
+	for _, v := range req.Actions {
+		p := part()
+		p.Actions = append(p.Actions, v)
+	}
+	for _, v := range req.Decisions {
+		p := part()
+		p.Decisions = append(p.Decisions, v)
+	}
+	return parts
+}
+
+// commitPart sends one pipeline of Commit. The enqueue script goes as
+// EVALSHA; if Redis lost its script cache (a restart), it is sent again
+// with EVAL in a second trip.
+func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	now := storeutil.Ms(req.Now)

@@ -84,7 +84,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Du
 }
 
 // held runs a script that checks the claim's token first; a 0 reply is a
-// lost lease.
+// lost lease, -1 an action the store does not know.
 func (s *Store) held(ctx context.Context, op string, script *redis.Script, c store.Claimed, args ...any) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -93,8 +93,11 @@ func (s *Store) held(ctx context.Context, op string, script *redis.Script, c sto
 		return s.result(op, c.ID, err)
 	}
 	_ = s.result(op, c.ID, nil)
-	if n == 0 {
+	switch n {
+	case 0:
 		return fmt.Errorf("redis %s %q: %w", op, c.ID, store.ErrLeaseLost)
+	case -1:
+		return fmt.Errorf("redis %s %q: %w", op, c.ID, store.ErrActionUnknown)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@
 //	P r:GROUP                    cached roles (hash user -> role, PX ttl)
 //	P modes                      rule modes (hash name -> until ms)
 //	P decisions                  recent decisions (stream, MAXLEN ~)
+//	P ready                      written by Ping (string, PX 1m)
 //	P {P mutes}:g:GROUP          a group's mutes (hash user -> "until json")
 //	P {P mutes}:groups           muted groups (zset group -> latest until)
 //	P {P outbox}:...             the outbox (see scripts.go)
@@ -34,6 +35,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -263,7 +265,12 @@ func (s *Store) result(op, key string, err error) error {
 }
 
 // unavailable says whether err means Redis could not be reached in time or
-// cannot serve now.
+// cannot serve now: besides the network and timeouts, the replies of a
+// server that refuses writes for a while (out of memory under
+// maxmemory-policy noeviction, a failed snapshot with
+// stop-writes-on-bgsave-error, too few replicas, a busy script, loading,
+// read-only, failing over). Callers keep what they meant to write and try
+// again; no such reply says the write itself is wrong.
 func unavailable(err error) bool {
 	for _, target := range []error{
 		context.DeadlineExceeded, redis.ErrPoolTimeout, redis.ErrPoolExhausted, redis.ErrClosed,
@@ -278,14 +285,19 @@ func unavailable(err error) bool {
 		return true
 	}
 	return redis.IsLoadingError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
-		redis.IsMasterDownError(err) || redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err)
+		redis.IsMasterDownError(err) || redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err) ||
+		redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
+		redis.HasErrorPrefix(err, "MISCONF") || redis.HasErrorPrefix(err, "BUSY")
 }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers and takes writes: it sets a small key
+// that expires after a minute. A Redis that answers PING but refuses every
+// write (full under maxmemory-policy noeviction, a failed snapshot with
+// stop-writes-on-bgsave-error, a read-only replica) is not ready.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return s.result("ping", "", s.rdb.Ping(ctx).Err())
+	return s.result("ping", s.k.ready, s.rdb.Set(ctx, s.k.ready, "1", time.Minute).Err())
 }
 
 // Close closes the client.
@@ -296,12 +308,68 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// RouteLibraryLog sends go-redis's own messages (failed dials, pool and
+// Sentinel notices) to log as warnings with component "go-redis", instead
+// of plain text lines on standard error that break a JSON log. During an
+// outage go-redis repeats the same message for every failed dial: each
+// message (by its format) is logged at most once every libraryLogEvery,
+// with the number of repeats left out since. go-redis has one logger for
+// the whole process, so this is called once, at start.
+func RouteLibraryLog(log *slog.Logger) {
+	redis.SetLogger(newLibraryLog(log.With("component", "go-redis"), time.Now))
+}
+
+// libraryLogEvery is how often one go-redis message is logged at most.
+const libraryLogEvery = 10 * time.Second
+
+// libraryLog adapts slog to go-redis's logging interface.
+type libraryLog struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu   sync.Mutex
+	seen map[string]*libraryMessage // by format
+}
+
+type libraryMessage struct {
+	last    time.Time
+	skipped int
+}
+
+func newLibraryLog(log *slog.Logger, now func() time.Time) *libraryLog {
+	return &libraryLog{log: log, now: now, seen: map[string]*libraryMessage{}}
+}
+
+func (l *libraryLog) Printf(ctx context.Context, format string, v ...any) {
+	now := l.now()
+	l.mu.Lock()
+	m := l.seen[format]
+	if m == nil {
+		m = &libraryMessage{}
+		l.seen[format] = m
+	} else if now.Sub(m.last) < libraryLogEvery {
+		m.skipped++
+		l.mu.Unlock()
+		return
+	}
+	skipped := m.skipped
+	m.last, m.skipped = now, 0
+	l.mu.Unlock()
+	msg := strings.TrimSpace(strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
+	if skipped > 0 {
+		l.log.WarnContext(ctx, msg, "repeats_not_logged", skipped)
+		return
+	}
+	l.log.WarnContext(ctx, msg)
+}
+
 // keys names the store's keys under one prefix.
 type keys struct {
 	prefix    string
 	modes     string
 	decisions string
 	rate      string
+	ready     string // the key Ping writes
 	mutes     string // prefix of a group's mute hash
 	muted     string
 	outbox    []string // the outbox scripts' KEYS, see scripts.go
@@ -315,6 +383,7 @@ func newKeys(p string) keys {
 		modes:     p + "modes",
 		decisions: p + "decisions",
 		rate:      p + "rest",
+		ready:     p + "ready",
 		mutes:     mt + "g:",
 		muted:     mt + "groups",
 		outbox: []string{

@@ -1,8 +1,12 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -112,6 +116,7 @@ func TestCompletedIDsAreForgottenAfterDoneTTL(t *testing.T) {
 // tripCounter counts round trips: single commands and pipelines.
 type tripCounter struct {
 	single, pipelines atomic.Int64
+	largest           atomic.Int64 // commands in the largest pipeline
 }
 
 func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -126,11 +131,17 @@ func (c *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.pipelines.Add(1)
+		for {
+			most := c.largest.Load()
+			if int64(len(cmds)) <= most || c.largest.CompareAndSwap(most, int64(len(cmds))) {
+				break
+			}
+		}
 		return next(ctx, cmds)
 	}
 }
 
-func (c *tripCounter) reset() { c.single.Store(0); c.pipelines.Store(0) }
+func (c *tripCounter) reset() { c.single.Store(0); c.pipelines.Store(0); c.largest.Store(0) }
 
 func countingStore(t *testing.T) (*Store, *tripCounter) {
 	t.Helper()
@@ -463,4 +474,185 @@ func BenchmarkEnrich5Counters(b *testing.B) {
 
 func BenchmarkOutboxCycle(b *testing.B) {
 	storetest.BenchOutboxCycle(b, freshStore(b, Options{}))
+}
+
+// A join wave of 8,000 members (issue 12, item 5) is read and written in
+// round trips of bounded size, each of which fits store.timeout, and
+// nothing is lost on the way: every count, strike, role and action is
+// there.
+func TestAnEventWithThousandsOfSubjectsIsSplitIntoBoundedRoundTrips(t *testing.T) {
+	s, trips := countingStore(t)
+	ctx := t.Context()
+	now := time.Now()
+	const members = 8000
+	enrich := store.EnrichRequest{Now: now, EventID: "wave", StrikeDecay: time.Hour, RoleGroup: "g", WithModes: true,
+		Dedupe: "wave", DedupeTTL: time.Minute}
+	commit := store.CommitRequest{Now: now, EventID: "wave", StrikeDecay: time.Hour}
+	for i := range members {
+		u := fmt.Sprintf("new%05d", i)
+		enrich.Counters = append(enrich.Counters, store.CounterTouch{Key: "joins/" + u, Window: time.Minute, Add: 1})
+		enrich.Strikes = append(enrich.Strikes, store.UserRef{Group: "g", User: u})
+		enrich.RoleUsers = append(enrich.RoleUsers, u)
+		commit.Strikes = append(commit.Strikes, store.StrikeAdd{UserRef: store.UserRef{Group: "g", User: u}, N: 1, ID: "wave/" + u})
+		commit.Actions = append(commit.Actions, store.Action{ID: "wave/" + u + "/mute", Kind: "mute", Group: "g", User: u, Seconds: 300, Created: now})
+		commit.Decisions = append(commit.Decisions, store.DecisionRecord{Time: now, Group: "g", User: u, Body: []byte(`{"kind":"decision"}`)})
+	}
+	if err := s.SetRoles(ctx, "g", map[string]string{"new00042": store.RoleAdmin, "new07999": store.RoleOwner}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	trips.reset()
+	res, err := s.Enrich(ctx, enrich)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, commit); err != nil {
+		t.Fatal(err)
+	}
+	// 256 items of a few commands each (a strike is three, a mute one
+	// script argument set): a round trip that fits store.timeout (the
+	// whole event is over 40,000 commands).
+	const most = 4*256 + 8
+	if n := trips.largest.Load(); n > most {
+		t.Errorf("the largest pipeline held %d commands, want at most %d: one round trip for thousands of members never fits store.timeout", n, most)
+	}
+	t.Logf("%d pipelines, the largest of %d commands", trips.pipelines.Load(), trips.largest.Load())
+
+	if len(res.Counts) != members || len(res.Strikes) != members || len(res.Roles) != members || !res.RolesCached {
+		t.Fatalf("enrich answered %d counts, %d strikes, %d roles (cached %v), want %d each", len(res.Counts), len(res.Strikes), len(res.Roles), res.RolesCached, members)
+	}
+	for i := range members {
+		if res.Counts[i] != 1 || res.Strikes[i] != 0 {
+			t.Fatalf("member %d: count %d, strikes %d; want 1 and 0", i, res.Counts[i], res.Strikes[i])
+		}
+	}
+	if res.Roles[42] != store.RoleAdmin || res.Roles[7999] != store.RoleOwner || res.Roles[4000] != store.RoleMember {
+		t.Errorf("roles of members 42, 7999 and 4000 = %q, %q, %q; want admin, owner, member", res.Roles[42], res.Roles[7999], res.Roles[4000])
+	}
+	st, err := s.Stats(ctx, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready != members {
+		t.Errorf("the outbox holds %d actions, want %d", st.Ready, members)
+	}
+	again, err := s.Enrich(ctx, store.EnrichRequest{Now: now, StrikeDecay: time.Hour, Strikes: enrich.Strikes[members-3:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Strikes[2] != 1 {
+		t.Errorf("the last member has %d strikes after the commit, want 1", again.Strikes[2])
+	}
+}
+
+// A full Redis (maxmemory with maxmemory-policy noeviction, as the docs
+// advise) refuses writes with OOM while it still answers PING and reads.
+// That is an outage of the store, not a wrong write: every write fails with
+// store.ErrUnavailable, so that callers keep what they meant to write and
+// try again, and Ping (behind /readyz) fails until Redis takes writes again.
+// (A script whose first write frees memory, such as the enqueue script,
+// may still run: Redis refuses only a script's first write.)
+func TestAFullRedisIsUnavailableUntilItTakesWritesAgain(t *testing.T) {
+	srv := redistest.StartServer(t)
+	s := newTestStore(t, srv.URL(), "full:", Options{Timeout: 5 * time.Second})
+	ctx := t.Context()
+	now := time.Now()
+	commit := func(id string) store.CommitRequest {
+		return store.CommitRequest{
+			Now: now, EventID: id, StrikeDecay: time.Hour,
+			Strikes:   []store.StrikeAdd{{UserRef: store.UserRef{Group: "g", User: id}, N: 1, ID: id}},
+			Actions:   []store.Action{{ID: id + "/mute", Kind: "mute", Group: "g", User: id, Created: now}},
+			Decisions: []store.DecisionRecord{{Time: now, Group: "g", User: id, Body: []byte("{}")}},
+		}
+	}
+	if err := s.Commit(ctx, commit("before")); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.Claim(ctx, now, 1, time.Minute)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("claim before Redis is full: %v, %d", err, len(cs))
+	}
+	setMaxMemory := func(v string) {
+		t.Helper()
+		for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", v}} {
+			if err := s.rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+				t.Fatalf("CONFIG SET %s %s: %v", kv[0], kv[1], err)
+			}
+		}
+	}
+	setMaxMemory("1")
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("a full Redis still answers PING: %v", err)
+	}
+	for op, err := range map[string]error{
+		"commit": s.Commit(ctx, commit("during")),
+		"enrich touching a counter": func() error {
+			_, err := s.Enrich(ctx, store.EnrichRequest{Now: now, EventID: "e", Counters: []store.CounterTouch{{Key: "c", Window: time.Minute, Add: 1}}})
+			return err
+		}(),
+		"set mute": s.SetMute(ctx, store.Mute{Group: "g", User: "u", Until: now.Add(time.Hour)}),
+		"ping":     s.Ping(ctx),
+	} {
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "OOM") {
+			t.Errorf("%s while Redis is full: err = %v, want store.ErrUnavailable naming OOM", op, err)
+		}
+	}
+
+	setMaxMemory("0")
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping once Redis takes writes again: %v", err)
+	}
+	if err := s.Commit(ctx, commit("during")); err != nil {
+		t.Fatalf("the commit kept while Redis was full, tried again: %v", err)
+	}
+	if err := s.Complete(ctx, cs[0]); err != nil {
+		t.Fatalf("complete the action claimed before: %v", err)
+	}
+	st, err := s.Stats(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready != 1 {
+		t.Errorf("the outbox holds %d actions, want the one committed after Redis had room again", st.Ready)
+	}
+}
+
+// go-redis's own messages (a failed dial during an outage) become JSON log
+// records of the bot's logger, not plain text lines on standard error; one
+// repeated for every failed dial is logged once per period, with a count.
+func TestLibraryMessagesAreStructuredLogRecords(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	l := newLibraryLog(slog.New(slog.NewJSONHandler(&buf, nil)).With("component", "go-redis"), func() time.Time { return now })
+	dial := func() {
+		l.Printf(t.Context(), "redis: connection pool: failed to dial after %d attempts: %v\n", 5, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused"))
+	}
+	for range 40 {
+		dial()
+		now = now.Add(100 * time.Millisecond)
+	}
+	now = now.Add(libraryLogEvery)
+	dial()
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a record is not one JSON line: %q: %v", line, err)
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d records for 41 repeats of one message over 14s, want 2:\n%s", len(recs), buf.String())
+	}
+	want := map[string]any{
+		"level": "WARN", "component": "go-redis",
+		"msg": "connection pool: failed to dial after 5 attempts: dial tcp 127.0.0.1:6379: connect: connection refused",
+	}
+	for k, v := range want {
+		if recs[0][k] != v || recs[1][k] != v {
+			t.Errorf("%s = %q and %q, want %q", k, recs[0][k], recs[1][k], v)
+		}
+	}
+	if recs[1]["repeats_not_logged"] != float64(39) {
+		t.Errorf("the second record counts %v repeats not logged, want 39", recs[1]["repeats_not_logged"])
+	}
 }

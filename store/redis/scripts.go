@@ -18,7 +18,9 @@ import "github.com/redis/go-redis/v9"
 //
 // An action is in exactly one of ready, claimed or dead while data holds it;
 // a holder proves its claim with the token, which is unset as soon as the
-// action leaves the claimed set.
+// action leaves the claimed set. The scripts that need a held claim return
+// 0 to a caller without it, or -1 when the action is not known at all
+// (see notHeldLua).
 
 // enqueueLua adds actions that are neither known nor recently completed.
 // ARGV: now, then id, due, json for each action. Returns how many were added.
@@ -66,19 +68,28 @@ end
 return out
 `
 
+// notHeldLua ends a script run by a caller who does not hold the claim:
+// 0 when the store knows the action (another worker holds or finished it),
+// -1 when it has no trace of it (it forgot it).
+const notHeldLua = `
+if redis.call('HGET', KEYS[7], ARGV[1]) ~= ARGV[2] then
+  if redis.call('HEXISTS', KEYS[5], ARGV[1]) == 0 and not redis.call('ZSCORE', KEYS[4], ARGV[1]) then return -1 end
+  return 0
+end
+`
+
 // extendLua moves the lease deadline of a held claim. ARGV: id, token,
-// deadline. Returns 1, or 0 when the token is not the current one.
-const extendLua = `
-if redis.call('HGET', KEYS[7], ARGV[1]) ~= ARGV[2] then return 0 end
+// deadline. Returns 1, or 0 when the token is not the current one (-1 when
+// the action is unknown).
+const extendLua = notHeldLua + `
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
 `
 
 // completeLua finishes a held claim and remembers the id. ARGV: id, token,
 // remember until, now. Returns 1, or 0 when the token is not the current one.
-const completeLua = `
+const completeLua = notHeldLua + `
 local id = ARGV[1]
-if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[2], id)
 for k = 5, 10 do redis.call('HDEL', KEYS[k], id) end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[4])
@@ -89,9 +100,8 @@ return 1
 // retryLua puts a held claim back, due at a new time, with the error.
 // ARGV: id, token, due, error text. Returns 1, or 0 when the token is not the
 // current one.
-const retryLua = `
+const retryLua = notHeldLua + `
 local id = ARGV[1]
-if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[2], id)
 redis.call('HDEL', KEYS[7], id)
 redis.call('HSET', KEYS[8], id, ARGV[4])
@@ -123,9 +133,8 @@ return n
 // that a lowered cap or a long quiet spell never blocks Redis for long; the
 // next dead letters drop the rest. ARGV: id, token, now, reason, cutoff,
 // cap. Returns 1, or 0 when the token is not the current one.
-const deadLetterLua = `
+const deadLetterLua = notHeldLua + `
 local id = ARGV[1]
-if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[2], id)
 redis.call('HDEL', KEYS[7], id)
 redis.call('HSET', KEYS[10], id, ARGV[4])

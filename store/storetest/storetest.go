@@ -466,6 +466,28 @@ func outboxTests() []test {
 			leaseLost(t, "complete twice", s.Complete(t.Context(), c))
 			equalStats(t, "stats after complete", stats(t, s, t0()), store.OutboxStats{})
 		}},
+		{"a claim on an action the store has no trace of is unknown, not lost to another worker", func(t *testing.T, s store.Store) {
+			// What a worker holds when Redis restarted without its data.
+			forgotten := store.Claimed{Action: action("forgotten", t0()), Attempt: 1, Token: "t:1"}
+			for op, err := range map[string]error{
+				"extend":      s.Extend(t.Context(), forgotten, t0(), lease),
+				"complete":    s.Complete(t.Context(), forgotten),
+				"retry":       s.Retry(t.Context(), forgotten, t0(), "x"),
+				"dead letter": s.DeadLetter(t.Context(), forgotten, "x"),
+			} {
+				if !errors.Is(err, store.ErrActionUnknown) || errors.Is(err, store.ErrLeaseLost) {
+					t.Errorf("%s of an unknown action: err = %v, want ErrActionUnknown", op, err)
+				}
+			}
+			// Known actions held by nobody, or finished, are lost leases.
+			enqueue(t, s, action("a1", t0()), action("a2", t0()))
+			c1 := claimOne(t, s, t0(), lease)
+			c2 := claimOne(t, s, t0(), lease)
+			check(t, "complete", s.Complete(t.Context(), c1))
+			leaseLost(t, "complete of a completed action", s.Complete(t.Context(), c1))
+			check(t, "dead letter", s.DeadLetter(t.Context(), c2, "x"))
+			leaseLost(t, "retry of a dead action", s.Retry(t.Context(), c2, t0(), "x"))
+		}},
 		{"an action without Created is due at once", func(t *testing.T, s store.Store) {
 			enqueue(t, s, store.Action{ID: "a1", Kind: "warn", Group: "g"})
 			claimOne(t, s, time.Now().Add(time.Second), lease)
@@ -674,7 +696,9 @@ func outboxTests() []test {
 			check(t, "pending", err)
 			equal(t, "pending", len(pending), 0)
 			check(t, "enqueue nothing", s.Enqueue(t.Context()))
-			leaseLost(t, "complete an unknown action", s.Complete(t.Context(), store.Claimed{Action: store.Action{ID: "x"}, Token: "t"}))
+			if err := s.Complete(t.Context(), store.Claimed{Action: store.Action{ID: "x"}, Token: "t"}); !errors.Is(err, store.ErrActionUnknown) {
+				t.Errorf("complete an unknown action: err = %v, want ErrActionUnknown", err)
+			}
 		}},
 	}
 }
