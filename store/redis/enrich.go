@@ -118,7 +118,7 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	if req.RoleGroup != "" && (first || ri < re) {
 		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers[ri:re]...)...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := s.exec(ctx, pipe); err != nil {
 		return s.result("enrich", req.EventID, err)
 	}
 	_ = s.result("enrich", req.EventID, nil)
@@ -255,9 +255,12 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	for _, d := range req.Decisions {
 		s.addDecision(ctx, pipe, d)
 	}
-	cmds, err := pipe.Exec(ctx)
+	cmds, err := s.exec(ctx, pipe)
 	if err == nil {
 		return s.result("commit", req.EventID, nil)
+	}
+	if cmds == nil {
+		return s.result("commit", req.EventID, err)
 	}
 	// Commands fail one by one in a pipeline: report the first failure that
 	// is not the enqueue script missing from the cache.
