@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
 	"github.com/timguard/timguard/actions"
@@ -115,7 +116,7 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	a.cfg.Store(cfg)
 	a.metrics.Reloaded(true, set, opts.Now())
 
-	a.store, err = openStore(ctx, cfg, log)
+	a.store, err = openStore(ctx, cfg, log, a.metrics.Registry())
 	if err != nil {
 		return nil, err
 	}
@@ -307,15 +308,17 @@ func (a *app) startExecutor() (stop func()) {
 }
 
 // openStore opens Redis when store.redis_url is set, else the embedded store.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (store.Store, error) {
 	if cfg.Store.RedisURL == "" {
 		return memstore.New(memstore.Options{}), nil
 	}
 	s, err := redisstore.New(ctx, redisstore.Options{
-		URL:       cfg.Store.RedisURL.Reveal(),
-		KeyPrefix: cfg.Store.KeyPrefix,
-		Timeout:   cfg.Store.Timeout.D(),
-		Logger:    log,
+		URL:        cfg.Store.RedisURL.Reveal(),
+		KeyPrefix:  cfg.Store.KeyPrefix,
+		Timeout:    cfg.Store.Timeout.D(),
+		Logger:     log,
+		Batch:      redisstore.BatchOptions{MaxSize: cfg.Store.Batch.MaxSize, MaxWait: cfg.Store.Batch.MaxWait.D()},
+		Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
