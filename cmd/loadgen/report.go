@@ -31,7 +31,7 @@ type report struct {
 	Closed []median `json:"closed_loop_median,omitempty"`
 	// Ratios are the bot's closed-loop throughput over the bare and the
 	// floor handler's: the median of the rounds' ratios, and each round's.
-	Ratios []ratio  `json:"ratios,omitempty"`
+	Ratios  []ratio  `json:"ratios,omitempty"`
 	Targets []target `json:"targets"`
 	Note    string   `json:"note"`
 
