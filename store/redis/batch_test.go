@@ -310,3 +310,33 @@ func BenchmarkEnrichParallel(b *testing.B) {
 		})
 	}
 }
+
+// A window is trimmed on some of the touches only, yet every count is
+// exact, and a busy window keeps no more than a few touches' worth of
+// stale entries.
+func TestWindowCountsAreExactAndItsStaleEntriesBounded(t *testing.T) {
+	s := freshStore(t, Options{})
+	ctx := t.Context()
+	start := time.Now()
+	const span = time.Second
+	for i := range 300 {
+		now := start.Add(time.Duration(i) * 100 * time.Millisecond)
+		res, err := s.Enrich(ctx, store.EnrichRequest{Now: now, EventID: "ev" + strconv.Itoa(i),
+			Counters: []store.CounterTouch{{Key: "busy", Window: span, Add: 1}, {Key: "busy", Window: span}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Entries in (now-1s, now]: ten, or fewer at the start.
+		want := int64(min(i+1, 10))
+		if res.Counts[0] != want || res.Counts[1] != want {
+			t.Fatalf("event %d: counts %v, want %d", i, res.Counts, want)
+		}
+	}
+	n, err := s.rdb.ZCard(ctx, s.k.window("busy")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > 10+8*trimEvery {
+		t.Errorf("the window holds %d entries, want its 10 live ones and few stale ones", n)
+	}
+}

@@ -22,13 +22,20 @@ const roleMarker = ""
 
 func ms(n int64) string { return strconv.FormatInt(n, 10) }
 
-// touch queues one window's ZREMRANGEBYSCORE, ZADD NX, PEXPIRE and ZCOUNT on
-// pipe: entries at or before now-span leave, EventID/0..add-1 join at now,
-// and the count covers (now-span, now].
-func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, span time.Duration, now int64) *redis.IntCmd {
+// touch queues one window's commands on pipe: EventID/0..add-1 join at
+// now (ZADD NX, then PEXPIRE so that an idle window goes away), and with
+// read the count of (now-span, now] (ZCOUNT; nil without read). Entries at
+// or before now-span leave (ZREMRANGEBYSCORE) on one adding touch in
+// trimEvery, chosen by the event: the count is exact whatever is left to
+// trim, as ZCOUNT reads the window's range only, and a busy window keeps
+// no more than a few touches' worth of stale entries. A touch that only
+// reads is one command.
+func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, span time.Duration, now int64, read bool) *redis.IntCmd {
 	from := now - span.Milliseconds()
-	pipe.ZRemRangeByScore(ctx, key, "-inf", ms(from))
 	if add > 0 {
+		if trims(id) {
+			pipe.ZRemRangeByScore(ctx, key, "-inf", ms(from))
+		}
 		zs := make([]redis.Z, add)
 		for i := range zs {
 			zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
@@ -36,7 +43,24 @@ func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, s
 		pipe.ZAddNX(ctx, key, zs...)
 		pipe.PExpire(ctx, key, span+storeutil.ExpirySlack)
 	}
+	if !read {
+		return nil
+	}
 	return pipe.ZCount(ctx, key, "("+ms(from), ms(now))
+}
+
+// trimEvery is how many adding touches of a window there are for one that
+// drops its stale entries, on average.
+const trimEvery = 4
+
+// trims says whether touches by the event id trim their windows (FNV-1a).
+func trims(id string) bool {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return h%trimEvery == 0
 }
 
 // chunk bounds the commands of one round trip: an event with thousands of
@@ -96,7 +120,7 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	pipe := s.rdb.Pipeline()
 	counts := make([]*redis.IntCmd, p.ce-p.ci)
 	for i, c := range req.Counters[p.ci:p.ce] {
-		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
+		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, true)
 	}
 	var dedupe *redis.BoolCmd
 	var modes *redis.MapStringStringCmd
@@ -241,7 +265,7 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		}
 	}
 	for _, c := range req.Touch {
-		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
+		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, false)
 	}
 	var enqueue *redis.Cmd
 	var enqueueArgs []any
