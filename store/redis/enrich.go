@@ -29,12 +29,17 @@ func ms(n int64) string { return strconv.FormatInt(n, 10) }
 // trimEvery, chosen by the event: the count is exact whatever is left to
 // trim, as ZCOUNT reads the window's range only, and a busy window keeps
 // no more than a few touches' worth of stale entries. A touch that only
-// reads is one command.
-func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, span time.Duration, now int64, read bool) *redis.IntCmd {
-	from := now - span.Milliseconds()
+// reads is one command. nowS is now formatted, shared by the touches of
+// one pipeline.
+func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, span time.Duration, now int64, nowS string, read bool) *redis.IntCmd {
+	trim := add > 0 && trims(id)
+	var fromS string
+	if read || trim {
+		fromS = ms(now - span.Milliseconds())
+	}
 	if add > 0 {
-		if trims(id) {
-			pipe.ZRemRangeByScore(ctx, key, "-inf", ms(from))
+		if trim {
+			pipe.ZRemRangeByScore(ctx, key, "-inf", fromS)
 		}
 		zs := make([]redis.Z, add)
 		for i := range zs {
@@ -46,7 +51,7 @@ func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, s
 	if !read {
 		return nil
 	}
-	return pipe.ZCount(ctx, key, "("+ms(from), ms(now))
+	return pipe.ZCount(ctx, key, "("+fromS, nowS)
 }
 
 // trimEvery is how many adding touches of a window there are for one that
@@ -118,9 +123,10 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	pipe := s.rdb.Pipeline()
+	nowS := ms(now)
 	counts := make([]*redis.IntCmd, p.ce-p.ci)
 	for i, c := range req.Counters[p.ci:p.ce] {
-		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, true)
+		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, nowS, true)
 	}
 	var dedupe *redis.BoolCmd
 	var modes *redis.MapStringStringCmd
@@ -134,9 +140,12 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	}
 	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
 	strikes := make([]*redis.IntCmd, se-si)
-	from := ms(now - req.StrikeDecay.Milliseconds())
+	var from string
+	if se > si {
+		from = "(" + ms(now-req.StrikeDecay.Milliseconds())
+	}
 	for i, u := range req.Strikes[si:se] {
-		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), "("+from, ms(now))
+		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), from, nowS)
 	}
 	var roles *redis.SliceCmd
 	if req.RoleGroup != "" && (first || ri < re) {
@@ -265,7 +274,7 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		}
 	}
 	for _, c := range req.Touch {
-		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, false)
+		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, "", false)
 	}
 	var enqueue *redis.Cmd
 	var enqueueArgs []any
