@@ -81,6 +81,16 @@ const (
 // New makes the directory, removes files past their retention, and starts
 // the writer. Close stops it.
 func New(cfg Config) (*Recorder, error) {
+	r, err := newRecorder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	go r.run()
+	return r, nil
+}
+
+// newRecorder is New without starting the writer.
+func newRecorder(cfg Config) (*Recorder, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("record: no directory")
 	}
@@ -137,9 +147,9 @@ func New(cfg Config) (*Recorder, error) {
 		}
 	}
 	r.prune()
-	go r.run()
 	return r, nil
 }
+
 
 // Dir is the directory the files are written to.
 func (r *Recorder) Dir() string { return r.cfg.Dir }
