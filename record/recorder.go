@@ -150,7 +150,6 @@ func newRecorder(cfg Config) (*Recorder, error) {
 	return r, nil
 }
 
-
 // Dir is the directory the files are written to.
 func (r *Recorder) Dir() string { return r.cfg.Dir }
 
