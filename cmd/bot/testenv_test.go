@@ -48,6 +48,8 @@ type botConfig struct {
 	stateDir string
 	// storeTimeout is store.timeout (2s when empty).
 	storeTimeout string
+	// record is the body of the record: section, indented.
+	record string
 }
 
 // yaml renders the configuration: the callback under /callback, the store
@@ -90,6 +92,9 @@ func (c botConfig) yaml() string {
 	}
 	if c.http != "" {
 		b.WriteString("http:\n" + c.http)
+	}
+	if c.record != "" {
+		b.WriteString("record:\n" + c.record)
 	}
 	b.WriteString("log:\n  level: debug\n")
 	return b.String()
