@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/timguard/timguard/record"
 	"github.com/timguard/timguard/replay"
@@ -22,7 +23,7 @@ func TestOpenPathReadsADirectorysRecordingFilesOldestFirst(t *testing.T) {
 	write("callbacks-20261204T11.jsonl", line("c")+"oops\n"+line("d"))
 	write("callbacks-20261204T10.jsonl", line("a")+line("b"))
 	write("notes.jsonl", line("x"))
-	src, err := replay.OpenPath(dir)
+	src, err := replay.OpenPath(dir, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestOpenPathReadsADirectorysRecordingFilesOldestFirst(t *testing.T) {
 			t.Fatalf("read %v, want %v", got, want)
 		}
 	}
-	if _, err := replay.OpenPath(t.TempDir()); err == nil {
+	if _, err := replay.OpenPath(t.TempDir(), time.Time{}); err == nil {
 		t.Error("an empty directory opened without an error")
 	}
 }
