@@ -171,7 +171,7 @@ func (r *Recorder) Record(rec policy.Recorded) {
 		}
 	}
 	for _, d := range rec.Outcome.Decisions {
-		dd := Decided{User: d.User, Verdict: string(d.Verdict), Rules: d.Rules}
+		dd := Decided{User: d.User, Verdict: string(d.Verdict), Rules: slices.Clone(d.Rules)}
 		for _, a := range d.Actions {
 			if !a.Shadow {
 				dd.Actions = append(dd.Actions, a.Resolved.String())
