@@ -194,6 +194,14 @@ type Config struct {
 	// Observe, when set, hears about every action result (metrics). It
 	// must be cheap and safe for concurrent use.
 	Observe func(kind, result string)
+	// Journal, when set (state_dir), keeps the outcomes the store cannot
+	// record, so that no action carried out is carried out again by this
+	// process or the next one on the same state_dir (see OutcomeJournal).
+	// Without it, recording an outcome is retried until the lease ends.
+	Journal OutcomeJournal
+	// Kept are the outcomes read back from Journal at start; they are
+	// recorded before the first claim.
+	Kept []KeptOutcome
 }
 
 // Executor drains the outbox. It is safe for concurrent use; several
@@ -206,6 +214,8 @@ type Executor struct {
 
 	downMu sync.Mutex
 	down   bool // the store is failing: log once, not every poll
+
+	kept keptOutcomes // outcomes waiting for the store (with a Journal)
 }
 
 // New returns an Executor. It fails when a required part is missing.
@@ -246,6 +256,10 @@ func New(cfg Config) (*Executor, error) {
 	e := &Executor{cfg: cfg, log: cfg.Logger.With("component", "actions")}
 	e.groups = newGroupCache(cfg.GroupInfoTTL, cfg.Now)
 	e.dryRun.Store(cfg.DryRun)
+	if len(cfg.Kept) > 0 && cfg.Journal == nil {
+		return nil, errors.New("actions: Config.Kept without a Config.Journal")
+	}
+	e.restoreKept(cfg.Kept)
 	return e, nil
 }
 
@@ -289,6 +303,7 @@ func (e *Executor) Run(ctx context.Context) error {
 			sleep(ctx, e.cfg.PollInterval)
 		}
 	}
+	e.replayAtStop()
 	e.log.Info("executor stopped")
 	return nil
 }
@@ -299,9 +314,15 @@ func (e *Executor) RunOnce(ctx context.Context) (int, error) {
 	return e.round(ctx, ctx)
 }
 
-// round claims one batch and works on it. stop ends the starting of new
-// calls; work bounds the calls themselves.
+// round records the outcomes kept while the store was unavailable, then
+// claims one batch and works on it; it claims nothing while an outcome
+// waits. stop ends the starting of new calls; work bounds the calls
+// themselves.
 func (e *Executor) round(stop, work context.Context) (int, error) {
+	if err := e.replayKept(stop); err != nil {
+		e.storeDown(err)
+		return 0, err
+	}
 	jobs, err := e.claim(stop)
 	if err != nil {
 		e.storeDown(err)
