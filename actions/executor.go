@@ -34,10 +34,13 @@
 // last MuteTime, so it would shorten the longer one. An unmute lifts any.
 //
 // Exactly once: the outbox hands each action to one worker under a lease,
-// and Complete succeeds only for the lease holder. An action is repeated
-// when a worker dies (or loses its lease) after the IM server carried out the
-// call but before the completion was recorded, or when a call failed
-// without an answer. Mutes, removals, bans and group mutes are idempotent in
+// and Complete succeeds only for the lease holder. An outcome the store
+// cannot record (it is down) is kept in the Journal (state_dir) and
+// recorded before the next claim, also by the next process on the same
+// state_dir (see kept.go). An action is repeated when a worker dies during
+// the call, when another replica claims it after its lease while its
+// outcome waits in a journal (or without one, after the worker gave up
+// recording it), or when a call failed without an answer. Mutes, removals, bans and group mutes are idempotent in
 // effect (muting twice sets the same mute). Messages carry a Random derived
 // from the action, which makes the IM server drop a repeat within 5 minutes;
 // later they are not sent again. Notices have no such key: one whose call
