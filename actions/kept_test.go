@@ -277,3 +277,41 @@ func FuzzDecodeKept(f *testing.F) {
 		}
 	})
 }
+
+// A stop while Redis is down leaves the kept outcome on disk: Run tries
+// once more to record it, does not wait for Redis, and returns; the next
+// process finds the outcome in state_dir.
+func TestAStopWhileRedisIsDownLeavesTheOutcomeOnDisk(t *testing.T) {
+	r := newCrashRedis(t)
+	s := r.open(t)
+	a := act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
+	a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	enqueue(t, s, time.Now(), a)
+	rig := newIMRig(t, 100, timtest.Options{})
+	rig.im.AddGroup(timtest.Group{ID: grp, Type: "Public", Owner: "olga", Members: []string{"carol"}})
+	client := &afterCallClient{Client: rig.client(t, s), after: r.Kill}
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	t.Cleanup(func() { _ = j.Close() })
+	log := &auditLog{}
+	e := newTestExecutor(t, s, client, log, func(c *Config) { c.Journal = j })
+	stop := run(t, e)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(log.byAction(t)["m1"]) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if recs := log.byAction(t)["m1"]; len(recs) != 1 || recs[0].Result != audit.ResultDone {
+		t.Fatalf("records of m1: %+v, want one done record", recs)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = openJournal(t, dir)
+	if got := len(j.Outcomes()); got != 1 {
+		t.Errorf("the journal holds %d outcomes after the stop, want m1's", got)
+	}
+	if got := len(rig.im.CallsTo(tim.CommandForbidSendMsg)); got != 1 {
+		t.Errorf("%d calls, want 1", got)
+	}
+}
