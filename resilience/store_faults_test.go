@@ -167,7 +167,7 @@ func botEndedWhileRedisIsDown(t *testing.T, signal string, end func(t *testing.T
 	a := r.startBot("a", cfg)
 	d := r.driver(false, a)
 
-	var killing, killed, up time.Time
+	var down, killing, killed, up time.Time
 	var b *harness.Bot
 	var held, keptSeen bool
 	st := r.load(d, func() {
@@ -175,6 +175,7 @@ func botEndedWhileRedisIsDown(t *testing.T, signal string, end func(t *testing.T
 		// its outcome cannot be recorded in Redis.
 		held = r.holdAnswers(tim.CommandForbidSendMsg, time.Second, 5*time.Second)
 		r.redis.Kill()
+		down = time.Now()
 		time.Sleep(r.prof.outage)
 		if held {
 			// Whatever the machine's load, a has the answer and has kept
@@ -190,7 +191,8 @@ func botEndedWhileRedisIsDown(t *testing.T, signal string, end func(t *testing.T
 		b = r.startBot("b", cfg) // the same port and state_dir
 		up = time.Now()
 	})
-	t.Logf("bot a ended (%s) %v after Redis; bot b up %v after that", signal, r.prof.outage, up.Sub(killed).Round(time.Millisecond))
+	t.Logf("bot a ended (%s) %v after Redis died, in %v; bot b up %v after that", signal, killing.Sub(down).Round(time.Millisecond),
+		killed.Sub(killing).Round(time.Millisecond), up.Sub(killed).Round(time.Millisecond))
 
 	// Every callback that got an answer got a valid one in time; those that
 	// got none failed at the kill or while no bot listened.
