@@ -40,8 +40,9 @@
 // state_dir (see kept.go). An action is repeated when a worker dies during
 // the call, when another replica claims it after its lease while its
 // outcome waits in a journal (or without one, after the worker gave up
-// recording it), or when a call failed without an answer. Mutes, removals, bans and group mutes are idempotent in
-// effect (muting twice sets the same mute). Messages carry a Random derived
+// recording it), or when a call failed without an answer. Mutes, removals,
+// bans and group mutes are idempotent in effect (muting twice sets the
+// same mute). Messages carry a Random derived
 // from the action, which makes the IM server drop a repeat within 5 minutes;
 // later they are not sent again. Notices have no such key: one whose call
 // failed without an answer is dead-lettered, not repeated (see fail).

@@ -14,7 +14,8 @@ import (
 // Outcomes the store cannot record.
 //
 // When the store is unavailable as an action's outcome is to be recorded
-// (its REST call done, or the action dead-lettered or skipped), an executor
+// (its REST call done, or the action dead-lettered, skipped or put back
+// for a retry), an executor
 // with a Journal does not wait for the store: it writes the outcome to the
 // journal (on disk, fsynced; outcomes recorded together share one fsync),
 // audits the action once as usual, and moves on. Before it claims again,
@@ -52,14 +53,22 @@ type keptOutcome struct {
 	V int `json:"v"`
 	// Claim is the claim the outcome settles (its token proves it).
 	Claim store.Claimed `json:"claim"`
-	// Dead, when set, is the dead-letter reason; otherwise the action is
+	// Dead, when set, is the dead-letter reason; Retry, when set, puts the
+	// action back for a later attempt; with neither the action is
 	// completed.
-	Dead string `json:"dead,omitempty"`
+	Dead  string     `json:"dead,omitempty"`
+	Retry *keptRetry `json:"retry,omitempty"`
 	// FollowUp, when set, is what the successful call leaves behind and
 	// the store has not recorded yet (see followUps).
 	FollowUp *keptFollowUp `json:"follow_up,omitempty"`
 	// At is when the outcome was decided; follow-ups count from it.
 	At time.Time `json:"at"`
+}
+
+// keptRetry is a retry: when, and the error it records.
+type keptRetry struct {
+	At  time.Time `json:"at"`
+	Err string    `json:"err,omitempty"`
 }
 
 // keptFollowUp is what followUps needs besides the action.
@@ -92,6 +101,9 @@ func decodeKept(data []byte) (keptOutcome, error) {
 	}
 	if k.Claim.ID == "" {
 		return k, errors.New("a kept outcome names no action")
+	}
+	if k.Dead != "" && k.Retry != nil {
+		return k, fmt.Errorf("a kept outcome of %s is both a dead letter and a retry", k.Claim.ID)
 	}
 	if k.FollowUp != nil {
 		if _, ok := followUpOp(k.FollowUp.Op); !ok {
@@ -180,18 +192,24 @@ func (e *Executor) restoreKept(kept []KeptOutcome) {
 	}
 }
 
-// keep writes j's outcome to the journal: dead is the dead-letter reason
-// ("" to complete it), followUp whether the follow-ups of its call are
-// still to be recorded. It reports whether the outcome is kept; without a
-// journal, or when the journal fails, it is not.
-func (e *Executor) keep(j *job, at time.Time, followUp bool, dead string) bool {
+// followUpOf describes what j's successful call leaves behind, for the
+// journal; nil when nothing.
+func followUpOf(j *job) *keptFollowUp {
+	name, ok := followUpOps[j.op]
+	if !ok {
+		return nil
+	}
+	return &keptFollowUp{Op: name, Seconds: j.seconds, Announce: j.announce}
+}
+
+// keep writes j's outcome o (its Dead, Retry, FollowUp and At) to the
+// journal. It reports whether the outcome is kept; without a journal, or
+// when the journal fails, it is not.
+func (e *Executor) keep(j *job, o keptOutcome) bool {
 	if e.cfg.Journal == nil {
 		return false
 	}
-	o := keptOutcome{V: keptVersion, Claim: j.c, Dead: dead, At: at}
-	if name, ok := followUpOps[j.op]; ok && followUp {
-		o.FollowUp = &keptFollowUp{Op: name, Seconds: j.seconds, Announce: j.announce}
-	}
+	o.V, o.Claim = keptVersion, j.c
 	data, err := json.Marshal(o)
 	if err != nil {
 		e.log.Error("encode an action outcome for state_dir", "action", j.c.ID, "err", err)
@@ -283,9 +301,22 @@ func (e *Executor) recordKept(ctx context.Context, h *heldOutcome) error {
 		h.o.FollowUp = nil // not again, should the completion fail
 	}
 	var err error
-	if h.o.Dead != "" {
+	switch {
+	case h.o.Dead != "":
 		err = e.cfg.Store.DeadLetter(ctx, c, h.o.Dead)
-	} else {
+	case h.o.Retry != nil:
+		err = e.cfg.Store.Retry(ctx, c, h.o.Retry.At, h.o.Retry.Err)
+		if errors.Is(err, store.ErrActionUnknown) {
+			// The store forgot it meanwhile: it comes back from this copy.
+			a := c.Action
+			a.NotBefore = h.o.Retry.At
+			if err = e.cfg.Store.Enqueue(ctx, a); err == nil {
+				e.log.Warn("the store had forgotten an action waiting for a retry (Redis lost its data); enqueued again from the copy kept in state_dir",
+					"action", c.ID, "kind", c.Kind, "group", c.Group)
+				return nil
+			}
+		}
+	default:
 		err = e.cfg.Store.Complete(ctx, c)
 	}
 	switch {

@@ -315,3 +315,50 @@ func TestAStopWhileRedisIsDownLeavesTheOutcomeOnDisk(t *testing.T) {
 		t.Errorf("%d calls, want 1", got)
 	}
 }
+
+// A retry the store cannot record is kept too: the worker does not wait
+// for Redis, and the next process puts the action back with its attempt
+// and error, then carries it out once.
+func TestARetryTheStoreCannotRecordIsKeptAndDoneOnceLater(t *testing.T) {
+	r := newCrashRedis(t)
+	s := r.open(t)
+	a := act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
+	a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	enqueue(t, s, time.Now(), a)
+	rig := newIMRig(t, 100, timtest.Options{})
+	rig.im.AddGroup(timtest.Group{ID: grp, Type: "Public", Owner: "olga", Members: []string{"carol"}})
+	rig.im.FailNext(tim.CommandForbidSendMsg, tim.CodeInternalError, 1)
+	client := &afterCallClient{Client: rig.client(t, s), after: r.Kill}
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	t.Cleanup(func() { _ = j.Close() })
+	log := &auditLog{}
+	var clk clock
+	e := newTestExecutor(t, s, client, log, func(c *Config) { clk.set(c); c.Journal = j })
+	if n, err := e.RunOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("first round: %d claimed, %v", n, err)
+	}
+	if got := e.KeptOutcomes(); got != 1 {
+		t.Fatalf("%d outcomes kept, want the retry", got)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t)
+	clk.jump(time.Hour)
+	j = openJournal(t, dir)
+	s = r.open(t)
+	e = newTestExecutor(t, s, rig.client(t, s), log, func(c *Config) { clk.set(c); c.Journal, c.Kept = j, keptOf(j) })
+	if n, err := e.RunOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("the round after the restart: %d claimed, %v; want the retry recorded and the action claimed again", n, err)
+	}
+	if got := log.results(t)["m1"]; got != "retry,done" {
+		t.Errorf("results of m1: %q, want retry,done", got)
+	}
+	if calls, done := len(rig.im.CallsTo(tim.CommandForbidSendMsg)), len(rig.im.EffectiveCallsTo(tim.CommandForbidSendMsg)); calls != 2 || done != 1 {
+		t.Errorf("%d calls, %d carried out; want the failed one and one carried out", calls, done)
+	}
+	if recs := log.byAction(t)["m1"]; recs[1].Attempt != 2 {
+		t.Errorf("the second attempt is numbered %d, want 2 (the kept retry counted the first)", recs[1].Attempt)
+	}
+}

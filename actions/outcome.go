@@ -73,7 +73,7 @@ func (e *Executor) settle(work context.Context, j *job, op func(context.Context)
 func (e *Executor) complete(work context.Context, j *job) string {
 	at := e.cfg.Now()
 	kept, err := e.settle(work, j, func(ctx context.Context) error { return e.cfg.Store.Complete(ctx, j.c) },
-		func() bool { return e.keep(j, at, false, "") })
+		func() bool { return e.keep(j, keptOutcome{At: at}) })
 	switch {
 	case kept:
 		return keptNote
@@ -114,7 +114,7 @@ func (e *Executor) done(work context.Context, j *job, command string) {
 	e.renewOne(work, j)
 	now := e.cfg.Now()
 	kept, err := e.settle(work, j, func(ctx context.Context) error { return e.followUps(ctx, j, now) },
-		func() bool { return e.keep(j, now, true, "") })
+		func() bool { return e.keep(j, keptOutcome{At: now, FollowUp: followUpOf(j)}) })
 	if kept {
 		e.log.Debug("action done; its outcome is kept in state_dir", "action", j.c.ID, "kind", j.c.Kind, "command", command)
 		e.record(j, audit.ResultDone, command, keptNote)
@@ -218,7 +218,7 @@ const forgottenNote = "the store had forgotten the action (Redis lost its data)"
 func (e *Executor) dead(work context.Context, j *job, command, reason string) {
 	at := e.cfg.Now()
 	kept, err := e.settle(work, j, func(ctx context.Context) error { return e.cfg.Store.DeadLetter(ctx, j.c, reason) },
-		func() bool { return e.keep(j, at, false, reason) })
+		func() bool { return e.keep(j, keptOutcome{At: at, Dead: reason}) })
 	e.log.Warn("action dead-lettered", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group, "user", j.c.User,
 		"attempt", j.c.Attempt, "reason", reason)
 	note := storeNote("dead letter", err)
@@ -235,12 +235,17 @@ func (e *Executor) dead(work context.Context, j *job, command, reason string) {
 // meanwhile is enqueued again from the copy held, due at at; when even that
 // fails, it is audited as lost.
 func (e *Executor) retry(work context.Context, j *job, command string, at time.Time, errText string) {
-	ctx, cancel := e.settleCtx(work, j)
-	defer cancel()
-	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Retry(ctx, j.c, at, errText) })
+	kept, err := e.settle(work, j, func(ctx context.Context) error { return e.cfg.Store.Retry(ctx, j.c, at, errText) },
+		func() bool { return e.keep(j, keptOutcome{Retry: &keptRetry{At: at, Err: errText}}) })
 	e.log.Info("action failed; retrying later", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group,
 		"attempt", j.c.Attempt, "retry_at", at, "err", errText)
+	if kept {
+		e.record(j, audit.ResultRetry, command, joinNote(errText, keptNote))
+		return
+	}
 	if errors.Is(err, store.ErrActionUnknown) {
+		ctx, cancel := e.settleCtx(work, j)
+		defer cancel()
 		a := j.c.Action
 		a.NotBefore = at
 		err = retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Enqueue(ctx, a) })
