@@ -278,9 +278,32 @@ func TestAnEmptyJournalLeftLargeStartsSmallAgain(t *testing.T) {
 		t.Fatalf("the journal grew to %d bytes only; the test needs more than %d", large, compactAbove)
 	}
 	j, entries := mustOpen(t, dir)
-	defer j.Close()
 	if len(entries) != 0 || j.size() >= large/4 {
 		t.Errorf("reopened empty journal: %d entries, %d bytes (was %d)", len(entries), j.size(), large)
+	}
+
+	// An outcome waiting keeps the file as it is.
+	for i := range 6 {
+		c := commit(i)
+		c.Decisions[0].Body = big
+		id, err := j.Add(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Remove(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.AddOutcome([]byte(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, _ = mustOpen(t, dir)
+	defer j.Close()
+	if got := len(j.Outcomes()); got != 1 {
+		t.Errorf("a journal holding only an outcome was started again: %d outcomes read back, want 1", got)
 	}
 }
 
