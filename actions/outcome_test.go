@@ -61,7 +61,7 @@ func TestAFollowUpThatCannotBeQueuedSaysWhichOne(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := followUpRefusingStore{memstore.New(memstore.Options{})}
 			e := newTestExecutor(t, s, nil, &auditLog{}, nil)
-			err := e.followUps(context.Background(), tt.j)
+			err := e.followUps(context.Background(), tt.j, time.Now())
 			if !errors.Is(err, errRefused) || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("followUps: %v; want %q wrapping the store's error", err, tt.want)
 			}

@@ -303,11 +303,68 @@ func checkExactlyOnce(t *testing.T, rec *harness.Reconciliation) {
 	}
 }
 
-// table logs one row of the resilience table (grep "resilience table").
-func table(t *testing.T, scenario string, st *harness.Stats, exactlyOnce, decided int, other string) {
+// table logs one row of the resilience table (grep "resilience table"):
+// the callbacks answered, the actions decided and done exactly once, and the
+// REST calls that carried out an action again (see repeatedCalls).
+func table(t *testing.T, scenario string, st *harness.Stats, exactlyOnce, decided, repeats int, other string) {
 	t.Helper()
-	t.Logf("resilience table | %s | %d of %d callbacks answered | %d of %d actions done exactly once | %s |",
-		scenario, st.Answered, st.Sent, exactlyOnce, decided, other)
+	t.Logf("resilience table | %s | %d of %d callbacks answered | %d of %d actions done exactly once | %d repeated REST calls | %s |",
+		scenario, st.Answered, st.Sent, exactlyOnce, decided, repeats, other)
+}
+
+// holdAnswers holds back, for hold, the answers of the next few calls to
+// command the fake IM server carries out, and waits (up to within) until
+// the bot has made one of them. The caller then breaks the store while the
+// bot waits for that answer, so that a call is carried out whose outcome the
+// bot must record after the break. It reports whether a call was held.
+func (r *rig) holdAnswers(command string, hold, within time.Duration) bool {
+	r.im.AnswerLate(command, hold, 3)
+	before := len(r.im.EffectiveCallsTo(command))
+	deadline := time.Now().Add(within)
+	for {
+		if len(r.im.EffectiveCallsTo(command)) > before {
+			return true
+		}
+		if time.Now().After(deadline) {
+			r.t.Logf("the bot made no %s call within %v of the hold", command, within)
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitLogged polls b's log until a record's message starts with msg, for
+// at most within; it reports whether one did.
+func waitLogged(b *harness.Bot, msg string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if data, err := os.ReadFile(b.LogPath()); err == nil {
+			for _, line := range strings.Split(string(data), "\n") {
+				var l struct {
+					Msg string `json:"msg"`
+				}
+				if json.Unmarshal([]byte(line), &l) == nil && strings.HasPrefix(l.Msg, msg) {
+					return true
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// repeatedCalls counts the effective REST calls that carried out an effect
+// already carried out. Each effect is one action of the mix (reconcile
+// refuses a mix that asks twice for one), so this is how many times an
+// action was carried out again.
+func repeatedCalls(done map[harness.Effect]int) int {
+	n := 0
+	for _, c := range done {
+		n += max(c-1, 0)
+	}
+	return n
 }
 
 // checkAnswered fails for every request (to the targets that count) not

@@ -257,6 +257,14 @@ func (a *app) buildExecutor() error {
 		Workers: cfg.Executor.Workers, Grace: cfg.Executor.ShutdownGrace.D(),
 		LiveWarn: cfg.Executor.LiveGroupWarn,
 	}
+	if a.journal != nil {
+		// The outcomes the store could not record wait in the same file as
+		// the decisions it did not take.
+		ec.Journal = a.journal
+		for _, o := range a.journal.Outcomes() {
+			ec.Kept = append(ec.Kept, actions.KeptOutcome{ID: o.ID, Data: o.Data})
+		}
+	}
 	if cfg.Tencent.RESTEnabled() {
 		client, err := tim.NewClient(tim.ClientConfig{
 			BaseURL:   cfg.Tencent.APIBase,
