@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // tests) runs first; only then are the new rules swapped in. On any error the
 // configuration and rules in force stay, the failure metric is set and every
 // problem is logged. It returns the rules version in force afterwards.
-func (a *app) reload(_ context.Context) (string, error) {
+func (a *App) reload(_ context.Context) (string, error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	old := a.config()
@@ -64,7 +64,7 @@ func (a *app) reload(_ context.Context) (string, error) {
 	return set.Version, nil
 }
 
-func (a *app) auditReload(version string, err error) {
+func (a *App) auditReload(version string, err error) {
 	rec := &audit.Record{Time: a.now(), Kind: audit.KindReload, RulesVersion: version, Result: audit.ResultDone}
 	if err != nil {
 		rec.Result, rec.Error = audit.ResultFailed, err.Error()
@@ -104,7 +104,7 @@ func restartOnly(old, cfg *config.Config) []string {
 // renaming, so the directories are watched, and a burst of events becomes
 // one reload. After every successful reload the files are worked out
 // again: a reload may name another rule file or other list files.
-func (a *app) watch(ctx context.Context) error {
+func (a *App) watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch files: %w", err)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package app
 
 // Process tests: `bot serve` built and run as an operator runs it, stopped
 // with real signals. Redis is real; a gate proxy between the bot and Redis
@@ -50,7 +50,7 @@ func buildBot(t *testing.T) string {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	cmd := exec.Command(goTool, append(args, ".")...)
+	cmd := exec.Command(goTool, append(args, "../cmd/bot")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 // adminConfig wires the admin API to the app's parts. Tokens and dry run are
 // read from the configuration in force, so a reload rotates them.
-func (a *app) adminConfig() handlers.AdminConfig {
+func (a *App) adminConfig() handlers.AdminConfig {
 	var lifter handlers.Lifter
 	if a.client != nil {
 		lifter = actions.Lifter{Client: a.client, Store: a.store, Now: a.now, Logger: a.log}
@@ -32,23 +32,23 @@ func (a *app) adminConfig() handlers.AdminConfig {
 
 // simulate is POST /v1/simulate: the decision the rules in force make for a
 // callback body, with no side effects.
-func (a *app) simulate(_ context.Context, body []byte, state json.RawMessage) (any, error) {
+func (a *App) simulate(_ context.Context, body []byte, state json.RawMessage) (any, error) {
 	cb, err := tim.DecodeCallback("", body)
 	if err != nil {
 		return nil, fmt.Errorf("event: %w", err)
 	}
-	var st simState
+	var st SimState
 	if len(state) > 0 && string(state) != "null" {
 		if err := json.Unmarshal(state, &st); err != nil {
 			return nil, fmt.Errorf("state: %w", err)
 		}
 	}
 	cfg := a.config()
-	return simulateEvent(a.rules.Rules(), cb, body, st, cfg.Tencent.Admin, cfg.DryRun, a.now())
+	return Simulate(a.rules.Rules(), cb, body, st, cfg.Tencent.Admin, cfg.DryRun, a.now())
 }
 
 // rulesInfo is GET /v1/rules.
-func (a *app) rulesInfo() any {
+func (a *App) rulesInfo() any {
 	set := a.rules.Rules()
 	type ruleInfo struct {
 		Name   string   `json:"name"`

@@ -1,6 +1,6 @@
-package main
+package app
 
-// Fault tests: the whole bot built by newApp while one of its outputs or
+// Fault tests: the whole bot built by New while one of its outputs or
 // its store misbehaves (a stalled audit reader, a full Redis, a Redis that
 // restarts without its data), seen the way an operator sees it: callbacks
 // answered, /readyz, /metrics and the audit log.
@@ -48,7 +48,7 @@ func TestFaultsAStalledAuditReaderNeverHoldsACallback(t *testing.T) {
 	url := redistest.URL(t)
 	b := startAppWith(t, im, botConfig{
 		token: e2eToken, imURL: im.URL(), redisURL: url, prefix: keyPrefix(t, url), auditStdout: true,
-	}, e2eRules, nil, appOptions{Stdout: out, AuditBuffer: 8 << 10})
+	}, e2eRules, nil, Options{Stdout: out, AuditBuffer: 8 << 10})
 
 	// 200 callbacks write about 60 KiB of audit records into a buffer of
 	// 8 KiB whose reader never reads. A writer that waits for its output

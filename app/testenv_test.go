@@ -1,7 +1,7 @@
-package main
+package app
 
 // The setup the in-process tests share: a config.yaml written from the few
-// values a test varies, and the app that newApp builds from it, served on a
+// values a test varies, and the app that New builds from it, served on a
 // port of its own and stopped when the test ends.
 
 import (
@@ -108,7 +108,7 @@ func keyPrefix(t *testing.T, url string) string {
 type bot struct {
 	t      *testing.T
 	im     *timtest.Server
-	app    *app
+	app    *App
 	dir    string
 	base   string
 	audit  string
@@ -123,12 +123,12 @@ type bot struct {
 // none); now is the app's clock (nil: the real one).
 func startApp(t *testing.T, im *timtest.Server, cfg botConfig, rules string, reload <-chan os.Signal, now func() time.Time) *bot {
 	t.Helper()
-	return startAppWith(t, im, cfg, rules, reload, appOptions{Stdout: io.Discard, Now: now})
+	return startAppWith(t, im, cfg, rules, reload, Options{Stdout: io.Discard, Now: now})
 }
 
 // startAppWith is startApp with the app's options (Stderr and Listener are
 // the test's).
-func startAppWith(t *testing.T, im *timtest.Server, cfg botConfig, rules string, reload <-chan os.Signal, opts appOptions) *bot {
+func startAppWith(t *testing.T, im *timtest.Server, cfg botConfig, rules string, reload <-chan os.Signal, opts Options) *bot {
 	t.Helper()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "config.yaml"), cfg.yaml())
@@ -141,13 +141,13 @@ func startAppWith(t *testing.T, im *timtest.Server, cfg botConfig, rules string,
 	stderr := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Stderr, opts.Listener = stderr, ln
-	a, err := newApp(ctx, filepath.Join(dir, "config.yaml"), opts)
+	a, err := New(ctx, filepath.Join(dir, "config.yaml"), opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("newApp: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, reload) }()
+	go func() { done <- a.Run(ctx, reload) }()
 	b := &bot{t: t, im: im, app: a, dir: dir, base: "http://" + ln.Addr().String(), audit: filepath.Join(dir, "audit.jsonl"), stderr: stderr}
 	var once sync.Once
 	b.stop = func() {

@@ -1,6 +1,6 @@
 //go:build !race
 
-package main
+package app
 
 // raceEnabled reports whether the tests run with the race detector; the
 // process tests then build the bot with it too.

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -33,9 +33,11 @@ import (
 	"github.com/timguard/timguard/tim"
 )
 
-// appOptions carries what the process gives the app; tests replace them.
-type appOptions struct {
+// Options carries what the process gives the app; tests replace them.
+type Options struct {
 	Stdout, Stderr io.Writer
+	// Version is the build's version, logged at start.
+	Version string
 	// Listener, when set, is used instead of listening on cfg.Listen.
 	Listener net.Listener
 	Now      func() time.Time
@@ -44,11 +46,12 @@ type appOptions struct {
 	AuditBuffer int
 }
 
-// app is a running timguard: every part, built from one configuration.
-type app struct {
+// App is a running timguard: every part, built from one configuration.
+type App struct {
 	// cfg is the configuration in force; a reload swaps it.
 	cfg      atomic.Pointer[config.Config]
 	cfgPath  string
+	version  string
 	log      *slog.Logger
 	level    *slog.LevelVar
 	metrics  *metrics.Metrics
@@ -82,8 +85,9 @@ type app struct {
 	rewatch chan struct{}
 }
 
-// newApp builds every part. Nothing listens until run.
-func newApp(ctx context.Context, configPath string, opts appOptions) (*app, error) {
+// New builds every part from the configuration file at configPath. Nothing
+// listens until Run.
+func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
@@ -110,7 +114,7 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	a := &app{cfgPath: configPath, log: log, level: level, redactor: redactor, rules: policy.NewRuleHolder(set),
+	a := &App{cfgPath: configPath, version: opts.Version, log: log, level: level, redactor: redactor, rules: policy.NewRuleHolder(set),
 		now: opts.Now, metrics: metrics.New(), rewatch: make(chan struct{}, 1)}
 	a.cfg.Store(cfg)
 	a.metrics.Reloaded(true, set, opts.Now())
@@ -198,7 +202,7 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 
 // openJournal opens the spool journal in state_dir when the store is Redis,
 // and returns the decisions it kept from before.
-func (a *app) openJournal() ([]policy.KeptCommit, error) {
+func (a *App) openJournal() ([]policy.KeptCommit, error) {
 	cfg := a.config()
 	dir := cfg.StatePath()
 	if dir == "" || cfg.Store.RedisURL == "" {
@@ -222,7 +226,7 @@ func (a *app) openJournal() ([]policy.KeptCommit, error) {
 // buildExecutor builds the REST client (when tencent.secret_key is set), the
 // role filler and the action executor. Every REST call waits on the budget
 // all replicas share in the store.
-func (a *app) buildExecutor() error {
+func (a *App) buildExecutor() error {
 	cfg := a.config()
 	ec := actions.Config{
 		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now, Observe: a.metrics.ActionResult,
@@ -261,7 +265,7 @@ func (a *app) buildExecutor() error {
 // buildScheduler builds the scheduler: the rule file's schedules, catch-up
 // after downtime, and reconciliation of recorded mutes when REST calls are
 // on. schedule.* takes effect at start.
-func (a *app) buildScheduler() error {
+func (a *App) buildScheduler() error {
 	cfg := a.config()
 	sc := schedule.Config{
 		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now,
@@ -291,7 +295,7 @@ func replicaName() string {
 // startExecutor runs the executor until the returned function is called;
 // that function stops it and waits (its calls in flight get
 // executor.shutdown_grace).
-func (a *app) startExecutor() (stop func()) {
+func (a *App) startExecutor() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -325,7 +329,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 
 // ready is /readyz: rules loaded, the store taking writes and the audit
 // output keeping up.
-func (a *app) ready(ctx context.Context) error {
+func (a *App) ready(ctx context.Context) error {
 	if a.rules.Rules() == nil {
 		return errors.New("no rules loaded")
 	}
@@ -338,9 +342,9 @@ func (a *app) ready(ctx context.Context) error {
 	return nil
 }
 
-// run serves until ctx is cancelled, reloading on every value from reload,
+// Run serves until ctx is cancelled, reloading on every value from reload,
 // then shuts down gracefully.
-func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
+func (a *App) Run(ctx context.Context, reload <-chan os.Signal) error {
 	defer a.close()
 	a.logStartup()
 	cfg := a.config()
@@ -394,7 +398,7 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 }
 
 // track counts the requests being served.
-func (a *app) track(h http.Handler) http.Handler {
+func (a *App) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.requests.Add(1)
 		defer a.requests.Add(-1)
@@ -408,7 +412,7 @@ func (a *app) track(h http.Handler) http.Handler {
 // callback's work ends at its deadline, so what is still open then is a
 // client still sending its request. Those connections are cut, unanswered,
 // and their handlers are given a moment to return before the store closes.
-func (a *app) shutdownHTTP(cfg *config.Config) {
+func (a *App) shutdownHTTP(cfg *config.Config) {
 	a.log.Info("shutting down: no new callbacks; answering those in flight")
 	wait := min(cfg.Executor.ShutdownGrace.D(), cfg.Callback.Deadline.D()+2*time.Second)
 	sctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -442,11 +446,14 @@ func failModes(cfg *config.Config) map[rules.Kind]policy.FailMode {
 	return out
 }
 
+// Logger returns the app's logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
 // config returns the configuration in force.
-func (a *app) config() *config.Config { return a.cfg.Load() }
+func (a *App) config() *config.Config { return a.cfg.Load() }
 
 // logStartup says which parts run embedded or are off.
-func (a *app) logStartup() {
+func (a *App) logStartup() {
 	c := a.config()
 	storeMode := "embedded (single process; state is lost on restart)"
 	if c.Store.RedisURL != "" {
@@ -476,7 +483,7 @@ func (a *app) logStartup() {
 		admin = "on"
 	}
 	a.log.Info("timguard starting",
-		"version", version,
+		"version", a.version,
 		"config", a.cfgPath,
 		"sdk_app_id", c.Tencent.SDKAppID,
 		"store", storeMode,
@@ -488,7 +495,7 @@ func (a *app) logStartup() {
 	)
 }
 
-func (a *app) close() {
+func (a *App) close() {
 	if a.roles != nil {
 		a.roles.Close()
 	}

@@ -1,6 +1,6 @@
-package main
+package app
 
-// Operations tests: the whole bot built by newApp, with real Redis and the
+// Operations tests: the whole bot built by New, with real Redis and the
 // fake IM server, seen the way an operator sees it: GET /metrics parsed as
 // Prometheus text, reloads by POST /v1/reload, by a file change and by
 // SIGHUP, the callback token rotated with previous_token, and the admin API

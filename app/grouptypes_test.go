@@ -1,4 +1,4 @@
-package main
+package app
 
 // End-to-end tests of what each group type allows: the whole bot against the
 // fake IM server, which answers as Tencent documents its server (no member

@@ -1,6 +1,6 @@
-package main
+package app
 
-// End-to-end tests: the whole bot built by newApp from a config file, with
+// End-to-end tests: the whole bot built by New from a config file, with
 // real Redis, the fake IM server as the REST API, and signed callbacks over
 // real HTTP. Each test asserts the exact REST calls the fake received and
 // the audit records the bot wrote, and that no secret reached the log or
