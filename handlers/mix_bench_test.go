@@ -11,7 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/timguard/timguard/internal/harness"
+	"github.com/timguard/timguard/test/harness"
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rules"

@@ -33,7 +33,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/timguard/timguard/internal/harness"
+	"github.com/timguard/timguard/test/harness"
 	redisstore "github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim/timtest"
 )

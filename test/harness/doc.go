@@ -1,5 +1,5 @@
 // Package harness runs timguard the way production does, for the load
-// generator (cmd/loadgen) and the resilience suite (resilience/): the real
+// generator (cmd/loadgen) and the resilience suite (test/resilience/): the real
 // bot binary as a process, a private redis-server, the fake IM server
 // (tim/timtest) in the calling process, and signed callbacks of a realistic
 // mix sent over keep-alive HTTP at a fixed rate or as fast as possible.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
-	"github.com/timguard/timguard/internal/harness"
+	"github.com/timguard/timguard/test/harness"
 	"github.com/timguard/timguard/tim/timtest"
 )
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
-	"github.com/timguard/timguard/internal/harness"
+	"github.com/timguard/timguard/test/harness"
 	redisstore "github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim/timtest"
 )
