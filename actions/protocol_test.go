@@ -15,6 +15,7 @@ import (
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/testclock"
+	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
@@ -88,7 +89,7 @@ func TestRoleFillerAsksEachGroupTypeWhatItAnswers(t *testing.T) {
 			s := memstore.New(memstore.Options{})
 			rig := newIMRig(t, 1000, timtest.Options{})
 			rig.im.AddGroup(tt.group)
-			f := NewRoleFiller(RoleFillerConfig{Client: rig.client(t, s), Store: s})
+			f := rolecache.New(rolecache.Config{Client: rig.client(t, s), Store: s})
 			t.Cleanup(f.Close)
 			got, err := f.FillRoles(t.Context(), tt.group.ID, tt.typ)
 			if err != nil {

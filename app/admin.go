@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/handlers"
+	"github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -15,7 +15,7 @@ import (
 func (a *App) adminConfig() handlers.AdminConfig {
 	var lifter handlers.Lifter
 	if a.client != nil {
-		lifter = actions.Lifter{Client: a.client, Store: a.store, Now: a.now, Logger: a.log}
+		lifter = mutes.Lifter{Client: a.client, Store: a.store, Now: a.now, Logger: a.log}
 	}
 	return handlers.AdminConfig{
 		Token:    func() string { return a.config().Admin.Token.Reveal() },

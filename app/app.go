@@ -24,6 +24,7 @@ import (
 	"github.com/timguard/timguard/internal/logging"
 	"github.com/timguard/timguard/internal/metrics"
 	"github.com/timguard/timguard/policy"
+	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/schedule"
 	"github.com/timguard/timguard/store"
@@ -70,7 +71,7 @@ type App struct {
 
 	// client calls the IM REST API; nil when tencent.secret_key is empty.
 	client   *tim.Client
-	roles    *actions.RoleFiller
+	roles    *rolecache.Filler
 	executor *actions.Executor
 	// sched runs the rule file's schedules and reconciles mutes.
 	sched *schedule.Scheduler
@@ -251,7 +252,7 @@ func (a *App) buildExecutor() error {
 			return fmt.Errorf("tencent: %w", err)
 		}
 		a.client = client
-		a.roles = actions.NewRoleFiller(actions.RoleFillerConfig{Client: client, Store: a.store, Logger: a.log, Now: a.now})
+		a.roles = rolecache.New(rolecache.Config{Client: client, Store: a.store, Logger: a.log, Now: a.now})
 		ec.Client, ec.Roles = client, a.roles
 	}
 	ex, err := actions.New(ec)

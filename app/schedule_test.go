@@ -19,10 +19,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/internal/testclock"
+	"github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -149,7 +149,7 @@ func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	waitFor(t, 10*time.Second, "the raid mute and its delayed unmute", func() bool {
 		pending, _ := bots[1].app.store.Pending(context.Background(), 100)
 		for _, a := range pending {
-			if strings.HasSuffix(a.ID, actions.EndSuffix) {
+			if strings.HasSuffix(a.ID, mutes.EndSuffix) {
 				return im.Group(raid).MuteAllMember
 			}
 		}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/testclock"
+	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	memstore "github.com/timguard/timguard/store/memory"
@@ -110,7 +110,7 @@ func TestReconciliationRecordsMutesLiftedEarlyAndNeverReappliesThem(t *testing.T
 			skipped[rec.Actions[0].ID] = rec.Error
 		}
 	}
-	want := map[string]string{"flood-carol/end": actions.LiftedEarlyReason, "raid/end": actions.LiftedEarlyReason}
+	want := map[string]string{"flood-carol/end": mutelife.LiftedEarlyReason, "raid/end": mutelife.LiftedEarlyReason}
 	if len(skipped) != len(want) || skipped["flood-carol/end"] != want["flood-carol/end"] || skipped["raid/end"] != want["raid/end"] {
 		t.Errorf("skipped %v, want %v", skipped, want)
 	}

@@ -1,4 +1,7 @@
-package actions
+// Package rolecache knows each group's owner and admins: it fills the
+// store's role cache from the IM REST API, where the policy engine reads
+// user.role and the executor checks exemptions.
+package rolecache
 
 import (
 	"context"
@@ -15,35 +18,35 @@ import (
 	"github.com/timguard/timguard/tim"
 )
 
-// RoleLister is what the role filler asks the IM server; *tim.Client
+// Lister is what the role filler asks the IM server; *tim.Client
 // implements it.
-type RoleLister interface {
+type Lister interface {
 	GetGroupMemberInfo(ctx context.Context, req tim.GetGroupMemberInfoRequest) (tim.GroupMembers, error)
 	GetGroupInfo(ctx context.Context, groupIDs []string) ([]tim.GroupInfo, error)
 }
 
-// RoleStore is the store's group role cache, read through Enrich as the
+// Store is the store's group role cache, read through Enrich as the
 // policy engine reads it, and the claim that lets one replica refresh a
 // group at a time.
-type RoleStore interface {
+type Store interface {
 	Enrich(ctx context.Context, req store.EnrichRequest) (store.EnrichResult, error)
 	SetRoles(ctx context.Context, group string, roles map[string]string, ttl time.Duration) error
 	ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
 
-// Defaults for RoleFillerConfig fields left zero.
+// Defaults for Config fields left zero.
 const (
-	DefaultRoleTTL         = 24 * time.Hour
-	DefaultRoleRefresh     = 15 * time.Minute
-	DefaultRoleFillTimeout = 10 * time.Second
-	DefaultRoleFills       = 16
-	DefaultRoleCooldown    = time.Minute
+	DefaultTTL         = 24 * time.Hour
+	DefaultRefresh     = 15 * time.Minute
+	DefaultFillTimeout = 10 * time.Second
+	DefaultFills       = 16
+	DefaultCooldown    = time.Minute
 )
 
-// RoleFillerConfig configures a RoleFiller. Client and Store are required.
-type RoleFillerConfig struct {
-	Client RoleLister
-	Store  RoleStore
+// Config configures a Filler. Client and Store are required.
+type Config struct {
+	Client Lister
+	Store  Store
 	Logger *slog.Logger
 	Now    func() time.Time
 	// TTL is how long the store keeps a group's roles without a refresh:
@@ -64,7 +67,7 @@ type RoleFillerConfig struct {
 	Cooldown time.Duration
 }
 
-// RoleFiller knows each group's owner and admins and keeps them in the
+// Filler knows each group's owner and admins and keeps them in the
 // store's role cache, where the policy engine reads user.role. How it asks
 // depends on the group's type:
 //
@@ -82,8 +85,8 @@ type RoleFillerConfig struct {
 // asks get_group_info first (its answer names the owner too). Lookups of
 // one group are shared (singleflight), so that the policy engine's fill and
 // the executor's exemption check cost one call between them.
-type RoleFiller struct {
-	cfg    RoleFillerConfig
+type Filler struct {
+	cfg    Config
 	log    *slog.Logger
 	flight singleflight.Group
 	sem    chan struct{}
@@ -98,22 +101,22 @@ type RoleFiller struct {
 	fresh  map[string]time.Time // group -> when this replica last had its roles refreshed
 }
 
-// NewRoleFiller returns a RoleFiller; Close it to stop its background fills.
-func NewRoleFiller(cfg RoleFillerConfig) *RoleFiller {
+// New returns a Filler; Close it to stop its background fills.
+func New(cfg Config) *Filler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	setDefault(&cfg.TTL, DefaultRoleTTL)
-	setDefault(&cfg.Refresh, DefaultRoleRefresh)
-	setDefault(&cfg.Timeout, DefaultRoleFillTimeout)
-	setDefault(&cfg.MaxFills, DefaultRoleFills)
-	setDefault(&cfg.Cooldown, DefaultRoleCooldown)
+	setDefault(&cfg.TTL, DefaultTTL)
+	setDefault(&cfg.Refresh, DefaultRefresh)
+	setDefault(&cfg.Timeout, DefaultFillTimeout)
+	setDefault(&cfg.MaxFills, DefaultFills)
+	setDefault(&cfg.Cooldown, DefaultCooldown)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &RoleFiller{
-		cfg: cfg, log: cfg.Logger.With("component", "actions.roles"),
+	return &Filler{
+		cfg: cfg, log: cfg.Logger.With("component", "rolecache"),
 		sem: make(chan struct{}, cfg.MaxFills), ctx: ctx, cancel: cancel,
 		failed: map[string]time.Time{}, fresh: map[string]time.Time{},
 	}
@@ -125,7 +128,7 @@ func NewRoleFiller(cfg RoleFillerConfig) *RoleFiller {
 // on in the background and the next event finds the cache filled.
 // policy.Engine calls it when an event finds the cache empty, before the
 // rules run.
-func (f *RoleFiller) FillRoles(ctx context.Context, group, groupType string) (map[string]string, error) {
+func (f *Filler) FillRoles(ctx context.Context, group, groupType string) (map[string]string, error) {
 	if group == "" {
 		return nil, errors.New("fill roles: no group")
 	}
@@ -150,7 +153,7 @@ func (f *RoleFiller) FillRoles(ctx context.Context, group, groupType string) (ma
 // IM server reported a role change). groupType is as for FillRoles. It
 // returns at once. Across replicas a claim in the store lets one of them do
 // each refresh.
-func (f *RoleFiller) RefreshRoles(group, groupType string, force bool) {
+func (f *Filler) RefreshRoles(group, groupType string, force bool) {
 	if group == "" {
 		return
 	}
@@ -174,7 +177,7 @@ func (f *RoleFiller) RefreshRoles(group, groupType string, force bool) {
 // calls done (if not nil) with the outcome. With claim, the fetch happens only
 // if this replica wins the refresh claim. It returns false when it started
 // nothing.
-func (f *RoleFiller) background(group, groupType string, claim bool, done func(error, map[string]string)) bool {
+func (f *Filler) background(group, groupType string, claim bool, done func(error, map[string]string)) bool {
 	f.mu.Lock()
 	if f.closed || f.cfg.Now().Before(f.failed[group]) {
 		f.mu.Unlock()
@@ -228,7 +231,7 @@ func (f *RoleFiller) background(group, groupType string, claim bool, done func(e
 // GroupRoles returns the role of each user in group: from the store's
 // cache, or from the IM server (filling the cache) when the cache is empty
 // or the store cannot be read. groupType is as for FillRoles.
-func (f *RoleFiller) GroupRoles(ctx context.Context, group, groupType string, users []string) (map[string]string, error) {
+func (f *Filler) GroupRoles(ctx context.Context, group, groupType string, users []string) (map[string]string, error) {
 	if out, ok := f.cached(ctx, group, users); ok {
 		return out, nil
 	}
@@ -257,7 +260,7 @@ func (f *RoleFiller) GroupRoles(ctx context.Context, group, groupType string, us
 
 // cached reads users' roles from the store's cache; ok is false when the
 // group is not cached or the store cannot be read.
-func (f *RoleFiller) cached(ctx context.Context, group string, users []string) (map[string]string, bool) {
+func (f *Filler) cached(ctx context.Context, group string, users []string) (map[string]string, bool) {
 	res, err := f.cfg.Store.Enrich(ctx, store.EnrichRequest{Now: f.cfg.Now(), RoleGroup: group, RoleUsers: users})
 	if err != nil {
 		f.log.Warn("read cached roles; asking the IM server", "group", group, "err", err)
@@ -277,7 +280,7 @@ func (f *RoleFiller) cached(ctx context.Context, group string, users []string) (
 // fetches of one group share one call. With recheck it first looks at the
 // cache again, since a fill may have finished since the caller looked, and
 // returns nil roles when the cache has them.
-func (f *RoleFiller) fetch(ctx context.Context, group, groupType string, recheck bool) (map[string]string, error) {
+func (f *Filler) fetch(ctx context.Context, group, groupType string, recheck bool) (map[string]string, error) {
 	key := group
 	if !recheck {
 		key = "\x00" + group
@@ -308,8 +311,8 @@ func (f *RoleFiller) fetch(ctx context.Context, group, groupType string, recheck
 const maxRolePages = 50
 
 // list asks the IM server for the group's owner and admins, in the way the
-// group's type allows (see RoleFiller).
-func (f *RoleFiller) list(ctx context.Context, group, typ string) (map[string]string, error) {
+// group's type allows (see Filler).
+func (f *Filler) list(ctx context.Context, group, typ string) (map[string]string, error) {
 	roles := map[string]string{}
 	if typ == "" || typ == tim.GroupAVChatRoom {
 		infos, err := f.cfg.Client.GetGroupInfo(ctx, []string{group})
@@ -362,7 +365,7 @@ func (f *RoleFiller) list(ctx context.Context, group, typ string) (map[string]st
 }
 
 // Close stops the background fills and waits for them.
-func (f *RoleFiller) Close() {
+func (f *Filler) Close() {
 	f.mu.Lock()
 	f.closed = true
 	f.mu.Unlock()
@@ -370,64 +373,9 @@ func (f *RoleFiller) Close() {
 	f.wg.Wait()
 }
 
-// groupCache keeps get_group_info answers for a while; concurrent lookups
-// of one group share one call.
-type groupCache struct {
-	ttl    time.Duration
-	now    func() time.Time
-	flight singleflight.Group
-
-	mu sync.Mutex
-	m  map[string]cachedGroup
-}
-
-type cachedGroup struct {
-	info    tim.GroupInfo
-	expires time.Time
-}
-
-func newGroupCache(ttl time.Duration, now func() time.Time) *groupCache {
-	return &groupCache{ttl: ttl, now: now, m: map[string]cachedGroup{}}
-}
-
-// groupInfo returns the group's type and join option, from the cache or
-// from get_group_info. A group the server does not know is an error
-// (10010 or 10015), which tim.Classify finds permanent.
-func (e *Executor) groupInfo(ctx context.Context, group string) (tim.GroupInfo, error) {
-	gc := e.groups
-	now := gc.now()
-	gc.mu.Lock()
-	if c, ok := gc.m[group]; ok && now.Before(c.expires) {
-		gc.mu.Unlock()
-		return c.info, nil
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
-	gc.mu.Unlock()
-	v, err, _ := gc.flight.Do(group, func() (any, error) {
-		infos, err := e.cfg.Client.GetGroupInfo(ctx, []string{group})
-		if err != nil {
-			return nil, fmt.Errorf("look up group %s: %w", group, err)
-		}
-		for _, gi := range infos {
-			if gi.GroupID != group {
-				continue
-			}
-			if err := gi.Err(); err != nil {
-				return nil, fmt.Errorf("look up group %s: %w", group, err)
-			}
-			gc.mu.Lock()
-			for g, c := range gc.m {
-				if !now.Before(c.expires) {
-					delete(gc.m, g)
-				}
-			}
-			gc.m[group] = cachedGroup{info: gi, expires: now.Add(gc.ttl)}
-			gc.mu.Unlock()
-			return gi, nil
-		}
-		return nil, fmt.Errorf("look up group %s: get_group_info did not answer for it", group)
-	})
-	if err != nil {
-		return tim.GroupInfo{}, err
-	}
-	return v.(tim.GroupInfo), nil
 }

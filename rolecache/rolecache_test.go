@@ -1,4 +1,4 @@
-package actions
+package rolecache
 
 import (
 	"context"
@@ -14,11 +14,11 @@ import (
 	"github.com/timguard/timguard/tim"
 )
 
-func newRoleRig(t *testing.T) (*memstore.Store, *fakeClient, *RoleFiller) {
+func newRoleRig(t *testing.T) (*memstore.Store, *fakeClient, *Filler) {
 	s := memstore.New(memstore.Options{})
 	fc := newFakeClient()
 	fc.roles[grp] = map[string]string{"olga": tim.RoleOwner, "adam": tim.RoleAdmin, "anna": tim.RoleAdmin, "carol": tim.RoleMember}
-	f := NewRoleFiller(RoleFillerConfig{Client: fc, Store: s, Cooldown: time.Minute})
+	f := New(Config{Client: fc, Store: s, Cooldown: time.Minute})
 	t.Cleanup(f.Close)
 	return s, fc, f
 }
@@ -141,7 +141,7 @@ func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
 		if n := calls(); n != 1 {
 			t.Fatalf("%d calls: fresh roles were refreshed", n)
 		}
-		time.Sleep(DefaultRoleRefresh + time.Second)
+		time.Sleep(DefaultRefresh + time.Second)
 		fc.mu.Lock()
 		fc.roles[grp]["carol"] = tim.RoleAdmin
 		fc.mu.Unlock()

@@ -1,4 +1,8 @@
-package actions
+// Package mutes owns the lifecycle of mutes beyond the call that sets
+// them: the marks that tell a mute lifted before its end, the check that a
+// delayed unmute or announcement still belongs to a mute in force, and the
+// admin API's lifting of member and group-wide mutes at once.
+package mutes
 
 import (
 	"context"
@@ -64,7 +68,7 @@ func (l Lifter) mark(ctx context.Context, group, user string) {
 	if l.Now != nil {
 		now = l.Now()
 	}
-	if err := markLiftedRecord(ctx, l.Store, group, user, now); err != nil && l.Logger != nil {
+	if err := MarkLiftedRecord(ctx, l.Store, group, user, now); err != nil && l.Logger != nil {
 		l.Logger.Warn("mute lifted, but not marked as lifted early: its delayed end will still run",
 			"group", group, "user", user, "err", err)
 	}
