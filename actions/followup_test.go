@@ -13,7 +13,7 @@ import (
 	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -232,7 +232,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 				start := time.Now().Truncate(time.Second)
 				clk := testclock.New(start)
 				if kind.name == "memory" {
-					s = memstore.New(memstore.Options{Now: clk.Now})
+					s = memory.New(memory.Options{Now: clk.Now})
 				}
 				fc := newFakeClient()
 				log := &auditLog{}
@@ -319,7 +319,7 @@ func (s *listFailStore) ListMutes(ctx context.Context, group string) ([]store.Mu
 
 func TestADelayedUnmuteThatCannotBeCheckedIsRetried(t *testing.T) {
 	clk := testclock.New(t0)
-	s := &listFailStore{Store: memstore.New(memstore.Options{Now: clk.Now})}
+	s := &listFailStore{Store: memory.New(memory.Options{Now: clk.Now})}
 	fc := newFakeClient()
 	log := &auditLog{}
 	e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Now = clk.Now })

@@ -15,8 +15,8 @@ import (
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -34,7 +34,7 @@ type storeKind struct {
 func storeKinds() []storeKind {
 	return []storeKind{
 		{"memory", func(t testing.TB) (store.Store, func(testing.TB) store.Store) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			return s, func(testing.TB) store.Store { return s }
 		}},
 		{"redis", func(t testing.TB) (store.Store, func(testing.TB) store.Store) {
@@ -42,7 +42,7 @@ func storeKinds() []storeKind {
 			prefix := redistest.Prefix(t)
 			redistest.CleanupPrefix(t, url, prefix)
 			open := func(t testing.TB) store.Store {
-				s, err := redisstore.New(context.Background(), redisstore.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
+				s, err := redis.New(context.Background(), redis.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
 				if err != nil {
 					t.Fatalf("open redis store: %v", err)
 				}

@@ -28,8 +28,8 @@ import (
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/schedule"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/store/spool"
 	"github.com/timguard/timguard/tim"
 )
@@ -314,9 +314,9 @@ func (a *App) startExecutor() (stop func()) {
 // openStore opens Redis when store.redis_url is set, else the embedded store.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.Store.RedisURL == "" {
-		return memstore.New(memstore.Options{}), nil
+		return memory.New(memory.Options{}), nil
 	}
-	s, err := redisstore.New(ctx, redisstore.Options{
+	s, err := redis.New(ctx, redis.Options{
 		URL:       cfg.Store.RedisURL.Reveal(),
 		KeyPrefix: cfg.Store.KeyPrefix,
 		Timeout:   cfg.Store.Timeout.D(),

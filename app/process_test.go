@@ -27,11 +27,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/redistest"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -403,7 +403,7 @@ func TestProcessSIGTERMAnswersCallbacksInFlightAndLosesNoAction(t *testing.T) {
 		t.Skip("builds and runs the bot as a process")
 	}
 	redisURL := redistest.URL(t)
-	ropts, err := redis.ParseURL(redisURL)
+	ropts, err := goredis.ParseURL(redisURL)
 	if err != nil || ropts.TLSConfig != nil || ropts.Network != "tcp" {
 		t.Skipf("the process test proxies a plain redis:// URL; %s=%s is another kind", redistest.EnvURL, redisURL)
 	}
@@ -550,7 +550,7 @@ func TestProcessSIGTERMAnswersCallbacksInFlightAndLosesNoAction(t *testing.T) {
 	one.waitLog(0, "executor stopped")
 	one.checkNoSecrets()
 
-	st, err := redisstore.New(context.Background(), redisstore.Options{URL: redisURL, KeyPrefix: prefix, Timeout: 5 * time.Second})
+	st, err := redis.New(context.Background(), redis.Options{URL: redisURL, KeyPrefix: prefix, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

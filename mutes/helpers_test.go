@@ -7,7 +7,7 @@ import (
 
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/store"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
 )
 
 const grp = "@TGS#group"
@@ -20,7 +20,7 @@ func openRedis(t testing.TB) store.Store {
 	url := redistest.URL(t)
 	prefix := redistest.Prefix(t)
 	redistest.CleanupPrefix(t, url, prefix)
-	s, err := redisstore.New(context.Background(), redisstore.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
+	s, err := redis.New(context.Background(), redis.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("open redis store: %v", err)
 	}

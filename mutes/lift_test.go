@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -25,7 +25,7 @@ func (l *liftCalls) ModifyGroupBaseInfo(context.Context, tim.ModifyGroupBaseInfo
 func TestALiftNowMarksTheMuteAsLiftedEarly(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	st := memstore.New(memstore.Options{Now: func() time.Time { return now }})
+	st := memory.New(memory.Options{Now: func() time.Time { return now }})
 	member := store.Mute{Group: "g", User: "u", Since: now, Until: now.Add(time.Hour)}
 	group := store.Mute{Group: "g", Since: now, Until: now.Add(15 * time.Minute)}
 	for _, m := range []store.Mute{member, group} {
@@ -60,7 +60,7 @@ func TestALiftNowMarksTheMuteAsLiftedEarly(t *testing.T) {
 func TestAMarkSetWhileAProbeHoldsItsKeyIsKept(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			checkMarkAfterProbe(t, memstore.New(memstore.Options{}))
+			checkMarkAfterProbe(t, memory.New(memory.Options{}))
 		})
 	})
 	t.Run("redis", func(t *testing.T) {

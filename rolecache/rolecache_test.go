@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
-func newRoleRig(t *testing.T) (*memstore.Store, *fakeClient, *Filler) {
-	s := memstore.New(memstore.Options{})
+func newRoleRig(t *testing.T) (*memory.Store, *fakeClient, *Filler) {
+	s := memory.New(memory.Options{})
 	fc := newFakeClient()
 	fc.roles[grp] = map[string]string{"olga": tim.RoleOwner, "adam": tim.RoleAdmin, "anna": tim.RoleAdmin, "carol": tim.RoleMember}
 	f := New(Config{Client: fc, Store: s, Cooldown: time.Minute})

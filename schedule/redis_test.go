@@ -17,7 +17,7 @@ import (
 	"github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -38,7 +38,7 @@ func newRedisRig(t *testing.T) *redisRig {
 
 func (r *redisRig) open(t *testing.T) store.Store {
 	t.Helper()
-	s, err := redisstore.New(context.Background(), redisstore.Options{URL: r.url, KeyPrefix: r.prefix, Timeout: 2 * time.Second})
+	s, err := redis.New(context.Background(), redis.Options{URL: r.url, KeyPrefix: r.prefix, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("open redis store: %v", err)
 	}

@@ -24,7 +24,7 @@ import (
 	_ "time/tzdata" // schedules name IANA zones; do not depend on the machine's tzdata
 
 	"github.com/timguard/timguard/app"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -116,7 +116,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	// go-redis has one logger for the whole process (redis.SetLogger), so
 	// the process routes it through its own log here, once, rather than
 	// app.New, which tests call for many apps in one process.
-	redisstore.RouteLibraryLog(a.Logger())
+	redis.RouteLibraryLog(a.Logger())
 	if err := a.Run(ctx, reload); err != nil {
 		a.Logger().Error("stopped with an error", "err", err)
 		return 1

@@ -10,7 +10,7 @@ import (
 	"github.com/timguard/timguard/tim/timtest"
 )
 
-// OutboxStatter reads the outbox's size; *redisstore.Store implements it.
+// OutboxStatter reads the outbox's size; *redis.Store (store/redis) implements it.
 type OutboxStatter interface {
 	Stats(ctx context.Context, now time.Time) (store.OutboxStats, error)
 }

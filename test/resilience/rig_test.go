@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/test/harness"
-	redisstore "github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim/timtest"
 )
 
@@ -108,7 +108,7 @@ type rig struct {
 	redis  *harness.Redis
 	im     *timtest.Server
 	mix    *harness.Mix
-	store  *redisstore.Store
+	store  *redis.Store
 	bots   []*harness.Bot
 }
 
@@ -130,7 +130,7 @@ func newRig(t *testing.T, persist bool) *rig {
 	t.Cleanup(r.im.Close)
 	r.mix = harness.NewResilienceMix(uint64(time.Now().UnixNano()), 16)
 	harness.AddGroups(r.im, r.mix)
-	r.store, err = redisstore.New(context.Background(), redisstore.Options{URL: r.redis.URL(), Timeout: 2 * time.Second})
+	r.store, err = redis.New(context.Background(), redis.Options{URL: r.redis.URL(), Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
