@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"golang.org/x/net/netutil"
 
 	"github.com/timguard/timguard/actions"
@@ -64,7 +63,7 @@ type App struct {
 	journal  *spool.Journal
 	audit    *audit.Writer
 	engine   *policy.Engine
-	router   *gin.Engine
+	router   http.Handler
 	server   *http.Server
 	listener net.Listener
 	now      func() time.Time
@@ -171,7 +170,6 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		Replica: replicaName(), Journal: journal, Kept: kept,
 	})
 	a.metrics.SpoolGauge(a.engine.Spooled)
-	gin.SetMode(gin.ReleaseMode)
 	a.router = handlers.New(handlers.Config{
 		CallbackPath:   cfg.Callback.Path,
 		SDKAppID:       cfg.Tencent.SDKAppID,
