@@ -79,7 +79,9 @@ type App struct {
 	// can wait for their handlers after it cut slow connections.
 	requests atomic.Int64
 
-	reloadMu sync.Mutex
+	// coord is the one reload path: SIGHUP, the file watcher and the
+	// admin API reload through it, and the parts subscribe to it.
+	coord *config.Coordinator
 	// rewatch tells the file watcher that a reload may have named other
 	// files.
 	rewatch chan struct{}
@@ -118,6 +120,12 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		now: opts.Now, metrics: metrics.New(), rewatch: make(chan struct{}, 1)}
 	a.cfg.Store(cfg)
 	a.metrics.Reloaded(true, set, opts.Now())
+	a.coord, err = config.NewCoordinator(config.CoordinatorOptions{
+		Path: configPath, LoadRules: policy.LoadRules, Logger: log, Now: opts.Now,
+	}, &config.Snapshot{Config: cfg, Rules: set})
+	if err != nil {
+		return nil, err
+	}
 
 	a.store, err = openStore(ctx, cfg, log)
 	if err != nil {
@@ -196,6 +204,7 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	a.listener = opts.Listener
+	a.subscribe()
 	return a, nil
 }
 

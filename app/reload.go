@@ -12,56 +12,63 @@ import (
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/config"
-	"github.com/timguard/timguard/policy"
 )
 
-// reload reads the configuration and the rule file again and puts them in
-// force. Everything that can fail (parsing, validation, compiling, the rule
-// tests) runs first; only then are the new rules swapped in. On any error the
-// configuration and rules in force stay, the failure metric is set and every
-// problem is logged. It returns the rules version in force afterwards.
-func (a *App) reload(_ context.Context) (string, error) {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
-	old := a.config()
-	cur := a.rules.Rules()
-	fail := func(err error) (string, error) {
-		a.metrics.Reloaded(false, cur, a.now())
-		a.log.Error("reload failed; the configuration and rules in force stay", "version", cur.Version, "err", err)
-		a.auditReload(cur.Version, err)
-		return cur.Version, err
+// reload reads the configuration and the rule file again through the
+// coordinator and puts them in force. Everything that can fail (parsing,
+// validation, compiling, the rule tests) runs first; only then do the
+// subscribers (see subscribe) swap the new rules in. On any error the
+// configuration and rules in force stay, the failure metric is set and
+// every problem is logged. It returns the rules version in force afterwards.
+func (a *App) reload(ctx context.Context) (string, error) {
+	s, err := a.coord.Reload(ctx)
+	return s.Rules.Version, err
+}
+
+// subscribe puts every part that follows the configuration on the
+// coordinator, in the order a reload reaches them: secrets masked and
+// warnings first, then the rules and configuration swapped in, the dry-run
+// switches, the log level, the metrics, the audit record and the file
+// watcher last.
+func (a *App) subscribe() {
+	ok := func(fn func(prev, next *config.Snapshot)) func(config.Change) {
+		return func(ch config.Change) {
+			if !ch.Failed() {
+				fn(ch.Prev, ch.Next)
+			}
+		}
 	}
-	cfg, err := config.Load(a.cfgPath)
-	if err != nil {
-		return fail(err)
-	}
-	set, err := policy.LoadRules(cfg.RulesPath())
-	if err != nil {
-		return fail(fmt.Errorf("rules: %w", err))
-	}
-	if len(old.CallbackTokens()) > 0 && len(cfg.CallbackTokens()) == 0 {
-		a.log.Warn("this reload empties callback.token: callbacks are no longer authenticated; anyone who can reach the callback URL can call it")
-	}
-	if keys := restartOnly(old, cfg); len(keys) > 0 {
-		a.log.Warn("these configuration changes take effect only after a restart", "keys", strings.Join(keys, ", "))
-	}
-	a.redactor.Add(cfg.Callback.Token.Reveal(), cfg.Callback.PreviousToken.Reveal(), cfg.Admin.Token.Reveal())
-	prev := a.rules.Swap(set)
-	a.cfg.Store(cfg)
-	a.engine.SetDryRun(cfg.DryRun)
-	a.executor.SetDryRun(cfg.DryRun)
-	if level, err := config.ParseLevel(cfg.Log.Level); err == nil {
-		a.level.Set(level)
-	}
-	a.metrics.Reloaded(true, set, a.now())
-	a.auditReload(set.Version, nil)
-	select {
-	case a.rewatch <- struct{}{}:
-	default: // the watcher will look already
-	}
-	a.log.Info("configuration and rules reloaded", "from_version", prev.Version, "to_version", set.Version,
-		"rules", set.Summary(), "dry_run", cfg.DryRun)
-	return set.Version, nil
+	a.coord.Subscribe(
+		ok(func(prev, next *config.Snapshot) {
+			old, cfg := prev.Config, next.Config
+			a.redactor.Add(cfg.Callback.Token.Reveal(), cfg.Callback.PreviousToken.Reveal(), cfg.Admin.Token.Reveal())
+			if len(old.CallbackTokens()) > 0 && len(cfg.CallbackTokens()) == 0 {
+				a.log.Warn("this reload empties callback.token: callbacks are no longer authenticated; anyone who can reach the callback URL can call it")
+			}
+			if keys := restartOnly(old, cfg); len(keys) > 0 {
+				a.log.Warn("these configuration changes take effect only after a restart", "keys", strings.Join(keys, ", "))
+			}
+		}),
+		ok(func(_, next *config.Snapshot) {
+			a.rules.Swap(next.Rules)
+			a.cfg.Store(next.Config)
+		}),
+		ok(func(_, next *config.Snapshot) { a.engine.SetDryRun(next.Config.DryRun) }),
+		ok(func(_, next *config.Snapshot) { a.executor.SetDryRun(next.Config.DryRun) }),
+		ok(func(_, next *config.Snapshot) {
+			if level, err := config.ParseLevel(next.Config.Log.Level); err == nil {
+				a.level.Set(level)
+			}
+		}),
+		func(ch config.Change) { a.metrics.Reloaded(!ch.Failed(), ch.Next.Rules, ch.At) },
+		func(ch config.Change) { a.auditReload(ch.Next.Rules.Version, ch.Err) },
+		ok(func(_, _ *config.Snapshot) {
+			select {
+			case a.rewatch <- struct{}{}:
+			default: // the watcher will look already
+			}
+		}),
+	)
 }
 
 func (a *App) auditReload(version string, err error) {
