@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
 	"github.com/timguard/timguard/actions"
@@ -21,7 +22,6 @@ import (
 	"github.com/timguard/timguard/config"
 	"github.com/timguard/timguard/handlers"
 	"github.com/timguard/timguard/internal/logging"
-	"github.com/timguard/timguard/internal/metrics"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/rules"
@@ -49,15 +49,19 @@ type Options struct {
 // App is a running timguard: every part, built from one configuration.
 type App struct {
 	// cfg is the configuration in force; a reload swaps it.
-	cfg      atomic.Pointer[config.Config]
-	cfgPath  string
-	version  string
-	log      *slog.Logger
-	level    *slog.LevelVar
-	metrics  *metrics.Metrics
-	redactor *logging.Redactor
-	rules    *policy.RuleHolder
-	store    store.Store
+	cfg     atomic.Pointer[config.Config]
+	cfgPath string
+	version string
+	log     *slog.Logger
+	level   *slog.LevelVar
+	// reg is where every part registers its metrics; policyMetrics and
+	// actionMetrics are the two the app reads from again.
+	reg           *prometheus.Registry
+	policyMetrics *policy.Metrics
+	actionMetrics *actions.Metrics
+	redactor      *logging.Redactor
+	rules         *policy.RuleHolder
+	store         store.Store
 	// journal keeps the decisions the store did not take (state_dir); nil
 	// without a state_dir or with the embedded store.
 	journal  *spool.Journal
@@ -117,11 +121,12 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	a := &App{cfgPath: configPath, version: opts.Version, log: log, level: level, redactor: redactor, rules: policy.NewRuleHolder(set),
-		now: opts.Now, metrics: metrics.New(), rewatch: make(chan struct{}, 1)}
+		now: opts.Now, reg: newRegistry(), rewatch: make(chan struct{}, 1)}
 	a.cfg.Store(cfg)
-	a.metrics.Reloaded(true, set, opts.Now())
+	a.policyMetrics = policy.NewMetrics(a.reg)
+	a.actionMetrics = actions.NewMetrics(a.reg)
 	a.coord, err = config.NewCoordinator(config.CoordinatorOptions{
-		Path: configPath, LoadRules: policy.LoadRules, Logger: log, Now: opts.Now,
+		Path: configPath, LoadRules: policy.LoadRules, Logger: log, Now: opts.Now, Registerer: a.reg,
 	}, &config.Snapshot{Config: cfg, Rules: set})
 	if err != nil {
 		return nil, err
@@ -137,7 +142,7 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 	auditOpts := audit.Options{
 		Buffer:  opts.AuditBuffer,
 		OnError: func(err error) { log.Error("audit write failed", "err", err) },
-		OnDrop:  a.metrics.AuditDropped,
+		OnDrop:  auditDropped(a.reg).Inc,
 		Logger:  log,
 	}
 	if path := cfg.AuditPath(); path != "" {
@@ -174,10 +179,10 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 	a.engine = policy.New(policy.Config{
 		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: log, Now: opts.Now,
 		DryRun: cfg.DryRun, AppAdmin: cfg.Tencent.Admin, StoreTimeout: cfg.Store.Timeout.D(),
-		Roles: roleFiller, Observer: a.metrics, FailModes: failModes(cfg),
+		Roles: roleFiller, Observer: a.policyMetrics, FailModes: failModes(cfg),
 		Replica: replicaName(), Journal: journal, Kept: kept,
 	})
-	a.metrics.SpoolGauge(a.engine.Spooled)
+	a.policyMetrics.Spool(a.engine.Spooled)
 	a.router = handlers.New(handlers.Config{
 		CallbackPath:   cfg.Callback.Path,
 		SDKAppID:       cfg.Tencent.SDKAppID,
@@ -191,8 +196,8 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		Ready:   a.ready,
 		Logger:  log,
 		Now:     opts.Now,
-		Metrics: a.metrics.Handler(),
-		Observe: a.metrics.Callback,
+		Metrics: metricsHandler(a.reg),
+		Observe: handlers.NewMetrics(a.reg).Callback,
 		Admin:   handlers.Admin(a.adminConfig()),
 	})
 	a.server = &http.Server{
@@ -237,7 +242,7 @@ func (a *App) openJournal() ([]policy.KeptCommit, error) {
 func (a *App) buildExecutor() error {
 	cfg := a.config()
 	ec := actions.Config{
-		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now, Observe: a.metrics.ActionResult,
+		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now, Observe: a.actionMetrics.ActionResult,
 		AppAdmin: cfg.Tencent.Admin, DryRun: cfg.DryRun, Replica: replicaName(),
 		Lease: cfg.Executor.Lease.D(), MaxAttempts: cfg.Executor.MaxAttempts,
 		MinBackoff: cfg.Executor.RetryMin.D(), MaxBackoff: cfg.Executor.RetryMax.D(),
@@ -253,7 +258,7 @@ func (a *App) buildExecutor() error {
 			Timeout:   cfg.Tencent.Timeout.D(),
 			Limiter:   &actions.SharedLimiter{Store: a.store, PerSecond: cfg.Tencent.RateLimit},
 			Logger:    a.log,
-			Observe:   a.metrics.RESTCall,
+			Observe:   a.actionMetrics.RESTCall,
 		})
 		if err != nil {
 			return fmt.Errorf("tencent: %w", err)
@@ -277,7 +282,7 @@ func (a *App) buildScheduler() error {
 	cfg := a.config()
 	sc := schedule.Config{
 		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now,
-		Replica: replicaName(), Observe: a.metrics.ScheduleRun,
+		Replica: replicaName(), Observe: schedule.NewMetrics(a.reg).ScheduleRun,
 		ReconcileEvery: cfg.Schedule.ReconcileEvery.D(), CatchUp: cfg.Schedule.CatchUp.D(),
 	}
 	if a.client != nil {
@@ -373,7 +378,7 @@ func (a *App) Run(ctx context.Context, reload <-chan os.Signal) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { stopBG(); wg.Wait() }()
-	wg.Go(func() { a.metrics.SampleOutbox(bg, a.store, 5*time.Second, a.log) })
+	wg.Go(func() { a.actionMetrics.SampleOutbox(bg, a.store, 5*time.Second, a.log, a.policyMetrics.StoreError) })
 	wg.Go(func() { a.engine.DrainSpool(bg, 250*time.Millisecond) })
 	wg.Go(func() {
 		if err := a.sched.Run(bg); err != nil {

@@ -28,7 +28,7 @@ func (a *App) reload(ctx context.Context) (string, error) {
 // subscribe puts every part that follows the configuration on the
 // coordinator, in the order a reload reaches them: secrets masked and
 // warnings first, then the rules and configuration swapped in, the dry-run
-// switches, the log level, the metrics, the audit record and the file
+// switches, the log level, the audit record and the file
 // watcher last.
 func (a *App) subscribe() {
 	ok := func(fn func(prev, next *config.Snapshot)) func(config.Change) {
@@ -60,7 +60,6 @@ func (a *App) subscribe() {
 				a.level.Set(level)
 			}
 		}),
-		func(ch config.Change) { a.metrics.Reloaded(!ch.Failed(), ch.Next.Rules, ch.At) },
 		func(ch config.Change) { a.auditReload(ch.Next.Rules.Version, ch.Err) },
 		ok(func(_, _ *config.Snapshot) {
 			select {

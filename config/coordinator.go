@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/timguard/timguard/rules"
 )
 
@@ -39,6 +42,8 @@ type CoordinatorOptions struct {
 	LoadRules func(path string) (*rules.Set, error)
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Registerer takes the reload metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
 }
 
 // Coordinator is the one reload path: SIGHUP, the file watcher and the admin
@@ -52,9 +57,15 @@ type Coordinator struct {
 	opts CoordinatorOptions
 	log  *slog.Logger
 
-	mu   sync.Mutex // serializes reloads and guards subs and cur
+	mu   sync.Mutex // serializes reloads and guards subs, cur and the metrics
 	subs []func(Change)
 	cur  *Snapshot
+
+	reloads     *prometheus.CounterVec
+	reloadOK    prometheus.Gauge
+	reloadTime  prometheus.Gauge
+	rulesInfo   *prometheus.GaugeVec
+	rulesLoaded prometheus.Gauge
 }
 
 // NewCoordinator returns a coordinator with initial, loaded at start, in
@@ -72,7 +83,52 @@ func NewCoordinator(opts CoordinatorOptions, initial *Snapshot) (*Coordinator, e
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Coordinator{opts: opts, log: opts.Logger, cur: initial}, nil
+	c := &Coordinator{opts: opts, log: opts.Logger, cur: initial}
+	c.registerMetrics(opts.Registerer)
+	c.record(Change{Prev: initial, Next: initial, At: opts.Now()})
+	return c, nil
+}
+
+func (c *Coordinator) registerMetrics(reg prometheus.Registerer) {
+	f := promauto.With(reg)
+	c.reloads = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "timguard_config_reloads_total",
+		Help: "Rule reloads, by result (success, failure).",
+	}, []string{"result"})
+	c.reloadOK = f.NewGauge(prometheus.GaugeOpts{
+		Name: "timguard_config_last_reload_successful",
+		Help: "Whether the last reload of the rules succeeded (1) or failed (0).",
+	})
+	c.reloadTime = f.NewGauge(prometheus.GaugeOpts{
+		Name: "timguard_config_last_reload_success_timestamp_seconds",
+		Help: "When the rules were last loaded successfully.",
+	})
+	c.rulesInfo = f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "timguard_rules_info",
+		Help: "The version (hash) of the rules in force; always 1.",
+	}, []string{"version"})
+	c.rulesLoaded = f.NewGauge(prometheus.GaugeOpts{
+		Name: "timguard_rules",
+		Help: "Number of rules in force.",
+	})
+}
+
+// record sets the reload metrics after an attempt (the load at start
+// counts as a successful one).
+func (c *Coordinator) record(ch Change) {
+	if ch.Failed() {
+		c.reloads.WithLabelValues("failure").Inc()
+		c.reloadOK.Set(0)
+	} else {
+		c.reloads.WithLabelValues("success").Inc()
+		c.reloadOK.Set(1)
+		c.reloadTime.Set(float64(ch.At.Unix()))
+	}
+	if ch.Prev != nil && ch.Prev.Rules.Version != ch.Next.Rules.Version {
+		c.rulesInfo.DeleteLabelValues(ch.Prev.Rules.Version)
+	}
+	c.rulesInfo.WithLabelValues(ch.Next.Rules.Version).Set(1)
+	c.rulesLoaded.Set(float64(len(ch.Next.Rules.Rules)))
 }
 
 // Subscribe adds functions told of every reload attempt, after the ones
@@ -106,6 +162,7 @@ func (c *Coordinator) Reload(_ context.Context) (*Snapshot, error) {
 	} else {
 		c.cur = next
 	}
+	c.record(ch)
 	for _, fn := range c.subs {
 		fn(ch)
 	}
