@@ -18,8 +18,8 @@ import (
 // coordinator and puts them in force. Everything that can fail (parsing,
 // validation, compiling, the rule tests) runs first; only then do the
 // subscribers (see subscribe) swap the new rules in. On any error the
-// configuration and rules in force stay, the failure metric is set and
-// every problem is logged. It returns the rules version in force afterwards.
+// configuration and rules in force stay, the failure is counted, audited
+// and logged. It returns the rules version in force afterwards.
 func (a *App) reload(ctx context.Context) (string, error) {
 	s, err := a.coord.Reload(ctx)
 	return s.Rules.Version, err
@@ -28,8 +28,8 @@ func (a *App) reload(ctx context.Context) (string, error) {
 // subscribe puts every part that follows the configuration on the
 // coordinator, in the order a reload reaches them: secrets masked and
 // warnings first, then the rules and configuration swapped in, the dry-run
-// switches, the log level, the audit record and the file
-// watcher last.
+// switches, the log level, the audit record, and the file watcher last. The
+// coordinator itself logs the reload and sets the reload metrics.
 func (a *App) subscribe() {
 	ok := func(fn func(prev, next *config.Snapshot)) func(config.Change) {
 		return func(ch config.Change) {
