@@ -24,7 +24,7 @@
 //
 // A successful mute leaves a record and, when the mute ends on a time the IM
 // server does not keep (a group mute) or is to be announced, a delayed
-// action whose ID ends in EndSuffix. Before that action runs it is checked:
+// action whose ID ends in mutelife.EndSuffix. Before that action runs it is checked:
 // when a later mute of the same subject is in force (a second mute_group
 // extended the group mute; a shorter one never shortens it), or the mute was
 // lifted before its end (an unmute, or reconciliation saw a human lift it:
@@ -96,7 +96,7 @@ type Client interface {
 	GetGroupInfo(ctx context.Context, groupIDs []string) ([]tim.GroupInfo, error)
 }
 
-// RoleSource tells the owner and admins of a group. *RoleFiller implements
+// RoleSource tells the owner and admins of a group. *rolecache.Filler implements
 // it.
 type RoleSource interface {
 	// GroupRoles returns the role ("owner", "admin" or "member") of each of
@@ -149,7 +149,7 @@ type Config struct {
 	// Client calls the IM server. Nil switches REST calls off: actions are
 	// completed and audited as skipped with RESTOffReason.
 	Client Client
-	// Roles tells owners and admins; required with a Client (a RoleFiller
+	// Roles tells owners and admins; required with a Client (a rolecache.Filler
 	// on the same Client and Store, shared with the policy engine, so that
 	// both fill the role cache with one call).
 	Roles  RoleSource
@@ -255,7 +255,7 @@ func New(cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("actions: MaxBackoff %v is below MinBackoff %v", cfg.MaxBackoff, cfg.MinBackoff)
 	}
 	if cfg.Client != nil && cfg.Roles == nil {
-		return nil, errors.New("actions: Config.Roles is nil; it is required with a Client (see NewRoleFiller)")
+		return nil, errors.New("actions: Config.Roles is nil; it is required with a Client (see rolecache.New)")
 	}
 	e := &Executor{cfg: cfg, log: cfg.Logger.With("component", "actions")}
 	e.groups = newGroupCache(cfg.GroupInfoTTL, cfg.Now)

@@ -15,7 +15,7 @@ import (
 	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -142,7 +142,7 @@ func TestCallsAreBatchedPerGroupAndOperation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			fc := newFakeClient()
 			fc.groups[grp] = tim.GroupInfo{Type: tim.GroupPublic, ApplyJoinOption: tim.JoinNeedPermission}
 			fc.groups[live] = tim.GroupInfo{Type: tim.GroupAVChatRoom, Owner: "olga"}
@@ -391,7 +391,7 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			fc := newFakeClient()
 			if tt.group != nil {
 				fc.groups[tt.action.Group] = *tt.group
@@ -477,7 +477,7 @@ func TestOwnersAdminsAndTheAppAdminAreExempt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			fc := newFakeClient()
 			for _, g := range []string{grp, live} {
 				fc.roles[g] = map[string]string{"olga": tim.RoleOwner, "adam": tim.RoleAdmin}
@@ -528,7 +528,7 @@ func TestFailuresAreRetriedWithBackoffThenDeadLettered(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := memstore.New(memstore.Options{})
+				s := memory.New(memory.Options{})
 				fc := newFakeClient()
 				var mu sync.Mutex
 				failed := 0
@@ -602,7 +602,7 @@ func TestFailuresAreRetriedWithBackoffThenDeadLettered(t *testing.T) {
 }
 
 func TestABatchRefusedAsAWholeIsRetriedOneByOne(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	fc := newFakeClient()
 	fc.fail = func(c fakeCall) error {
 		if slices.Contains(c.Members, "olga") {
@@ -660,7 +660,7 @@ func TestDryRunAndRESTOffCallNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			fc := newFakeClient()
 			var client Client
 			if tt.client {
@@ -701,9 +701,9 @@ func TestDryRunAndRESTOffCallNothing(t *testing.T) {
 func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 	all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
 	ctx := context.Background()
-	newRig := func(t *testing.T) (*testclock.Clock, *memstore.Store, *fakeClient, *auditLog, *Executor) {
+	newRig := func(t *testing.T) (*testclock.Clock, *memory.Store, *fakeClient, *auditLog, *Executor) {
 		clk := testclock.New(t0)
-		s := memstore.New(memstore.Options{Now: clk.Now})
+		s := memory.New(memory.Options{Now: clk.Now})
 		fc := newFakeClient()
 		log := &auditLog{}
 		e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Now = clk.Now })
@@ -846,7 +846,7 @@ func TestShutdownFinishesTheCallInFlightAndHandsTheRestBack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := memstore.New(memstore.Options{})
+				s := memory.New(memory.Options{})
 				fc := newFakeClient()
 				started := make(chan struct{})
 				var once sync.Once
@@ -901,7 +901,7 @@ func TestShutdownFinishesTheCallInFlightAndHandsTheRestBack(t *testing.T) {
 
 func TestLingerGathersABurstIntoOneBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := memstore.New(memstore.Options{})
+		s := memory.New(memory.Options{})
 		fc := newFakeClient()
 		log := &auditLog{}
 		e := newTestExecutor(t, s, fc, log, func(c *Config) {
@@ -928,7 +928,7 @@ func TestLingerGathersABurstIntoOneBatch(t *testing.T) {
 
 // flakyStore fails some operations of a memory store.
 type flakyStore struct {
-	*memstore.Store
+	*memory.Store
 	mu       sync.Mutex
 	complete []error // errors for the next Complete calls
 	// setMuteDownUntil fails SetMute as unavailable until then.
@@ -984,7 +984,7 @@ func TestStoreTroubleAfterASuccessfulCall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := &flakyStore{Store: memstore.New(memstore.Options{}), complete: tt.complete, setMuteDownUntil: time.Now().Add(tt.setMuteDown)}
+				s := &flakyStore{Store: memory.New(memory.Options{}), complete: tt.complete, setMuteDownUntil: time.Now().Add(tt.setMuteDown)}
 				fc := newFakeClient()
 				log := &auditLog{}
 				e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Lease = 20 * time.Second })
@@ -1012,7 +1012,7 @@ func TestStoreTroubleAfterASuccessfulCall(t *testing.T) {
 }
 
 func TestNewRefusesAnIncompleteConfig(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	tests := []struct {
 		name string
 		cfg  Config
@@ -1034,7 +1034,7 @@ func TestNewRefusesAnIncompleteConfig(t *testing.T) {
 
 // slowMuteStore takes its time to record mutes.
 type slowMuteStore struct {
-	*memstore.Store
+	*memory.Store
 	delay time.Duration
 }
 
@@ -1045,7 +1045,7 @@ func (s *slowMuteStore) SetMute(ctx context.Context, m store.Mute) error {
 
 func TestLeasesAreRenewedWhileASlowBatchSettles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := &slowMuteStore{Store: memstore.New(memstore.Options{}), delay: 700 * time.Millisecond}
+		s := &slowMuteStore{Store: memory.New(memory.Options{}), delay: 700 * time.Millisecond}
 		mod := func(c *Config) { c.Lease = 3 * time.Second }
 		fa, fb := newFakeClient(), newFakeClient()
 		log := &auditLog{}
@@ -1082,7 +1082,7 @@ func TestLeasesAreRenewedWhileASlowBatchSettles(t *testing.T) {
 }
 
 func TestAFailedGroupLookupFailsOnlyTheActionsThatNeedIt(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	fc := newFakeClient()
 	log := &auditLog{}
 	e := newTestExecutor(t, s, fc, log, nil)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/tim"
@@ -479,7 +480,7 @@ func TestKillingAnExecutorMidRunLosesNoAction(t *testing.T) {
 				ks := &killableStore{Store: reopen(t)}
 				stuck := &stuckClient{Client: rig.client(t, s), entered: make(chan struct{}), release: make(chan struct{})}
 				logA := &auditLog{}
-				a, err := New(Config{Store: ks, Client: stuck, Roles: NewRoleFiller(RoleFillerConfig{Client: stuck, Store: ks}),
+				a, err := New(Config{Store: ks, Client: stuck, Roles: rolecache.New(rolecache.Config{Client: stuck, Store: ks}),
 					Audit: logA, Lease: lease, Grace: time.Millisecond, PollInterval: 10 * time.Millisecond})
 				if err != nil {
 					t.Fatal(err)

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/internal/testclock"
+	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -115,7 +116,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			},
 			calls:   []string{"modify_group_base_info On"},
 			results: map[string]string{"raid": "done", "raid/end": "skipped"},
-			reason:  map[string]string{"raid/end": LiftedEarlyReason},
+			reason:  map[string]string{"raid/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "a group mute lifted by an unmute_group rule skips its delayed unmute",
@@ -126,7 +127,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			},
 			calls:   []string{"modify_group_base_info On", "modify_group_base_info Off"},
 			results: map[string]string{"raid": "done", "lift": "done", "raid/end": "skipped"},
-			reason:  map[string]string{"raid/end": LiftedEarlyReason},
+			reason:  map[string]string{"raid/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "a member unmuted early is not told later that the mute ended",
@@ -137,7 +138,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			},
 			calls:   nil,
 			results: map[string]string{"flood": "done", "pardon": "done", "flood/end": "skipped"},
-			reason:  map[string]string{"flood/end": LiftedEarlyReason},
+			reason:  map[string]string{"flood/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "a member mute lifted at the IM server is not announced",
@@ -147,7 +148,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 				{at: 10 * time.Minute},
 			},
 			results: map[string]string{"flood": "done", "flood/end": "skipped"},
-			reason:  map[string]string{"flood/end": LiftedEarlyReason},
+			reason:  map[string]string{"flood/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "a member muted again for longer hears only about the later end",
@@ -208,7 +209,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			calls:   []string{"send_group_system_notification Flood over."},
 			mutes:   []string{"[carol] 86400", "[carol] 0", "[carol] 600"},
 			results: map[string]string{"day": "done", "pardon": "done", "flood": "done", "flood/end": "done", "day/end": "skipped"},
-			reason:  map[string]string{"day/end": LiftedEarlyReason},
+			reason:  map[string]string{"day/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "another member's lifted mute does not stop this member's announcement",
@@ -231,7 +232,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 				start := time.Now().Truncate(time.Second)
 				clk := testclock.New(start)
 				if kind.name == "memory" {
-					s = memstore.New(memstore.Options{Now: clk.Now})
+					s = memory.New(memory.Options{Now: clk.Now})
 				}
 				fc := newFakeClient()
 				log := &auditLog{}
@@ -292,7 +293,7 @@ func liftOutside(t *testing.T, s store.Store, user string, now time.Time) {
 		if m.User != user {
 			continue
 		}
-		if err := MarkLifted(ctx, s, m, now); err != nil {
+		if err := mutelife.MarkLifted(ctx, s, m, now); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.ClearMute(ctx, grp, user); err != nil {
@@ -318,7 +319,7 @@ func (s *listFailStore) ListMutes(ctx context.Context, group string) ([]store.Mu
 
 func TestADelayedUnmuteThatCannotBeCheckedIsRetried(t *testing.T) {
 	clk := testclock.New(t0)
-	s := &listFailStore{Store: memstore.New(memstore.Options{Now: clk.Now})}
+	s := &listFailStore{Store: memory.New(memory.Options{Now: clk.Now})}
 	fc := newFakeClient()
 	log := &auditLog{}
 	e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Now = clk.Now })
@@ -357,8 +358,8 @@ func TestOnlyMuteEndsAreChecked(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := isEnd(tt.a); got != tt.want {
-				t.Errorf("isEnd(%+v) = %v, want %v", tt.a, got, tt.want)
+			if got := mutelife.IsEnd(tt.a); got != tt.want {
+				t.Errorf("mutelife.IsEnd(%+v) = %v, want %v", tt.a, got, tt.want)
 			}
 		})
 	}

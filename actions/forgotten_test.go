@@ -10,7 +10,7 @@ import (
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -26,7 +26,7 @@ import (
 //     nothing to extend), in the same group after a slow call.
 func TestActionsTheStoreForgotAreCarriedOutAndAuditedOnce(t *testing.T) {
 	srv := redistest.StartServer(t)
-	s, err := redisstore.New(context.Background(), redisstore.Options{URL: srv.URL(), KeyPrefix: "forgot:", Timeout: 2 * time.Second})
+	s, err := redis.New(context.Background(), redis.Options{URL: srv.URL(), KeyPrefix: "forgot:", Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/timguard/timguard/internal/redisproc"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/store/spool"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
@@ -54,9 +54,9 @@ func (r *crashRedis) start(t testing.TB) {
 }
 
 // open is one process's handle on the store.
-func (r *crashRedis) open(t testing.TB) *redisstore.Store {
+func (r *crashRedis) open(t testing.TB) *redis.Store {
 	t.Helper()
-	s, err := redisstore.New(context.Background(), redisstore.Options{URL: r.url, KeyPrefix: "kept:", Timeout: 2 * time.Second})
+	s, err := redis.New(context.Background(), redis.Options{URL: r.url, KeyPrefix: "kept:", Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestAKeptOutcomeThatDoesNotDecodeIsDroppedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	j = openJournal(t, dir)
-	e := newTestExecutor(t, memstore.New(memstore.Options{}), nil, &auditLog{}, func(c *Config) { c.Journal, c.Kept = j, keptOf(j) })
+	e := newTestExecutor(t, memory.New(memory.Options{}), nil, &auditLog{}, func(c *Config) { c.Journal, c.Kept = j, keptOf(j) })
 	if got := e.KeptOutcomes(); got != 1 {
 		t.Errorf("%d outcomes kept at start, want the one that decodes", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
+	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/tim"
@@ -155,13 +156,13 @@ func (e *Executor) followUps(ctx context.Context, j *job, now time.Time) error {
 			return fmt.Errorf("record the mute of %s in %s: %w", a.User, a.Group, err)
 		}
 		if j.announce != "" && !end.IsZero() {
-			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, EndSuffix, a.User, j.announce, end)); err != nil {
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, mutelife.EndSuffix, a.User, j.announce, end)); err != nil {
 				return fmt.Errorf("queue the announcement of the end of the mute of %s in %s: %w", a.User, a.Group, err)
 			}
 		}
 	case opUnmute:
 		// The delayed announcement of the mute lifted here must not run.
-		if err := markLiftedRecord(ctx, e.cfg.Store, a.Group, a.User, now); err != nil {
+		if err := mutelife.MarkLiftedRecord(ctx, e.cfg.Store, a.Group, a.User, now); err != nil {
 			return err
 		}
 		if err := e.cfg.Store.ClearMute(ctx, a.Group, a.User); err != nil {
@@ -182,14 +183,14 @@ func (e *Executor) followUps(ctx context.Context, j *job, now time.Time) error {
 		}
 		if !end.IsZero() {
 			// The IM server keeps a group-wide mute until it is lifted.
-			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, EndSuffix, "", j.announce, end)); err != nil {
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, mutelife.EndSuffix, "", j.announce, end)); err != nil {
 				return fmt.Errorf("queue the end of the group mute of %s: %w", a.Group, err)
 			}
 		}
 	case opUnmuteAll:
 		// A group mute lifted before its end: its delayed unmute must not
 		// run (a human may have muted the group again meanwhile).
-		if err := markLiftedRecord(ctx, e.cfg.Store, a.Group, "", now); err != nil {
+		if err := mutelife.MarkLiftedRecord(ctx, e.cfg.Store, a.Group, "", now); err != nil {
 			return err
 		}
 		if err := e.cfg.Store.ClearMute(ctx, a.Group, ""); err != nil {

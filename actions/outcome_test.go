@@ -11,7 +11,7 @@ import (
 
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -59,7 +59,7 @@ func TestAFollowUpThatCannotBeQueuedSaysWhichOne(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := followUpRefusingStore{memstore.New(memstore.Options{})}
+			s := followUpRefusingStore{memory.New(memory.Options{})}
 			e := newTestExecutor(t, s, nil, &auditLog{}, nil)
 			err := e.followUps(context.Background(), tt.j, time.Now())
 			if !errors.Is(err, errRefused) || !strings.HasPrefix(err.Error(), tt.want) {

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/testclock"
+	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -24,7 +24,7 @@ const grp = "@TGS#reconcile"
 type reconcileRig struct {
 	clk *testclock.Clock
 	im  *timtest.Server
-	s   *memstore.Store
+	s   *memory.Store
 	log *auditLog
 	obs *observations
 }
@@ -34,7 +34,7 @@ func newReconcileRig(t *testing.T) *reconcileRig {
 	im := timtest.New(timtest.Options{Now: clk.Now})
 	t.Cleanup(im.Close)
 	im.AddGroup(timtest.Group{ID: grp, Type: tim.GroupPublic, Owner: "owner", Members: []string{"carol", "dave", "eve"}})
-	return &reconcileRig{clk: clk, im: im, s: memstore.New(memstore.Options{Now: clk.Now}), log: &auditLog{}, obs: &observations{}}
+	return &reconcileRig{clk: clk, im: im, s: memory.New(memory.Options{Now: clk.Now}), log: &auditLog{}, obs: &observations{}}
 }
 
 func (r *reconcileRig) replica(t *testing.T, name string) *replica {
@@ -110,7 +110,7 @@ func TestReconciliationRecordsMutesLiftedEarlyAndNeverReappliesThem(t *testing.T
 			skipped[rec.Actions[0].ID] = rec.Error
 		}
 	}
-	want := map[string]string{"flood-carol/end": actions.LiftedEarlyReason, "raid/end": actions.LiftedEarlyReason}
+	want := map[string]string{"flood-carol/end": mutelife.LiftedEarlyReason, "raid/end": mutelife.LiftedEarlyReason}
 	if len(skipped) != len(want) || skipped["flood-carol/end"] != want["flood-carol/end"] || skipped["raid/end"] != want["raid/end"] {
 		t.Errorf("skipped %v, want %v", skipped, want)
 	}
@@ -188,7 +188,7 @@ func TestReconciliationSkipsGroupsTheIMServerCannotDescribe(t *testing.T) {
 }
 
 func TestWithoutAClientNothingIsReconciled(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	if err := s.SetMute(context.Background(), store.Mute{Group: grp, User: "carol", Until: time.Now().Add(time.Hour), Since: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
