@@ -372,12 +372,16 @@ func (e *Engine) degraded(ctx context.Context, ev *Event, set *rules.Set, cause 
 		verdict := strictest(ev.Kind)
 		for _, user := range ev.Subjects {
 			out.Decisions = append(out.Decisions, Decision{
+				Time: ev.Received, Kind: audit.KindDecision,
 				EventID: ev.ID, Event: ev.Kind, Command: ev.Command, Group: ev.Base.GroupID, User: user,
-				Verdict: verdict, Rules: []string{}, Actions: []PlannedAction{}, RulesVersion: set.Version,
-				Errors: []string{"store unavailable: failed closed"},
+				Verdict: verdict, Rules: []string{}, RulesVersion: set.Version,
+				Errors: []string{"store unavailable: failed closed"}, Error: "store unavailable: failed closed",
 			})
 		}
 		out.Reply = reply(ev, out.Decisions)
+		for i := range out.Decisions {
+			out.Decisions[i].ReplyCode = out.Reply.ErrorCode
+		}
 		e.finish(ctx, ev, set, out, start, audit.ResultDegraded, cause.Error())
 		return out
 	}
@@ -491,7 +495,13 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 		e.observe(ev, out, start)
 		return
 	}
-	lines := e.auditLines(ev, set, out, start, result, errText)
+	// The decisions are encoded before the commit: the store keeps the
+	// eventful ones' records.
+	base := make([]string, len(out.Decisions))
+	for i := range out.Decisions {
+		base[i] = out.Decisions[i].Error
+	}
+	lines := e.auditLines(ev, out, start, result, errText)
 	req := e.commitRequest(set, ev, out)
 	// The recent-decision log keeps decisions that did something (a
 	// verdict, an action, a shadow match, an error); a clean message costs
@@ -523,7 +533,10 @@ func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outc
 			kept := e.keep(req, err)
 			e.log.Warn("commit decision: the store did not take it", "event_id", ev.ID,
 				"actions", len(req.Actions), "strikes", len(req.Strikes), "kept", kept, "err", err)
-			lines = e.auditLines(ev, set, out, start, result, joinErr(errText, "commit: "+err.Error()+" ("+kept+")"))
+			for i := range out.Decisions {
+				out.Decisions[i].Error = base[i]
+			}
+			lines = e.auditLines(ev, out, start, result, joinErr(errText, "commit: "+err.Error()+" ("+kept+")"))
 		}
 	}
 	for _, l := range lines {
@@ -555,7 +568,7 @@ func (e *Engine) observe(ev *Event, out Outcome, start time.Time) {
 		for _, r := range d.Rules {
 			e.cfg.Observer.RuleMatched(r, false)
 		}
-		for _, r := range d.Shadow {
+		for _, r := range d.ShadowRules {
 			e.cfg.Observer.RuleMatched(r, true)
 		}
 	}
@@ -669,14 +682,19 @@ func (e *Engine) warnBudget(rule, group string, now time.Time) {
 		"rule", rule, "group", group)
 }
 
-// auditLines encodes one record per decision.
-func (e *Engine) auditLines(ev *Event, set *rules.Set, out Outcome, start time.Time, result, errText string) [][]byte {
+// auditLines encodes one record per decision, with the latency so far,
+// and how the decisions came about (result, errText).
+func (e *Engine) auditLines(ev *Event, out Outcome, start time.Time, result, errText string) [][]byte {
 	lines := make([][]byte, 0, len(out.Decisions))
 	latency := e.cfg.Now().Sub(start).Microseconds()
-	for si, d := range out.Decisions {
-		rec := decisionRecord(ev, set, &d, si, latency, result, errText)
-		rec.ReplyCode = out.Reply.ErrorCode
-		line, err := audit.Encode(rec)
+	for i := range out.Decisions {
+		d := &out.Decisions[i]
+		d.LatencyUS = latency
+		d.Result = result
+		if errText != "" {
+			d.Error = joinErr(d.Error, errText)
+		}
+		line, err := EncodeDecision(d)
 		if err != nil {
 			e.log.Error("encode audit record", "event_id", ev.ID, "err", err)
 			continue
@@ -686,54 +704,11 @@ func (e *Engine) auditLines(ev *Event, set *rules.Set, out Outcome, start time.T
 	return lines
 }
 
-func decisionRecord(ev *Event, set *rules.Set, d *Decision, subject int, latencyUS int64, result, errText string) *audit.Record {
-	rec := &audit.Record{
-		Time: ev.Received, Kind: audit.KindDecision, EventID: ev.ID, Command: ev.Command, Event: string(ev.Kind),
-		Group: d.Group, User: d.User, Role: d.Role, Verdict: string(d.Verdict), Rules: d.Rules,
-		RulesVersion: set.Version, Shadow: len(d.Shadow) > 0, ShadowRules: d.Shadow, Budget: d.Budget,
-		Result: result, LatencyUS: latencyUS,
-	}
-	errs := make([]string, 0, len(d.Errors)+1)
-	for _, e := range d.Errors {
-		errs = append(errs, scrubText(e, ev))
-	}
-	if errText != "" {
-		errs = append(errs, errText)
-	}
-	rec.Error = strings.Join(errs, "; ")
-	for i, a := range d.Actions {
-		ref := audit.ActionRef{Kind: a.Kind, Seconds: a.Seconds, Text: a.Text, N: a.N, Rule: a.Rule, Shadow: a.Shadow}
-		if !a.Shadow && a.Kind != rules.ActStrike {
-			ref.ID = ActionID(ev.ID, subject, a.Rule, i)
-		}
-		rec.Actions = append(rec.Actions, ref)
-	}
-	return rec
-}
-
-// scrubText cuts what the user wrote (the message text, in any case, and the
-// application message) out of a rule's runtime error, which expr words with
-// the values involved: the audit log holds no message text.
-func scrubText(msg string, ev *Event) string {
-	for _, s := range []string{ev.Base.Text, strings.ToLower(ev.Base.Text), ev.Base.ApplyMsg} {
-		if len(s) >= 3 && strings.Contains(msg, s) {
-			msg = strings.ReplaceAll(msg, s, "[message text]")
-		}
-	}
-	return msg
-}
-
-// audit writes a record for an event with no decisions.
+// audit writes the record of an event no rule was evaluated for.
 func (e *Engine) audit(ev *Event, set *rules.Set, start time.Time, result, errText string) {
-	rec := &audit.Record{
-		Time: ev.Received, Kind: audit.KindDecision, EventID: ev.ID, Command: ev.Command, Event: string(ev.Kind),
-		Group: ev.Base.GroupID, RulesVersion: set.Version, Result: result, Error: errText,
-		LatencyUS: e.cfg.Now().Sub(start).Microseconds(),
-	}
-	if len(ev.Subjects) == 1 {
-		rec.User = ev.Subjects[0]
-	}
-	line, err := audit.Encode(rec)
+	d := eventDecision(ev, set, result, errText)
+	d.LatencyUS = e.cfg.Now().Sub(start).Microseconds()
+	line, err := EncodeDecision(&d)
 	if err != nil {
 		e.log.Error("encode audit record", "event_id", ev.ID, "err", err)
 		return

@@ -80,7 +80,7 @@ func runTest(set *rules.Set, t *rules.Test) []string {
 		diffs = append(diffs, fmt.Sprintf("verdict: want %s, got %s", verdictName(*ex.Verdict), verdictName(d.Verdict)))
 	}
 	if ex.Matched != nil {
-		matched := slices.Contains(d.Rules, t.Rule.Name) || slices.Contains(d.Shadow, t.Rule.Name)
+		matched := slices.Contains(d.Rules, t.Rule.Name) || slices.Contains(d.ShadowRules, t.Rule.Name)
 		if matched != *ex.Matched {
 			diffs = append(diffs, fmt.Sprintf("matched: want %v, got %v (rule %s)", *ex.Matched, matched, t.Rule.Name))
 		}
@@ -103,8 +103,8 @@ func runTest(set *rules.Set, t *rules.Test) []string {
 	if ex.Rules != nil && !sameSet(ex.Rules, d.Rules) {
 		diffs = append(diffs, fmt.Sprintf("rules: want %s, got %s", list(ex.Rules), list(d.Rules)))
 	}
-	if ex.Shadow != nil && !sameSet(ex.Shadow, d.Shadow) {
-		diffs = append(diffs, fmt.Sprintf("shadow: want %s, got %s", list(ex.Shadow), list(d.Shadow)))
+	if ex.Shadow != nil && !sameSet(ex.Shadow, d.ShadowRules) {
+		diffs = append(diffs, fmt.Sprintf("shadow: want %s, got %s", list(ex.Shadow), list(d.ShadowRules)))
 	}
 	if ex.Reply != nil && (ex.Reply.Code != out.Reply.ErrorCode || ex.Reply.Text != out.Reply.ErrorInfo) {
 		diffs = append(diffs, fmt.Sprintf("reply: want code %d %q, got code %d %q", ex.Reply.Code, ex.Reply.Text, out.Reply.ErrorCode, out.Reply.ErrorInfo))
@@ -121,8 +121,8 @@ func runTest(set *rules.Set, t *rules.Test) []string {
 	for _, e := range d.Errors {
 		diffs = append(diffs, "error: "+e)
 	}
-	if len(diffs) > 0 && len(d.Rules)+len(d.Shadow) > 0 {
-		diffs = append(diffs, fmt.Sprintf("(matched rules: %s; shadow: %s)", list(d.Rules), list(d.Shadow)))
+	if len(diffs) > 0 && len(d.Rules)+len(d.ShadowRules) > 0 {
+		diffs = append(diffs, fmt.Sprintf("(matched rules: %s; shadow: %s)", list(d.Rules), list(d.ShadowRules)))
 	}
 	return diffs
 }

@@ -97,6 +97,11 @@ type replayChange struct {
 	Group   string   `json:"group"`
 	User    string   `json:"user,omitempty"`
 	Changes []string `json:"changes"`
+	// Before and After are the decisions under the rules in force and
+	// under the candidate rules, in the shape the audit log and `bot
+	// simulate` print.
+	Before *policy.Decision `json:"before"`
+	After  *policy.Decision `json:"after"`
 }
 
 type replaySummary struct {
@@ -132,16 +137,18 @@ func replay(in io.Reader, oldSet, newSet *rules.Set, appAdmin string, report fun
 		for i := range after.Decisions {
 			sum.Decisions++
 			var old policy.Decision
+			var was *policy.Decision
 			if i < len(before.Decisions) {
 				old = before.Decisions[i]
+				was = &before.Decisions[i]
 			}
 			changes := diffDecisions(old, after.Decisions[i])
 			if len(changes) == 0 {
 				continue
 			}
 			sum.Changed++
-			d := after.Decisions[i]
-			report(replayChange{Line: line, EventID: ev.ID, Event: string(ev.Kind), Group: d.Group, User: d.User, Changes: changes})
+			d := &after.Decisions[i]
+			report(replayChange{Line: line, EventID: ev.ID, Event: string(ev.Kind), Group: d.Group, User: d.User, Changes: changes, Before: was, After: d})
 		}
 	}
 	return sum, sc.Err()
@@ -152,7 +159,7 @@ func evaluateReplay(set *rules.Set, ev *policy.Event, appAdmin string) policy.Ou
 	if err != nil {
 		return policy.Outcome{}
 	}
-	return policy.Evaluate(set, ev, st, policy.Options{AppAdmin: appAdmin})
+	return policy.Evaluate(set, ev, st, policy.Options{AppAdmin: appAdmin, Trace: true})
 }
 
 // diffDecisions describes how b differs from a: verdict, matched rules,
