@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -123,6 +126,29 @@ type Counts []Count
 // MarshalJSON writes {"name": value, ...}.
 func (c Counts) MarshalJSON() ([]byte, error) {
 	return appendCounts(nil, c), nil
+}
+
+// UnmarshalJSON reads {"name": value, ...}, keeping the order.
+func (c *Counts) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("counters: want an object from name to count")
+	}
+	out := Counts{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("counters: %w", err)
+		}
+		name, _ := tok.(string)
+		var v int
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("counters.%s: %w", name, err)
+		}
+		out = append(out, Count{Name: name, Value: v})
+	}
+	*c = out
+	return nil
 }
 
 // eventful reports whether the decision did or would have done anything.
