@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/timguard/timguard/internal/yamlx"
+	"gopkg.in/yaml.v3"
 )
 
 // The types below mirror the rule file as written. Compile turns them into a
@@ -272,56 +271,6 @@ func (a actionSpec) String() string {
 		return a.Kind
 	}
 	return a.Kind + ": " + a.Value
-}
-
-type testSpec struct {
-	Name   string         `yaml:"name"`
-	Event  map[string]any `yaml:"event"`
-	State  stateSpec      `yaml:"state"`
-	Expect expectSpec     `yaml:"expect"`
-	Line   int            `yaml:"-"`
-}
-
-func (t *testSpec) UnmarshalYAML(n *yaml.Node) error {
-	type plain testSpec
-	t.Line = n.Line
-	return n.Decode((*plain)(t))
-}
-
-type stateSpec struct {
-	Counters map[string]int `yaml:"counters"`
-	Strikes  int            `yaml:"strikes"`
-	Role     string         `yaml:"role"`
-	Modes    []string       `yaml:"modes"`
-	Now      string         `yaml:"now"`
-}
-
-type expectSpec struct {
-	Verdict *string      `yaml:"verdict"`
-	Actions []actionSpec `yaml:"actions"`
-	// NoActions distinguishes `actions: []` from leaving actions out.
-	Matched *bool      `yaml:"matched"`
-	Rules   []string   `yaml:"rules"`
-	Reply   *replySpec `yaml:"reply"`
-	Text    *string    `yaml:"text"`
-	Shadow  []string   `yaml:"shadow"`
-	Line    int        `yaml:"-"`
-	// hasActions is true when the test says actions:, even as [].
-	hasActions bool
-}
-
-func (e *expectSpec) UnmarshalYAML(n *yaml.Node) error {
-	type plain expectSpec
-	e.Line = n.Line
-	if err := n.Decode((*plain)(e)); err != nil {
-		return err
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "actions" {
-			e.hasActions = true
-		}
-	}
-	return nil
 }
 
 type scheduleSpec struct {

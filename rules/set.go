@@ -425,40 +425,6 @@ type ModeSwitch struct {
 	For  time.Duration
 }
 
-// Test is a test kept beside a rule.
-type Test struct {
-	Rule  *Rule
-	Name  string
-	Line  int
-	Event tim.Event
-	// Body is the callback body the test event stands for.
-	Body   []byte
-	State  TestState
-	Expect Expect
-}
-
-// TestState is the store state a test assumes.
-type TestState struct {
-	Counters map[string]int
-	Strikes  int
-	Role     string
-	Modes    []string
-	Now      time.Time
-}
-
-// Expect is what a test expects of the decision.
-type Expect struct {
-	Verdict    *Verdict
-	Actions    []Resolved
-	HasActions bool
-	Matched    *bool
-	Rules      []string
-	Reply      *Reply
-	Text       *string
-	Shadow     []string
-	Line       int
-}
-
 // Env is the environment one subject's expressions run in. Get one with
 // Set.Env, fill it, and Release it when done. It is not safe for concurrent
 // use.
