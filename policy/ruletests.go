@@ -1,17 +1,19 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/tim"
 )
+
+// This file runs the tests kept beside rules (rules/ruletests.go reads and
+// compiles them): `bot check`, LoadRules and every reload run them against
+// the whole set, with the state each assumes (assume.go).
 
 // TestFailure is a test kept beside a rule that did not get what it expects.
 type TestFailure struct {
@@ -127,58 +129,6 @@ func runTest(set *rules.Set, t *rules.Test) []string {
 	return diffs
 }
 
-// Assumed is a store state taken for granted: by kept rule tests, by `bot
-// simulate` and by the admin API's simulate.
-type Assumed struct {
-	Counters map[string]int
-	Strikes  int
-	Role     string // member (default), admin, owner or app_admin
-	Modes    []string
-	// TouchedCountsOne makes the counters the event touches read 1 (the
-	// event itself) unless Counters says otherwise.
-	TouchedCountsOne bool
-}
-
-// Assume builds the State of ev under a, and returns the App admin account
-// to evaluate with (the subject, when the role is app_admin).
-func Assume(set *rules.Set, ev *Event, a Assumed) (*State, string, error) {
-	st := &State{Counters: make([]int, len(set.Counters)), Strikes: map[string]int{}, Roles: map[string]string{}, Modes: map[string]bool{}}
-	if a.TouchedCountsOne {
-		for _, cu := range set.Plan(ev.Kind).Counters {
-			if cu.Touch {
-				st.Counters[cu.Counter.Index] = 1
-			}
-		}
-	}
-	for name, v := range a.Counters {
-		i := slices.IndexFunc(set.Counters, func(c *rules.Counter) bool { return c.Name == name })
-		if i < 0 {
-			return nil, "", fmt.Errorf("counters.%s is not declared in the rule file", name)
-		}
-		st.Counters[i] = v
-	}
-	switch a.Role {
-	case "", rules.RoleMember, rules.RoleAdmin, rules.RoleOwner, rules.RoleAppAdmin:
-	default:
-		return nil, "", fmt.Errorf("role %q is not member, admin, owner or app_admin", a.Role)
-	}
-	appAdmin := ""
-	for _, u := range ev.Subjects {
-		st.Strikes[u] = a.Strikes
-		switch a.Role {
-		case rules.RoleAppAdmin:
-			appAdmin = u
-		case "":
-		default:
-			st.Roles[u] = a.Role
-		}
-	}
-	for _, m := range a.Modes {
-		st.Modes[m] = true
-	}
-	return st, appAdmin, nil
-}
-
 // EvaluateTest evaluates a kept test's event with its state and returns the
 // outcome and the decision for its first subject.
 func EvaluateTest(set *rules.Set, t *rules.Test) (Outcome, Decision) {
@@ -242,28 +192,4 @@ func CheckTests(set *rules.Set) error {
 		return &TestsError{Failures: failures, Total: total}
 	}
 	return nil
-}
-
-// RuleHolder holds the rule set in force. Reloads swap it atomically; readers
-// never see a half-loaded set.
-type RuleHolder struct {
-	p atomic.Pointer[rules.Set]
-}
-
-// NewRuleHolder holds set.
-func NewRuleHolder(set *rules.Set) *RuleHolder {
-	h := &RuleHolder{}
-	h.p.Store(set)
-	return h
-}
-
-// Rules implements RuleSource.
-func (h *RuleHolder) Rules() *rules.Set { return h.p.Load() }
-
-// Swap puts set in force and returns the previous one.
-func (h *RuleHolder) Swap(set *rules.Set) *rules.Set {
-	if set == nil {
-		panic(errors.New("policy: RuleHolder.Swap(nil)"))
-	}
-	return h.p.Swap(set)
 }
