@@ -12,7 +12,7 @@ import (
 type Assumed struct {
 	Counters map[string]int
 	Strikes  int
-	Role     string // member (default), admin, owner or app_admin
+	Role     rules.Role // member (default), admin, owner or app_admin
 	Modes    []string
 	// TouchedCountsOne makes the counters the event touches read 1 (the
 	// event itself) unless Counters says otherwise.
@@ -37,9 +37,7 @@ func Assume(set *rules.Set, ev *Event, a Assumed) (*State, string, error) {
 		}
 		st.Counters[i] = v
 	}
-	switch a.Role {
-	case "", rules.RoleMember, rules.RoleAdmin, rules.RoleOwner, rules.RoleAppAdmin:
-	default:
+	if a.Role != "" && !a.Role.Valid() {
 		return nil, "", fmt.Errorf("role %q is not member, admin, owner or app_admin", a.Role)
 	}
 	appAdmin := ""
@@ -50,7 +48,7 @@ func Assume(set *rules.Set, ev *Event, a Assumed) (*State, string, error) {
 			appAdmin = u
 		case "":
 		default:
-			st.Roles[u] = a.Role
+			st.Roles[u] = string(a.Role)
 		}
 	}
 	for _, m := range a.Modes {

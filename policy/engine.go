@@ -57,16 +57,12 @@ type Observer interface {
 }
 
 // FailMode says what to decide when the store cannot be read.
-type FailMode string
+type FailMode = rules.FailMode
 
 // Fail modes.
 const (
-	// FailOpen evaluates with empty state: counters and strikes read 0,
-	// so only rules that need no state can act.
-	FailOpen FailMode = "open"
-	// FailClosed refuses the event (reject, refuse, block); after-events
-	// cannot be refused and fall back to FailOpen.
-	FailClosed FailMode = "closed"
+	FailOpen   = rules.FailOpen
+	FailClosed = rules.FailClosed
 )
 
 // Config configures an Engine.

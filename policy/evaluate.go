@@ -59,7 +59,7 @@ type Decision struct {
 	Event   rules.Kind `json:"event,omitempty"`
 	Group   string     `json:"group,omitempty"`
 	User    string     `json:"user,omitempty"`
-	Role    string     `json:"role,omitempty"`
+	Role    rules.Role `json:"role,omitempty"`
 	// Verdict is the strictest verdict of the rules that took effect.
 	Verdict rules.Verdict `json:"verdict,omitempty"`
 	// Rules are the rules that matched and took effect.
@@ -166,7 +166,7 @@ type PlannedAction struct {
 	// Shadow actions are audited but not carried out.
 	Shadow bool `json:"shadow,omitempty"`
 	// Roles are the privileged roles the rule may act on.
-	Roles []string `json:"-"`
+	Roles []rules.Role `json:"-"`
 }
 
 // Step is one rule evaluated for one subject.
@@ -244,18 +244,18 @@ func budgetUse(in map[string]int) map[string]int {
 	return out
 }
 
-func roleOf(user string, roles map[string]string, appAdmin string) string {
+func roleOf(user string, roles map[string]string, appAdmin string) rules.Role {
 	if user != "" && user == appAdmin {
 		return rules.RoleAppAdmin
 	}
-	if r := roles[user]; r != "" {
+	if r := rules.Role(roles[user]); r.Valid() {
 		return r
 	}
 	return rules.RoleMember
 }
 
 // decide evaluates every rule of the plan for subject number si.
-func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int, user, role string, strikes int, st *State, budgets map[string]int, opts Options) Decision {
+func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int, user string, role rules.Role, strikes int, st *State, budgets map[string]int, opts Options) Decision {
 	d := Decision{
 		Time: ev.Received, Kind: audit.KindDecision,
 		EventID: ev.ID, Event: ev.Kind, Command: ev.Command, Group: ev.Base.GroupID,
@@ -273,7 +273,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int,
 		}
 		if r.IsExempt(role) {
 			if opts.Trace {
-				d.Trace = append(d.Trace, Step{Rule: r.Name, If: r.Source, Skipped: "exempt: " + role})
+				d.Trace = append(d.Trace, Step{Rule: r.Name, If: r.Source, Skipped: "exempt: " + string(role)})
 			}
 			continue
 		}
@@ -484,7 +484,7 @@ func mergeActions(in []PlannedAction) []PlannedAction {
 		if kicked && (a.Kind == rules.ActMute || a.Kind == rules.ActUnmute) {
 			continue
 		}
-		key := a.Kind
+		key := string(a.Kind)
 		if a.Kind == rules.ActWarn {
 			key += "|" + a.Text
 		}

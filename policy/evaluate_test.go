@@ -207,11 +207,11 @@ rules:
 					t.Errorf("default rule action roles = %v, want none", a.Roles)
 				}
 			case "everyone":
-				if !slices.Equal(a.Roles, []string{"owner", "admin", "app_admin"}) {
+				if !slices.Equal(a.Roles, []rules.Role{"owner", "admin", "app_admin"}) {
 					t.Errorf("exempt none action roles = %v, want [owner admin app_admin]", a.Roles)
 				}
 			case "owner-only":
-				if !slices.Equal(a.Roles, []string{"admin"}) {
+				if !slices.Equal(a.Roles, []rules.Role{"admin"}) {
 					t.Errorf("exempt [owner] action roles = %v, want [admin]", a.Roles)
 				}
 			}

@@ -82,7 +82,7 @@ func (d *Decision) AppendJSON(dst []byte) ([]byte, error) {
 	dst = appendOptString(dst, "event", string(d.Event))
 	dst = appendOptString(dst, "group", d.Group)
 	dst = appendOptString(dst, "user", d.User)
-	dst = appendOptString(dst, "role", d.Role)
+	dst = appendOptString(dst, "role", string(d.Role))
 	dst = appendOptString(dst, "verdict", string(d.Verdict))
 	dst = append(dst, `,"rules":`...)
 	dst = audit.AppendStrings(dst, d.Rules)
@@ -158,7 +158,7 @@ func (a *PlannedAction) appendJSON(dst []byte) []byte {
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"kind":`...)
-	dst = audit.AppendString(dst, a.Kind)
+	dst = audit.AppendString(dst, string(a.Kind))
 	if a.Seconds != 0 {
 		dst = append(dst, `,"seconds":`...)
 		dst = audit.AppendInt(dst, a.Seconds)

@@ -49,7 +49,7 @@ func randDecision(r *rand.Rand) *Decision {
 	d := &Decision{
 		Time: time.Date(1990+r.IntN(50), 3, 4, 5, 6, 7, r.IntN(2)*r.IntN(1e9), zones[r.IntN(len(zones))]),
 		Kind: randText(r), EventID: randText(r), Command: randText(r), Event: rules.Kind(randText(r)), Group: randText(r),
-		User: randText(r), Role: randText(r), Verdict: rules.Verdict(randText(r)), Rules: randTexts(r), RulesVersion: randText(r),
+		User: randText(r), Role: rules.Role(randText(r)), Verdict: rules.Verdict(randText(r)), Rules: randTexts(r), RulesVersion: randText(r),
 		Shadow: r.IntN(2) == 0, ShadowRules: randTexts(r), Budget: randTexts(r), Result: randText(r), Error: randText(r),
 		LatencyUS: r.Int64N(1e6) - 5, ReplyCode: r.IntN(3) * 10100, ShadowVerdict: rules.Verdict(randText(r)),
 		Errors: randTexts(r), Rewritten: []tim.MsgElem{{MsgType: "TIMTextElem"}},
@@ -62,8 +62,8 @@ func randDecision(r *rand.Rand) *Decision {
 	}
 	for range r.IntN(3) {
 		d.Actions = append(d.Actions, PlannedAction{ID: randText(r), Resolved: rules.Resolved{
-			Kind: randText(r), Seconds: r.Int64N(3) * 60, Text: randText(r), N: r.IntN(2), Announce: randText(r),
-		}, Rule: randText(r), Shadow: r.IntN(2) == 0, Roles: randTexts(r)})
+			Kind: rules.ActionKind(randText(r)), Seconds: r.Int64N(3) * 60, Text: randText(r), N: r.IntN(2), Announce: randText(r),
+		}, Rule: randText(r), Shadow: r.IntN(2) == 0, Roles: []rules.Role{rules.Role(randText(r))}})
 	}
 	if r.IntN(2) == 0 {
 		d.State = &StateRead{Strikes: r.IntN(4), Modes: randTexts(r)}

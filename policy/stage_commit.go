@@ -90,8 +90,8 @@ func commitRequest(set *rules.Set, ev *Event, out Outcome) store.CommitRequest {
 				continue
 			}
 			sa := store.Action{
-				ID: ActionID(ev.ID, si, a.Rule, i), Kind: a.Kind, Group: d.Group, GroupType: ev.Base.GroupType,
-				Seconds: a.Seconds, Rule: a.Rule, EventID: ev.ID, Roles: a.Roles, Created: ev.Received,
+				ID: ActionID(ev.ID, si, a.Rule, i), Kind: string(a.Kind), Group: d.Group, GroupType: ev.Base.GroupType,
+				Seconds: a.Seconds, Rule: a.Rule, EventID: ev.ID, Roles: roleNames(a.Roles), Created: ev.Received,
 				Text: a.Text,
 			}
 			switch a.Kind {
@@ -112,4 +112,16 @@ func commitRequest(set *rules.Set, ev *Event, out Outcome) store.CommitRequest {
 		req.Touch = append(req.Touch, store.CounterTouch{Key: key, Window: r.Budget.Per, Add: n})
 	}
 	return req
+}
+
+// roleNames is roles as the store keeps them.
+func roleNames(roles []rules.Role) []string {
+	if roles == nil {
+		return nil
+	}
+	out := make([]string, len(roles))
+	for i, r := range roles {
+		out[i] = string(r)
+	}
+	return out
 }

@@ -19,7 +19,7 @@ type actionRule struct {
 	kinds   []Kind // only these kinds (nil = every kind)
 }
 
-var actionRules = map[string]actionRule{
+var actionRules = map[ActionKind]actionRule{
 	ActMute:        {value: "duration", subject: true},
 	ActUnmute:      {subject: true},
 	ActKick:        {value: "text", subject: true},
@@ -35,7 +35,7 @@ var actionRules = map[string]actionRule{
 func actionNames() string {
 	names := make([]string, 0, len(actionRules))
 	for k := range actionRules {
-		names = append(names, k)
+		names = append(names, string(k))
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")

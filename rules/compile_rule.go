@@ -78,7 +78,7 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 		}
 	}
 
-	r.Exempt = append([]string{}, defaultExempt...)
+	r.Exempt = append([]Role{}, defaultExempt...)
 	if rs.Exempt.Set {
 		// A list names the roles that stay exempt; the App admin stays
 		// exempt unless the rule says exempt: none.
@@ -86,13 +86,13 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 		if len(rs.Exempt.Roles) > 0 {
 			r.Exempt = append(r.Exempt, RoleAppAdmin)
 		}
-		for _, role := range rs.Exempt.Roles {
-			switch role {
+		for _, name := range rs.Exempt.Roles {
+			switch role := Role(name); role {
 			case RoleOwner, RoleAdmin:
 				r.Exempt = append(r.Exempt, role)
 			case RoleAppAdmin:
 			default:
-				add("exempt", "%q is not a role (owner, admin, app_admin), none or default", role)
+				add("exempt", "%q is not a role (owner, admin, app_admin), none or default", name)
 			}
 		}
 	}

@@ -223,7 +223,7 @@ func (exemptSpec) YAMLOpaque() {}
 // actionSpec is one entry of `actions:`: `unmute`, `{mute: 10m}`,
 // `{kick: "Repeated violations"}`, optionally with `announce: TEXT`.
 type actionSpec struct {
-	Kind     string
+	Kind     ActionKind
 	Value    string // the literal or expression after the colon
 	HasValue bool
 	Comment  string // a YAML comment after the value
@@ -236,7 +236,7 @@ func (a *actionSpec) UnmarshalYAML(n *yaml.Node) error {
 	a.Line = n.Line
 	switch n.Kind {
 	case yaml.ScalarNode:
-		a.Kind = n.Value
+		a.Kind = ActionKind(n.Value)
 		return nil
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -253,7 +253,7 @@ func (a *actionSpec) UnmarshalYAML(n *yaml.Node) error {
 				a.problems = append(a.problems, fmt.Sprintf("one action per entry: found both %s and %s", a.Kind, k.Value))
 				continue
 			}
-			a.Kind, a.Value, a.HasValue, a.Comment = k.Value, v.Value, true, v.LineComment
+			a.Kind, a.Value, a.HasValue, a.Comment = ActionKind(k.Value), v.Value, true, v.LineComment
 		}
 		if a.Kind == "" && len(a.problems) == 0 {
 			a.problems = append(a.problems, "empty action")
@@ -268,9 +268,9 @@ func (actionSpec) YAMLOpaque() {}
 
 func (a actionSpec) String() string {
 	if !a.HasValue {
-		return a.Kind
+		return string(a.Kind)
 	}
-	return a.Kind + ": " + a.Value
+	return string(a.Kind) + ": " + a.Value
 }
 
 type scheduleSpec struct {

@@ -32,9 +32,7 @@ func (c *compiler) test(r *Rule, ts *testSpec, i int) *Test {
 	}
 	t.Body, t.Event = body, ev
 	t.State = TestState{Counters: ts.State.Counters, Strikes: ts.State.Strikes, Role: ts.State.Role, Modes: ts.State.Modes}
-	switch t.State.Role {
-	case "", RoleMember, RoleAdmin, RoleOwner, RoleAppAdmin:
-	default:
+	if t.State.Role != "" && !t.State.Role.Valid() {
 		add("state.role: %q is not owner, admin, member or app_admin", t.State.Role)
 		return nil
 	}
@@ -191,7 +189,7 @@ type Test struct {
 type TestState struct {
 	Counters map[string]int
 	Strikes  int
-	Role     string
+	Role     Role
 	Modes    []string
 	Now      time.Time
 }
@@ -226,7 +224,7 @@ func (t *testSpec) UnmarshalYAML(n *yaml.Node) error {
 type stateSpec struct {
 	Counters map[string]int `yaml:"counters"`
 	Strikes  int            `yaml:"strikes"`
-	Role     string         `yaml:"role"`
+	Role     Role           `yaml:"role"`
 	Modes    []string       `yaml:"modes"`
 	Now      string         `yaml:"now"`
 }

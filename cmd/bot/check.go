@@ -232,6 +232,6 @@ func simulateEvent(set *rules.Set, cb tim.Event, body []byte, st simState, appAd
 type simState struct {
 	Counters map[string]int `yaml:"counters" json:"counters"`
 	Strikes  int            `yaml:"strikes" json:"strikes"`
-	Role     string         `yaml:"role" json:"role"`
+	Role     rules.Role     `yaml:"role" json:"role"`
 	Modes    []string       `yaml:"modes" json:"modes"`
 }
