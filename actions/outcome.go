@@ -114,9 +114,9 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 		}
 		return now.Add(time.Duration(j.seconds) * time.Second)
 	}
-	later := func(kind, suffix, user, text string, at time.Time) store.Action {
+	later := func(kind rules.ActionKind, suffix, user, text string, at time.Time) store.Action {
 		return store.Action{
-			ID: a.ID + suffix, Kind: kind, Group: a.Group, GroupType: a.GroupType, User: user, Text: text,
+			ID: a.ID + suffix, Kind: string(kind), Group: a.Group, GroupType: a.GroupType, User: user, Text: text,
 			Rule: a.Rule, EventID: a.EventID, Roles: a.Roles, NotBefore: at, Created: now,
 		}
 	}
@@ -127,7 +127,7 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 			return fmt.Errorf("record the mute of %s in %s: %w", a.User, a.Group, err)
 		}
 		if j.announce != "" && !end.IsZero() {
-			if err := e.cfg.Store.Enqueue(ctx, later(string(rules.ActWarn), EndSuffix, a.User, j.announce, end)); err != nil {
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, EndSuffix, a.User, j.announce, end)); err != nil {
 				return fmt.Errorf("queue the announcement of the end of the mute of %s in %s: %w", a.User, a.Group, err)
 			}
 		}
@@ -154,7 +154,7 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 		}
 		if !end.IsZero() {
 			// The IM server keeps a group-wide mute until it is lifted.
-			if err := e.cfg.Store.Enqueue(ctx, later(string(rules.ActUnmuteGroup), EndSuffix, "", j.announce, end)); err != nil {
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, EndSuffix, "", j.announce, end)); err != nil {
 				return fmt.Errorf("queue the end of the group mute of %s: %w", a.Group, err)
 			}
 		}
@@ -168,13 +168,13 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 			return fmt.Errorf("clear the mute of %s: %w", a.Group, err)
 		}
 		if j.announce != "" {
-			if err := e.cfg.Store.Enqueue(ctx, later(string(rules.ActWarn), announceSuffix, "", j.announce, time.Time{})); err != nil {
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, announceSuffix, "", j.announce, time.Time{})); err != nil {
 				return fmt.Errorf("queue the announcement of the group unmute of %s: %w", a.Group, err)
 			}
 		}
 	case opBan:
 		if end := until(); j.announce != "" && !end.IsZero() {
-			if err := e.cfg.Store.Enqueue(ctx, later(string(rules.ActWarn), banEndSuffix, a.User, j.announce, end)); err != nil {
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, banEndSuffix, a.User, j.announce, end)); err != nil {
 				return fmt.Errorf("queue the announcement of the end of the ban of %s in %s: %w", a.User, a.Group, err)
 			}
 		}
