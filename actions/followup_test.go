@@ -30,14 +30,14 @@ type step struct {
 }
 
 func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
-	everyone := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	everyone := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	mute := func(id, user string, seconds int64, announce string) store.Action {
-		a := act(id, rules.ActMute, grp, tim.GroupPublic, user, seconds, announce)
+		a := act(id, string(rules.ActMute), grp, tim.GroupPublic, user, seconds, announce)
 		a.Roles = everyone
 		return a
 	}
 	muteGroup := func(id string, seconds int64, announce string) store.Action {
-		return act(id, rules.ActMuteGroup, grp, tim.GroupPublic, "", seconds, announce)
+		return act(id, string(rules.ActMuteGroup), grp, tim.GroupPublic, "", seconds, announce)
 	}
 	tests := []struct {
 		name    string
@@ -122,7 +122,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			name: "a group mute lifted by an unmute_group rule skips its delayed unmute",
 			steps: []step{
 				{at: 0, enqueue: []store.Action{muteGroup("raid", 900, "")}},
-				{at: 5 * time.Minute, enqueue: []store.Action{act("lift", rules.ActUnmuteGroup, grp, tim.GroupPublic, "", 0, "")}},
+				{at: 5 * time.Minute, enqueue: []store.Action{act("lift", string(rules.ActUnmuteGroup), grp, tim.GroupPublic, "", 0, "")}},
 				{at: 15 * time.Minute},
 			},
 			calls:   []string{"modify_group_base_info On", "modify_group_base_info Off"},
@@ -133,7 +133,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			name: "a member unmuted early is not told later that the mute ended",
 			steps: []step{
 				{at: 0, enqueue: []store.Action{mute("flood", "carol", 600, "You can write again.")}},
-				{at: time.Minute, enqueue: []store.Action{act("pardon", rules.ActUnmute, grp, tim.GroupPublic, "carol", 0, "")}},
+				{at: time.Minute, enqueue: []store.Action{act("pardon", string(rules.ActUnmute), grp, tim.GroupPublic, "carol", 0, "")}},
 				{at: 10 * time.Minute},
 			},
 			calls:   nil,
@@ -201,7 +201,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			name: "after an unmute a shorter mute applies again",
 			steps: []step{
 				{at: 0, enqueue: []store.Action{mute("day", "carol", 86400, "Day over.")}},
-				{at: time.Minute, enqueue: []store.Action{act("pardon", rules.ActUnmute, grp, tim.GroupPublic, "carol", 0, "")}},
+				{at: time.Minute, enqueue: []store.Action{act("pardon", string(rules.ActUnmute), grp, tim.GroupPublic, "carol", 0, "")}},
 				{at: 2 * time.Minute, enqueue: []store.Action{mute("flood", "carol", 600, "Flood over.")}},
 				{at: 12 * time.Minute},
 				{at: 24 * time.Hour},
@@ -323,7 +323,7 @@ func TestADelayedUnmuteThatCannotBeCheckedIsRetried(t *testing.T) {
 	fc := newFakeClient()
 	log := &auditLog{}
 	e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Now = clk.Now })
-	enqueue(t, s, t0, act("raid", rules.ActMuteGroup, grp, tim.GroupPublic, "", 900, ""))
+	enqueue(t, s, t0, act("raid", string(rules.ActMuteGroup), grp, tim.GroupPublic, "", 900, ""))
 	drain(t, e)
 	clk.Add(15 * time.Minute)
 	s.down.Store(true)
@@ -349,12 +349,12 @@ func TestOnlyMuteEndsAreChecked(t *testing.T) {
 		a    store.Action
 		want bool
 	}{
-		{"the unmute at the end of a group mute is checked", store.Action{ID: "x/end", Kind: rules.ActUnmuteGroup, NotBefore: at}, true},
-		{"the announcement at the end of a member mute is checked", store.Action{ID: "x/end", Kind: rules.ActWarn, User: "u", NotBefore: at}, true},
-		{"an unmute_group a rule decided is not checked", store.Action{ID: "x", Kind: rules.ActUnmuteGroup}, false},
-		{"an announcement after a group unmute is not checked", store.Action{ID: "x/end/announce", Kind: rules.ActWarn}, false},
-		{"the announcement at the end of a ban is not checked", store.Action{ID: "x/ban-end", Kind: rules.ActWarn, User: "u", NotBefore: at}, false},
-		{"an action that is not delayed is not checked", store.Action{ID: "x/end", Kind: rules.ActUnmuteGroup}, false},
+		{"the unmute at the end of a group mute is checked", store.Action{ID: "x/end", Kind: string(rules.ActUnmuteGroup), NotBefore: at}, true},
+		{"the announcement at the end of a member mute is checked", store.Action{ID: "x/end", Kind: string(rules.ActWarn), User: "u", NotBefore: at}, true},
+		{"an unmute_group a rule decided is not checked", store.Action{ID: "x", Kind: string(rules.ActUnmuteGroup)}, false},
+		{"an announcement after a group unmute is not checked", store.Action{ID: "x/end/announce", Kind: string(rules.ActWarn)}, false},
+		{"the announcement at the end of a ban is not checked", store.Action{ID: "x/ban-end", Kind: string(rules.ActWarn), User: "u", NotBefore: at}, false},
+		{"an action that is not delayed is not checked", store.Action{ID: "x/end", Kind: string(rules.ActUnmuteGroup)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

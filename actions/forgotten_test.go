@@ -34,11 +34,11 @@ func TestActionsTheStoreForgotAreCarriedOutAndAuditedOnce(t *testing.T) {
 
 	const lease = 2 * time.Second
 	const g1, g2 = "@TGS#one", "@TGS#two"
-	all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	all := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	as := []store.Action{
-		act("retried", rules.ActMute, g1, tim.GroupPublic, "u1", 600, ""),
-		act("completed", rules.ActMute, g2, tim.GroupPublic, "u3", 600, ""),
-		act("renewed", rules.ActKick, g1, tim.GroupPublic, "u2", 0, "spam"),
+		act("retried", string(rules.ActMute), g1, tim.GroupPublic, "u1", 600, ""),
+		act("completed", string(rules.ActMute), g2, tim.GroupPublic, "u3", 600, ""),
+		act("renewed", string(rules.ActKick), g1, tim.GroupPublic, "u2", 0, "spam"),
 	}
 	now := time.Now()
 	for i := range as {

@@ -116,7 +116,7 @@ func keptOf(j *spool.Journal) []KeptOutcome {
 // next claim, so that the action, whose lease has long run out by then, is
 // not claimed and carried out again. A dead letter is kept the same way.
 func TestAnOutcomeTheStoreCannotRecordIsKeptAndTheActionNotRepeated(t *testing.T) {
-	all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	all := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	tests := []struct {
 		name    string
 		action  store.Action
@@ -126,10 +126,10 @@ func TestAnOutcomeTheStoreCannotRecordIsKeptAndTheActionNotRepeated(t *testing.T
 		result  string
 		muted   bool // the mute is recorded
 	}{
-		{"a mute, the same executor going on", act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, ""), tim.CommandForbidSendMsg, false, false, audit.ResultDone, true},
-		{"a mute, the process killed and another started", act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, ""), tim.CommandForbidSendMsg, false, true, audit.ResultDone, true},
-		{"a kick, the process killed and another started", act("k1", rules.ActKick, grp, tim.GroupPublic, "carol", 0, "spam"), tim.CommandDeleteGroupMember, false, true, audit.ResultDone, false},
-		{"a dead letter, the process killed and another started", act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, ""), tim.CommandForbidSendMsg, true, true, audit.ResultDead, false},
+		{"a mute, the same executor going on", act("m1", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, ""), tim.CommandForbidSendMsg, false, false, audit.ResultDone, true},
+		{"a mute, the process killed and another started", act("m1", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, ""), tim.CommandForbidSendMsg, false, true, audit.ResultDone, true},
+		{"a kick, the process killed and another started", act("k1", string(rules.ActKick), grp, tim.GroupPublic, "carol", 0, "spam"), tim.CommandDeleteGroupMember, false, true, audit.ResultDone, false},
+		{"a dead letter, the process killed and another started", act("m1", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, ""), tim.CommandForbidSendMsg, true, true, audit.ResultDead, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,7 +225,7 @@ func TestAKeptOutcomeThatDoesNotDecodeIsDroppedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	j := openJournal(t, dir)
 	t.Cleanup(func() { _ = j.Close() })
-	good, err := json.Marshal(keptOutcome{V: keptVersion, Claim: store.Claimed{Action: act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")}, At: time.Now()})
+	good, err := json.Marshal(keptOutcome{V: keptVersion, Claim: store.Claimed{Action: act("m1", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")}, At: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestAKeptOutcomeThatDoesNotDecodeIsDroppedAtStart(t *testing.T) {
 // FuzzDecodeKept: whatever an outcome entry holds, decodeKept returns an
 // outcome that names an action and a known follow-up, or an error.
 func FuzzDecodeKept(f *testing.F) {
-	good, err := json.Marshal(keptOutcome{V: keptVersion, Claim: store.Claimed{Action: act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")},
+	good, err := json.Marshal(keptOutcome{V: keptVersion, Claim: store.Claimed{Action: act("m1", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")},
 		FollowUp: &keptFollowUp{Op: "mute", Seconds: 600}, At: time.Now()})
 	if err != nil {
 		f.Fatal(err)
@@ -284,8 +284,8 @@ func FuzzDecodeKept(f *testing.F) {
 func TestAStopWhileRedisIsDownLeavesTheOutcomeOnDisk(t *testing.T) {
 	r := newCrashRedis(t)
 	s := r.open(t)
-	a := act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
-	a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	a := act("m1", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")
+	a.Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	enqueue(t, s, time.Now(), a)
 	rig := newIMRig(t, 100, timtest.Options{})
 	rig.im.AddGroup(timtest.Group{ID: grp, Type: "Public", Owner: "olga", Members: []string{"carol"}})
@@ -322,8 +322,8 @@ func TestAStopWhileRedisIsDownLeavesTheOutcomeOnDisk(t *testing.T) {
 func TestARetryTheStoreCannotRecordIsKeptAndDoneOnceLater(t *testing.T) {
 	r := newCrashRedis(t)
 	s := r.open(t)
-	a := act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
-	a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	a := act("m1", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")
+	a.Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	enqueue(t, s, time.Now(), a)
 	rig := newIMRig(t, 100, timtest.Options{})
 	rig.im.AddGroup(timtest.Group{ID: grp, Type: "Public", Owner: "olga", Members: []string{"carol"}})

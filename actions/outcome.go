@@ -143,9 +143,9 @@ func (e *Executor) followUps(ctx context.Context, j *job, now time.Time) error {
 		}
 		return now.Add(time.Duration(j.seconds) * time.Second)
 	}
-	later := func(kind, suffix, user, text string, at time.Time) store.Action {
+	later := func(kind rules.ActionKind, suffix, user, text string, at time.Time) store.Action {
 		return store.Action{
-			ID: a.ID + suffix, Kind: kind, Group: a.Group, GroupType: a.GroupType, User: user, Text: text,
+			ID: a.ID + suffix, Kind: string(kind), Group: a.Group, GroupType: a.GroupType, User: user, Text: text,
 			Rule: a.Rule, EventID: a.EventID, Roles: a.Roles, NotBefore: at, Created: now,
 		}
 	}

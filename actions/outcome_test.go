@@ -38,22 +38,22 @@ func TestAFollowUpThatCannotBeQueuedSaysWhichOne(t *testing.T) {
 	}{
 		{
 			name: "the announcement at the end of a member mute",
-			j:    &job{c: store.Claimed{Action: act("m", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "Back.")}, op: opMute, seconds: 600, announce: "Back."},
+			j:    &job{c: store.Claimed{Action: act("m", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "Back.")}, op: opMute, seconds: 600, announce: "Back."},
 			want: "queue the announcement of the end of the mute of carol in " + grp + ": ",
 		},
 		{
 			name: "the unmute at the end of a group mute",
-			j:    &job{c: store.Claimed{Action: act("g", rules.ActMuteGroup, grp, tim.GroupPublic, "", 900, "")}, op: opMuteAll, seconds: 900},
+			j:    &job{c: store.Claimed{Action: act("g", string(rules.ActMuteGroup), grp, tim.GroupPublic, "", 900, "")}, op: opMuteAll, seconds: 900},
 			want: "queue the end of the group mute of " + grp + ": ",
 		},
 		{
 			name: "the announcement after a group unmute",
-			j:    &job{c: store.Claimed{Action: act("u", rules.ActUnmuteGroup, grp, tim.GroupPublic, "", 0, "Talk again.")}, op: opUnmuteAll, announce: "Talk again."},
+			j:    &job{c: store.Claimed{Action: act("u", string(rules.ActUnmuteGroup), grp, tim.GroupPublic, "", 0, "Talk again.")}, op: opUnmuteAll, announce: "Talk again."},
 			want: "queue the announcement of the group unmute of " + grp + ": ",
 		},
 		{
 			name: "the announcement at the end of a ban",
-			j:    &job{c: store.Claimed{Action: act("b", rules.ActBan, grp, tim.GroupAVChatRoom, "carol", 600, "Back.")}, op: opBan, seconds: 600, announce: "Back."},
+			j:    &job{c: store.Claimed{Action: act("b", string(rules.ActBan), grp, tim.GroupAVChatRoom, "carol", 600, "Back.")}, op: opBan, seconds: 600, announce: "Back."},
 			want: "queue the announcement of the end of the ban of carol in " + grp + ": ",
 		},
 	}

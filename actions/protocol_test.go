@@ -139,7 +139,7 @@ func TestANoticeWhoseAnswerWasLostIsNotSentAgain(t *testing.T) {
 	rig.im.AnswerLate(tim.CommandSendGroupSystemNotification, time.Hour, 1)
 	log := &auditLog{}
 	e := newTestExecutor(t, s, rig.clientWithTimeout(t, s, 300*time.Millisecond), log, nil)
-	enqueue(t, s, time.Now(), act("w", rules.ActWarn, grp, tim.GroupPublic, "carol", 0, "Please stay on topic."))
+	enqueue(t, s, time.Now(), act("w", string(rules.ActWarn), grp, tim.GroupPublic, "carol", 0, "Please stay on topic."))
 	drain(t, e)
 	if n := len(rig.im.Group(grp).Notifications); n != 1 {
 		t.Errorf("%d notices delivered, want the one whose answer was lost", n)
@@ -164,7 +164,7 @@ func TestAMessageWhoseAnswerWasLostIsRetriedAndDroppedAsARepeat(t *testing.T) {
 	rig.im.AnswerLate(tim.CommandSendGroupMsg, time.Hour, 1)
 	log := &auditLog{}
 	e := newTestExecutor(t, s, rig.clientWithTimeout(t, s, 300*time.Millisecond), log, nil)
-	enqueue(t, s, time.Now(), act("w", rules.ActWarn, live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."))
+	enqueue(t, s, time.Now(), act("w", string(rules.ActWarn), live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."))
 	drainAll(t, s, e, 10*time.Second)
 	msgs := rig.im.Group(live).Messages
 	if len(msgs) != 1 || !slices.Equal(msgs[0].AtAccounts, []string{"carol"}) || msgs[0].Random != actionRandom("w") {
@@ -204,7 +204,7 @@ func TestAMessageIsNotRetriedPastTheRepeatWindow(t *testing.T) {
 	e := newTestExecutor(t, s, fc, log, func(c *Config) {
 		c.Now, c.MinBackoff, c.MaxBackoff = clk.Now, 2*time.Minute, 2*time.Minute
 	})
-	enqueue(t, s, t0, act("w", rules.ActWarn, live, tim.GroupAVChatRoom, "carol", 0, "Stop."))
+	enqueue(t, s, t0, act("w", string(rules.ActWarn), live, tim.GroupAVChatRoom, "carol", 0, "Stop."))
 	for range 3 {
 		if _, err := e.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)

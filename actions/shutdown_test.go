@@ -20,8 +20,8 @@ import (
 func TestAStopWhileTheStoreIsDownEndsWithinTheGrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ks := &killableStore{Store: memory.New(memory.Options{})}
-		a := act("m1", rules.ActMute, "@TGS#g", tim.GroupPublic, "u1", 600, "")
-		a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+		a := act("m1", string(rules.ActMute), "@TGS#g", tim.GroupPublic, "u1", 600, "")
+		a.Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 		enqueue(t, ks, time.Now(), a)
 
 		called := make(chan struct{})

@@ -487,7 +487,7 @@ func (a *App) shutdownHTTP(cfg *config.Config) {
 func failModes(cfg *config.Config) map[rules.Kind]policy.FailMode {
 	out := make(map[rules.Kind]policy.FailMode, len(cfg.Store.FailMode))
 	for kind, mode := range cfg.Store.FailMode {
-		out[rules.Kind(kind)] = policy.FailMode(mode)
+		out[rules.Kind(kind)] = mode
 	}
 	return out
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,22 +95,7 @@ func TestE2ERecordedTrafficReplaysAgainstAChangedRuleFile(t *testing.T) {
 	}
 
 	cfgPath := filepath.Join(b.dir, "config.yaml")
-	bin := buildBot(t)
-	// run runs `bot ARGS...` as an operator would and returns its exit code.
-	run := func(args []string, stdout, stderr *bytes.Buffer) int {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode()
-		}
-		if err != nil {
-			t.Fatalf("bot %v: %v", args, err)
-		}
-		return 0
-	}
+	run := botCommand(t)
 	replayJSON := func(rulesPath string) ([]replay.Change, string) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer

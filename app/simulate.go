@@ -45,6 +45,6 @@ func Simulate(set *rules.Set, cb tim.Event, body []byte, st SimState, appAdmin s
 type SimState struct {
 	Counters map[string]int `yaml:"counters" json:"counters"`
 	Strikes  int            `yaml:"strikes" json:"strikes"`
-	Role     string         `yaml:"role" json:"role"`
+	Role     rules.Role     `yaml:"role" json:"role"`
 	Modes    []string       `yaml:"modes" json:"modes"`
 }

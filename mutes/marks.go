@@ -100,7 +100,7 @@ func IsEnd(a store.Action) bool {
 	if !strings.HasSuffix(a.ID, EndSuffix) || a.NotBefore.IsZero() {
 		return false
 	}
-	switch a.Kind {
+	switch rules.ActionKind(a.Kind) {
 	case rules.ActUnmuteGroup:
 		return a.User == ""
 	case rules.ActWarn:

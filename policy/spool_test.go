@@ -208,7 +208,7 @@ func TestACommitThatNeverFitsIsGivenUpNotRetriedForever(t *testing.T) {
 						if out := e.Handle(context.Background(), msgEvent(t, fmt.Sprintf("u%d", i), "spam")); out.Reply.ErrorCode != 1 {
 							t.Fatalf("callback %d: %+v", i, out.Reply)
 						}
-						if e.storeDown() {
+						if e.breaker.down() {
 							t.Fatalf("after %d flushes the callbacks skip the store, which takes their writes", i)
 						}
 					}

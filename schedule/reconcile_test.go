@@ -47,9 +47,9 @@ func TestReconciliationRecordsMutesLiftedEarlyAndNeverReappliesThem(t *testing.T
 	r := newReconcileRig(t)
 	rep := r.replica(t, "r1")
 	enqueue(t, r.s, r.clk.Now(),
-		action("flood-carol", rules.ActMute, grp, "carol", 600, "You can write again."),
-		action("flood-dave", rules.ActMute, grp, "dave", 600, ""),
-		action("raid", rules.ActMuteGroup, grp, "", 900, "The group can talk again."))
+		action("flood-carol", string(rules.ActMute), grp, "carol", 600, "You can write again."),
+		action("flood-dave", string(rules.ActMute), grp, "dave", 600, ""),
+		action("raid", string(rules.ActMuteGroup), grp, "", 900, "The group can talk again."))
 	rep.drain(t)
 	if st := r.im.Group(grp); !st.MuteAllMember || len(st.Muted) != 2 {
 		t.Fatalf("IM state %+v, want the group and carol and dave muted", st)
@@ -134,7 +134,7 @@ func TestReconciliationLeavesMutesAloneNearTheirStartAndEnd(t *testing.T) {
 			ctx := context.Background()
 			r := newReconcileRig(t)
 			rep := r.replica(t, "r1")
-			enqueue(t, r.s, r.clk.Now(), action("m", rules.ActMute, grp, "carol", 600, ""))
+			enqueue(t, r.s, r.clk.Now(), action("m", string(rules.ActMute), grp, "carol", 600, ""))
 			rep.drain(t)
 			r.im.SetMuteUntil(grp, "carol", time.Time{})
 			r.clk.Add(tt.after)
@@ -151,7 +151,7 @@ func TestReconciliationRunsOnOneReplicaPerPeriod(t *testing.T) {
 	ctx := context.Background()
 	r := newReconcileRig(t)
 	a, b := r.replica(t, "a"), r.replica(t, "b")
-	enqueue(t, r.s, r.clk.Now(), action("m", rules.ActMute, grp, "carol", 3600, ""))
+	enqueue(t, r.s, r.clk.Now(), action("m", string(rules.ActMute), grp, "carol", 3600, ""))
 	a.drain(t)
 	r.clk.Add(2 * time.Minute)
 	a.sched.reconcile(ctx)
@@ -174,7 +174,7 @@ func TestReconciliationSkipsGroupsTheIMServerCannotDescribe(t *testing.T) {
 	ctx := context.Background()
 	r := newReconcileRig(t)
 	rep := r.replica(t, "r1")
-	enqueue(t, r.s, r.clk.Now(), action("raid", rules.ActMuteGroup, grp, "", 900, ""))
+	enqueue(t, r.s, r.clk.Now(), action("raid", string(rules.ActMuteGroup), grp, "", 900, ""))
 	rep.drain(t)
 	r.im.RemoveGroup(grp)
 	r.clk.Add(2 * time.Minute)

@@ -97,7 +97,7 @@ func TestARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	}
 	// What the raid rule's decision commits: a 15-minute group mute.
 	const id = "ev-raid/0/raid/0"
-	enqueue(t, reps[0].store, clk.Now(), action(id, rules.ActMuteGroup, raidGroup, "", 900, "The group can talk again."))
+	enqueue(t, reps[0].store, clk.Now(), action(id, string(rules.ActMuteGroup), raidGroup, "", 900, "The group can talk again."))
 	waitFor(t, 5*time.Second, "the raid mute", func() bool {
 		return im.Group(raidGroup).MuteAllMember && endPending(t, reps[1].store, id)
 	})
@@ -139,7 +139,7 @@ func TestAJobDueWhileEveryReplicaWasDownRunsOnceWhenOneComesBack(t *testing.T) {
 	first := newReplica(t, rr.open(t), im, newHolder(mustRules(t, "version: 1\n")), log, clk.Now, "r0", nil)
 	stopFirst := first.run(t)
 	const id = "ev-raid/0/raid/0"
-	enqueue(t, first.store, clk.Now(), action(id, rules.ActMuteGroup, raidGroup, "", 900, ""))
+	enqueue(t, first.store, clk.Now(), action(id, string(rules.ActMuteGroup), raidGroup, "", 900, ""))
 	waitFor(t, 5*time.Second, "the raid mute", func() bool {
 		return im.Group(raidGroup).MuteAllMember && endPending(t, first.store, id)
 	})

@@ -96,7 +96,7 @@ func (r *replica) drain(t testing.TB) {
 func action(id, kind, group, user string, seconds int64, text string) store.Action {
 	return store.Action{
 		ID: id, Kind: kind, Group: group, GroupType: tim.GroupPublic, User: user, Seconds: seconds, Text: text,
-		Rule: "test-rule", EventID: "ev-" + id, Roles: []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin},
+		Rule: "test-rule", EventID: "ev-" + id, Roles: []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)},
 	}
 }
 

@@ -108,6 +108,11 @@ func printTests(w io.Writer, set *rules.Set) {
 			out, d := policy.EvaluateTest(set, t)
 			fmt.Fprintf(w, "  rule %s test %s: verdict %s, reply %d, rules %v, actions %d\n",
 				r.Name, t.Name, verdictOrNone(d.Verdict), out.Reply.ErrorCode, d.Rules, len(d.Actions))
+			// The decision itself, in the shape the audit log and `bot
+			// simulate` print.
+			if line, err := policy.EncodeDecision(&d); err == nil {
+				fmt.Fprintf(w, "    %s\n", line)
+			}
 		}
 	}
 }

@@ -88,32 +88,32 @@ func Effects(calls []timtest.Call) (map[Effect]int, error) {
 		switch c.Command {
 		case tim.CommandForbidSendMsg:
 			if body.MuteTime != nil && *body.MuteTime == 0 {
-				add(rules.ActUnmute, body.Members)
+				add(string(rules.ActUnmute), body.Members)
 			} else {
-				add(rules.ActMute, body.Members)
+				add(string(rules.ActMute), body.Members)
 			}
 		case tim.CommandDeleteGroupMember:
-			add(rules.ActKick, body.ToDelete)
+			add(string(rules.ActKick), body.ToDelete)
 		case tim.CommandBanGroupMember:
-			add(rules.ActBan, body.Members)
+			add(string(rules.ActBan), body.Members)
 		case tim.CommandSendGroupSystemNotification:
 			if len(body.ToMembers) == 0 {
-				add(rules.ActWarn, []string{""})
+				add(string(rules.ActWarn), []string{""})
 			} else {
-				add(rules.ActWarn, body.ToMembers)
+				add(string(rules.ActWarn), body.ToMembers)
 			}
 		case tim.CommandAddGroupMember:
 			users := make([]string, len(body.MemberList))
 			for i, m := range body.MemberList {
 				users[i] = m.Account
 			}
-			add(rules.ActAdmit, users)
+			add(string(rules.ActAdmit), users)
 		case tim.CommandModifyGroupBaseInfo:
 			switch body.MuteAllMember {
 			case tim.MuteAllOn:
-				add(rules.ActMuteGroup, []string{""})
+				add(string(rules.ActMuteGroup), []string{""})
 			case tim.MuteAllOff:
-				add(rules.ActUnmuteGroup, []string{""})
+				add(string(rules.ActUnmuteGroup), []string{""})
 			}
 		}
 	}
@@ -166,7 +166,7 @@ func Reconcile(records []audit.Record, calls []timtest.Call) (*Reconciliation, e
 					continue
 				}
 				e := Effect{Kind: a.Kind, Group: rec.Group, User: rec.User}
-				switch a.Kind {
+				switch rules.ActionKind(a.Kind) {
 				case rules.ActMuteGroup, rules.ActUnmuteGroup:
 					e.User = ""
 				}

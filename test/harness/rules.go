@@ -168,15 +168,15 @@ func ResilienceEffects(class Class, group string, users []string) []Effect {
 	}
 	switch class {
 	case ClassMuteWord:
-		add(rules.ActMute) // mute-word
+		add(string(rules.ActMute)) // mute-word
 	case ClassKickWord:
-		add(rules.ActKick) // kick-word
+		add(string(rules.ActKick)) // kick-word
 	case ClassJoined:
 		if strings.HasPrefix(group, "@TGS#wave") {
-			add(rules.ActMute) // newcomers-listen-first
+			add(string(rules.ActMute)) // newcomers-listen-first
 		}
 	case ClassKicked:
-		add(rules.ActWarn) // leave-notice
+		add(string(rules.ActWarn)) // leave-notice
 	}
 	return out
 }
