@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // floorCommand is the hidden subcommand that serves the floor handler.
@@ -34,13 +34,13 @@ func serveFloor(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	opts, err := redis.ParseURL(*url)
+	opts, err := goredis.ParseURL(*url)
 	if err != nil {
 		fmt.Fprintf(stderr, "floor server: %v\n", err)
 		return 2
 	}
 	opts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(opts)
+	rdb := goredis.NewClient(opts)
 	defer rdb.Close()
 	pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	err = rdb.Ping(pctx).Err()

@@ -43,11 +43,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/audit"
-	"github.com/timguard/timguard/internal/harness"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/test/harness"
 	"github.com/timguard/timguard/tim/timtest"
 )
 
@@ -186,7 +186,7 @@ type env struct {
 	bot      *harness.Bot
 	bare     *server
 	floor    *server
-	store    *redisstore.Store
+	store    *redis.Store
 	cleanup  func()
 }
 
@@ -391,8 +391,8 @@ func (e *env) startBot(ctx context.Context, o *options, mix *harness.Mix, log io
 	if e.bot, err = harness.StartBot(ctx, "bot", binary, filepath.Join(e.dir, "bot"), cfg, harness.LoadRules); err != nil {
 		return err
 	}
-	e.store, err = redisstore.New(ctx, redisstore.Options{URL: e.redisURL, KeyPrefix: e.prefix, Timeout: 2 * time.Second,
-		Batch: redisstore.BatchOptions{MaxSize: 1}})
+	e.store, err = redis.New(ctx, redis.Options{URL: e.redisURL, KeyPrefix: e.prefix, Timeout: 2 * time.Second,
+		Batch: redis.BatchOptions{MaxSize: 1}})
 	return err
 }
 
@@ -448,11 +448,11 @@ func describe(l harness.Load) string {
 
 // deletePrefix removes the keys the run left in a Redis it did not start.
 func deletePrefix(url, prefix string) {
-	opts, err := redis.ParseURL(url)
+	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		return
 	}
-	c := redis.NewClient(opts)
+	c := goredis.NewClient(opts)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // BatchOptions configure how the Enrich and Commit calls of concurrent
@@ -64,7 +64,7 @@ const batchMaxCommands = 64
 // call is one Enrich or Commit part waiting for a pipeline.
 type call struct {
 	ctx  context.Context
-	cmds []redis.Cmder
+	cmds []goredis.Cmder
 	// done receives once the pipeline has run (or the call was skipped
 	// because its context ended first).
 	done chan struct{}
@@ -75,7 +75,7 @@ type call struct {
 
 // batcher runs the senders.
 type batcher struct {
-	rdb     redis.UniversalClient
+	rdb     goredis.UniversalClient
 	opts    BatchOptions
 	queue   chan *call
 	stop    chan struct{}
@@ -85,7 +85,7 @@ type batcher struct {
 	calls   sync.Pool
 }
 
-func newBatcher(rdb redis.UniversalClient, opts BatchOptions, reg prometheus.Registerer) *batcher {
+func newBatcher(rdb goredis.UniversalClient, opts BatchOptions, reg prometheus.Registerer) *batcher {
 	b := &batcher{
 		rdb:   rdb,
 		opts:  opts,
@@ -123,10 +123,10 @@ func (b *batcher) close() {
 
 // do sends cmds, built on a pipeline of the caller's, in a shared pipeline
 // and waits for it, or for ctx. It returns the first error of cmds other
-// than redis.Nil, as Exec would for a pipeline of their own, and whether
+// than goredis.Nil, as Exec would for a pipeline of their own, and whether
 // they ran: when ctx ends first, cmds may still be in use and must not be
 // read.
-func (b *batcher) do(ctx context.Context, cmds []redis.Cmder) (bool, error) {
+func (b *batcher) do(ctx context.Context, cmds []goredis.Cmder) (bool, error) {
 	c := b.calls.Get().(*call)
 	c.ctx, c.cmds, c.err = ctx, cmds, nil
 	select {
@@ -134,7 +134,7 @@ func (b *batcher) do(ctx context.Context, cmds []redis.Cmder) (bool, error) {
 	case <-b.stop:
 		c.ctx, c.cmds = nil, nil
 		b.calls.Put(c)
-		return false, redis.ErrClosed
+		return false, goredis.ErrClosed
 	case <-ctx.Done():
 		c.ctx, c.cmds = nil, nil
 		b.calls.Put(c)
@@ -155,10 +155,10 @@ func (b *batcher) do(ctx context.Context, cmds []redis.Cmder) (bool, error) {
 	return true, firstErr(cmds)
 }
 
-// firstErr is the first error of cmds other than redis.Nil.
-func firstErr(cmds []redis.Cmder) error {
+// firstErr is the first error of cmds other than goredis.Nil.
+func firstErr(cmds []goredis.Cmder) error {
 	for _, c := range cmds {
-		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if err := c.Err(); err != nil && !errors.Is(err, goredis.Nil) {
 			return err
 		}
 	}

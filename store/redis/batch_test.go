@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/store"
@@ -35,10 +35,10 @@ func newGate() *gate { return &gate{held: make(chan struct{}, 100), open: make(c
 
 func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
 
-func (g *gate) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (g *gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
+func (g *gate) DialHook(next goredis.DialHook) goredis.DialHook          { return next }
+func (g *gate) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+func (g *gate) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		switch cmds[0].Name() {
 		case "hello", "client", "auth", "select":
 			return next(ctx, cmds) // a new connection's handshake
@@ -69,12 +69,12 @@ func gatedStore(t *testing.T, timeout time.Duration) (*Store, *gate, *prometheus
 	url := redistest.URL(t)
 	prefix := redistest.Prefix(t)
 	redistest.CleanupPrefix(t, url, prefix)
-	opts, err := redis.ParseURL(url)
+	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Skipf("REDIS_URL %s is not a single node: %v", url, err)
 	}
 	opts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(opts)
+	rdb := goredis.NewClient(opts)
 	g := newGate()
 	rdb.AddHook(g)
 	reg := prometheus.NewRegistry()
@@ -192,7 +192,7 @@ func TestACallThatFailsFailsAloneInItsPipeline(t *testing.T) {
 
 func containsWrongType(err error) bool {
 	for ; err != nil; err = errors.Unwrap(err) {
-		if redis.HasErrorPrefix(err, "WRONGTYPE") {
+		if goredis.HasErrorPrefix(err, "WRONGTYPE") {
 			return true
 		}
 	}

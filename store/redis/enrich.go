@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/store/internal/storeutil"
@@ -31,7 +31,7 @@ func ms(n int64) string { return strconv.FormatInt(n, 10) }
 // no more than a few touches' worth of stale entries. A touch that only
 // reads is one command. nowS is now formatted, shared by the touches of
 // one pipeline.
-func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, span time.Duration, now int64, nowS string, read bool) *redis.IntCmd {
+func touch(ctx context.Context, pipe goredis.Pipeliner, key, id string, add int, span time.Duration, now int64, nowS string, read bool) *goredis.IntCmd {
 	trim := add > 0 && trims(id)
 	var fromS string
 	if read || trim {
@@ -41,9 +41,9 @@ func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, s
 		if trim {
 			pipe.ZRemRangeByScore(ctx, key, "-inf", fromS)
 		}
-		zs := make([]redis.Z, add)
+		zs := make([]goredis.Z, add)
 		for i := range zs {
-			zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
+			zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
 		}
 		pipe.ZAddNX(ctx, key, zs...)
 		pipe.PExpire(ctx, key, span+storeutil.ExpirySlack)
@@ -124,12 +124,12 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	defer cancel()
 	pipe := s.rdb.Pipeline()
 	nowS := ms(now)
-	counts := make([]*redis.IntCmd, p.ce-p.ci)
+	counts := make([]*goredis.IntCmd, p.ce-p.ci)
 	for i, c := range req.Counters[p.ci:p.ce] {
 		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, nowS, true)
 	}
-	var dedupe *redis.BoolCmd
-	var modes *redis.MapStringStringCmd
+	var dedupe *goredis.BoolCmd
+	var modes *goredis.MapStringStringCmd
 	if p.first {
 		if req.Dedupe != "" {
 			dedupe = pipe.SetNX(ctx, s.k.dedupe(req.Dedupe), "1", req.DedupeTTL)
@@ -139,7 +139,7 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 		}
 	}
 	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
-	strikes := make([]*redis.IntCmd, se-si)
+	strikes := make([]*goredis.IntCmd, se-si)
 	var from string
 	if se > si {
 		from = "(" + ms(now-req.StrikeDecay.Milliseconds())
@@ -147,7 +147,7 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	for i, u := range req.Strikes[si:se] {
 		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), from, nowS)
 	}
-	var roles *redis.SliceCmd
+	var roles *goredis.SliceCmd
 	if req.RoleGroup != "" && (first || ri < re) {
 		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers[ri:re]...)...)
 	}
@@ -265,9 +265,9 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		key := s.k.strikes(st.Group, st.User)
 		pipe.ZRemRangeByScore(ctx, key, "-inf", ms(now-decay.Milliseconds()))
 		if st.N > 0 {
-			zs := make([]redis.Z, st.N)
+			zs := make([]goredis.Z, st.N)
 			for i := range zs {
-				zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(st.ID, i)}
+				zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(st.ID, i)}
 			}
 			pipe.ZAddNX(ctx, key, zs...)
 			pipe.PExpire(ctx, key, decay+storeutil.ExpirySlack)
@@ -276,7 +276,7 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	for _, c := range req.Touch {
 		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, "", false)
 	}
-	var enqueue *redis.Cmd
+	var enqueue *goredis.Cmd
 	var enqueueArgs []any
 	if len(req.Actions) > 0 {
 		var err error
@@ -298,8 +298,8 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	// Commands fail one by one in a pipeline: report the first failure that
 	// is not the enqueue script missing from the cache.
 	for _, c := range cmds {
-		if cerr := c.Err(); cerr != nil && !errors.Is(cerr, redis.Nil) {
-			if c == redis.Cmder(enqueue) && redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+		if cerr := c.Err(); cerr != nil && !errors.Is(cerr, goredis.Nil) {
+			if c == goredis.Cmder(enqueue) && goredis.HasErrorPrefix(cerr, "NOSCRIPT") {
 				continue
 			}
 			return s.result("commit", req.EventID, cerr)
@@ -350,8 +350,8 @@ func (s *Store) Allow(ctx context.Context, n int, perSecond int) (bool, time.Dur
 // ---------------------------------------------------------------------------
 // Decisions.
 
-func (s *Store) addDecision(ctx context.Context, pipe redis.Pipeliner, d store.DecisionRecord) {
-	pipe.XAdd(ctx, &redis.XAddArgs{
+func (s *Store) addDecision(ctx context.Context, pipe goredis.Pipeliner, d store.DecisionRecord) {
+	pipe.XAdd(ctx, &goredis.XAddArgs{
 		Stream: s.k.decisions,
 		MaxLen: int64(s.maxDecisions),
 		Approx: true,
@@ -407,7 +407,7 @@ func decisionTime(t time.Time) string {
 	return ms(t.UnixMilli())
 }
 
-func decodeDecision(m redis.XMessage) (store.DecisionRecord, error) {
+func decodeDecision(m goredis.XMessage) (store.DecisionRecord, error) {
 	str := func(k string) string {
 		v, _ := m.Values[k].(string)
 		return v
@@ -515,7 +515,7 @@ func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]str
 	for u, r := range roles {
 		fields = append(fields, u, r)
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Del(ctx, key)
 		p.HSet(ctx, key, fields...)
 		p.PExpire(ctx, key, ttl)

@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/store/internal/storeutil"
@@ -46,19 +46,19 @@ func (s *Store) Enqueue(ctx context.Context, actions ...store.Action) error {
 	return s.result("enqueue", actions[0].ID, err)
 }
 
-// Claim takes up to max due actions under a lease.
-func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Duration) ([]store.Claimed, error) {
+// Claim takes up to limit due actions under a lease.
+func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]store.Claimed, error) {
 	if err := storeutil.CheckLease("claim", lease); err != nil {
 		return nil, err
 	}
-	if max <= 0 {
+	if limit <= 0 {
 		return nil, nil
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	nowMs := storeutil.Ms(now)
 	rows, err := s.scripts.claim.Run(ctx, s.rdb, s.k.outbox,
-		ms(nowMs), max, ms(nowMs+lease.Milliseconds()), randomToken()).Slice()
+		ms(nowMs), limit, ms(nowMs+lease.Milliseconds()), randomToken()).Slice()
 	if err != nil {
 		return nil, s.result("claim", s.k.outbox[0], err)
 	}
@@ -85,7 +85,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Du
 
 // held runs a script that checks the claim's token first; a 0 reply is a
 // lost lease, -1 an action the store does not know.
-func (s *Store) held(ctx context.Context, op string, script *redis.Script, c store.Claimed, args ...any) error {
+func (s *Store) held(ctx context.Context, op string, script *goredis.Script, c store.Claimed, args ...any) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	n, err := script.Run(ctx, s.rdb, s.k.outbox, append([]any{c.ID, c.Token}, args...)...).Int()
