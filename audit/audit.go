@@ -59,9 +59,12 @@ type Record struct {
 	Shadow       bool        `json:"shadow"`
 	ShadowRules  []string    `json:"shadow_rules,omitempty"`
 	Budget       []string    `json:"budget_exceeded,omitempty"`
-	Result       string      `json:"result,omitempty"`
-	Error        string      `json:"error,omitempty"`
-	LatencyUS    int64       `json:"latency_us"`
+	// Words are the list entries the decision's rules found (words the
+	// managers wrote in their lists, never the message text).
+	Words     []string `json:"words,omitempty"`
+	Result    string   `json:"result,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	LatencyUS int64    `json:"latency_us"`
 	// Actor is who made an admin API call (the token's name) or which
 	// replica ran a job.
 	Actor string `json:"actor,omitempty"`

@@ -292,6 +292,19 @@ func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event, env 
 			req.RoleUsers = ev.Subjects
 		}
 	}
+	if plan.Users.Any() && ev.Base.GroupID != "" {
+		req.ActivityTTL = set.UserTTL
+		for _, user := range ev.Subjects {
+			if user == "" {
+				continue
+			}
+			ref := store.ActivityRef{UserRef: store.UserRef{Group: ev.Base.GroupID, User: user}, Seen: plan.Users.Seen}
+			if plan.Users.Count && plan.Users.Seen {
+				ref.Message = ev.ID
+			}
+			req.Activity = append(req.Activity, ref)
+		}
+	}
 	if ev.Kind.IsAfter() {
 		req.Dedupe = "dedupe|" + ev.ID
 		req.DedupeTTL = e.cfg.DedupeTTL
@@ -346,6 +359,16 @@ func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequ
 		for i, u := range req.RoleUsers {
 			if i < len(res.Roles) && res.Roles[i] != "" {
 				st.Roles[u] = res.Roles[i]
+			}
+		}
+	}
+	if len(req.Activity) > 0 {
+		st.FirstSeen = make(map[string]time.Time, len(req.Activity))
+		st.Messages = make(map[string]int, len(req.Activity))
+		for i, ref := range req.Activity {
+			if i < len(res.FirstSeen) && i < len(res.Messages) {
+				st.FirstSeen[ref.User] = res.FirstSeen[i]
+				st.Messages[ref.User] = int(res.Messages[i])
 			}
 		}
 	}
@@ -691,7 +714,7 @@ func decisionRecord(ev *Event, set *rules.Set, d *Decision, subject int, latency
 		Time: ev.Received, Kind: audit.KindDecision, EventID: ev.ID, Command: ev.Command, Event: string(ev.Kind),
 		Group: d.Group, User: d.User, Role: d.Role, Verdict: string(d.Verdict), Rules: d.Rules,
 		RulesVersion: set.Version, Shadow: len(d.Shadow) > 0, ShadowRules: d.Shadow, Budget: d.Budget,
-		Result: result, LatencyUS: latencyUS,
+		Result: result, LatencyUS: latencyUS, Words: d.Words,
 	}
 	errs := make([]string, 0, len(d.Errors)+1)
 	for _, e := range d.Errors {

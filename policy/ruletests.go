@@ -134,6 +134,10 @@ type Assumed struct {
 	Strikes  int
 	Role     string // member (default), admin, owner or app_admin
 	Modes    []string
+	// Messages is user.messages; SeenFor how long before the event the
+	// subjects were first seen (user.first_seen; 0 = first seen now).
+	Messages int
+	SeenFor  time.Duration
 	// TouchedCountsOne makes the counters the event touches read 1 (the
 	// event itself) unless Counters says otherwise.
 	TouchedCountsOne bool
@@ -163,8 +167,12 @@ func Assume(set *rules.Set, ev *Event, a Assumed) (*State, string, error) {
 		return nil, "", fmt.Errorf("role %q is not member, admin, owner or app_admin", a.Role)
 	}
 	appAdmin := ""
+	st.FirstSeen = make(map[string]time.Time, len(ev.Subjects))
+	st.Messages = make(map[string]int, len(ev.Subjects))
 	for _, u := range ev.Subjects {
 		st.Strikes[u] = a.Strikes
+		st.Messages[u] = a.Messages
+		st.FirstSeen[u] = ev.Received.Add(-a.SeenFor)
 		switch a.Role {
 		case rules.RoleAppAdmin:
 			appAdmin = u
@@ -187,7 +195,8 @@ func EvaluateTest(set *rules.Set, t *rules.Test) (Outcome, Decision) {
 		now = t.State.Now
 	}
 	ev := NewEvent(t.Event, t.Body, now)
-	st, appAdmin, err := Assume(set, ev, Assumed{Counters: t.State.Counters, Strikes: t.State.Strikes, Role: t.State.Role, Modes: t.State.Modes})
+	st, appAdmin, err := Assume(set, ev, Assumed{Counters: t.State.Counters, Strikes: t.State.Strikes, Role: t.State.Role, Modes: t.State.Modes,
+		Messages: t.State.Messages, SeenFor: t.State.SeenFor})
 	if err != nil {
 		// The rule compiler checked the test's state already.
 		panic(fmt.Sprintf("rule %s test %s: %v", t.Rule.Name, t.Name, err))

@@ -157,13 +157,21 @@ func (c *compiler) compile(spec *fileSpec) *Set {
 	if spec.Version != 1 && !c.versionUnread {
 		c.add(0, "", "", "version", "must be 1 (got %d)", spec.Version)
 	}
-	set := &Set{Lists: map[string][]string{}, plans: map[Kind]*Plan{}, StrikeDecay: 24 * time.Hour}
+	set := &Set{Lists: map[string][]string{}, plans: map[Kind]*Plan{}, StrikeDecay: 24 * time.Hour, UserTTL: DefaultUserTTL}
 	c.readLists(spec.Lists, set)
 	if spec.Strikes.Decay != "" {
 		if d, err := parseDuration(spec.Strikes.Decay); err != nil || d < time.Minute {
 			c.add(0, "", "", "strikes.decay", "%q must be a duration of at least 1m", spec.Strikes.Decay)
 		} else {
 			set.StrikeDecay = d
+		}
+	}
+
+	if spec.Users.ForgetAfter != "" {
+		if d, err := parseDuration(spec.Users.ForgetAfter); err != nil || d < time.Hour {
+			c.add(0, "", "", "users.forget_after", "%q must be a duration of at least 1h, such as 90d", spec.Users.ForgetAfter)
+		} else {
+			set.UserTTL = d
 		}
 	}
 
@@ -263,7 +271,7 @@ func readsState(p *program) string {
 	for name := range p.use.counters {
 		return "counters." + name
 	}
-	for _, f := range []string{varUserStrikes, varUserRole} {
+	for _, f := range []string{varUserStrikes, varUserRole, varFirstSeen, varMessages} {
 		if p.use.fields[f] {
 			return f
 		}
@@ -355,8 +363,22 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 
 	for i := range rs.Actions {
 		if a := c.action(&rs.Actions[i], r.On, "rule", rs.Name, fmt.Sprintf("actions[%d]", i), false); a != nil {
+			if a.Kind == ActWarn {
+				t, err := parseTemplate(a.Text)
+				if err != nil {
+					c.add(rs.Actions[i].Line, "rule", rs.Name, fmt.Sprintf("actions[%d]", i), "warn: %s", err)
+				}
+				a.text = t
+			}
 			r.Actions = append(r.Actions, a)
 		}
+	}
+	if r.Reply != nil {
+		t, err := parseTemplate(r.Reply.Text)
+		if err != nil {
+			add("reply.text", "%s", err)
+		}
+		r.replyText = t
 	}
 
 	r.Exempt = append([]string{}, defaultExempt...)
@@ -395,10 +417,35 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 		add("", "does nothing: give it a verdict, actions or stop: true")
 	}
 	r.counters = ruleCounters(r)
+	r.wordListNames = ruleWordLists(r)
+	c.placeholderNeeds(r, add)
 	if len(c.problems) > before {
 		return nil
 	}
 	return r
+}
+
+// placeholderNeeds checks that the rule can fill the placeholders its texts
+// use: {until} needs a mute, ban or group mute of its own, {words} a list it
+// looks words up in.
+func (c *compiler) placeholderNeeds(r *Rule, add func(field, format string, args ...any)) {
+	type text struct {
+		field string
+		t     *template
+	}
+	texts := []text{{"reply.text", r.replyText}}
+	for i, a := range r.Actions {
+		texts = append(texts, text{fmt.Sprintf("actions[%d]", i), a.text})
+	}
+	mutes := slices.ContainsFunc(r.Actions, func(a *Action) bool { return isMuteKind(a.Kind) })
+	for _, t := range texts {
+		if t.t.uses(PhUntil) && !mutes {
+			add(t.field, "{until} needs a mute, ban or mute_group action in the same rule")
+		}
+		if t.t.uses(PhWords) && len(r.wordListNames) == 0 {
+			add(t.field, "{words} needs a list the rule looks words up in, e.g. contains_any(message.text, lists.spam_words)")
+		}
+	}
 }
 
 // ruleCounters lists every counter r's expressions read: its condition, the
@@ -764,6 +811,45 @@ func (c *compiler) plan(set *Set) {
 			set.plans[k] = p
 		}
 	}
+	c.planUsers(set)
+}
+
+// DefaultUserTTL is how long a user's activity in a group is kept after
+// they were last seen there, unless users.forget_after says otherwise.
+const DefaultUserTTL = 90 * 24 * time.Hour
+
+// planUsers works out, per kind, what is read and recorded of the
+// subjects' activity. When no rule reads user.first_seen or user.messages,
+// nothing is. Otherwise every kind with a plan whose events show the user
+// in the group (a message, a member joining) records a sighting, so that
+// first_seen is right for the rules that read it; one kind counts
+// messages, so that a message seen by both message callbacks counts once.
+func (c *compiler) planUsers(set *Set) {
+	tracked := false
+	for _, r := range set.Rules {
+		if readsField(varFirstSeen, ruleProgs(r)...) || readsField(varMessages, ruleProgs(r)...) {
+			tracked = true
+		}
+	}
+	if !tracked {
+		return
+	}
+	counting := MessageSent
+	if set.plans[Message] != nil {
+		counting = Message
+	}
+	for k, p := range set.plans {
+		for _, r := range p.Rules {
+			if readsField(varFirstSeen, ruleProgs(r)...) || readsField(varMessages, ruleProgs(r)...) {
+				p.Users.Read = true
+			}
+		}
+		switch k {
+		case Message, MessageSent, MemberJoined:
+			p.Users.Seen = true
+		}
+		p.Users.Count = k == counting
+	}
 }
 
 // boxLists boxes, once, what expressions read of the lists: the words,
@@ -786,6 +872,7 @@ func (c *compiler) boxLists(set *Set) {
 		if r.Rewrite != nil && r.Rewrite.listName != "" {
 			r.Rewrite.list = set.words[r.Rewrite.listName]
 		}
+		r.wordLists = wordListsOf(r.wordListNames, set.words)
 	}
 }
 
@@ -807,6 +894,19 @@ func (c *compiler) test(r *Rule, ts *testSpec, i int) *Test {
 	}
 	t.Body, t.Event = body, ev
 	t.State = TestState{Counters: ts.State.Counters, Strikes: ts.State.Strikes, Role: ts.State.Role, Modes: ts.State.Modes}
+	if ts.State.Messages < 0 {
+		add("state.messages: %d must not be negative", ts.State.Messages)
+		return nil
+	}
+	t.State.Messages = ts.State.Messages
+	if ts.State.SeenFor != "" {
+		d, err := parseDuration(ts.State.SeenFor)
+		if err != nil || d < 0 {
+			add("state.seen_for: %q is not a duration such as 3d (how long ago the user was first seen)", ts.State.SeenFor)
+			return nil
+		}
+		t.State.SeenFor = d
+	}
 	switch t.State.Role {
 	case "", RoleMember, RoleAdmin, RoleOwner, RoleAppAdmin:
 	default:

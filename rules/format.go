@@ -16,6 +16,7 @@ type fileSpec struct {
 	Version   int                 `yaml:"version"`
 	Lists     map[string]listSpec `yaml:"lists"`
 	Strikes   strikesSpec         `yaml:"strikes"`
+	Users     usersSpec           `yaml:"users"`
 	Counters  []counterSpec       `yaml:"counters"`
 	Rules     []ruleSpec          `yaml:"rules"`
 	Schedules []scheduleSpec      `yaml:"schedules"`
@@ -100,6 +101,11 @@ func (s *normalizeSpec) UnmarshalYAML(n *yaml.Node) error {
 
 type strikesSpec struct {
 	Decay string `yaml:"decay"`
+}
+
+// usersSpec is `users:`: how long a user's activity in a group is kept.
+type usersSpec struct {
+	ForgetAfter string `yaml:"forget_after"`
 }
 
 type counterSpec struct {
@@ -291,6 +297,8 @@ func (t *testSpec) UnmarshalYAML(n *yaml.Node) error {
 type stateSpec struct {
 	Counters map[string]int `yaml:"counters"`
 	Strikes  int            `yaml:"strikes"`
+	Messages int            `yaml:"messages"`
+	SeenFor  string         `yaml:"seen_for"`
 	Role     string         `yaml:"role"`
 	Modes    []string       `yaml:"modes"`
 	Now      string         `yaml:"now"`

@@ -29,6 +29,10 @@ type Set struct {
 	Schedules []*Schedule
 	// StrikeDecay is how long a strike counts (strikes.decay).
 	StrikeDecay time.Duration
+	// UserTTL is how long a user's activity in a group (user.first_seen,
+	// user.messages) is kept after they were last seen there
+	// (users.forget_after).
+	UserTTL time.Duration
 
 	plans  map[Kind]*Plan
 	byName map[string]*Rule
@@ -54,7 +58,27 @@ type Plan struct {
 	// ReadsURLs is true when an expression of this kind reads
 	// message.urls, which costs a scan of the text.
 	ReadsURLs bool
+	// Users says what events of this kind do with their subjects' activity
+	// in the group (user.first_seen, user.messages).
+	Users UserActivity
 }
+
+// UserActivity says what one event kind does with its subjects' activity.
+// Nothing is read or recorded unless some rule of the file reads
+// user.first_seen or user.messages.
+type UserActivity struct {
+	// Read: a rule of this kind reads the activity.
+	Read bool
+	// Seen: events of this kind are sightings of their subjects (messages,
+	// and members joining).
+	Seen bool
+	// Count: events of this kind count a message. Only one kind counts:
+	// message when rules handle messages, otherwise message_sent.
+	Count bool
+}
+
+// Any reports whether the kind reads or records activity.
+func (u UserActivity) Any() bool { return u.Read || u.Seen }
 
 // CounterUse is one counter an event kind needs.
 type CounterUse struct {
@@ -152,6 +176,12 @@ type Rule struct {
 
 	cond     *program
 	counters []string
+	// replyText is the reply's text when it holds placeholders.
+	replyText *template
+	// wordListNames and wordLists are the lists whose words the rule looks
+	// for ({words}, the audit record's words).
+	wordListNames []string
+	wordLists     []*wordlist.List
 }
 
 // Match evaluates the rule's condition.
@@ -208,6 +238,8 @@ type Action struct {
 	Announce string
 	Line     int
 	duration *durationSpec
+	// text is a warn text that holds placeholders.
+	text *template
 }
 
 type durationSpec struct {
@@ -441,6 +473,10 @@ type Test struct {
 type TestState struct {
 	Counters map[string]int
 	Strikes  int
+	// Messages is user.messages; SeenFor how long before the event the
+	// user was first seen (user.first_seen).
+	Messages int
+	SeenFor  time.Duration
 	Role     string
 	Modes    []string
 	Now      time.Time
@@ -496,6 +532,9 @@ func (e *Env) Fill(in *Input) {
 	m[varUserID] = in.UserID
 	m[varUserRole] = in.UserRole
 	m[varUserStrikes] = in.UserStrikes
+	m[varFirstSeen] = in.UserFirstSeen
+	m[varMessages] = in.UserMessages
+	m[varGroupTopic] = in.TopicID
 	m[varOperatorID] = in.OperatorID
 	m[varText] = in.Text
 	if lower := strings.ToLower(in.Text); lower == in.Text {
@@ -519,6 +558,13 @@ func (e *Env) SetUser(id, role string, strikes int) {
 	e.m[varUserID] = id
 	e.m[varUserRole] = role
 	e.m[varUserStrikes] = strikes
+}
+
+// SetActivity changes the subject's user.first_seen and user.messages, for
+// events evaluated per member.
+func (e *Env) SetActivity(firstSeen time.Time, messages int) {
+	e.m[varFirstSeen] = firstSeen
+	e.m[varMessages] = messages
 }
 
 // SetText replaces message.text, so that a rewrite sees what earlier
