@@ -460,6 +460,16 @@ func exprReason(err error) string {
 type wordEnv struct {
 	scratch wordlist.Scratch
 	norm    *wordlist.Normalizer // nil when no rule needs it
+	// matched keeps the words each list found in the event's text, for
+	// the rules that match after the first (Rule.MatchedWords); it is
+	// emptied whenever the text changes.
+	matched []listWords
+}
+
+// listWords is the words one list found in the event's text.
+type listWords struct {
+	list  *wordlist.List
+	words []string
 }
 
 var errNoWordEnv = errors.New("the word functions need their environment")

@@ -170,7 +170,8 @@ func (r *Rule) LooksUpWords() bool { return len(r.wordLists) > 0 }
 // MatchedWords returns the entries of the lists the rule looks words up in
 // that the event's text holds (message.text, or apply.msg for a join
 // request), as the lists write them, sorted, each once. They are what
-// {words} stands for and what the audit record lists.
+// {words} stands for and what the audit record lists. The slice may be
+// shared with other rules' answers: callers must not change it.
 func (r *Rule) MatchedWords(e *Env) []string {
 	if len(r.wordLists) == 0 {
 		return nil
@@ -182,12 +183,31 @@ func (r *Rule) MatchedWords(e *Env) []string {
 	if text == "" {
 		return nil
 	}
+	if len(r.wordLists) == 1 {
+		return e.listMatched(r.wordLists[0], text)
+	}
 	var out []string
 	for _, l := range r.wordLists {
-		out = append(out, l.Matched(&e.words.scratch, text)...)
+		out = append(out, e.listMatched(l, text)...)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// listMatched returns the words l finds in text, sorted, each once: found
+// once per text and kept for the next rule that asks. The slice is shared;
+// callers must not change it.
+func (e *Env) listMatched(l *wordlist.List, text string) []string {
+	for _, m := range e.words.matched {
+		if m.list == l {
+			return m.words
+		}
+	}
+	words := l.Matched(&e.words.scratch, text)
+	slices.Sort(words)
+	words = slices.Compact(words)
+	e.words.matched = append(e.words.matched, listWords{list: l, words: words})
+	return words
 }
 
 // ruleWordLists names the lists whose words r's expressions look for.

@@ -532,11 +532,12 @@ func (e *Env) Fill(in *Input) {
 	m[varUserID] = in.UserID
 	m[varUserRole] = in.UserRole
 	m[varUserStrikes] = in.UserStrikes
-	m[varFirstSeen] = in.UserFirstSeen
+	m[varFirstSeen] = boxTime(in.UserFirstSeen)
 	m[varMessages] = in.UserMessages
 	m[varGroupTopic] = in.TopicID
 	m[varOperatorID] = in.OperatorID
 	m[varText] = in.Text
+	e.words.matched = e.words.matched[:0]
 	if lower := strings.ToLower(in.Text); lower == in.Text {
 		m[varTextLower] = m[varText]
 	} else {
@@ -563,13 +564,25 @@ func (e *Env) SetUser(id, role string, strikes int) {
 // SetActivity changes the subject's user.first_seen and user.messages, for
 // events evaluated per member.
 func (e *Env) SetActivity(firstSeen time.Time, messages int) {
-	e.m[varFirstSeen] = firstSeen
+	e.m[varFirstSeen] = boxTime(firstSeen)
 	e.m[varMessages] = messages
+}
+
+// zeroTime is the zero time boxed once: most events read no first
+// sighting.
+var zeroTime any = time.Time{}
+
+func boxTime(t time.Time) any {
+	if t.IsZero() {
+		return zeroTime
+	}
+	return t
 }
 
 // SetText replaces message.text, so that a rewrite sees what earlier
 // rewrites made of the message.
 func (e *Env) SetText(text string) {
+	e.words.matched = e.words.matched[:0]
 	e.m[varText] = text
 	e.m[varTextLower] = strings.ToLower(text)
 }
