@@ -512,6 +512,10 @@ func BenchmarkEnrich5Counters(b *testing.B) {
 	storetest.BenchEnrich5Counters(b, freshStore(b, Options{}))
 }
 
+func BenchmarkEnrich5CountersAndActivity(b *testing.B) {
+	storetest.BenchEnrich5CountersAndActivity(b, freshStore(b, Options{}))
+}
+
 func BenchmarkOutboxCycle(b *testing.B) {
 	storetest.BenchOutboxCycle(b, freshStore(b, Options{}))
 }
