@@ -139,7 +139,8 @@ type Assumed struct {
 	Messages int
 	SeenFor  time.Duration
 	// TouchedCountsOne makes the counters the event touches read 1 (the
-	// event itself) unless Counters says otherwise.
+	// event itself) unless Counters says otherwise, and so user.messages
+	// when the event counts a message.
 	TouchedCountsOne bool
 }
 
@@ -166,12 +167,16 @@ func Assume(set *rules.Set, ev *Event, a Assumed) (*State, string, error) {
 	default:
 		return nil, "", fmt.Errorf("role %q is not member, admin, owner or app_admin", a.Role)
 	}
+	messages := a.Messages
+	if a.TouchedCountsOne && messages == 0 && set.Plan(ev.Kind).Users.Count {
+		messages = 1 // the event's own message
+	}
 	appAdmin := ""
 	st.FirstSeen = make(map[string]time.Time, len(ev.Subjects))
 	st.Messages = make(map[string]int, len(ev.Subjects))
 	for _, u := range ev.Subjects {
 		st.Strikes[u] = a.Strikes
-		st.Messages[u] = a.Messages
+		st.Messages[u] = messages
 		st.FirstSeen[u] = ev.Received.Add(-a.SeenFor)
 		switch a.Role {
 		case rules.RoleAppAdmin:

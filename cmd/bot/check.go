@@ -205,8 +205,17 @@ type simResult struct {
 // store state, with the full trace and no side effects.
 func simulateEvent(set *rules.Set, cb tim.Event, body []byte, st simState, appAdmin string, dryRun bool, now time.Time) (simResult, error) {
 	ev := policy.NewEvent(cb, body, now)
+	var seenFor time.Duration
+	if st.SeenFor != "" {
+		d, err := rules.ParseDuration(st.SeenFor)
+		if err != nil || d < 0 {
+			return simResult{}, fmt.Errorf("seen_for: %q is not a duration such as 3d", st.SeenFor)
+		}
+		seenFor = d
+	}
 	state, subjectAdmin, err := policy.Assume(set, ev, policy.Assumed{
 		Counters: st.Counters, Strikes: st.Strikes, Role: st.Role, Modes: st.Modes, TouchedCountsOne: true,
+		Messages: st.Messages, SeenFor: seenFor,
 	})
 	if err != nil {
 		return simResult{}, err
@@ -229,4 +238,8 @@ type simState struct {
 	Strikes  int            `yaml:"strikes" json:"strikes"`
 	Role     string         `yaml:"role" json:"role"`
 	Modes    []string       `yaml:"modes" json:"modes"`
+	// Messages is user.messages (default: 1 for a message that counts);
+	// SeenFor how long before the event the user was first seen.
+	Messages int    `yaml:"messages" json:"messages"`
+	SeenFor  string `yaml:"seen_for" json:"seen_for"`
 }

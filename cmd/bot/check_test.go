@@ -129,6 +129,35 @@ func TestSimulatePrintsTheDecisionWithMatchedRules(t *testing.T) {
 	}
 }
 
+func TestSimulateTakesTheTrustSignalsFromTheState(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.yaml")
+	for _, c := range []struct {
+		state string
+		want  []string
+	}{
+		{"{}", []string{"spam-words", "newcomer-links"}},
+		{"{messages: 40, seen_for: 30d}", []string{"spam-words"}},
+	} {
+		write(t, state, c.state+"\n")
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"simulate", "--config", "../../config.example.yaml", "--event", "../../tim/testdata/callbacks/BeforeSendMsg.json", "--state", state}, &stdout, &stderr)
+		if code != 0 {
+			t.Fatalf("state %s: exit %d: %s", c.state, code, stderr.String())
+		}
+		var out struct {
+			Decisions []struct {
+				Rules []string `json:"rules"`
+			} `json:"decisions"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out.Decisions) != 1 {
+			t.Fatalf("state %s: output %s (%v)", c.state, stdout.String(), err)
+		}
+		if !slices.Equal(out.Decisions[0].Rules, c.want) {
+			t.Errorf("state %s: matched %v, want %v", c.state, out.Decisions[0].Rules, c.want)
+		}
+	}
+}
+
 func TestReplayShowsWhatARuleChangeWouldDo(t *testing.T) {
 	dir := t.TempDir()
 	oldRules := filepath.Join(dir, "old.yaml")
