@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/timguard/timguard/internal/yamlx"
+	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -46,6 +48,9 @@ type Config struct {
 	// Relative to the configuration file's directory; one process per
 	// directory.
 	StateDir string `yaml:"state_dir"`
+	// Record keeps the callbacks evaluated, for `bot replay` (off unless
+	// enabled).
+	Record Record `yaml:"record"`
 
 	// File is the path the configuration was read from ("" when built in
 	// code). Relative paths in the file are resolved against its directory.
@@ -111,13 +116,13 @@ type Store struct {
 	// message), what to decide when the store cannot be read: "open"
 	// (evaluate with empty state: counters and strikes read 0) or
 	// "closed" (refuse). Kinds not listed fail open.
-	FailMode map[string]string `yaml:"fail_mode"`
+	FailMode map[string]rules.FailMode `yaml:"fail_mode"`
 }
 
-// Fail modes.
+// Fail modes (rules.FailMode).
 const (
-	FailOpen   = "open"
-	FailClosed = "closed"
+	FailOpen   = rules.FailOpen
+	FailClosed = rules.FailClosed
 )
 
 // Admin configures the admin API.
@@ -130,6 +135,90 @@ type Admin struct {
 type Audit struct {
 	// File is where audit records go; empty means standard output.
 	File string `yaml:"file"`
+}
+
+// Record configures the recorder: it keeps each evaluated callback with
+// the state its rules read (counters, strikes, roles, modes), in one JSON
+// Lines file per hour, so `bot replay` evaluates rule changes against
+// traffic as it was. Off by default: the files hold what members wrote (or
+// its hash).
+type Record struct {
+	Enabled bool `yaml:"enabled"`
+	// Dir is where the files go; empty means "recordings" in state_dir.
+	// Relative to the configuration file's directory.
+	Dir string `yaml:"dir"`
+	// Keep is how long a file is kept after its hour ended.
+	Keep Duration `yaml:"keep"`
+	// Events are the event kinds recorded (as in a rule's on:); empty
+	// records every kind.
+	Events []string `yaml:"events"`
+	// Text is "hash" (each text members wrote is replaced by its hash) or
+	// "keep" (texts are kept as written, so replays of word rules match).
+	Text string `yaml:"text"`
+	// HashKey makes text hashes HMACs with this key, which nobody without
+	// it can test guessed texts against. Only with text: hash.
+	HashKey Secret `yaml:"hash_key"`
+	// Queue bounds the callbacks waiting to be written; more are dropped
+	// and counted (timguard_record_dropped_total), never waited for.
+	Queue int `yaml:"queue"`
+}
+
+// Values of record.text.
+const (
+	RecordTextKeep = "keep"
+	RecordTextHash = "hash"
+)
+
+// recordKinds are the event kinds record.events may name.
+var recordKinds = []string{"join_request", "invite", "message", "message_sent", "member_joined", "member_left", "group_destroyed"}
+
+func (r *Record) applyDefaults() {
+	if r.Keep == 0 {
+		r.Keep = Duration(DefaultRecordKeep)
+	}
+	if r.Text == "" {
+		r.Text = RecordTextHash
+	}
+	if r.Queue == 0 {
+		r.Queue = DefaultRecordQueue
+	}
+}
+
+func (r Record) validate(stateDir string) []yamlx.Problem {
+	var ps []yamlx.Problem
+	bad := func(key string, format string, args ...any) {
+		ps = append(ps, yamlx.Problem{Path: "record." + key, Reason: fmt.Sprintf(format, args...)})
+	}
+	if r.Enabled && r.Dir == "" && stateDir == "" {
+		bad("dir", "is required when record.enabled is true and state_dir is empty")
+	}
+	if d := r.Keep.D(); d < time.Hour || d > 365*24*time.Hour {
+		bad("keep", "%s must be between 1h and 8760h (files hold one hour each)", r.Keep)
+	}
+	seen := map[string]bool{}
+	for i, k := range r.Events {
+		key := fmt.Sprintf("events[%d]", i)
+		switch {
+		case !slices.Contains(recordKinds, k):
+			bad(key, "%q is not an event kind (%s)", k, strings.Join(recordKinds, ", "))
+		case seen[k]:
+			bad(key, "%q is listed twice", k)
+		}
+		seen[k] = true
+	}
+	switch r.Text {
+	case RecordTextKeep:
+		if r.HashKey != "" {
+			bad("hash_key", "is set but record.text is keep; texts are hashed only with text: hash")
+		}
+	case RecordTextHash:
+	default:
+		bad("text", "%q must be %s or %s", r.Text, RecordTextHash, RecordTextKeep)
+	}
+	if r.Queue < 16 || r.Queue > 1_000_000 {
+		bad("queue", "%d must be between 16 and 1000000", r.Queue)
+	}
+	return ps
 }
 
 // Executor tunes the action executor, which carries out the decided actions
@@ -251,6 +340,10 @@ const (
 	DefaultMaxConnections = 1024
 	DefaultReadTimeout    = 5 * time.Second
 	DefaultIdleTimeout    = 30 * time.Second
+	// DefaultRecordKeep and DefaultRecordQueue are record.keep and
+	// record.queue.
+	DefaultRecordKeep  = 72 * time.Hour
+	DefaultRecordQueue = 4096
 )
 
 // reservedPaths are served by the bot itself and cannot be the callback path.
@@ -352,6 +445,7 @@ func (c *Config) applyDefaults() {
 		c.Schedule.CatchUp = Duration(DefaultCatchUp)
 	}
 	c.HTTP.applyDefaults()
+	c.Record.applyDefaults()
 }
 
 func (c *Config) validate() []yamlx.Problem {
@@ -412,18 +506,14 @@ func (c *Config) validate() []yamlx.Problem {
 	if c.Store.Timeout <= 0 {
 		bad("store.timeout", "%s must be positive", c.Store.Timeout)
 	}
-	for kind, mode := range c.Store.FailMode {
-		switch kind {
-		case "join_request", "invite", "message":
-		case "message_sent", "member_joined", "member_left", "group_destroyed":
-			bad("store.fail_mode."+kind, "the IM server ignores the answer to %s events, so they cannot fail closed; leave them out", kind)
-			continue
-		default:
-			bad("store.fail_mode."+kind, "%q is not an event kind that can be refused (join_request, invite, message)", kind)
-			continue
-		}
-		if mode != FailOpen && mode != FailClosed {
-			bad("store.fail_mode."+kind, "%q must be open or closed", mode)
+	for name, mode := range c.Store.FailMode {
+		switch kind := rules.Kind(name); {
+		case !kind.Valid():
+			bad("store.fail_mode."+name, "%q is not an event kind that can be refused (%s)", name, refusableKinds())
+		case !kind.CanFailClosed():
+			bad("store.fail_mode."+name, "the IM server ignores the answer to %s events, so they cannot fail closed; leave them out", name)
+		case !mode.Valid():
+			bad("store.fail_mode."+name, "%q must be %s or %s", mode, rules.FailOpen, rules.FailClosed)
 		}
 	}
 	if strings.ContainsAny(c.Store.KeyPrefix, "{}") {
@@ -432,6 +522,7 @@ func (c *Config) validate() []yamlx.Problem {
 	ps = append(ps, c.Executor.validate(c.Tencent.Timeout)...)
 	ps = append(ps, c.Schedule.validate()...)
 	ps = append(ps, c.HTTP.validate()...)
+	ps = append(ps, c.Record.validate(c.StateDir)...)
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "%s", err)
 	}
@@ -546,6 +637,18 @@ func (c *Config) AuditPath() string { return c.Resolve(c.Audit.File) }
 // StatePath is state_dir resolved, or "" when there is none.
 func (c *Config) StatePath() string { return c.Resolve(c.StateDir) }
 
+// RecordPath is where the recorder writes: record.dir resolved, or
+// "recordings" in state_dir.
+func (c *Config) RecordPath() string {
+	if c.Record.Dir != "" {
+		return c.Resolve(c.Record.Dir)
+	}
+	if dir := c.StatePath(); dir != "" {
+		return filepath.Join(dir, "recordings")
+	}
+	return ""
+}
+
 // CallbackTokens returns the tokens a callback signature may be made with.
 func (c *Config) CallbackTokens() []string {
 	var out []string
@@ -608,3 +711,14 @@ func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
 // Reveal returns the secret itself, for the code that needs it.
 func (s Secret) Reveal() string { return string(s) }
+
+// refusableKinds lists the event kinds that can fail closed.
+func refusableKinds() string {
+	var names []string
+	for _, k := range rules.Kinds() {
+		if k.CanFailClosed() {
+			names = append(names, string(k))
+		}
+	}
+	return strings.Join(names, ", ")
+}

@@ -54,7 +54,7 @@ func TestTrustSignalsAndPlaceholdersThroughTheEngine(t *testing.T) {
 		}
 		var warn string
 		for _, a := range pending {
-			if a.Kind == rules.ActWarn && a.User == "eve" && a.Rule == "newcomer-links" {
+			if rules.ActionKind(a.Kind) == rules.ActWarn && a.User == "eve" && a.Rule == "newcomer-links" {
 				warn = a.Text
 			}
 		}

@@ -21,7 +21,7 @@ type Input struct {
 	GroupID     string
 	GroupType   string
 	UserID      string
-	UserRole    string // owner, admin, member, app_admin
+	UserRole    Role
 	UserStrikes int
 	// UserFirstSeen is when timguard first saw the user in the group
 	// (user.first_seen); UserMessages how many of their messages it counted

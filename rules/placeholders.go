@@ -235,8 +235,8 @@ func wordListsOf(names []string, lists map[string]*wordlist.List) []*wordlist.Li
 	return out
 }
 
-// muteKinds are the actions {until} reads the end of.
-func isMuteKind(kind string) bool {
+// isMuteKind reports whether kind is an action {until} reads the end of.
+func isMuteKind(kind ActionKind) bool {
 	return kind == ActMute || kind == ActBan || kind == ActMuteGroup
 }
 

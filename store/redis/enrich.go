@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/store/internal/storeutil"
@@ -25,13 +25,13 @@ func ms(n int64) string { return strconv.FormatInt(n, 10) }
 // touch queues one window's ZREMRANGEBYSCORE, ZADD NX, PEXPIRE and ZCOUNT on
 // pipe: entries at or before now-span leave, EventID/0..add-1 join at now,
 // and the count covers (now-span, now].
-func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, span time.Duration, now int64) *redis.IntCmd {
+func touch(ctx context.Context, pipe goredis.Pipeliner, key, id string, add int, span time.Duration, now int64) *goredis.IntCmd {
 	from := now - span.Milliseconds()
 	pipe.ZRemRangeByScore(ctx, key, "-inf", ms(from))
 	if add > 0 {
-		zs := make([]redis.Z, add)
+		zs := make([]goredis.Z, add)
 		for i := range zs {
-			zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
+			zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
 		}
 		pipe.ZAddNX(ctx, key, zs...)
 		pipe.PExpire(ctx, key, span+storeutil.ExpirySlack)
@@ -101,12 +101,12 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	pipe := s.rdb.Pipeline()
-	counts := make([]*redis.IntCmd, p.ce-p.ci)
+	counts := make([]*goredis.IntCmd, p.ce-p.ci)
 	for i, c := range req.Counters[p.ci:p.ce] {
 		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
 	}
-	var dedupe *redis.BoolCmd
-	var modes *redis.MapStringStringCmd
+	var dedupe *goredis.BoolCmd
+	var modes *goredis.MapStringStringCmd
 	if p.first {
 		if req.Dedupe != "" {
 			dedupe = pipe.SetNX(ctx, s.k.dedupe(req.Dedupe), "1", req.DedupeTTL)
@@ -116,16 +116,16 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 		}
 	}
 	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
-	strikes := make([]*redis.IntCmd, se-si)
+	strikes := make([]*goredis.IntCmd, se-si)
 	from := ms(now - req.StrikeDecay.Milliseconds())
 	for i, u := range req.Strikes[si:se] {
 		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), "("+from, ms(now))
 	}
-	var roles *redis.SliceCmd
+	var roles *goredis.SliceCmd
 	if req.RoleGroup != "" && (first || ri < re) {
 		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers[ri:re]...)...)
 	}
-	activity := make([]*redis.Cmd, p.ae-p.ai)
+	activity := make([]*goredis.Cmd, p.ae-p.ai)
 	for i, a := range req.Activity[p.ai:p.ae] {
 		activity[i] = s.scripts.activity.EvalSha(ctx, pipe, []string{s.k.activity(a.Group, a.User)}, s.activityArgs(req, a)...)
 	}
@@ -206,18 +206,18 @@ func (s *Store) activityArgs(req store.EnrichRequest, a store.ActivityRef) []any
 // scripts failed, and only because Redis lost its script cache (a
 // restart), they did nothing and are sent again with EVAL in a second trip,
 // which fills cmds' places in activity. Any other failure is returned.
-func (s *Store) activityAgain(ctx context.Context, req store.EnrichRequest, p enrichPart, cmds []redis.Cmder, activity []*redis.Cmd) error {
-	missing := map[redis.Cmder]bool{}
+func (s *Store) activityAgain(ctx context.Context, req store.EnrichRequest, p enrichPart, cmds []goredis.Cmder, activity []*goredis.Cmd) error {
+	missing := map[goredis.Cmder]bool{}
 	for _, c := range activity {
 		missing[c] = true
 	}
 	var again []int
 	for _, c := range cmds {
 		cerr := c.Err()
-		if cerr == nil || errors.Is(cerr, redis.Nil) {
+		if cerr == nil || errors.Is(cerr, goredis.Nil) {
 			continue
 		}
-		if !missing[c] || !redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+		if !missing[c] || !goredis.HasErrorPrefix(cerr, "NOSCRIPT") {
 			return cerr
 		}
 	}
@@ -303,9 +303,9 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		key := s.k.strikes(st.Group, st.User)
 		pipe.ZRemRangeByScore(ctx, key, "-inf", ms(now-decay.Milliseconds()))
 		if st.N > 0 {
-			zs := make([]redis.Z, st.N)
+			zs := make([]goredis.Z, st.N)
 			for i := range zs {
-				zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(st.ID, i)}
+				zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(st.ID, i)}
 			}
 			pipe.ZAddNX(ctx, key, zs...)
 			pipe.PExpire(ctx, key, decay+storeutil.ExpirySlack)
@@ -314,7 +314,7 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	for _, c := range req.Touch {
 		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
 	}
-	var enqueue *redis.Cmd
+	var enqueue *goredis.Cmd
 	var enqueueArgs []any
 	if len(req.Actions) > 0 {
 		var err error
@@ -333,8 +333,8 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	// Commands fail one by one in a pipeline: report the first failure that
 	// is not the enqueue script missing from the cache.
 	for _, c := range cmds {
-		if cerr := c.Err(); cerr != nil && !errors.Is(cerr, redis.Nil) {
-			if c == redis.Cmder(enqueue) && redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+		if cerr := c.Err(); cerr != nil && !errors.Is(cerr, goredis.Nil) {
+			if c == goredis.Cmder(enqueue) && goredis.HasErrorPrefix(cerr, "NOSCRIPT") {
 				continue
 			}
 			return s.result("commit", req.EventID, cerr)
@@ -385,8 +385,8 @@ func (s *Store) Allow(ctx context.Context, n int, perSecond int) (bool, time.Dur
 // ---------------------------------------------------------------------------
 // Decisions.
 
-func (s *Store) addDecision(ctx context.Context, pipe redis.Pipeliner, d store.DecisionRecord) {
-	pipe.XAdd(ctx, &redis.XAddArgs{
+func (s *Store) addDecision(ctx context.Context, pipe goredis.Pipeliner, d store.DecisionRecord) {
+	pipe.XAdd(ctx, &goredis.XAddArgs{
 		Stream: s.k.decisions,
 		MaxLen: int64(s.maxDecisions),
 		Approx: true,
@@ -442,7 +442,7 @@ func decisionTime(t time.Time) string {
 	return ms(t.UnixMilli())
 }
 
-func decodeDecision(m redis.XMessage) (store.DecisionRecord, error) {
+func decodeDecision(m goredis.XMessage) (store.DecisionRecord, error) {
 	str := func(k string) string {
 		v, _ := m.Values[k].(string)
 		return v
@@ -550,7 +550,7 @@ func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]str
 	for u, r := range roles {
 		fields = append(fields, u, r)
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Del(ctx, key)
 		p.HSet(ctx, key, fields...)
 		p.PExpire(ctx, key, ttl)

@@ -1,6 +1,6 @@
-package redisstore
+package redis
 
-import "github.com/redis/go-redis/v9"
+import goredis "github.com/redis/go-redis/v9"
 
 // The outbox scripts all take the same KEYS, which share one hash tag so
 // that they live in one Cluster slot:
@@ -253,8 +253,6 @@ end
 return live
 `
 
-// scripts holds the store's Lua scripts. Script.Run sends EVALSHA and falls
-// back to EVAL when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
 // activityLua reads, and with seen records, one user's activity in a group
 // (a hash: f first seen in ms, m messages counted, e the name of the last
 // message counted). KEYS[1] the hash; ARGV: now (ms), seen (0/1), the
@@ -276,24 +274,26 @@ end
 return {f or '', redis.call('HGET', KEYS[1], 'm') or '0'}
 `
 
+// scripts holds the store's Lua scripts. Script.Run sends EVALSHA and falls
+// back to EVAL when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
 type scripts struct {
-	enqueue, claim, extend, complete, retry, release, deadLetter *redis.Script
-	stats, pending, dead, mutes, activity                        *redis.Script
+	enqueue, claim, extend, complete, retry, release, deadLetter *goredis.Script
+	stats, pending, dead, mutes, activity                        *goredis.Script
 }
 
 func newScripts() scripts {
 	return scripts{
-		enqueue:    redis.NewScript(enqueueLua),
-		claim:      redis.NewScript(claimLua),
-		extend:     redis.NewScript(extendLua),
-		complete:   redis.NewScript(completeLua),
-		retry:      redis.NewScript(retryLua),
-		release:    redis.NewScript(releaseLua),
-		deadLetter: redis.NewScript(deadLetterLua),
-		stats:      redis.NewScript(statsLua),
-		pending:    redis.NewScript(pendingLua),
-		dead:       redis.NewScript(deadLua),
-		mutes:      redis.NewScript(mutesLua),
-		activity:   redis.NewScript(activityLua),
+		enqueue:    goredis.NewScript(enqueueLua),
+		claim:      goredis.NewScript(claimLua),
+		extend:     goredis.NewScript(extendLua),
+		complete:   goredis.NewScript(completeLua),
+		retry:      goredis.NewScript(retryLua),
+		release:    goredis.NewScript(releaseLua),
+		deadLetter: goredis.NewScript(deadLetterLua),
+		stats:      goredis.NewScript(statsLua),
+		pending:    goredis.NewScript(pendingLua),
+		dead:       goredis.NewScript(deadLua),
+		mutes:      goredis.NewScript(mutesLua),
+		activity:   goredis.NewScript(activityLua),
 	}
 }
