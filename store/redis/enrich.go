@@ -95,15 +95,21 @@ func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.Enri
 	// The first pipeline carries the dedupe mark, the modes and the role
 	// cache's marker; counters, strikes and roles fill pipelines of at most
 	// chunk items, in that order.
+	if len(req.Activity) > 0 {
+		res.FirstSeen = make([]time.Time, len(req.Activity))
+		res.Messages = make([]int64, len(req.Activity))
+	}
 	var p enrichPart
-	for first := true; first || p.ce < len(req.Counters) || p.se < len(req.Strikes) || p.re < roleUsers; first = false {
-		p = enrichPart{first: first, ci: p.ce, si: p.se, ri: p.re}
+	for first := true; first || p.ce < len(req.Counters) || p.se < len(req.Strikes) || p.re < roleUsers || p.ae < len(req.Activity); first = false {
+		p = enrichPart{first: first, ci: p.ce, si: p.se, ri: p.re, ai: p.ae}
 		budget := chunk
 		p.ce = p.ci + min(budget, len(req.Counters)-p.ci)
 		budget -= p.ce - p.ci
 		p.se = p.si + min(budget, len(req.Strikes)-p.si)
 		budget -= p.se - p.si
 		p.re = p.ri + min(budget, roleUsers-p.ri)
+		budget -= p.re - p.ri
+		p.ae = p.ai + min(budget, len(req.Activity)-p.ai)
 		if err := s.enrichPart(ctx, req, &res, now, p); err != nil {
 			return res, err
 		}
@@ -112,11 +118,12 @@ func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.Enri
 }
 
 // enrichPart is one pipeline of Enrich: the counters [ci, ce), strikes
-// [si, se) and roles [ri, re), and with first the dedupe mark and modes.
+// [si, se), roles [ri, re) and activity [ai, ae), and with first the dedupe
+// mark and modes.
 type enrichPart struct {
 	first          bool
 	ci, ce, si, se int
-	ri, re         int
+	ri, re, ai, ae int
 }
 
 func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *store.EnrichResult, now int64, p enrichPart) error {
@@ -151,8 +158,19 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	if req.RoleGroup != "" && (first || ri < re) {
 		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers[ri:re]...)...)
 	}
-	if _, err := s.exec(ctx, pipe); err != nil {
-		return s.result("enrich", req.EventID, err)
+	activity := make([]*goredis.Cmd, p.ae-p.ai)
+	for i, a := range req.Activity[p.ai:p.ae] {
+		activity[i] = s.scripts.activity.EvalSha(ctx, pipe, []string{s.k.activity(a.Group, a.User)}, s.activityArgs(req, a)...)
+	}
+	if cmds, err := s.exec(ctx, pipe); err != nil {
+		// cmds is nil when the pipeline was not sent at all (the caller's
+		// deadline passed while it waited for a batch).
+		if cmds == nil {
+			return s.result("enrich", req.EventID, err)
+		}
+		if err := s.activityAgain(ctx, req, p, cmds, activity); err != nil {
+			return s.result("enrich", req.EventID, err)
+		}
 	}
 	_ = s.result("enrich", req.EventID, nil)
 
@@ -185,6 +203,20 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 			clear(res.Roles)
 		}
 	}
+	for i, c := range activity {
+		vals, err := c.StringSlice()
+		if err != nil || len(vals) != 2 {
+			return fmt.Errorf("redis enrich: activity of %q in %q: %v %w", req.Activity[p.ai+i].User, req.Activity[p.ai+i].Group, vals, err)
+		}
+		if vals[0] != "" {
+			first, err := strconv.ParseInt(vals[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("redis enrich: activity of %q in %q: first seen %q: %w", req.Activity[p.ai+i].User, req.Activity[p.ai+i].Group, vals[0], err)
+			}
+			res.FirstSeen[p.ai+i] = time.UnixMilli(first).UTC()
+		}
+		res.Messages[p.ai+i], _ = strconv.ParseInt(vals[1], 10, 64)
+	}
 	if modes != nil {
 		res.Modes = make(map[string]time.Time)
 		for name, v := range modes.Val() {
@@ -198,6 +230,50 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 		}
 	}
 	return nil
+}
+
+func (s *Store) activityArgs(req store.EnrichRequest, a store.ActivityRef) []any {
+	seen := "0"
+	if a.Seen {
+		seen = "1"
+	}
+	return []any{ms(storeutil.Ms(req.Now)), seen, a.Message, ms(req.ActivityTTL.Milliseconds())}
+}
+
+// activityAgain looks at a failed enrich pipeline: when only activity
+// scripts failed, and only because Redis lost its script cache (a
+// restart), they did nothing and are sent again with EVAL in a second trip,
+// which fills cmds' places in activity. Any other failure is returned.
+func (s *Store) activityAgain(ctx context.Context, req store.EnrichRequest, p enrichPart, cmds []goredis.Cmder, activity []*goredis.Cmd) error {
+	missing := map[goredis.Cmder]bool{}
+	for _, c := range activity {
+		missing[c] = true
+	}
+	var again []int
+	for _, c := range cmds {
+		cerr := c.Err()
+		if cerr == nil || errors.Is(cerr, goredis.Nil) {
+			continue
+		}
+		if !missing[c] || !goredis.HasErrorPrefix(cerr, "NOSCRIPT") {
+			return cerr
+		}
+	}
+	for i, c := range activity {
+		if c.Err() != nil {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, i := range again {
+		a := req.Activity[p.ai+i]
+		activity[i] = s.scripts.activity.Eval(ctx, pipe, []string{s.k.activity(a.Group, a.User)}, s.activityArgs(req, a)...)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // Commit writes a decision's strikes, window touches, actions and decision

@@ -11,6 +11,7 @@
 //
 //	P w:KEY                      counter window (zset EventID/i -> ms)
 //	P s:LEN:GROUP:USER           strikes (zset ID/i -> ms)
+//	P a:LEN:GROUP:USER           activity (hash f first seen ms, m messages, e last message; PX ttl)
 //	P d:KEY                      dedupe mark (string, PX ttl)
 //	P c:KEY                      ClaimOnce mark (string, PX ttl)
 //	P r:GROUP                    cached roles (hash user -> role, PX ttl)
@@ -441,6 +442,12 @@ func (k keys) groupMutes(group string) string {
 // ("a:b", "c") and ("a", "b:c") apart.
 func (k keys) strikes(group, user string) string {
 	return k.prefix + "s:" + strconv.Itoa(len(group)) + ":" + group + ":" + user
+}
+
+// activity names a user's activity in a group (user.first_seen,
+// user.messages), keyed like strikes.
+func (k keys) activity(group, user string) string {
+	return k.prefix + "a:" + strconv.Itoa(len(group)) + ":" + group + ":" + user
 }
 
 // randomToken returns 16 random hex digits.
