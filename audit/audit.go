@@ -65,6 +65,8 @@ type Record struct {
 	// Actor is who made an admin API call (the token's name) or which
 	// replica ran a job.
 	Actor string `json:"actor,omitempty"`
+	// Reason is why a moderator acted, as they wrote it in the console.
+	Reason string `json:"reason,omitempty"`
 	// Attempt counts tries of an action.
 	Attempt int `json:"attempt,omitempty"`
 	// Reply is the error code answered to the IM server, when not 0.
