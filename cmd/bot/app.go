@@ -20,6 +20,7 @@ import (
 	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/config"
+	"github.com/timguard/timguard/console"
 	"github.com/timguard/timguard/handlers"
 	"github.com/timguard/timguard/internal/logging"
 	"github.com/timguard/timguard/internal/metrics"
@@ -80,6 +81,11 @@ type app struct {
 	// rewatch tells the file watcher that a reload may have named other
 	// files.
 	rewatch chan struct{}
+
+	// results passes the executor's audit records on to audit and keeps
+	// the latest result of each action for the console.
+	results *console.ActionResults
+	console *console.Console
 }
 
 // newApp builds every part. Nothing listens until run.
@@ -138,6 +144,7 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 		a.audit = audit.NewWithOptions(opts.Stdout, auditOpts)
 	}
 
+	a.results = console.NewActionResults(a.audit, 0)
 	kept, err := a.openJournal()
 	if err != nil {
 		a.close()
@@ -166,6 +173,10 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 		Replica: replicaName(), Journal: journal, Kept: kept,
 	})
 	a.metrics.SpoolGauge(a.engine.Spooled)
+	if a.console, err = a.buildConsole(); err != nil {
+		a.close()
+		return nil, err
+	}
 	gin.SetMode(gin.ReleaseMode)
 	a.router = handlers.New(handlers.Config{
 		CallbackPath:   cfg.Callback.Path,
@@ -183,6 +194,7 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 		Metrics: a.metrics.Handler(),
 		Observe: a.metrics.Callback,
 		Admin:   handlers.Admin(a.adminConfig()),
+		Console: a.console,
 	})
 	a.server = &http.Server{
 		Handler:           a.track(a.router),
@@ -225,7 +237,7 @@ func (a *app) openJournal() ([]policy.KeptCommit, error) {
 func (a *app) buildExecutor() error {
 	cfg := a.config()
 	ec := actions.Config{
-		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now, Observe: a.metrics.ActionResult,
+		Store: a.store, Audit: a.results, Logger: a.log, Now: a.now, Observe: a.metrics.ActionResult,
 		AppAdmin: cfg.Tencent.Admin, DryRun: cfg.DryRun, Replica: replicaName(),
 		Lease: cfg.Executor.Lease.D(), MaxAttempts: cfg.Executor.MaxAttempts,
 		MinBackoff: cfg.Executor.RetryMin.D(), MaxBackoff: cfg.Executor.RetryMax.D(),
@@ -363,6 +375,7 @@ func (a *app) run(ctx context.Context, reload <-chan os.Signal) error {
 	defer func() { stopBG(); wg.Wait() }()
 	wg.Go(func() { a.metrics.SampleOutbox(bg, a.store, 5*time.Second, a.log) })
 	wg.Go(func() { a.engine.DrainSpool(bg, 250*time.Millisecond) })
+	wg.Go(func() { a.console.Run(bg) })
 	wg.Go(func() {
 		if err := a.sched.Run(bg); err != nil {
 			a.log.Error("scheduler stopped with an error", "err", err)
