@@ -153,6 +153,7 @@ func (c *Console) playground(w http.ResponseWriter, r *http.Request, s *session)
 		}
 		version, err := c.apply(r, s, v.Source)
 		if err != nil {
+			c.log.Warn("apply from the console failed", "moderator", s.Name, "err", err)
 			p.Error = "Nothing was applied: " + err.Error()
 			status = http.StatusUnprocessableEntity
 			break
