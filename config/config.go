@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ type Config struct {
 	// Relative to the configuration file's directory; one process per
 	// directory.
 	StateDir string `yaml:"state_dir"`
+	// Record keeps the callbacks evaluated, for `bot replay` (off unless
+	// enabled).
+	Record Record `yaml:"record"`
 
 	// File is the path the configuration was read from ("" when built in
 	// code). Relative paths in the file are resolved against its directory.
@@ -139,6 +143,90 @@ const DefaultSessionTTL = 12 * time.Hour
 type Audit struct {
 	// File is where audit records go; empty means standard output.
 	File string `yaml:"file"`
+}
+
+// Record configures the recorder: it keeps each evaluated callback with
+// the state its rules read (counters, strikes, roles, modes), in one JSON
+// Lines file per hour, so `bot replay` evaluates rule changes against
+// traffic as it was. Off by default: the files hold what members wrote (or
+// its hash).
+type Record struct {
+	Enabled bool `yaml:"enabled"`
+	// Dir is where the files go; empty means "recordings" in state_dir.
+	// Relative to the configuration file's directory.
+	Dir string `yaml:"dir"`
+	// Keep is how long a file is kept after its hour ended.
+	Keep Duration `yaml:"keep"`
+	// Events are the event kinds recorded (as in a rule's on:); empty
+	// records every kind.
+	Events []string `yaml:"events"`
+	// Text is "hash" (each text members wrote is replaced by its hash) or
+	// "keep" (texts are kept as written, so replays of word rules match).
+	Text string `yaml:"text"`
+	// HashKey makes text hashes HMACs with this key, which nobody without
+	// it can test guessed texts against. Only with text: hash.
+	HashKey Secret `yaml:"hash_key"`
+	// Queue bounds the callbacks waiting to be written; more are dropped
+	// and counted (timguard_record_dropped_total), never waited for.
+	Queue int `yaml:"queue"`
+}
+
+// Values of record.text.
+const (
+	RecordTextKeep = "keep"
+	RecordTextHash = "hash"
+)
+
+// recordKinds are the event kinds record.events may name.
+var recordKinds = []string{"join_request", "invite", "message", "message_sent", "member_joined", "member_left", "group_destroyed"}
+
+func (r *Record) applyDefaults() {
+	if r.Keep == 0 {
+		r.Keep = Duration(DefaultRecordKeep)
+	}
+	if r.Text == "" {
+		r.Text = RecordTextHash
+	}
+	if r.Queue == 0 {
+		r.Queue = DefaultRecordQueue
+	}
+}
+
+func (r Record) validate(stateDir string) []yamlx.Problem {
+	var ps []yamlx.Problem
+	bad := func(key string, format string, args ...any) {
+		ps = append(ps, yamlx.Problem{Path: "record." + key, Reason: fmt.Sprintf(format, args...)})
+	}
+	if r.Enabled && r.Dir == "" && stateDir == "" {
+		bad("dir", "is required when record.enabled is true and state_dir is empty")
+	}
+	if d := r.Keep.D(); d < time.Hour || d > 365*24*time.Hour {
+		bad("keep", "%s must be between 1h and 8760h (files hold one hour each)", r.Keep)
+	}
+	seen := map[string]bool{}
+	for i, k := range r.Events {
+		key := fmt.Sprintf("events[%d]", i)
+		switch {
+		case !slices.Contains(recordKinds, k):
+			bad(key, "%q is not an event kind (%s)", k, strings.Join(recordKinds, ", "))
+		case seen[k]:
+			bad(key, "%q is listed twice", k)
+		}
+		seen[k] = true
+	}
+	switch r.Text {
+	case RecordTextKeep:
+		if r.HashKey != "" {
+			bad("hash_key", "is set but record.text is keep; texts are hashed only with text: hash")
+		}
+	case RecordTextHash:
+	default:
+		bad("text", "%q must be %s or %s", r.Text, RecordTextHash, RecordTextKeep)
+	}
+	if r.Queue < 16 || r.Queue > 1_000_000 {
+		bad("queue", "%d must be between 16 and 1000000", r.Queue)
+	}
+	return ps
 }
 
 // Executor tunes the action executor, which carries out the decided actions
@@ -260,6 +348,10 @@ const (
 	DefaultMaxConnections = 1024
 	DefaultReadTimeout    = 5 * time.Second
 	DefaultIdleTimeout    = 30 * time.Second
+	// DefaultRecordKeep and DefaultRecordQueue are record.keep and
+	// record.queue.
+	DefaultRecordKeep  = 72 * time.Hour
+	DefaultRecordQueue = 4096
 )
 
 // reservedPaths are served by the bot itself and cannot be the callback path.
@@ -364,6 +456,7 @@ func (c *Config) applyDefaults() {
 		c.Schedule.CatchUp = Duration(DefaultCatchUp)
 	}
 	c.HTTP.applyDefaults()
+	c.Record.applyDefaults()
 }
 
 func (c *Config) validate() []yamlx.Problem {
@@ -447,6 +540,7 @@ func (c *Config) validate() []yamlx.Problem {
 	ps = append(ps, c.Executor.validate(c.Tencent.Timeout)...)
 	ps = append(ps, c.Schedule.validate()...)
 	ps = append(ps, c.HTTP.validate()...)
+	ps = append(ps, c.Record.validate(c.StateDir)...)
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "%s", err)
 	}
@@ -560,6 +654,18 @@ func (c *Config) AuditPath() string { return c.Resolve(c.Audit.File) }
 
 // StatePath is state_dir resolved, or "" when there is none.
 func (c *Config) StatePath() string { return c.Resolve(c.StateDir) }
+
+// RecordPath is where the recorder writes: record.dir resolved, or
+// "recordings" in state_dir.
+func (c *Config) RecordPath() string {
+	if c.Record.Dir != "" {
+		return c.Resolve(c.Record.Dir)
+	}
+	if dir := c.StatePath(); dir != "" {
+		return filepath.Join(dir, "recordings")
+	}
+	return ""
+}
 
 // CallbackTokens returns the tokens a callback signature may be made with.
 func (c *Config) CallbackTokens() []string {

@@ -57,6 +57,27 @@ type Observer interface {
 	RuleFailed(rule string)
 }
 
+// Recorder keeps evaluated callbacks with the state their rules read (the
+// `record:` configuration), so that a replay can evaluate them as they were.
+// Record is called on the callback path: it must not block, and it must
+// copy what it keeps (ev.Raw is reused after the answer).
+type Recorder interface {
+	Record(r Recorded)
+}
+
+// Recorded is one evaluated callback handed to a Recorder.
+type Recorded struct {
+	Event *Event
+	Rules *rules.Set
+	// State is what the rules read; nil when nothing was read (no rule or
+	// counter is on the event's kind, or the store was down and the kind
+	// fails closed).
+	State   *State
+	Outcome Outcome
+	// Degraded is true when the event was decided without the store.
+	Degraded bool
+}
+
 // FailMode says what to decide when the store cannot be read.
 type FailMode string
 
@@ -100,6 +121,8 @@ type Config struct {
 	// Kept are the commits read back from the Journal at start; they are
 	// committed like the others.
 	Kept []KeptCommit
+	// Recorder, when set, hears every evaluated callback.
+	Recorder Recorder
 }
 
 // Engine decides callbacks. It is safe for concurrent use.
@@ -170,6 +193,9 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 	plan := set.Plan(ev.Kind)
 	if len(plan.Rules) == 0 && len(plan.Counters) == 0 {
 		out := Outcome{Reply: tim.OK()}
+		// Recorded without state: no rule reads any, yet a candidate rule
+		// set replayed later may.
+		e.record(ev, set, nil, out, false)
 		e.finish(ctx, ev, set, out, start, "", "")
 		return out
 	}
@@ -198,8 +224,16 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 	st := stateFrom(set, plan, ev, req, res, keys)
 	e.roles(ctx, ev, res.RolesCached, st)
 	out := evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin}, env)
+	e.record(ev, set, st, out, false)
 	e.finish(ctx, ev, set, out, start, "", "")
 	return out
+}
+
+// record hands an evaluated callback to the recorder, if there is one.
+func (e *Engine) record(ev *Event, set *rules.Set, st *State, out Outcome, degraded bool) {
+	if e.cfg.Recorder != nil {
+		e.cfg.Recorder.Record(Recorded{Event: ev, Rules: set, State: st, Outcome: out, Degraded: degraded})
+	}
 }
 
 // roleWait bounds the wait for a group's roles when an event finds none
@@ -378,11 +412,13 @@ func (e *Engine) degraded(ctx context.Context, ev *Event, set *rules.Set, cause 
 			})
 		}
 		out.Reply = reply(ev, out.Decisions)
+		e.record(ev, set, nil, out, true)
 		e.finish(ctx, ev, set, out, start, audit.ResultDegraded, cause.Error())
 		return out
 	}
 	st := &State{Counters: make([]int, len(set.Counters))}
 	out := Evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin})
+	e.record(ev, set, st, out, true)
 	e.finish(ctx, ev, set, out, start, audit.ResultDegraded, cause.Error())
 	return out
 }

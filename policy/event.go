@@ -30,6 +30,9 @@ type Event struct {
 	Subjects []string
 	// Body is the callback body, when known (for message rewrites).
 	Body []tim.MsgElem
+	// Raw is the callback body as it arrived. The caller may reuse its
+	// bytes once the callback is answered: copy them to keep them.
+	Raw []byte
 	// Platform is the OptPlatform query parameter (RESTAPI, iOS, ...).
 	Platform string
 	Received time.Time
@@ -62,6 +65,7 @@ func NewEvent(cb tim.Event, body []byte, now time.Time) *Event {
 		ID:       EventID(h.CallbackCommand, named),
 		Command:  h.CallbackCommand,
 		Callback: cb,
+		Raw:      body,
 		Received: now,
 	}
 	ev.Kind, _ = rules.KindOf(h.CallbackCommand)

@@ -85,6 +85,26 @@ type Counter struct {
 	cond  *program
 }
 
+// Definition describes what the counter counts (its kinds, window, key and
+// condition), so that two rule sets can tell whether a counter of one name
+// counts the same in both.
+func (c *Counter) Definition() string {
+	var b strings.Builder
+	for _, k := range c.On {
+		b.WriteString(string(k))
+		b.WriteByte(',')
+	}
+	b.WriteString("|" + c.Window.String() + "|")
+	if c.key != nil {
+		b.WriteString(c.key.src)
+	}
+	b.WriteByte('|')
+	if c.cond != nil {
+		b.WriteString(c.cond.src)
+	}
+	return b.String()
+}
+
 // KeyFor returns the window key for the current subject, and whether the
 // subject counts (the counter's `if` holds). The key is returned either way:
 // an event that does not count still reads the count.

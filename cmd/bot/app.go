@@ -25,6 +25,7 @@ import (
 	"github.com/timguard/timguard/internal/logging"
 	"github.com/timguard/timguard/internal/metrics"
 	"github.com/timguard/timguard/policy"
+	"github.com/timguard/timguard/record"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/schedule"
 	"github.com/timguard/timguard/store"
@@ -61,6 +62,9 @@ type app struct {
 	journal  *spool.Journal
 	audit    *audit.Writer
 	engine   *policy.Engine
+	// recorder keeps evaluated callbacks for replays; nil unless
+	// record.enabled.
+	recorder *record.Recorder
 	router   *gin.Engine
 	server   *http.Server
 	listener net.Listener
@@ -109,7 +113,7 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	}
 	redactor := &logging.Redactor{}
 	redactor.Add(cfg.Callback.Token.Reveal(), cfg.Callback.PreviousToken.Reveal(), cfg.Tencent.SecretKey.Reveal(),
-		cfg.Admin.Token.Reveal(), redisPassword(cfg.Store.RedisURL.Reveal()))
+		cfg.Admin.Token.Reveal(), redisPassword(cfg.Store.RedisURL.Reveal()), cfg.Record.HashKey.Reveal())
 	log := logging.New(opts.Stderr, logging.Options{Level: level, Format: cfg.Log.Format, Redactor: redactor})
 
 	set, err := policy.LoadRules(cfg.RulesPath())
@@ -166,11 +170,19 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	if a.journal != nil {
 		journal = a.journal
 	}
+	var recorder policy.Recorder
+	if cfg.Record.Enabled {
+		if a.recorder, err = openRecorder(cfg, log, a.metrics); err != nil {
+			a.close()
+			return nil, err
+		}
+		recorder = a.recorder
+	}
 	a.engine = policy.New(policy.Config{
 		Rules: a.rules, Store: a.store, Audit: a.audit, Logger: log, Now: opts.Now,
 		DryRun: cfg.DryRun, AppAdmin: cfg.Tencent.Admin, StoreTimeout: cfg.Store.Timeout.D(),
 		Roles: roleFiller, Observer: a.metrics, FailModes: failModes(cfg),
-		Replica: replicaName(), Journal: journal, Kept: kept,
+		Replica: replicaName(), Journal: journal, Kept: kept, Recorder: recorder,
 	})
 	a.metrics.SpoolGauge(a.engine.Spooled)
 	if a.console, err = a.buildConsole(); err != nil {
@@ -206,6 +218,18 @@ func newApp(ctx context.Context, configPath string, opts appOptions) (*app, erro
 	}
 	a.listener = opts.Listener
 	return a, nil
+}
+
+// openRecorder starts the recorder that record: configures.
+func openRecorder(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*record.Recorder, error) {
+	kinds := make([]rules.Kind, 0, len(cfg.Record.Events))
+	for _, k := range cfg.Record.Events {
+		kinds = append(kinds, rules.Kind(k))
+	}
+	return record.New(record.Config{
+		Dir: cfg.RecordPath(), Keep: cfg.Record.Keep.D(), Kinds: kinds, Text: cfg.Record.Text,
+		HashKey: cfg.Record.HashKey.Reveal(), Queue: cfg.Record.Queue, Logger: log, Registerer: m.Registry(),
+	})
 }
 
 // openJournal opens the spool journal in state_dir when the store is Redis,
@@ -497,11 +521,25 @@ func (a *app) logStartup() {
 		"callback_signature_check", sig,
 		"admin_api", admin,
 		"dry_run", c.DryRun,
+		"record", recordMode(c),
 		"rules", a.rules.Rules().Summary(),
 	)
 }
 
+// recordMode says whether and where callbacks are recorded.
+func recordMode(c *config.Config) string {
+	if !c.Record.Enabled {
+		return "off"
+	}
+	return fmt.Sprintf("on, %s, text %s, kept %s", c.RecordPath(), c.Record.Text, c.Record.Keep)
+}
+
 func (a *app) close() {
+	if a.recorder != nil {
+		if err := a.recorder.Close(); err != nil {
+			a.log.Warn("close the recorder", "err", err)
+		}
+	}
 	if a.roles != nil {
 		a.roles.Close()
 	}

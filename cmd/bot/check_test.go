@@ -115,7 +115,7 @@ func TestReplayShowsWhatARuleChangeWouldDo(t *testing.T) {
 	}
 	out := stdout.String()
 	for _, want := range []string{
-		"line 2 message group @TGS#1 user bob: verdict none -> block; rules [] -> [spam]; actions [] -> [strike 1]",
+		"line 2 message group @TGS#1 user bob: verdict none -> block; reply ok -> 1; rules [] -> [spam]; actions [] -> [strike 1]",
 		"line 4 message group @TGS#1 user cid: actions [] -> [strike 1]",
 	} {
 		if !strings.Contains(out, want) {

@@ -96,6 +96,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("schedule", old.Schedule, cfg.Schedule)
 	check("http", old.HTTP, cfg.HTTP)
 	check("state_dir", old.StateDir, cfg.StateDir)
+	check("record", old.Record, cfg.Record)
 	return keys
 }
 

@@ -1,52 +1,79 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"slices"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/timguard/timguard/config"
 	"github.com/timguard/timguard/policy"
+	"github.com/timguard/timguard/replay"
 	"github.com/timguard/timguard/rules"
-	"github.com/timguard/timguard/tim"
 )
 
-// replayCmd replays callback bodies against the rules in force and a
-// candidate rule file, and prints every event whose outcome would change.
-// Nothing is read from or written to the store and nothing is called: it
-// answers "what would this rule change do to yesterday's traffic?".
+// replayCmd replays recorded callbacks against the rules in force and a
+// candidate rule file, and prints every decision that would change.
+// Recordings (record: in the config) carry the state the rules read, so
+// rate and escalation rules decide as they did; callback bodies alone are
+// evaluated with the counters they touch at 1. Nothing is read from or
+// written to the store and nothing is called: it answers "what would this
+// rule change do to yesterday's traffic?".
 func replayCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("replay", stderr)
-	configPath := fs.String("config", "", "configuration `file`; its rules_file is the rules in force")
+	configPath := fs.String("config", "", "configuration `file`; its rules_file is the rules in force, its record: directory the default recordings")
 	oldPath := fs.String("old", "", "rule `file` in force (instead of the config's rules_file)")
 	newPath := fs.String("rules", "", "candidate rule `file` to compare with")
-	eventsPath := fs.String("events", "", "`file` of callback bodies, one JSON object per line (JSON Lines); - for standard input")
+	eventsPath := fs.String("events", "", "`file` of callback bodies or recorded entries, one JSON object per line (JSON Lines); - for standard input")
+	recordings := fs.String("recordings", "", "recording `directory` (or one recording file); the config's record directory by default")
+	since := fs.String("since", "", "replay only callbacks that arrived since this `time` (RFC 3339, or a duration back from now such as 24h)")
+	until := fs.String("until", "", "replay only callbacks that arrived before this `time` (RFC 3339, or a duration back from now)")
 	asJSON := fs.Bool("json", false, "print the changes as JSON lines")
 	failOnChange := fs.Bool("fail-on-change", false, "exit 1 when any outcome changes (for CI)")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
-	if *newPath == "" || *eventsPath == "" || (*configPath == "" && *oldPath == "") {
-		fmt.Fprintln(stderr, "bot replay: give --config FILE (or --old FILE), --rules NEW.yaml and --events FILE.jsonl")
+	if *newPath == "" || (*configPath == "" && *oldPath == "") {
+		fmt.Fprintln(stderr, "bot replay: give --config FILE (or --old FILE), --rules NEW.yaml and --events FILE.jsonl or --recordings DIR")
 		return 2
 	}
-	appAdmin := ""
+	if *eventsPath != "" && *recordings != "" {
+		fmt.Fprintln(stderr, "bot replay: give --events or --recordings, not both")
+		return 2
+	}
+	now := time.Now()
+	opts := replay.Options{Now: now}
+	var err error
+	if opts.Since, err = parseWhen(*since, now); err != nil {
+		fmt.Fprintf(stderr, "bot replay: --since: %v\n", err)
+		return 2
+	}
+	if opts.Until, err = parseWhen(*until, now); err != nil {
+		fmt.Fprintf(stderr, "bot replay: --until: %v\n", err)
+		return 2
+	}
 	oldFile := *oldPath
+	source := *recordings
 	if *configPath != "" {
 		cfg, err := config.Load(*configPath)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		appAdmin = cfg.Tencent.Admin
+		opts.AppAdmin = cfg.Tencent.Admin
 		if oldFile == "" {
 			oldFile = cfg.RulesPath()
 		}
+		if source == "" && *eventsPath == "" {
+			source = cfg.RecordPath()
+		}
+	}
+	if source == "" && *eventsPath == "" {
+		fmt.Fprintln(stderr, "bot replay: nothing to replay: give --events FILE.jsonl or --recordings DIR (or a --config whose record: has a directory)")
+		return 2
 	}
 	oldSet, err := rules.Load(oldFile)
 	if err != nil {
@@ -58,126 +85,75 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	in := io.Reader(os.Stdin)
-	if *eventsPath != "-" {
+	var src replay.Source
+	name := *eventsPath
+	switch {
+	case *eventsPath == "-":
+		src = replay.NewReader("", os.Stdin)
+	case *eventsPath != "":
 		f, err := os.Open(*eventsPath)
 		if err != nil {
 			fmt.Fprintf(stderr, "bot replay: %v\n", err)
 			return 1
 		}
 		defer f.Close()
-		in = f
+		src = replay.NewReader("", f)
+	default:
+		files, err := replay.OpenPath(source)
+		if err != nil {
+			fmt.Fprintf(stderr, "bot replay: %v\n", err)
+			return 1
+		}
+		defer files.Close()
+		src, name = files, source
 	}
-	sum, err := replay(in, oldSet, newSet, appAdmin, func(c replayChange) {
+	sum, err := replay.Diff(oldSet, newSet, src, opts, func(c replay.Change) {
 		if *asJSON {
 			b, _ := json.Marshal(c)
 			fmt.Fprintln(stdout, string(b))
 			return
 		}
-		fmt.Fprintf(stdout, "line %d %s group %s user %s: %s\n", c.Line, c.Event, c.Group, c.User, strings.Join(c.Changes, "; "))
+		where := fmt.Sprintf("line %d", c.Line)
+		if c.File != "" {
+			where = filepath.Base(c.File) + " " + where
+		}
+		fmt.Fprintf(stdout, "%s %s group %s user %s: %s\n", where, c.Event, c.Group, c.User, strings.Join(c.Changes, "; "))
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "bot replay: %s: %v\n", *eventsPath, err)
+		fmt.Fprintf(stderr, "bot replay: %s: %v\n", name, err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "replayed %d events (%d decisions) from %s: %d decisions change, %d lines skipped; rules %s -> %s\n",
-		sum.Events, sum.Decisions, *eventsPath, sum.Changed, sum.Skipped, oldSet.Version, newSet.Version)
+		sum.Events, sum.Decisions, name, sum.Changed, sum.Skipped, oldSet.Version, newSet.Version)
+	if sum.Assumed > 0 {
+		fmt.Fprintf(stderr, "%d events carry no recorded state: the counters they touch read 1, strikes 0, roles member\n", sum.Assumed)
+	}
+	if len(sum.Unrecorded) > 0 {
+		fmt.Fprintf(stderr, "counters not in the recording (they read 1 where the event touches them, else 0): %s\n", strings.Join(sum.Unrecorded, ", "))
+	}
+	if sum.Hashed > 0 {
+		fmt.Fprintf(stderr, "%d events were recorded with their texts hashed (record.text: hash): rules reading words in texts cannot match them\n", sum.Hashed)
+	}
+	if sum.Mismatched > 0 {
+		fmt.Fprintf(stderr, "%d decisions recorded under rules %s are not reproduced by replaying them\n", sum.Mismatched, oldSet.Version)
+	}
 	if *failOnChange && sum.Changed > 0 {
 		return 1
 	}
 	return 0
 }
 
-// replayChange is one decision that the candidate rules would make
-// differently.
-type replayChange struct {
-	Line    int      `json:"line"`
-	EventID string   `json:"event_id"`
-	Event   string   `json:"event"`
-	Group   string   `json:"group"`
-	User    string   `json:"user,omitempty"`
-	Changes []string `json:"changes"`
-}
-
-type replaySummary struct {
-	Events, Decisions, Changed, Skipped int
-}
-
-// replay evaluates every callback body read from in under both rule sets,
-// with an empty store state, and reports each decision that differs.
-func replay(in io.Reader, oldSet, newSet *rules.Set, appAdmin string, report func(replayChange)) (replaySummary, error) {
-	var sum replaySummary
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	now := time.Now()
-	line := 0
-	for sc.Scan() {
-		line++
-		body := []byte(strings.TrimSpace(sc.Text()))
-		if len(body) == 0 {
-			continue
-		}
-		cb, err := tim.DecodeCallback("", body)
-		if err != nil {
-			sum.Skipped++
-			continue
-		}
-		ev := policy.NewEvent(cb, body, now)
-		if ev.Kind == "" {
-			continue
-		}
-		sum.Events++
-		before := evaluateReplay(oldSet, ev, appAdmin)
-		after := evaluateReplay(newSet, ev, appAdmin)
-		for i := range after.Decisions {
-			sum.Decisions++
-			var old policy.Decision
-			if i < len(before.Decisions) {
-				old = before.Decisions[i]
-			}
-			changes := diffDecisions(old, after.Decisions[i])
-			if len(changes) == 0 {
-				continue
-			}
-			sum.Changed++
-			d := after.Decisions[i]
-			report(replayChange{Line: line, EventID: ev.ID, Event: string(ev.Kind), Group: d.Group, User: d.User, Changes: changes})
-		}
+// parseWhen reads a time as RFC 3339 or as a duration back from now.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
 	}
-	return sum, sc.Err()
-}
-
-func evaluateReplay(set *rules.Set, ev *policy.Event, appAdmin string) policy.Outcome {
-	st, _, err := policy.Assume(set, ev, policy.Assumed{TouchedCountsOne: true})
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return policy.Outcome{}
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration such as 24h", s)
 	}
-	return policy.Evaluate(set, ev, st, policy.Options{AppAdmin: appAdmin})
-}
-
-// diffDecisions describes how b differs from a: verdict, matched rules,
-// actions.
-func diffDecisions(a, b policy.Decision) []string {
-	var out []string
-	if a.Verdict != b.Verdict {
-		out = append(out, fmt.Sprintf("verdict %s -> %s", verdictOrNone(a.Verdict), verdictOrNone(b.Verdict)))
-	}
-	if !slices.Equal(a.Rules, b.Rules) {
-		out = append(out, fmt.Sprintf("rules %v -> %v", a.Rules, b.Rules))
-	}
-	if aa, ba := actionList(a), actionList(b); !slices.Equal(aa, ba) {
-		out = append(out, fmt.Sprintf("actions %v -> %v", aa, ba))
-	}
-	return out
-}
-
-func actionList(d policy.Decision) []string {
-	var out []string
-	for _, a := range d.Actions {
-		if !a.Shadow {
-			out = append(out, a.Resolved.String())
-		}
-	}
-	slices.Sort(out)
-	return out
+	return t, nil
 }
