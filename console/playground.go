@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -40,7 +39,7 @@ type rulesView struct {
 	CheckLines []string
 	Simulated  string
 	SimTrace   []simDecision
-	Replay     *ReplayReport
+	Replay     *replayView
 	NoRecorder bool
 	Applied    string
 }
@@ -144,7 +143,7 @@ func (c *Console) playground(w http.ResponseWriter, r *http.Request, s *session)
 			p.Error = err.Error()
 			break
 		}
-		v.Replay = &rep
+		v.Replay = rep
 	case "apply":
 		if candidate == nil {
 			p.Error = "Nothing was applied: the rule file does not pass the check."
@@ -215,33 +214,35 @@ func (c *Console) simulate(v *rulesView, set *rules.Set) error {
 	}{reply, ds}, "", "  ")
 	v.Simulated = string(out)
 	for _, d := range ds {
-		o := outlineOf(d, reply)
-		v.SimTrace = append(v.SimTrace, simDecision{Group: d.Group, User: d.User, Verdict: o.Verdict, Rules: d.Rules, Actions: o.Actions, Trace: d.Trace})
+		v.SimTrace = append(v.SimTrace, simDecision{Group: d.Group, User: d.User, Verdict: string(d.Verdict), Rules: d.Rules, Actions: actionsOf(d), Trace: d.Trace})
 	}
 	return nil
 }
 
-// replay runs the recorded callbacks (the Replayer) or, when callbacks are
-// pasted, those, under the rules in force and the candidate.
-func (c *Console) replay(ctx context.Context, v *rulesView, candidate *rules.Set) (ReplayReport, error) {
+// replay runs the pasted callbacks, when there are any, or the recorded
+// ones (the Replayer) under the rules in force and the candidate.
+func (c *Console) replay(ctx context.Context, v *rulesView, candidate *rules.Set) (*replayView, error) {
 	current := c.rules()
 	if current == nil {
-		return ReplayReport{}, errors.New("no rules are in force")
+		return nil, errors.New("no rules are in force")
 	}
 	if strings.TrimSpace(v.Callback) != "" {
-		return replayBodies([]byte(v.Callback), current, candidate, c.appAdmin(), c.cfg.Now()), nil
+		rep, err := replayPasted([]byte(v.Callback), current, candidate, c.appAdmin(), c.cfg.Now())
+		if err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+		return &replayView{Source: "the callbacks pasted above, with no recorded state (counters the event touches at 1, no strikes)", Report: rep}, nil
 	}
 	if c.cfg.Replayer == nil {
-		return ReplayReport{}, errors.New("no callbacks are recorded (record: in the configuration); paste callbacks, one JSON object a line, to replay them")
+		return nil, errors.New("no callbacks are recorded (record.enabled in the configuration); paste callbacks, one JSON object a line, to replay them")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rep, err := c.cfg.Replayer.Replay(ctx, current, candidate)
+	rep, source, err := c.cfg.Replayer.Replay(ctx, current, candidate)
 	if err != nil {
-		return rep, fmt.Errorf("replay: %w", err)
+		return nil, fmt.Errorf("replay: %w", err)
 	}
-	sort.SliceStable(rep.Changes, func(i, j int) bool { return rep.Changes[i].Time.After(rep.Changes[j].Time) })
-	return rep, nil
+	return &replayView{Source: source, Report: rep}, nil
 }
 
 // apply writes the candidate to rules_file atomically (a temporary file

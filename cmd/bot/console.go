@@ -1,7 +1,12 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"github.com/timguard/timguard/console"
+	"github.com/timguard/timguard/replay"
 	"github.com/timguard/timguard/rules"
 )
 
@@ -32,4 +37,43 @@ func (a *app) buildConsole() (*console.Console, error) {
 
 // replayer replays the recorded callbacks for the console's playground;
 // nil while nothing records them.
-func (a *app) replayer() console.Replayer { return nil }
+func (a *app) replayer() console.Replayer {
+	if a.recorder == nil {
+		return nil
+	}
+	return recordedReplayer{a: a}
+}
+
+// replayWindow is how far back the console's replay reads the recordings.
+const replayWindow = 24 * time.Hour
+
+// recordedReplayer replays the recorder's files of the last day.
+type recordedReplayer struct{ a *app }
+
+// Replay implements console.Replayer.
+func (r recordedReplayer) Replay(ctx context.Context, current, candidate *rules.Set) (*replay.Report, string, error) {
+	dir := r.a.recorder.Dir()
+	src, err := replay.OpenPath(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	defer src.Close()
+	now := r.a.now()
+	rep, err := replay.Run(current, candidate, contextSource{ctx: ctx, src: src}, replay.Options{
+		AppAdmin: r.a.config().Tencent.Admin, Now: now, Since: now.Add(-replayWindow), MaxChanges: 500,
+	})
+	return rep, fmt.Sprintf("the callbacks recorded in %s over the last %v", dir, replayWindow), err
+}
+
+// contextSource ends a replay when ctx is done.
+type contextSource struct {
+	ctx context.Context
+	src replay.Source
+}
+
+func (s contextSource) Next() (replay.Item, error) {
+	if err := s.ctx.Err(); err != nil {
+		return replay.Item{}, err
+	}
+	return s.src.Next()
+}
