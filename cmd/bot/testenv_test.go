@@ -48,6 +48,8 @@ type botConfig struct {
 	stateDir string
 	// storeTimeout is store.timeout (2s when empty).
 	storeTimeout string
+	// extra is appended to the configuration as it is (whole sections).
+	extra string
 }
 
 // yaml renders the configuration: the callback under /callback, the store
@@ -92,6 +94,7 @@ func (c botConfig) yaml() string {
 		b.WriteString("http:\n" + c.http)
 	}
 	b.WriteString("log:\n  level: debug\n")
+	b.WriteString(c.extra)
 	return b.String()
 }
 
