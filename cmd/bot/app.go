@@ -59,9 +59,9 @@ type app struct {
 	store    store.Store
 	// journal keeps the decisions the store did not take (state_dir); nil
 	// without a state_dir or with the embedded store.
-	journal  *spool.Journal
-	audit    *audit.Writer
-	engine   *policy.Engine
+	journal *spool.Journal
+	audit   *audit.Writer
+	engine  *policy.Engine
 	// recorder keeps evaluated callbacks for replays; nil unless
 	// record.enabled.
 	recorder *record.Recorder

@@ -362,4 +362,3 @@ func hasAdminRecord(b *bot, actor, kind, user string) bool {
 	}
 	return false
 }
-
