@@ -1,8 +1,8 @@
 package metrics
 
 import (
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // RuleHitTotals returns every rule's matches since the start, shadow ones
