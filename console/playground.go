@@ -121,7 +121,7 @@ func (c *Console) playground(w http.ResponseWriter, r *http.Request, s *session)
 		v.CheckLines = strings.Split(checkErr.Error(), "\n")
 	} else {
 		total, _ := policy.RunTests(candidate)
-		v.CheckLines = []string{fmt.Sprintf("The file compiles: %s, version %s; %d kept tests pass.", candidate.Summary(), candidate.Version, total)}
+		v.CheckLines = []string{fmt.Sprintf("The file compiles: %s; %d kept tests pass.", candidate.Summary(), total)}
 	}
 	switch v.Op {
 	case "check":
