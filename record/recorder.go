@@ -81,6 +81,16 @@ const (
 // New makes the directory, removes files past their retention, and starts
 // the writer. Close stops it.
 func New(cfg Config) (*Recorder, error) {
+	r, err := newRecorder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	go r.run()
+	return r, nil
+}
+
+// newRecorder is New without starting the writer.
+func newRecorder(cfg Config) (*Recorder, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("record: no directory")
 	}
@@ -137,7 +147,6 @@ func New(cfg Config) (*Recorder, error) {
 		}
 	}
 	r.prune()
-	go r.run()
 	return r, nil
 }
 
@@ -162,7 +171,7 @@ func (r *Recorder) Record(rec policy.Recorded) {
 		}
 	}
 	for _, d := range rec.Outcome.Decisions {
-		dd := Decided{User: d.User, Verdict: string(d.Verdict), Rules: d.Rules}
+		dd := Decided{User: d.User, Verdict: string(d.Verdict), Rules: slices.Clone(d.Rules)}
 		for _, a := range d.Actions {
 			if !a.Shadow {
 				dd.Actions = append(dd.Actions, a.Resolved.String())

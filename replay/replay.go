@@ -425,6 +425,9 @@ func Diff(current, candidate *rules.Set, src Source, opts Options, each func(Cha
 		for i := range after.Outcome.Decisions {
 			sum.Decisions++
 			a, b := ViewOf(before, i), ViewOf(after, i)
+			if !opts.Trace {
+				a.Trace, b.Trace = nil, nil
+			}
 			fields, changes := Compare(a, b)
 			if len(fields) == 0 {
 				continue

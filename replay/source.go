@@ -34,9 +34,10 @@ type Files struct {
 }
 
 // OpenPath returns the source for path: a directory of recording files
-// (its callbacks-*.jsonl files, oldest first) or one file, of recorded
-// entries or of callback bodies alone. Callers Close it.
-func OpenPath(path string) (*Files, error) {
+// (its callbacks-*.jsonl files, oldest first, leaving out those whose hour
+// ended before a non-zero since) or one file, of recorded entries or of
+// callback bodies alone. Callers Close it.
+func OpenPath(path string, since time.Time) (*Files, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("recordings: %w", err)
@@ -44,7 +45,7 @@ func OpenPath(path string) (*Files, error) {
 	if !fi.IsDir() {
 		return NewFiles(path), nil
 	}
-	paths, err := record.Files(path, time.Time{})
+	paths, err := record.Files(path, since)
 	if err != nil {
 		return nil, err
 	}

@@ -59,16 +59,17 @@ type app struct {
 	store    store.Store
 	// journal keeps the decisions the store did not take (state_dir); nil
 	// without a state_dir or with the embedded store.
-	journal *spool.Journal
-	audit   *audit.Writer
-	engine  *policy.Engine
-	// recorder keeps evaluated callbacks for replays; nil unless
-	// record.enabled.
-	recorder *record.Recorder
+	journal  *spool.Journal
+	audit    *audit.Writer
+	engine   *policy.Engine
 	router   *gin.Engine
 	server   *http.Server
 	listener net.Listener
 	now      func() time.Time
+
+	// recorder keeps evaluated callbacks for replays; nil unless
+	// record.enabled.
+	recorder *record.Recorder
 
 	// client calls the IM REST API; nil when tencent.secret_key is empty.
 	client   *tim.Client

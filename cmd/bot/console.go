@@ -53,12 +53,12 @@ type recordedReplayer struct{ a *app }
 // Replay implements console.Replayer.
 func (r recordedReplayer) Replay(ctx context.Context, current, candidate *rules.Set) (*replay.Report, string, error) {
 	dir := r.a.recorder.Dir()
-	src, err := replay.OpenPath(dir)
+	now := r.a.now()
+	src, err := replay.OpenPath(dir, now.Add(-replayWindow))
 	if err != nil {
 		return nil, "", err
 	}
 	defer src.Close()
-	now := r.a.now()
 	rep, err := replay.Run(current, candidate, contextSource{ctx: ctx, src: src}, replay.Options{
 		AppAdmin: r.a.config().Tencent.Admin, Now: now, Since: now.Add(-replayWindow), MaxChanges: 500,
 	})

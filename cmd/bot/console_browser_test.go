@@ -146,7 +146,7 @@ func startConsoleBot(t *testing.T) *bot {
 	b := startApp(t, im, botConfig{
 		token: e2eToken, imURL: im.URL(), rateLimit: 50, redisURL: redisURL, prefix: keyPrefix(t, redisURL),
 		adminToken: e2eAdminTok, executor: fastRetries,
-		extra: "record:\n  enabled: true\n  dir: recordings\n  text: keep\n",
+		record: "  enabled: true\n  dir: recordings\n  text: keep\n",
 	}, e2eRules, nil, nil)
 	t.Cleanup(b.stop)
 	im.AddGroup(timtest.Group{ID: consoleGroup, Type: "Public", Owner: "olga", Admins: []string{"adam"},

@@ -4,7 +4,7 @@
 //	bot check    --config FILE | --rules FILE   validate config and rules, run the rule tests
 //	bot simulate --config FILE --event FILE.json [--state FILE.yaml]
 //	                                            print the decision for one callback, no side effects
-//	bot replay   --config FILE --rules NEW.yaml --events FILE.jsonl
+//	bot replay   --config FILE --rules NEW.yaml [--recordings DIR | --events FILE.jsonl]
 //	                                            what a rule change would do to recorded callbacks
 //	bot version
 package main
@@ -37,9 +37,12 @@ usage:
   bot check    --config FILE | --rules FILE     validate the config and rules and run the rule tests
   bot simulate --config FILE --event FILE.json [--state FILE.yaml]
                                                 print the decision for one callback body, no side effects
-  bot replay   --config FILE --rules NEW.yaml --events FILE.jsonl [--json] [--fail-on-change]
-                                                replay callback bodies (one JSON object per line) against
-                                                the rules in force and NEW.yaml; print what would change
+  bot replay   --config FILE --rules NEW.yaml [--recordings DIR | --events FILE.jsonl]
+               [--since T] [--until T] [--json] [--fail-on-change]
+                                                replay recorded callbacks (record: in the config, with the
+                                                state the rules read) or callback bodies (one JSON object
+                                                per line) against the rules in force and NEW.yaml; print
+                                                what would change
   bot version                                   print the version
 `
 

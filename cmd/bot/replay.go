@@ -99,7 +99,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		src = replay.NewReader("", f)
 	default:
-		files, err := replay.OpenPath(source)
+		files, err := replay.OpenPath(source, opts.Since)
 		if err != nil {
 			fmt.Fprintf(stderr, "bot replay: %v\n", err)
 			return 1

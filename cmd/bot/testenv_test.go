@@ -48,8 +48,8 @@ type botConfig struct {
 	stateDir string
 	// storeTimeout is store.timeout (2s when empty).
 	storeTimeout string
-	// extra is appended to the configuration as it is (whole sections).
-	extra string
+	// record is the body of the record: section, indented.
+	record string
 }
 
 // yaml renders the configuration: the callback under /callback, the store
@@ -93,8 +93,10 @@ func (c botConfig) yaml() string {
 	if c.http != "" {
 		b.WriteString("http:\n" + c.http)
 	}
+	if c.record != "" {
+		b.WriteString("record:\n" + c.record)
+	}
 	b.WriteString("log:\n  level: debug\n")
-	b.WriteString(c.extra)
 	return b.String()
 }
 
