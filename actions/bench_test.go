@@ -29,7 +29,7 @@ func BenchmarkExecutorBatch(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				b.StopTimer()
-				as := many(rules.ActMute, grp, tim.GroupPublic, wave, 600, "")
+				as := many(string(rules.ActMute), grp, tim.GroupPublic, wave, 600, "")
 				for k := range as {
 					as[k].ID = fmt.Sprintf("%d/%s", i, as[k].ID)
 				}

@@ -24,7 +24,7 @@
 //
 // A successful mute leaves a record and, when the mute ends on a time the IM
 // server does not keep (a group mute) or is to be announced, a delayed
-// action whose ID ends in EndSuffix. Before that action runs it is checked:
+// action whose ID ends in mutelife.EndSuffix. Before that action runs it is checked:
 // when a later mute of the same subject is in force (a second mute_group
 // extended the group mute; a shorter one never shortens it), or the mute was
 // lifted before its end (an unmute, or reconciliation saw a human lift it:
@@ -34,11 +34,15 @@
 // last MuteTime, so it would shorten the longer one. An unmute lifts any.
 //
 // Exactly once: the outbox hands each action to one worker under a lease,
-// and Complete succeeds only for the lease holder. An action is repeated
-// when a worker dies (or loses its lease) after the IM server carried out the
-// call but before the completion was recorded, or when a call failed
-// without an answer. Mutes, removals, bans and group mutes are idempotent in
-// effect (muting twice sets the same mute). Messages carry a Random derived
+// and Complete succeeds only for the lease holder. An outcome the store
+// cannot record (it is down) is kept in the Journal (state_dir) and
+// recorded before the next claim, also by the next process on the same
+// state_dir (see kept.go). An action is repeated when a worker dies during
+// the call, when another replica claims it after its lease while its
+// outcome waits in a journal (or without one, after the worker gave up
+// recording it), or when a call failed without an answer. Mutes, removals,
+// bans and group mutes are idempotent in effect (muting twice sets the
+// same mute). Messages carry a Random derived
 // from the action, which makes the IM server drop a repeat within 5 minutes;
 // later they are not sent again. Notices have no such key: one whose call
 // failed without an answer is dead-lettered, not repeated (see fail).
@@ -92,7 +96,7 @@ type Client interface {
 	GetGroupInfo(ctx context.Context, groupIDs []string) ([]tim.GroupInfo, error)
 }
 
-// RoleSource tells the owner and admins of a group. *RoleFiller implements
+// RoleSource tells the owner and admins of a group. *rolecache.Filler implements
 // it.
 type RoleSource interface {
 	// GroupRoles returns the role ("owner", "admin" or "member") of each of
@@ -145,7 +149,7 @@ type Config struct {
 	// Client calls the IM server. Nil switches REST calls off: actions are
 	// completed and audited as skipped with RESTOffReason.
 	Client Client
-	// Roles tells owners and admins; required with a Client (a RoleFiller
+	// Roles tells owners and admins; required with a Client (a rolecache.Filler
 	// on the same Client and Store, shared with the policy engine, so that
 	// both fill the role cache with one call).
 	Roles  RoleSource
@@ -194,6 +198,14 @@ type Config struct {
 	// Observe, when set, hears about every action result (metrics). It
 	// must be cheap and safe for concurrent use.
 	Observe func(kind, result string)
+	// Journal, when set (state_dir), keeps the outcomes the store cannot
+	// record, so that no action carried out is carried out again by this
+	// process or the next one on the same state_dir (see OutcomeJournal).
+	// Without it, recording an outcome is retried until the lease ends.
+	Journal OutcomeJournal
+	// Kept are the outcomes read back from Journal at start; they are
+	// recorded before the first claim.
+	Kept []KeptOutcome
 }
 
 // Executor drains the outbox. It is safe for concurrent use; several
@@ -206,6 +218,8 @@ type Executor struct {
 
 	downMu sync.Mutex
 	down   bool // the store is failing: log once, not every poll
+
+	kept keptOutcomes // outcomes waiting for the store (with a Journal)
 }
 
 // New returns an Executor. It fails when a required part is missing.
@@ -241,11 +255,15 @@ func New(cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("actions: MaxBackoff %v is below MinBackoff %v", cfg.MaxBackoff, cfg.MinBackoff)
 	}
 	if cfg.Client != nil && cfg.Roles == nil {
-		return nil, errors.New("actions: Config.Roles is nil; it is required with a Client (see NewRoleFiller)")
+		return nil, errors.New("actions: Config.Roles is nil; it is required with a Client (see rolecache.New)")
 	}
 	e := &Executor{cfg: cfg, log: cfg.Logger.With("component", "actions")}
 	e.groups = newGroupCache(cfg.GroupInfoTTL, cfg.Now)
 	e.dryRun.Store(cfg.DryRun)
+	if len(cfg.Kept) > 0 && cfg.Journal == nil {
+		return nil, errors.New("actions: Config.Kept without a Config.Journal")
+	}
+	e.restoreKept(cfg.Kept)
 	return e, nil
 }
 
@@ -289,6 +307,7 @@ func (e *Executor) Run(ctx context.Context) error {
 			sleep(ctx, e.cfg.PollInterval)
 		}
 	}
+	e.replayAtStop()
 	e.log.Info("executor stopped")
 	return nil
 }
@@ -299,9 +318,15 @@ func (e *Executor) RunOnce(ctx context.Context) (int, error) {
 	return e.round(ctx, ctx)
 }
 
-// round claims one batch and works on it. stop ends the starting of new
-// calls; work bounds the calls themselves.
+// round records the outcomes kept while the store was unavailable, then
+// claims one batch and works on it; it claims nothing while an outcome
+// waits. stop ends the starting of new calls; work bounds the calls
+// themselves.
 func (e *Executor) round(stop, work context.Context) (int, error) {
+	if err := e.replayKept(stop); err != nil {
+		e.storeDown(err)
+		return 0, err
+	}
 	jobs, err := e.claim(stop)
 	if err != nil {
 		e.storeDown(err)

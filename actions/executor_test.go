@@ -15,7 +15,7 @@ import (
 	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -56,12 +56,12 @@ func TestCallsAreBatchedPerGroupAndOperation(t *testing.T) {
 	}{
 		{
 			name:    "mutes of 300 members of one group are one forbid_send_msg",
-			actions: many(rules.ActMute, grp, tim.GroupPublic, members("u", 300), 600, ""),
+			actions: many(string(rules.ActMute), grp, tim.GroupPublic, members("u", 300), 600, ""),
 			want:    []string{"forbid_send_msg @TGS#group n=300 s=600 "},
 		},
 		{
 			name:    "mutes of 1200 members are one forbid_send_msg per 500",
-			actions: many(rules.ActMute, grp, tim.GroupPublic, members("u", 1200), 600, ""),
+			actions: many(string(rules.ActMute), grp, tim.GroupPublic, members("u", 1200), 600, ""),
 			want: []string{
 				"forbid_send_msg @TGS#group n=200 s=600 ",
 				"forbid_send_msg @TGS#group n=500 s=600 ",
@@ -70,25 +70,25 @@ func TestCallsAreBatchedPerGroupAndOperation(t *testing.T) {
 		},
 		{
 			name: "mutes of different lengths are separate calls",
-			actions: append(many(rules.ActMute, grp, tim.GroupPublic, members("a", 3), 600, ""),
-				many(rules.ActMute, grp, tim.GroupPublic, members("b", 2), 1200, "")...),
+			actions: append(many(string(rules.ActMute), grp, tim.GroupPublic, members("a", 3), 600, ""),
+				many(string(rules.ActMute), grp, tim.GroupPublic, members("b", 2), 1200, "")...),
 			want: []string{"forbid_send_msg @TGS#group n=2 s=1200 ", "forbid_send_msg @TGS#group n=3 s=600 "},
 		},
 		{
 			name: "mutes announcing different texts still share a call",
-			actions: append(many(rules.ActMute, grp, tim.GroupPublic, members("a", 3), 600, "you may talk again"),
-				many(rules.ActMute, grp, tim.GroupPublic, members("b", 2), 600, "")...),
+			actions: append(many(string(rules.ActMute), grp, tim.GroupPublic, members("a", 3), 600, "you may talk again"),
+				many(string(rules.ActMute), grp, tim.GroupPublic, members("b", 2), 600, "")...),
 			want: []string{"forbid_send_msg @TGS#group n=5 s=600 "},
 		},
 		{
 			name: "mutes in two groups are one call per group",
-			actions: append(many(rules.ActMute, "@TGS#one", tim.GroupPublic, members("u", 4), 60, ""),
-				many(rules.ActMute, "@TGS#two", tim.GroupChatRoom, members("u", 4), 60, "")...),
+			actions: append(many(string(rules.ActMute), "@TGS#one", tim.GroupPublic, members("u", 4), 60, ""),
+				many(string(rules.ActMute), "@TGS#two", tim.GroupChatRoom, members("u", 4), 60, "")...),
 			want: []string{"forbid_send_msg @TGS#one n=4 s=60 ", "forbid_send_msg @TGS#two n=4 s=60 "},
 		},
 		{
 			name:    "removals are one delete_group_member per 100, with the reason",
-			actions: many(rules.ActKick, grp, tim.GroupPublic, members("u", 250), 0, "Repeated violations"),
+			actions: many(string(rules.ActKick), grp, tim.GroupPublic, members("u", 250), 0, "Repeated violations"),
 			want: []string{
 				"delete_group_member @TGS#group n=100 s=0 Repeated violations",
 				"delete_group_member @TGS#group n=100 s=0 Repeated violations",
@@ -97,13 +97,13 @@ func TestCallsAreBatchedPerGroupAndOperation(t *testing.T) {
 		},
 		{
 			name: "removals with different reasons are separate calls",
-			actions: append(many(rules.ActKick, grp, tim.GroupPublic, members("a", 2), 0, "spam"),
-				many(rules.ActKick, grp, tim.GroupPublic, members("b", 2), 0, "abuse")...),
+			actions: append(many(string(rules.ActKick), grp, tim.GroupPublic, members("a", 2), 0, "spam"),
+				many(string(rules.ActKick), grp, tim.GroupPublic, members("b", 2), 0, "abuse")...),
 			want: []string{"delete_group_member @TGS#group n=2 s=0 abuse", "delete_group_member @TGS#group n=2 s=0 spam"},
 		},
 		{
 			name:    "bans in a live group go 20 per call",
-			actions: many(rules.ActBan, live, tim.GroupAVChatRoom, members("u", 45), 3600, ""),
+			actions: many(string(rules.ActBan), live, tim.GroupAVChatRoom, members("u", 45), 3600, ""),
 			want: []string{
 				"ban_group_member @TGS#live n=20 s=3600 ",
 				"ban_group_member @TGS#live n=20 s=3600 ",
@@ -112,19 +112,19 @@ func TestCallsAreBatchedPerGroupAndOperation(t *testing.T) {
 		},
 		{
 			name:    "admissions go 20 per call",
-			actions: many(rules.ActAdmit, grp, tim.GroupPublic, members("u", 30), 0, ""),
+			actions: many(string(rules.ActAdmit), grp, tim.GroupPublic, members("u", 30), 0, ""),
 			want:    []string{"add_group_member @TGS#group n=10 s=0 ", "add_group_member @TGS#group n=20 s=0 "},
 		},
 		{
 			name:    "warnings with one text to members of one group are one notice",
-			actions: many(rules.ActWarn, grp, tim.GroupPublic, members("u", 7), 0, "Please stay on topic."),
+			actions: many(string(rules.ActWarn), grp, tim.GroupPublic, members("u", 7), 0, "Please stay on topic."),
 			want:    []string{"send_group_system_notification @TGS#group n=7 s=0 Please stay on topic."},
 		},
 		{
 			name: "a warning to the whole group names no member",
 			actions: []store.Action{
-				act("w1", rules.ActWarn, grp, tim.GroupPublic, "", 0, "A member was removed."),
-				act("w2", rules.ActWarn, grp, tim.GroupPublic, "carol", 0, "A member was removed."),
+				act("w1", string(rules.ActWarn), grp, tim.GroupPublic, "", 0, "A member was removed."),
+				act("w2", string(rules.ActWarn), grp, tim.GroupPublic, "carol", 0, "A member was removed."),
 			},
 			want: []string{
 				"send_group_system_notification @TGS#group n=0 s=0 A member was removed.",
@@ -134,15 +134,15 @@ func TestCallsAreBatchedPerGroupAndOperation(t *testing.T) {
 		{
 			name: "a member muted twice in one batch is named once",
 			actions: []store.Action{
-				act("m1", rules.ActMute, grp, tim.GroupPublic, "carol", 600, ""),
-				act("m2", rules.ActMute, grp, tim.GroupPublic, "carol", 600, ""),
+				act("m1", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, ""),
+				act("m2", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, ""),
 			},
 			want: []string{"forbid_send_msg @TGS#group n=1 s=600 "},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			fc := newFakeClient()
 			fc.groups[grp] = tim.GroupInfo{Type: tim.GroupPublic, ApplyJoinOption: tim.JoinNeedPermission}
 			fc.groups[live] = tim.GroupInfo{Type: tim.GroupAVChatRoom, Owner: "olga"}
@@ -184,76 +184,76 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 	}{
 		{
 			name:   "a mute in a Public group is forbid_send_msg with MuteTime",
-			action: act("a", rules.ActMute, grp, tim.GroupPublic, "carol", 600, ""),
+			action: act("a", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, ""),
 			want:   []string{"get_group_member_info", "forbid_send_msg @TGS#group [carol] 600 \"\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:      "a mute in a Private group is skipped",
-			action:    act("a", rules.ActMute, grp, tim.GroupPrivate, "carol", 600, ""),
+			action:    act("a", string(rules.ActMute), grp, tim.GroupPrivate, "carol", 600, ""),
 			result:    audit.ResultSkipped,
 			errSubstr: "Private (Work) groups do not allow muting members",
 		},
 		{
 			name:      "a mute in a Work group (SDK name) is skipped",
-			action:    act("a", rules.ActMute, grp, "Work", "carol", 600, ""),
+			action:    act("a", string(rules.ActMute), grp, "Work", "carol", 600, ""),
 			result:    audit.ResultSkipped,
 			errSubstr: "Private (Work) groups do not allow muting members",
 		},
 		{
 			name:   "an unmute is forbid_send_msg with MuteTime 0",
-			action: act("a", rules.ActUnmute, grp, tim.GroupChatRoom, "carol", 0, ""),
+			action: act("a", string(rules.ActUnmute), grp, tim.GroupChatRoom, "carol", 0, ""),
 			want:   []string{"forbid_send_msg @TGS#group [carol] 0 \"\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "a group mute is modify_group_base_info MuteAllMember On",
-			action: act("a", rules.ActMuteGroup, grp, tim.GroupPublic, "", 900, ""),
+			action: act("a", string(rules.ActMuteGroup), grp, tim.GroupPublic, "", 900, ""),
 			want:   []string{"modify_group_base_info @TGS#group [] 0 \"On\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:      "a group mute in a Private group is skipped",
-			action:    act("a", rules.ActMuteGroup, grp, tim.GroupPrivate, "", 900, ""),
+			action:    act("a", string(rules.ActMuteGroup), grp, tim.GroupPrivate, "", 900, ""),
 			result:    audit.ResultSkipped,
 			errSubstr: "Private (Work) groups do not allow muting the group",
 		},
 		{
 			name:   "a group unmute is modify_group_base_info MuteAllMember Off",
-			action: act("a", rules.ActUnmuteGroup, grp, tim.GroupPublic, "", 0, ""),
+			action: act("a", string(rules.ActUnmuteGroup), grp, tim.GroupPublic, "", 0, ""),
 			want:   []string{"modify_group_base_info @TGS#group [] 0 \"Off\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "a kick is delete_group_member with the reason",
-			action: act("a", rules.ActKick, grp, tim.GroupCommunity, "carol", 0, "Repeated violations"),
+			action: act("a", string(rules.ActKick), grp, tim.GroupCommunity, "carol", 0, "Repeated violations"),
 			want:   []string{"get_group_member_info", "delete_group_member @TGS#group [carol] 0 \"Repeated violations\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "a kick in an AVChatRoom group is a ban of an hour with the reason; the owner comes from get_group_info",
-			action: act("a", rules.ActKick, live, tim.GroupAVChatRoom, "carol", 0, "Repeated violations"),
+			action: act("a", string(rules.ActKick), live, tim.GroupAVChatRoom, "carol", 0, "Repeated violations"),
 			group:  liveInfo,
 			want:   []string{"get_group_info", "ban_group_member @TGS#live [carol] 3600 \"Repeated violations\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "a kick with a duration in an AVChatRoom group bans that long",
-			action: act("a", rules.ActKick, live, "Live", "carol", 120, "spam"),
+			action: act("a", string(rules.ActKick), live, "Live", "carol", 120, "spam"),
 			group:  liveInfo,
 			want:   []string{"get_group_info", "ban_group_member @TGS#live [carol] 120 \"spam\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "a kick in an AVChatRoom group with a long reason bans with its first 1,000 bytes",
-			action: act("a", rules.ActKick, live, tim.GroupAVChatRoom, "carol", 0, strings.Repeat("é", 600)),
+			action: act("a", string(rules.ActKick), live, tim.GroupAVChatRoom, "carol", 0, strings.Repeat("é", 600)),
 			group:  liveInfo,
 			want:   []string{"get_group_info", "ban_group_member @TGS#live [carol] 3600 \"" + strings.Repeat("é", 500) + "\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:      "a ban the IM server refuses with 10007 is dead-lettered saying what the ban needs",
-			action:    act("a", rules.ActKick, live, tim.GroupAVChatRoom, "carol", 0, "spam"),
+			action:    act("a", string(rules.ActKick), live, tim.GroupAVChatRoom, "carol", 0, "spam"),
 			group:     liveInfo,
 			fail:      map[string]int{tim.CommandBanGroupMember: tim.CodeNoPermission},
 			want:      []string{"get_group_info", "ban_group_member @TGS#live [carol] 3600 \"spam\""},
@@ -262,14 +262,14 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 		},
 		{
 			name:   "a mute in an AVChatRoom group looks up the owner with get_group_info, never the member list",
-			action: act("a", rules.ActMute, live, tim.GroupAVChatRoom, "carol", 600, ""),
+			action: act("a", string(rules.ActMute), live, tim.GroupAVChatRoom, "carol", 600, ""),
 			group:  liveInfo,
 			want:   []string{"get_group_info", "forbid_send_msg @TGS#live [carol] 600 \"\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:      "a mute in a live group whose owner cannot be looked up fails at get_group_info",
-			action:    act("a", rules.ActMute, live, tim.GroupAVChatRoom, "carol", 600, ""),
+			action:    act("a", string(rules.ActMute), live, tim.GroupAVChatRoom, "carol", 600, ""),
 			group:     liveInfo,
 			fail:      map[string]int{tim.CommandGetGroupInfo: tim.CodeGroupNotFound},
 			want:      []string{"get_group_info"},
@@ -279,60 +279,60 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 		},
 		{
 			name:   "a mute in a Community group lists the owner and admins with Next",
-			action: act("a", rules.ActMute, grp, tim.GroupCommunity, "carol", 600, ""),
+			action: act("a", string(rules.ActMute), grp, tim.GroupCommunity, "carol", 600, ""),
 			group:  &tim.GroupInfo{Type: tim.GroupCommunity},
 			want:   []string{"get_group_member_info", "forbid_send_msg @TGS#group [carol] 600 \"\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "a warning to a member of an AVChatRoom group is a message mentioning them",
-			action: act("a", rules.ActWarn, live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."),
+			action: act("a", string(rules.ActWarn), live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."),
 			group:  liveInfo,
 			want:   []string{fmt.Sprintf("send_group_msg @TGS#live [carol] %d \"@carol Please stay on topic.\"", actionRandom("a"))},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "a warning to a member of a group of unknown type looks the type up first",
-			action: act("a", rules.ActWarn, live, "", "carol", 0, "Please stay on topic."),
+			action: act("a", string(rules.ActWarn), live, "", "carol", 0, "Please stay on topic."),
 			group:  liveInfo,
 			want:   []string{"get_group_info", fmt.Sprintf("send_group_msg @TGS#live [carol] %d \"@carol Please stay on topic.\"", actionRandom("a"))},
 			result: audit.ResultDone,
 		},
 		{
 			name:      "a warning to a member of an AVChatRoom group is skipped when told so",
-			action:    act("a", rules.ActWarn, live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."),
+			action:    act("a", string(rules.ActWarn), live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."),
 			mod:       func(c *Config) { c.LiveWarn = LiveWarnSkip },
 			result:    audit.ResultSkipped,
 			errSubstr: "AVChatRoom (live) groups take system notifications to all members only",
 		},
 		{
 			name:   "a warning to all of an AVChatRoom group is a notice to all",
-			action: act("a", rules.ActWarn, live, tim.GroupAVChatRoom, "", 0, "Be kind."),
+			action: act("a", string(rules.ActWarn), live, tim.GroupAVChatRoom, "", 0, "Be kind."),
 			want:   []string{"send_group_system_notification @TGS#live [] 0 \"Be kind.\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:      "a ban outside AVChatRoom is skipped",
-			action:    act("a", rules.ActBan, grp, tim.GroupPublic, "carol", 600, ""),
+			action:    act("a", string(rules.ActBan), grp, tim.GroupPublic, "carol", 600, ""),
 			result:    audit.ResultSkipped,
 			errSubstr: "ban only exists in AVChatRoom (live) groups; this group is Public",
 		},
 		{
 			name:   "an unban in an AVChatRoom group is unban_group_member",
-			action: act("a", rules.ActUnban, live, tim.GroupAVChatRoom, "carol", 0, ""),
+			action: act("a", string(rules.ActUnban), live, tim.GroupAVChatRoom, "carol", 0, ""),
 			want:   []string{"unban_group_member @TGS#live [carol] 0 \"\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:   "an admission in a NeedPermission group is add_group_member",
-			action: act("a", rules.ActAdmit, grp, tim.GroupPublic, "carol", 0, ""),
+			action: act("a", string(rules.ActAdmit), grp, tim.GroupPublic, "carol", 0, ""),
 			group:  &tim.GroupInfo{Type: tim.GroupPublic, ApplyJoinOption: tim.JoinNeedPermission},
 			want:   []string{"get_group_info", "add_group_member @TGS#group [carol] 0 \"\""},
 			result: audit.ResultDone,
 		},
 		{
 			name:      "an admission the server refuses for the member is dead-lettered",
-			action:    act("a", rules.ActAdmit, grp, tim.GroupPublic, "carol", 0, ""),
+			action:    act("a", string(rules.ActAdmit), grp, tim.GroupPublic, "carol", 0, ""),
 			group:     &tim.GroupInfo{Type: tim.GroupPublic, ApplyJoinOption: tim.JoinNeedPermission},
 			refuseAdd: true,
 			want:      []string{"get_group_info", "add_group_member @TGS#group [carol] 0 \"\""},
@@ -341,7 +341,7 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 		},
 		{
 			name:      "an admission in a FreeAccess group is skipped",
-			action:    act("a", rules.ActAdmit, grp, tim.GroupPublic, "carol", 0, ""),
+			action:    act("a", string(rules.ActAdmit), grp, tim.GroupPublic, "carol", 0, ""),
 			group:     &tim.GroupInfo{Type: tim.GroupPublic, ApplyJoinOption: tim.JoinFreeAccess},
 			want:      []string{"get_group_info"},
 			result:    audit.ResultSkipped,
@@ -349,7 +349,7 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 		},
 		{
 			name:      "an admission in an AVChatRoom group is skipped",
-			action:    act("a", rules.ActAdmit, live, tim.GroupAVChatRoom, "carol", 0, ""),
+			action:    act("a", string(rules.ActAdmit), live, tim.GroupAVChatRoom, "carol", 0, ""),
 			group:     &tim.GroupInfo{Type: tim.GroupAVChatRoom, ApplyJoinOption: tim.JoinFreeAccess},
 			want:      []string{"get_group_info"},
 			result:    audit.ResultSkipped,
@@ -357,7 +357,7 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 		},
 		{
 			name:      "an action without a group type looks the type up first",
-			action:    act("a", rules.ActMute, grp, "", "carol", 600, ""),
+			action:    act("a", string(rules.ActMute), grp, "", "carol", 600, ""),
 			group:     &tim.GroupInfo{Type: tim.GroupPrivate},
 			want:      []string{"get_group_info"},
 			result:    audit.ResultSkipped,
@@ -365,14 +365,14 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 		},
 		{
 			name:      "an action in a group the server does not know is dead-lettered",
-			action:    act("a", rules.ActKick, "@TGS#gone", "", "carol", 0, "spam"),
+			action:    act("a", string(rules.ActKick), "@TGS#gone", "", "carol", 0, "spam"),
 			want:      []string{"get_group_info"},
 			result:    audit.ResultDead,
 			errSubstr: "error 10015",
 		},
 		{
 			name:   "a warning is a notice to that member",
-			action: act("a", rules.ActWarn, grp, tim.GroupPublic, "carol", 0, "Please stay on topic."),
+			action: act("a", string(rules.ActWarn), grp, tim.GroupPublic, "carol", 0, "Please stay on topic."),
 			want:   []string{"send_group_system_notification @TGS#group [carol] 0 \"Please stay on topic.\""},
 			result: audit.ResultDone,
 		},
@@ -384,14 +384,14 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 		},
 		{
 			name:      "a mute without a duration is dead-lettered",
-			action:    act("a", rules.ActMute, grp, tim.GroupPublic, "carol", 0, ""),
+			action:    act("a", string(rules.ActMute), grp, tim.GroupPublic, "carol", 0, ""),
 			result:    audit.ResultDead,
 			errSubstr: "invalid action: mute needs a duration",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			fc := newFakeClient()
 			if tt.group != nil {
 				fc.groups[tt.action.Group] = *tt.group
@@ -454,7 +454,7 @@ func TestTheGroupTypeDecidesWhatIsSent(t *testing.T) {
 }
 
 func TestOwnersAdminsAndTheAppAdminAreExempt(t *testing.T) {
-	all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	all := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	tests := []struct {
 		name   string
 		action store.Action
@@ -462,22 +462,22 @@ func TestOwnersAdminsAndTheAppAdminAreExempt(t *testing.T) {
 		result string
 		reason string
 	}{
-		{"a mute of the owner is skipped", act("a", rules.ActMute, grp, tim.GroupPublic, "olga", 600, ""), nil, audit.ResultSkipped, "exempt: owner"},
-		{"a mute of an admin is skipped", act("a", rules.ActMute, grp, tim.GroupPublic, "adam", 600, ""), nil, audit.ResultSkipped, "exempt: admin"},
-		{"a kick of an admin is skipped", act("a", rules.ActKick, grp, tim.GroupPublic, "adam", 0, "spam"), nil, audit.ResultSkipped, "exempt: admin"},
-		{"a ban of the owner of a live group is skipped", act("a", rules.ActBan, live, tim.GroupAVChatRoom, "olga", 60, ""), nil, audit.ResultSkipped, "exempt: owner"},
-		{"a live group has no admins: a ban of a member listed as one elsewhere is done", act("a", rules.ActBan, live, tim.GroupAVChatRoom, "adam", 60, ""), nil, audit.ResultDone, ""},
-		{"a kick of the App admin is skipped", act("a", rules.ActKick, grp, tim.GroupPublic, "administrator", 0, "spam"), nil, audit.ResultSkipped, "exempt: app_admin"},
-		{"a mute of a member is done", act("a", rules.ActMute, grp, tim.GroupPublic, "carol", 600, ""), nil, audit.ResultDone, ""},
-		{"an unmute of an admin is done", act("a", rules.ActUnmute, grp, tim.GroupPublic, "adam", 0, ""), nil, audit.ResultDone, ""},
-		{"a warning to the owner is done", act("a", rules.ActWarn, grp, tim.GroupPublic, "olga", 0, "hi"), nil, audit.ResultDone, ""},
-		{"a rule naming admins kicks an admin", act("a", rules.ActKick, grp, tim.GroupPublic, "adam", 0, "spam"), []string{store.RoleAdmin}, audit.ResultDone, ""},
-		{"a rule naming admins leaves the owner alone", act("a", rules.ActMute, grp, tim.GroupPublic, "olga", 60, ""), []string{store.RoleAdmin}, audit.ResultSkipped, "exempt: owner"},
-		{"a rule naming every role mutes the App admin", act("a", rules.ActMute, grp, tim.GroupPublic, "administrator", 60, ""), all, audit.ResultDone, ""},
+		{"a mute of the owner is skipped", act("a", string(rules.ActMute), grp, tim.GroupPublic, "olga", 600, ""), nil, audit.ResultSkipped, "exempt: owner"},
+		{"a mute of an admin is skipped", act("a", string(rules.ActMute), grp, tim.GroupPublic, "adam", 600, ""), nil, audit.ResultSkipped, "exempt: admin"},
+		{"a kick of an admin is skipped", act("a", string(rules.ActKick), grp, tim.GroupPublic, "adam", 0, "spam"), nil, audit.ResultSkipped, "exempt: admin"},
+		{"a ban of the owner of a live group is skipped", act("a", string(rules.ActBan), live, tim.GroupAVChatRoom, "olga", 60, ""), nil, audit.ResultSkipped, "exempt: owner"},
+		{"a live group has no admins: a ban of a member listed as one elsewhere is done", act("a", string(rules.ActBan), live, tim.GroupAVChatRoom, "adam", 60, ""), nil, audit.ResultDone, ""},
+		{"a kick of the App admin is skipped", act("a", string(rules.ActKick), grp, tim.GroupPublic, "administrator", 0, "spam"), nil, audit.ResultSkipped, "exempt: app_admin"},
+		{"a mute of a member is done", act("a", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, ""), nil, audit.ResultDone, ""},
+		{"an unmute of an admin is done", act("a", string(rules.ActUnmute), grp, tim.GroupPublic, "adam", 0, ""), nil, audit.ResultDone, ""},
+		{"a warning to the owner is done", act("a", string(rules.ActWarn), grp, tim.GroupPublic, "olga", 0, "hi"), nil, audit.ResultDone, ""},
+		{"a rule naming admins kicks an admin", act("a", string(rules.ActKick), grp, tim.GroupPublic, "adam", 0, "spam"), []string{store.RoleAdmin}, audit.ResultDone, ""},
+		{"a rule naming admins leaves the owner alone", act("a", string(rules.ActMute), grp, tim.GroupPublic, "olga", 60, ""), []string{store.RoleAdmin}, audit.ResultSkipped, "exempt: owner"},
+		{"a rule naming every role mutes the App admin", act("a", string(rules.ActMute), grp, tim.GroupPublic, "administrator", 60, ""), all, audit.ResultDone, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			fc := newFakeClient()
 			for _, g := range []string{grp, live} {
 				fc.roles[g] = map[string]string{"olga": tim.RoleOwner, "adam": tim.RoleAdmin}
@@ -509,7 +509,7 @@ func TestOwnersAdminsAndTheAppAdminAreExempt(t *testing.T) {
 }
 
 func TestFailuresAreRetriedWithBackoffThenDeadLettered(t *testing.T) {
-	all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	all := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	transport := &tim.TransportError{Command: tim.CommandForbidSendMsg, Op: tim.OpSend, Err: errors.New("connection reset")}
 	tests := []struct {
 		name        string
@@ -528,7 +528,7 @@ func TestFailuresAreRetriedWithBackoffThenDeadLettered(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := memstore.New(memstore.Options{})
+				s := memory.New(memory.Options{})
 				fc := newFakeClient()
 				var mu sync.Mutex
 				failed := 0
@@ -546,7 +546,7 @@ func TestFailuresAreRetriedWithBackoffThenDeadLettered(t *testing.T) {
 					c.MinBackoff, c.MaxBackoff, c.MaxAttempts = time.Second, time.Minute, tt.maxAttempts
 					c.PollInterval = 100 * time.Millisecond
 				})
-				a := act("a", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
+				a := act("a", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")
 				a.Roles = all
 				enqueue(t, s, time.Now(), a)
 				ctx, cancel := context.WithCancel(t.Context())
@@ -602,7 +602,7 @@ func TestFailuresAreRetriedWithBackoffThenDeadLettered(t *testing.T) {
 }
 
 func TestABatchRefusedAsAWholeIsRetriedOneByOne(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	fc := newFakeClient()
 	fc.fail = func(c fakeCall) error {
 		if slices.Contains(c.Members, "olga") {
@@ -614,8 +614,8 @@ func TestABatchRefusedAsAWholeIsRetriedOneByOne(t *testing.T) {
 	e := newTestExecutor(t, s, fc, log, nil)
 	var as []store.Action
 	for _, u := range []string{"a", "b", "olga", "c"} {
-		a := act("kick-"+u, rules.ActKick, grp, tim.GroupPublic, u, 0, "spam")
-		a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+		a := act("kick-"+u, string(rules.ActKick), grp, tim.GroupPublic, u, 0, "spam")
+		a.Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 		as = append(as, a)
 	}
 	enqueue(t, s, time.Now(), as...)
@@ -660,7 +660,7 @@ func TestDryRunAndRESTOffCallNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			fc := newFakeClient()
 			var client Client
 			if tt.client {
@@ -672,10 +672,10 @@ func TestDryRunAndRESTOffCallNothing(t *testing.T) {
 				e.SetDryRun(true)
 			}
 			enqueue(t, s, time.Now(),
-				act("m", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "bye"),
-				act("k", rules.ActKick, grp, "", "dave", 0, "spam"),
-				act("g", rules.ActMuteGroup, grp, tim.GroupPublic, "", 900, "open"),
-				act("x", rules.ActAdmit, grp, tim.GroupPublic, "erin", 0, ""),
+				act("m", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "bye"),
+				act("k", string(rules.ActKick), grp, "", "dave", 0, "spam"),
+				act("g", string(rules.ActMuteGroup), grp, tim.GroupPublic, "", 900, "open"),
+				act("x", string(rules.ActAdmit), grp, tim.GroupPublic, "erin", 0, ""),
 			)
 			drain(t, e)
 			if calls := fc.Calls(); len(calls) != 0 {
@@ -699,11 +699,11 @@ func TestDryRunAndRESTOffCallNothing(t *testing.T) {
 }
 
 func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
-	all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	all := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	ctx := context.Background()
-	newRig := func(t *testing.T) (*testclock.Clock, *memstore.Store, *fakeClient, *auditLog, *Executor) {
+	newRig := func(t *testing.T) (*testclock.Clock, *memory.Store, *fakeClient, *auditLog, *Executor) {
 		clk := testclock.New(t0)
-		s := memstore.New(memstore.Options{Now: clk.Now})
+		s := memory.New(memory.Options{Now: clk.Now})
 		fc := newFakeClient()
 		log := &auditLog{}
 		e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Now = clk.Now })
@@ -719,14 +719,14 @@ func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 
 	t.Run("a group mute ends with an unmute that announces the end", func(t *testing.T) {
 		clk, s, fc, log, e := newRig(t)
-		enqueue(t, s, t0, act("raid", rules.ActMuteGroup, grp, tim.GroupPublic, "", 900, "The group can talk again."))
+		enqueue(t, s, t0, act("raid", string(rules.ActMuteGroup), grp, tim.GroupPublic, "", 900, "The group can talk again."))
 		runAt(t, e, 1)
 		mutes, _ := s.ListMutes(ctx, grp)
 		if len(mutes) != 1 || mutes[0].User != "" || !mutes[0].Until.Equal(t0.Add(15*time.Minute)) || mutes[0].Rule != "test-rule" {
 			t.Errorf("mutes %+v, want the group muted until +15m", mutes)
 		}
 		pending, _ := s.Pending(ctx, 10)
-		if len(pending) != 1 || pending[0].ID != "raid/end" || pending[0].Kind != rules.ActUnmuteGroup ||
+		if len(pending) != 1 || pending[0].ID != "raid/end" || pending[0].Kind != string(rules.ActUnmuteGroup) ||
 			!pending[0].NotBefore.Equal(t0.Add(15*time.Minute)) || pending[0].Text != "The group can talk again." {
 			t.Fatalf("pending %+v, want the unmute due at +15m", pending)
 		}
@@ -753,7 +753,7 @@ func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 
 	t.Run("a member mute with an announcement tells the member when it ends", func(t *testing.T) {
 		clk, s, fc, log, e := newRig(t)
-		a := act("flood", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "You can write again.")
+		a := act("flood", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "You can write again.")
 		a.Roles = all
 		enqueue(t, s, t0, a)
 		runAt(t, e, 1)
@@ -774,7 +774,7 @@ func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 
 	t.Run("a mute without an announcement leaves nothing due", func(t *testing.T) {
 		_, s, _, _, e := newRig(t)
-		a := act("m", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
+		a := act("m", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")
 		a.Roles = all
 		enqueue(t, s, t0, a)
 		runAt(t, e, 1)
@@ -785,7 +785,7 @@ func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 
 	t.Run("a permanent mute has no end", func(t *testing.T) {
 		_, s, fc, _, e := newRig(t)
-		a := act("m", rules.ActMute, grp, tim.GroupPublic, "carol", rules.PermanentSeconds, "never")
+		a := act("m", string(rules.ActMute), grp, tim.GroupPublic, "carol", rules.PermanentSeconds, "never")
 		a.Roles = all
 		enqueue(t, s, t0, a)
 		runAt(t, e, 1)
@@ -801,12 +801,12 @@ func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 
 	t.Run("an unmute clears the mute record", func(t *testing.T) {
 		clk, s, _, _, e := newRig(t)
-		m := act("m", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
+		m := act("m", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")
 		m.Roles = all
 		enqueue(t, s, t0, m)
 		runAt(t, e, 1)
 		clk.Add(time.Minute)
-		enqueue(t, s, clk.Now(), act("u", rules.ActUnmute, grp, tim.GroupPublic, "carol", 0, ""))
+		enqueue(t, s, clk.Now(), act("u", string(rules.ActUnmute), grp, tim.GroupPublic, "carol", 0, ""))
 		runAt(t, e, 1)
 		if mutes, _ := s.ListMutes(ctx, grp); len(mutes) != 0 {
 			t.Errorf("mutes %+v, want none", mutes)
@@ -815,7 +815,7 @@ func TestFollowUpsEndAndAnnounceMutes(t *testing.T) {
 
 	t.Run("a ban with an announcement tells the member when it ends", func(t *testing.T) {
 		clk, s, fc, _, e := newRig(t)
-		b := act("b", rules.ActBan, live, tim.GroupAVChatRoom, "carol", 3600, "You may come back.")
+		b := act("b", string(rules.ActBan), live, tim.GroupAVChatRoom, "carol", 3600, "You may come back.")
 		b.Roles = all
 		enqueue(t, s, t0, b)
 		runAt(t, e, 1)
@@ -846,7 +846,7 @@ func TestShutdownFinishesTheCallInFlightAndHandsTheRestBack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := memstore.New(memstore.Options{})
+				s := memory.New(memory.Options{})
 				fc := newFakeClient()
 				started := make(chan struct{})
 				var once sync.Once
@@ -863,8 +863,8 @@ func TestShutdownFinishesTheCallInFlightAndHandsTheRestBack(t *testing.T) {
 				e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Workers, c.Grace = 1, 5*time.Second })
 				var as []store.Action
 				for _, g := range []string{"a", "b", "c"} {
-					a := act(g, rules.ActMute, "@TGS#"+g, tim.GroupPublic, "carol", 600, "")
-					a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+					a := act(g, string(rules.ActMute), "@TGS#"+g, tim.GroupPublic, "carol", 600, "")
+					a.Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 					as = append(as, a)
 				}
 				enqueue(t, s, time.Now(), as...)
@@ -901,7 +901,7 @@ func TestShutdownFinishesTheCallInFlightAndHandsTheRestBack(t *testing.T) {
 
 func TestLingerGathersABurstIntoOneBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := memstore.New(memstore.Options{})
+		s := memory.New(memory.Options{})
 		fc := newFakeClient()
 		log := &auditLog{}
 		e := newTestExecutor(t, s, fc, log, func(c *Config) {
@@ -914,7 +914,7 @@ func TestLingerGathersABurstIntoOneBatch(t *testing.T) {
 		// before the executor's next poll.
 		time.Sleep(95 * time.Millisecond)
 		for i := range 10 {
-			enqueue(t, s, time.Now(), many(rules.ActMute, grp, tim.GroupPublic, members(fmt.Sprintf("w%d-", i), 30), 300, "")...)
+			enqueue(t, s, time.Now(), many(string(rules.ActMute), grp, tim.GroupPublic, members(fmt.Sprintf("w%d-", i), 30), 300, "")...)
 			time.Sleep(5 * time.Millisecond)
 		}
 		time.Sleep(time.Second)
@@ -928,7 +928,7 @@ func TestLingerGathersABurstIntoOneBatch(t *testing.T) {
 
 // flakyStore fails some operations of a memory store.
 type flakyStore struct {
-	*memstore.Store
+	*memory.Store
 	mu       sync.Mutex
 	complete []error // errors for the next Complete calls
 	// setMuteDownUntil fails SetMute as unavailable until then.
@@ -984,12 +984,12 @@ func TestStoreTroubleAfterASuccessfulCall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := &flakyStore{Store: memstore.New(memstore.Options{}), complete: tt.complete, setMuteDownUntil: time.Now().Add(tt.setMuteDown)}
+				s := &flakyStore{Store: memory.New(memory.Options{}), complete: tt.complete, setMuteDownUntil: time.Now().Add(tt.setMuteDown)}
 				fc := newFakeClient()
 				log := &auditLog{}
 				e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Lease = 20 * time.Second })
-				a := act("m", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
-				a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+				a := act("m", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")
+				a.Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 				enqueue(t, s, time.Now(), a)
 				ctx, cancel := context.WithCancel(t.Context())
 				done := make(chan error)
@@ -1012,7 +1012,7 @@ func TestStoreTroubleAfterASuccessfulCall(t *testing.T) {
 }
 
 func TestNewRefusesAnIncompleteConfig(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	tests := []struct {
 		name string
 		cfg  Config
@@ -1034,7 +1034,7 @@ func TestNewRefusesAnIncompleteConfig(t *testing.T) {
 
 // slowMuteStore takes its time to record mutes.
 type slowMuteStore struct {
-	*memstore.Store
+	*memory.Store
 	delay time.Duration
 }
 
@@ -1045,16 +1045,16 @@ func (s *slowMuteStore) SetMute(ctx context.Context, m store.Mute) error {
 
 func TestLeasesAreRenewedWhileASlowBatchSettles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := &slowMuteStore{Store: memstore.New(memstore.Options{}), delay: 700 * time.Millisecond}
+		s := &slowMuteStore{Store: memory.New(memory.Options{}), delay: 700 * time.Millisecond}
 		mod := func(c *Config) { c.Lease = 3 * time.Second }
 		fa, fb := newFakeClient(), newFakeClient()
 		log := &auditLog{}
 		a := newTestExecutor(t, s, fa, log, mod)
 		b := newTestExecutor(t, s, fb, log, mod)
 		// 80 mutes settle 16 at a time, 0.7s each: 3.5s, past the lease.
-		as := many(rules.ActMute, grp, tim.GroupPublic, members("u", 80), 600, "")
+		as := many(string(rules.ActMute), grp, tim.GroupPublic, members("u", 80), 600, "")
 		for i := range as {
-			as[i].Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+			as[i].Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 		}
 		enqueue(t, s, time.Now(), as...)
 		ctx, cancel := context.WithCancel(t.Context())
@@ -1082,16 +1082,16 @@ func TestLeasesAreRenewedWhileASlowBatchSettles(t *testing.T) {
 }
 
 func TestAFailedGroupLookupFailsOnlyTheActionsThatNeedIt(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	fc := newFakeClient()
 	log := &auditLog{}
 	e := newTestExecutor(t, s, fc, log, nil)
 	// A warning to one member depends on the group's type (a live group
 	// takes no targeted notice); a notice to all does not.
 	enqueue(t, s, time.Now(),
-		act("kick", rules.ActKick, "@TGS#unknown", "", "carol", 0, "spam"),
-		act("warn", rules.ActWarn, "@TGS#unknown", "", "carol", 0, "Be nice."),
-		act("notice", rules.ActWarn, "@TGS#unknown", "", "", 0, "Be nice."))
+		act("kick", string(rules.ActKick), "@TGS#unknown", "", "carol", 0, "spam"),
+		act("warn", string(rules.ActWarn), "@TGS#unknown", "", "carol", 0, "Be nice."),
+		act("notice", string(rules.ActWarn), "@TGS#unknown", "", "", 0, "Be nice."))
 	drain(t, e)
 	if got := log.results(t); !mapsEqual(got, map[string]string{"kick": "dead", "warn": "dead", "notice": "done"}) {
 		t.Errorf("results %v, want the kick and the warning dead and the notice to all sent", got)

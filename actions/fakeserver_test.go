@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/tim"
@@ -125,8 +126,8 @@ func TestAJoinWaveIsOneCallAgainstTheFakeServer(t *testing.T) {
 			log := &auditLog{}
 			e := rig.executor(t, s, log, nil)
 			now := time.Now()
-			as := many(rules.ActMute, "@TGS#wave", tim.GroupPublic, wave, 300, "")
-			as = append(as, act("admin", rules.ActMute, "@TGS#wave", tim.GroupPublic, "adam", 300, ""))
+			as := many(string(rules.ActMute), "@TGS#wave", tim.GroupPublic, wave, 300, "")
+			as = append(as, act("admin", string(rules.ActMute), "@TGS#wave", tim.GroupPublic, "adam", 300, ""))
 			enqueue(t, s, now, as...)
 			stop := run(t, e)
 			waitIdle(t, s, 90*time.Second)
@@ -188,8 +189,8 @@ func TestTwoExecutorsKeepTheRateLimitTogether(t *testing.T) {
 			for i := range 40 {
 				g := fmt.Sprintf("@TGS#g%02d", i)
 				rig.im.AddGroup(timtest.Group{ID: g, Type: "Public", Owner: "olga", Members: []string{"carol"}})
-				a := act("kick-"+g, rules.ActKick, g, tim.GroupPublic, "carol", 0, "spam")
-				a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+				a := act("kick-"+g, string(rules.ActKick), g, tim.GroupPublic, "carol", 0, "spam")
+				a.Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 				as = append(as, a)
 			}
 			log := &auditLog{}
@@ -230,9 +231,9 @@ func TestFaultsNeitherRepeatNorLoseActions(t *testing.T) {
 				g := fmt.Sprintf("@TGS#f%02d", i)
 				ms := members("m", 8)
 				rig.im.AddGroup(timtest.Group{ID: g, Type: "Public", Owner: "olga", Admins: []string{"adam"}, Members: append(ms, "k1", "k2")})
-				as = append(as, many(rules.ActMute, g, tim.GroupPublic, ms, 600, "")...)
-				as = append(as, many(rules.ActKick, g, tim.GroupPublic, []string{"k1", "k2"}, 0, "spam")...)
-				as = append(as, act("warn-"+g, rules.ActWarn, g, tim.GroupPublic, "", 0, "Behave."))
+				as = append(as, many(string(rules.ActMute), g, tim.GroupPublic, ms, 600, "")...)
+				as = append(as, many(string(rules.ActKick), g, tim.GroupPublic, []string{"k1", "k2"}, 0, "spam")...)
+				as = append(as, act("warn-"+g, string(rules.ActWarn), g, tim.GroupPublic, "", 0, "Behave."))
 				for _, m := range ms {
 					want[tim.CommandForbidSendMsg+" "+g+"/"+m] = 1
 				}
@@ -287,7 +288,7 @@ func TestFaultsNeitherRepeatNorLoseActions(t *testing.T) {
 					case r.Result == audit.ResultDone:
 						dones++
 					case r.Result == audit.ResultRetry:
-					case r.Result == audit.ResultDead && a.Kind == rules.ActWarn && strings.Contains(r.Error, "may have delivered the notice"):
+					case r.Result == audit.ResultDead && a.Kind == string(rules.ActWarn) && strings.Contains(r.Error, "may have delivered the notice"):
 						lost++
 					default:
 						t.Errorf("%s: result %s (%s)", a.ID, r.Result, r.Error)
@@ -326,9 +327,9 @@ func TestAPermanentFailureIsDeadLetteredOnce(t *testing.T) {
 			rig.im.FailNext(tim.CommandForbidSendMsg, tim.CodeBadParameter, 1)
 			log := &auditLog{}
 			e := rig.executor(t, s, log, nil)
-			all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
-			bad := act("bad", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "")
-			gone := act("gone", rules.ActKick, "@TGS#nosuchgroup", tim.GroupPublic, "dave", 0, "spam")
+			all := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
+			bad := act("bad", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "")
+			gone := act("gone", string(rules.ActKick), "@TGS#nosuchgroup", tim.GroupPublic, "dave", 0, "spam")
 			bad.Roles, gone.Roles = all, all
 			enqueue(t, s, time.Now(), bad, gone)
 			stop := run(t, e)
@@ -463,13 +464,13 @@ func TestKillingAnExecutorMidRunLosesNoAction(t *testing.T) {
 					g := fmt.Sprintf("@TGS#k%d", i)
 					ms := members("m", 10)
 					rig.im.AddGroup(timtest.Group{ID: g, Type: "Public", Owner: "olga", Members: append(ms, "x")})
-					as = append(as, many(rules.ActMute, g, tim.GroupPublic, ms, 600, "")...)
-					as = append(as, act("kick-"+g, rules.ActKick, g, tim.GroupPublic, "x", 0, "spam"))
+					as = append(as, many(string(rules.ActMute), g, tim.GroupPublic, ms, 600, "")...)
+					as = append(as, act("kick-"+g, string(rules.ActKick), g, tim.GroupPublic, "x", 0, "spam"))
 					for _, m := range ms {
 						want[g+"/"+m] = 1
 					}
 				}
-				all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+				all := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 				for i := range as {
 					as[i].Roles = all
 				}
@@ -479,7 +480,7 @@ func TestKillingAnExecutorMidRunLosesNoAction(t *testing.T) {
 				ks := &killableStore{Store: reopen(t)}
 				stuck := &stuckClient{Client: rig.client(t, s), entered: make(chan struct{}), release: make(chan struct{})}
 				logA := &auditLog{}
-				a, err := New(Config{Store: ks, Client: stuck, Roles: NewRoleFiller(RoleFillerConfig{Client: stuck, Store: ks}),
+				a, err := New(Config{Store: ks, Client: stuck, Roles: rolecache.New(rolecache.Config{Client: stuck, Store: ks}),
 					Audit: logA, Lease: lease, Grace: time.Millisecond, PollInterval: 10 * time.Millisecond})
 				if err != nil {
 					t.Fatal(err)

@@ -3,119 +3,23 @@ package actions
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/timguard/timguard/audit"
-	"github.com/timguard/timguard/rules"
+	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/tim"
 )
 
-// Suffixes of the delayed actions a successful call leaves behind. An
-// action whose ID ends in EndSuffix ends a group mute (unmute_group) or
-// announces the end of a member mute (warn with a user); before it runs, the
-// executor checks that the mute it belongs to still ends then.
+// Suffixes of the delayed actions a successful call leaves behind, beside
+// mutes.mutes.EndSuffix.
 const (
-	EndSuffix      = "/end"
 	announceSuffix = "/announce"
 	// banEndSuffix names the announcement at the end of a ban, which no mute
 	// record describes.
 	banEndSuffix = "/ban-end"
 )
-
-// LiftedEarlyReason is the audit error of a delayed unmute or announcement
-// skipped because its mute was lifted before its end.
-const LiftedEarlyReason = "lifted early"
-
-// liftedMarkTTL is how long a mark that a mute was lifted early outlives the
-// mute's end: long enough for the delayed action to be claimed after an
-// outage of every replica, or after its retries.
-const liftedMarkTTL = 7 * 24 * time.Hour
-
-// Claimer sets one-shot marks; store.Store implements it.
-type Claimer interface {
-	ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
-}
-
-// LiftedKey names the mark that the mute of user (empty: the whole group)
-// in group recorded until until was lifted before that time.
-//
-// A mute record drops out of the store when its Until passes, which is
-// exactly when the delayed action that ends or announces it becomes due, so
-// the absence of a record cannot tell an early lift from the natural end.
-// The mark can: whoever lifts a recorded mute early (the executor's unmute,
-// reconciliation) sets it, and the delayed action looks for it.
-func LiftedKey(group, user string, until time.Time) string {
-	return "lifted|" + group + "|" + user + "|" + strconv.FormatInt(until.UnixMilli(), 10)
-}
-
-// MarkLifted records that m was lifted before its end, so that the delayed
-// action ending or announcing m is skipped. A mute without end has no such
-// action and needs no mark.
-//
-// A mark is set with ClaimOnce, which also finds the key taken while a probe
-// of wasLifted holds it (for probeTTL). So a false answer is tried again
-// after the probe's lifetime, a few times: a key still taken then is a real
-// mark, set by whoever lifted the mute first.
-func MarkLifted(ctx context.Context, c Claimer, m store.Mute, now time.Time) error {
-	if m.Until.IsZero() {
-		return nil
-	}
-	ttl := max(m.Until.Sub(now), 0) + liftedMarkTTL
-	key := LiftedKey(m.Group, m.User, m.Until)
-	for i := 1; ; i++ {
-		set, err := c.ClaimOnce(ctx, key, ttl)
-		if err != nil {
-			return fmt.Errorf("mark the mute of %q in %s as lifted early: %w", m.User, m.Group, err)
-		}
-		if set || i == markAttempts {
-			return nil
-		}
-		if !sleep(ctx, markRetryWait) {
-			return fmt.Errorf("mark the mute of %q in %s as lifted early: %w", m.User, m.Group, ctx.Err())
-		}
-	}
-}
-
-// probeTTL is how long wasLifted's probe holds a mark's key.
-const probeTTL = time.Millisecond
-
-// markAttempts and markRetryWait bound MarkLifted's attempts when the key is
-// taken: the wait outlasts a probe.
-const (
-	markAttempts  = 3
-	markRetryWait = 2 * probeTTL
-)
-
-// wasLifted reports whether the mark key (see LiftedKey) is set. ClaimOnce is the
-// only way to read a mark, so the probe sets the key itself for probeTTL: too
-// short to be mistaken for a mark when the action is retried, and nobody
-// marks a mute whose end has passed (a mark set while the probe holds the key
-// is retried by MarkLifted).
-func wasLifted(ctx context.Context, c Claimer, key string) (bool, error) {
-	free, err := c.ClaimOnce(ctx, key, probeTTL)
-	if err != nil {
-		return false, err
-	}
-	return !free, nil
-}
-
-// isEnd reports whether a is the delayed action that ends a group mute or
-// announces the end of a member mute.
-func isEnd(a store.Action) bool {
-	if !strings.HasSuffix(a.ID, EndSuffix) || a.NotBefore.IsZero() {
-		return false
-	}
-	switch a.Kind {
-	case rules.ActUnmuteGroup:
-		return a.User == ""
-	case rules.ActWarn:
-		return a.User != ""
-	}
-	return false
-}
 
 // checkEnds skips the delayed actions whose mute no longer ends when they
 // were due: a later mute of the same subject is in force (a second
@@ -126,7 +30,7 @@ func isEnd(a store.Action) bool {
 func (e *Executor) checkEnds(work context.Context, group string, jobs []*job) []*job {
 	var latest time.Time
 	for _, j := range jobs {
-		if a := j.c.Action; isEnd(a) && a.User == "" && a.NotBefore.After(latest) {
+		if a := j.c.Action; mutelife.IsEnd(a) && a.User == "" && a.NotBefore.After(latest) {
 			latest = a.NotBefore
 		}
 	}
@@ -140,7 +44,7 @@ func (e *Executor) checkEnds(work context.Context, group string, jobs []*job) []
 	out := jobs[:0]
 	for _, j := range jobs {
 		a := j.c.Action
-		if !isEnd(a) {
+		if !mutelife.IsEnd(a) {
 			out = append(out, j)
 			continue
 		}
@@ -164,7 +68,7 @@ func (e *Executor) checkEnds(work context.Context, group string, jobs []*job) []
 		switch {
 		case err != nil:
 			e.retryLater(work, j, fmt.Errorf("check whether the mute of %s still ends at %s: %w",
-				strings.TrimSuffix(a.ID, EndSuffix), a.NotBefore.UTC().Format(time.RFC3339), err))
+				strings.TrimSuffix(a.ID, mutelife.EndSuffix), a.NotBefore.UTC().Format(time.RFC3339), err))
 		case reason != "":
 			e.finishWithoutCall(work, j, audit.ResultSkipped, reason)
 		default:
@@ -195,17 +99,17 @@ func (e *Executor) endReason(ctx context.Context, a store.Action, mutes []store.
 			return "a later " + what + " is in force until " + m.Until.UTC().Format(time.RFC3339Nano), nil
 		}
 	}
-	key := LiftedKey(a.Group, a.User, a.NotBefore)
+	key := mutelife.LiftedKey(a.Group, a.User, a.NotBefore)
 	lifted, ok := probed[key]
 	if !ok {
 		var err error
-		if lifted, err = wasLifted(ctx, e.cfg.Store, key); err != nil {
+		if lifted, err = mutelife.WasLifted(ctx, e.cfg.Store, key); err != nil {
 			return "", err
 		}
 		probed[key] = lifted
 	}
 	if lifted {
-		return LiftedEarlyReason, nil
+		return mutelife.LiftedEarlyReason, nil
 	}
 	return "", nil
 }
@@ -311,20 +215,4 @@ func endText(end time.Time) string {
 		return "without end"
 	}
 	return "until " + end.UTC().Format(time.RFC3339)
-}
-
-// markLiftedRecord marks the live record of user ("" for the group-wide
-// mute) in group as lifted early when it ends after now: timguard itself
-// lifts it before its end. The executor's unmutes and the Lifter share it.
-func markLiftedRecord(ctx context.Context, s LiftStore, group, user string, now time.Time) error {
-	mutes, err := s.ListMutes(ctx, group)
-	if err != nil {
-		return fmt.Errorf("read the mutes of %s: %w", group, err)
-	}
-	for _, m := range mutes {
-		if m.User == user && m.Until.After(now) {
-			return MarkLifted(ctx, s, m, now)
-		}
-	}
-	return nil
 }

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/internal/testclock"
+	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -29,14 +30,14 @@ type step struct {
 }
 
 func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
-	everyone := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	everyone := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	mute := func(id, user string, seconds int64, announce string) store.Action {
-		a := act(id, rules.ActMute, grp, tim.GroupPublic, user, seconds, announce)
+		a := act(id, string(rules.ActMute), grp, tim.GroupPublic, user, seconds, announce)
 		a.Roles = everyone
 		return a
 	}
 	muteGroup := func(id string, seconds int64, announce string) store.Action {
-		return act(id, rules.ActMuteGroup, grp, tim.GroupPublic, "", seconds, announce)
+		return act(id, string(rules.ActMuteGroup), grp, tim.GroupPublic, "", seconds, announce)
 	}
 	tests := []struct {
 		name    string
@@ -115,29 +116,29 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			},
 			calls:   []string{"modify_group_base_info On"},
 			results: map[string]string{"raid": "done", "raid/end": "skipped"},
-			reason:  map[string]string{"raid/end": LiftedEarlyReason},
+			reason:  map[string]string{"raid/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "a group mute lifted by an unmute_group rule skips its delayed unmute",
 			steps: []step{
 				{at: 0, enqueue: []store.Action{muteGroup("raid", 900, "")}},
-				{at: 5 * time.Minute, enqueue: []store.Action{act("lift", rules.ActUnmuteGroup, grp, tim.GroupPublic, "", 0, "")}},
+				{at: 5 * time.Minute, enqueue: []store.Action{act("lift", string(rules.ActUnmuteGroup), grp, tim.GroupPublic, "", 0, "")}},
 				{at: 15 * time.Minute},
 			},
 			calls:   []string{"modify_group_base_info On", "modify_group_base_info Off"},
 			results: map[string]string{"raid": "done", "lift": "done", "raid/end": "skipped"},
-			reason:  map[string]string{"raid/end": LiftedEarlyReason},
+			reason:  map[string]string{"raid/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "a member unmuted early is not told later that the mute ended",
 			steps: []step{
 				{at: 0, enqueue: []store.Action{mute("flood", "carol", 600, "You can write again.")}},
-				{at: time.Minute, enqueue: []store.Action{act("pardon", rules.ActUnmute, grp, tim.GroupPublic, "carol", 0, "")}},
+				{at: time.Minute, enqueue: []store.Action{act("pardon", string(rules.ActUnmute), grp, tim.GroupPublic, "carol", 0, "")}},
 				{at: 10 * time.Minute},
 			},
 			calls:   nil,
 			results: map[string]string{"flood": "done", "pardon": "done", "flood/end": "skipped"},
-			reason:  map[string]string{"flood/end": LiftedEarlyReason},
+			reason:  map[string]string{"flood/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "a member mute lifted at the IM server is not announced",
@@ -147,7 +148,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 				{at: 10 * time.Minute},
 			},
 			results: map[string]string{"flood": "done", "flood/end": "skipped"},
-			reason:  map[string]string{"flood/end": LiftedEarlyReason},
+			reason:  map[string]string{"flood/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "a member muted again for longer hears only about the later end",
@@ -200,7 +201,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			name: "after an unmute a shorter mute applies again",
 			steps: []step{
 				{at: 0, enqueue: []store.Action{mute("day", "carol", 86400, "Day over.")}},
-				{at: time.Minute, enqueue: []store.Action{act("pardon", rules.ActUnmute, grp, tim.GroupPublic, "carol", 0, "")}},
+				{at: time.Minute, enqueue: []store.Action{act("pardon", string(rules.ActUnmute), grp, tim.GroupPublic, "carol", 0, "")}},
 				{at: 2 * time.Minute, enqueue: []store.Action{mute("flood", "carol", 600, "Flood over.")}},
 				{at: 12 * time.Minute},
 				{at: 24 * time.Hour},
@@ -208,7 +209,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 			calls:   []string{"send_group_system_notification Flood over."},
 			mutes:   []string{"[carol] 86400", "[carol] 0", "[carol] 600"},
 			results: map[string]string{"day": "done", "pardon": "done", "flood": "done", "flood/end": "done", "day/end": "skipped"},
-			reason:  map[string]string{"day/end": LiftedEarlyReason},
+			reason:  map[string]string{"day/end": mutelife.LiftedEarlyReason},
 		},
 		{
 			name: "another member's lifted mute does not stop this member's announcement",
@@ -231,7 +232,7 @@ func TestDelayedEndsRespectLaterAndLiftedMutes(t *testing.T) {
 				start := time.Now().Truncate(time.Second)
 				clk := testclock.New(start)
 				if kind.name == "memory" {
-					s = memstore.New(memstore.Options{Now: clk.Now})
+					s = memory.New(memory.Options{Now: clk.Now})
 				}
 				fc := newFakeClient()
 				log := &auditLog{}
@@ -292,7 +293,7 @@ func liftOutside(t *testing.T, s store.Store, user string, now time.Time) {
 		if m.User != user {
 			continue
 		}
-		if err := MarkLifted(ctx, s, m, now); err != nil {
+		if err := mutelife.MarkLifted(ctx, s, m, now); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.ClearMute(ctx, grp, user); err != nil {
@@ -318,11 +319,11 @@ func (s *listFailStore) ListMutes(ctx context.Context, group string) ([]store.Mu
 
 func TestADelayedUnmuteThatCannotBeCheckedIsRetried(t *testing.T) {
 	clk := testclock.New(t0)
-	s := &listFailStore{Store: memstore.New(memstore.Options{Now: clk.Now})}
+	s := &listFailStore{Store: memory.New(memory.Options{Now: clk.Now})}
 	fc := newFakeClient()
 	log := &auditLog{}
 	e := newTestExecutor(t, s, fc, log, func(c *Config) { c.Now = clk.Now })
-	enqueue(t, s, t0, act("raid", rules.ActMuteGroup, grp, tim.GroupPublic, "", 900, ""))
+	enqueue(t, s, t0, act("raid", string(rules.ActMuteGroup), grp, tim.GroupPublic, "", 900, ""))
 	drain(t, e)
 	clk.Add(15 * time.Minute)
 	s.down.Store(true)
@@ -348,17 +349,17 @@ func TestOnlyMuteEndsAreChecked(t *testing.T) {
 		a    store.Action
 		want bool
 	}{
-		{"the unmute at the end of a group mute is checked", store.Action{ID: "x/end", Kind: rules.ActUnmuteGroup, NotBefore: at}, true},
-		{"the announcement at the end of a member mute is checked", store.Action{ID: "x/end", Kind: rules.ActWarn, User: "u", NotBefore: at}, true},
-		{"an unmute_group a rule decided is not checked", store.Action{ID: "x", Kind: rules.ActUnmuteGroup}, false},
-		{"an announcement after a group unmute is not checked", store.Action{ID: "x/end/announce", Kind: rules.ActWarn}, false},
-		{"the announcement at the end of a ban is not checked", store.Action{ID: "x/ban-end", Kind: rules.ActWarn, User: "u", NotBefore: at}, false},
-		{"an action that is not delayed is not checked", store.Action{ID: "x/end", Kind: rules.ActUnmuteGroup}, false},
+		{"the unmute at the end of a group mute is checked", store.Action{ID: "x/end", Kind: string(rules.ActUnmuteGroup), NotBefore: at}, true},
+		{"the announcement at the end of a member mute is checked", store.Action{ID: "x/end", Kind: string(rules.ActWarn), User: "u", NotBefore: at}, true},
+		{"an unmute_group a rule decided is not checked", store.Action{ID: "x", Kind: string(rules.ActUnmuteGroup)}, false},
+		{"an announcement after a group unmute is not checked", store.Action{ID: "x/end/announce", Kind: string(rules.ActWarn)}, false},
+		{"the announcement at the end of a ban is not checked", store.Action{ID: "x/ban-end", Kind: string(rules.ActWarn), User: "u", NotBefore: at}, false},
+		{"an action that is not delayed is not checked", store.Action{ID: "x/end", Kind: string(rules.ActUnmuteGroup)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := isEnd(tt.a); got != tt.want {
-				t.Errorf("isEnd(%+v) = %v, want %v", tt.a, got, tt.want)
+			if got := mutelife.IsEnd(tt.a); got != tt.want {
+				t.Errorf("mutelife.IsEnd(%+v) = %v, want %v", tt.a, got, tt.want)
 			}
 		})
 	}

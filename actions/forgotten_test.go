@@ -10,7 +10,7 @@ import (
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -26,7 +26,7 @@ import (
 //     nothing to extend), in the same group after a slow call.
 func TestActionsTheStoreForgotAreCarriedOutAndAuditedOnce(t *testing.T) {
 	srv := redistest.StartServer(t)
-	s, err := redisstore.New(context.Background(), redisstore.Options{URL: srv.URL(), KeyPrefix: "forgot:", Timeout: 2 * time.Second})
+	s, err := redis.New(context.Background(), redis.Options{URL: srv.URL(), KeyPrefix: "forgot:", Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,11 +34,11 @@ func TestActionsTheStoreForgotAreCarriedOutAndAuditedOnce(t *testing.T) {
 
 	const lease = 2 * time.Second
 	const g1, g2 = "@TGS#one", "@TGS#two"
-	all := []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+	all := []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 	as := []store.Action{
-		act("retried", rules.ActMute, g1, tim.GroupPublic, "u1", 600, ""),
-		act("completed", rules.ActMute, g2, tim.GroupPublic, "u3", 600, ""),
-		act("renewed", rules.ActKick, g1, tim.GroupPublic, "u2", 0, "spam"),
+		act("retried", string(rules.ActMute), g1, tim.GroupPublic, "u1", 600, ""),
+		act("completed", string(rules.ActMute), g2, tim.GroupPublic, "u3", 600, ""),
+		act("renewed", string(rules.ActKick), g1, tim.GroupPublic, "u2", 0, "spam"),
 	}
 	now := time.Now()
 	for i := range as {

@@ -159,7 +159,7 @@ func validate(a store.Action) error {
 	if a.Group == "" {
 		return errors.New("no group")
 	}
-	switch a.Kind {
+	switch rules.ActionKind(a.Kind) {
 	case rules.ActMute, rules.ActBan:
 		if a.User == "" {
 			return fmt.Errorf("%s needs a user", a.Kind)
@@ -192,9 +192,9 @@ func validate(a store.Action) error {
 // every group type.
 func needsInfo(j *job) bool {
 	switch {
-	case j.c.Kind == rules.ActAdmit:
+	case j.c.Kind == string(rules.ActAdmit):
 		return true
-	case j.c.Kind == rules.ActWarn && j.c.User == "":
+	case j.c.Kind == string(rules.ActWarn) && j.c.User == "":
 		return false
 	}
 	return j.c.GroupType == ""
@@ -222,13 +222,13 @@ func (e *Executor) decide(j *job, info *tim.GroupInfo) string {
 		typ = tim.NormalizeGroupType(info.Type)
 	}
 	j.typ = typ
-	switch a.Kind {
+	switch rules.ActionKind(a.Kind) {
 	case rules.ActMute, rules.ActUnmute:
 		if typ == tim.GroupPrivate {
 			return "Private (Work) groups do not allow muting members"
 		}
 		j.op, j.seconds, j.announce = opMute, a.Seconds, a.Text
-		if a.Kind == rules.ActUnmute {
+		if a.Kind == string(rules.ActUnmute) {
 			j.op, j.seconds, j.announce = opUnmute, 0, ""
 		}
 	case rules.ActMuteGroup:
@@ -259,7 +259,7 @@ func (e *Executor) decide(j *job, info *tim.GroupInfo) string {
 			return fmt.Sprintf("%s only exists in AVChatRoom (live) groups; this group is %s", a.Kind, typ)
 		}
 		j.op, j.seconds, j.announce = opBan, a.Seconds, a.Text
-		if a.Kind == rules.ActUnban {
+		if a.Kind == string(rules.ActUnban) {
 			j.op, j.seconds, j.announce = opUnban, 0, ""
 		}
 	case rules.ActWarn:
@@ -330,8 +330,8 @@ func (e *Executor) exempt(work context.Context, group string, jobs []*job) []*jo
 		a := j.c.Action
 		switch {
 		case !j.op.targets() || a.User == "":
-		case a.User == e.cfg.AppAdmin && e.cfg.AppAdmin != "" && !hasRole(a, rules.RoleAppAdmin):
-			e.finishWithoutCall(work, j, audit.ResultSkipped, "exempt: "+rules.RoleAppAdmin)
+		case a.User == e.cfg.AppAdmin && e.cfg.AppAdmin != "" && !hasRole(a, string(rules.RoleAppAdmin)):
+			e.finishWithoutCall(work, j, audit.ResultSkipped, "exempt: "+string(rules.RoleAppAdmin))
 			continue
 		case !e.needsRoles(j):
 		case rolesErr != nil:

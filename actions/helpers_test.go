@@ -13,9 +13,10 @@ import (
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/redistest"
+	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -33,7 +34,7 @@ type storeKind struct {
 func storeKinds() []storeKind {
 	return []storeKind{
 		{"memory", func(t testing.TB) (store.Store, func(testing.TB) store.Store) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			return s, func(testing.TB) store.Store { return s }
 		}},
 		{"redis", func(t testing.TB) (store.Store, func(testing.TB) store.Store) {
@@ -41,7 +42,7 @@ func storeKinds() []storeKind {
 			prefix := redistest.Prefix(t)
 			redistest.CleanupPrefix(t, url, prefix)
 			open := func(t testing.TB) store.Store {
-				s, err := redisstore.New(context.Background(), redisstore.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
+				s, err := redis.New(context.Background(), redis.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
 				if err != nil {
 					t.Fatalf("open redis store: %v", err)
 				}
@@ -121,7 +122,7 @@ func (c fakeCall) String() string {
 	return fmt.Sprintf("%s %s %v %d %q", c.Command, c.Group, c.Members, c.Seconds, c.Text)
 }
 
-// fakeClient is a hand-written Client and RoleLister that records what it
+// fakeClient is a hand-written Client and rolecache.Lister that records what it
 // was asked and answers as told. Seconds of a send_group_msg call is its
 // Random; Members its mentions.
 type fakeClient struct {
@@ -304,8 +305,8 @@ func newTestExecutor(t testing.TB, s store.Store, client Client, log *auditLog, 
 	}
 	if client != nil {
 		cfg.Client = client
-		if ml, ok := client.(RoleLister); ok {
-			f := NewRoleFiller(RoleFillerConfig{Client: ml, Store: s})
+		if ml, ok := client.(rolecache.Lister); ok {
+			f := rolecache.New(rolecache.Config{Client: ml, Store: s})
 			t.Cleanup(f.Close)
 			cfg.Roles = f
 		}

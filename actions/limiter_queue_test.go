@@ -12,12 +12,12 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
 )
 
 // countingBudget counts the store's Allow calls and the calls it granted.
@@ -92,9 +92,9 @@ func takeAll(t testing.TB, l waiter, workers, total int) []time.Time {
 func TestSharedLimiterAsksTheStoreForAllItsWaitersAtOnce(t *testing.T) {
 	const workers, total, perSecond = 16, 60, 20
 	synctest.Test(t, func(t *testing.T) {
-		polled := &countingBudget{Limiter: memstore.New(memstore.Options{})}
+		polled := &countingBudget{Limiter: memory.New(memory.Options{})}
 		takeAll(t, pollingLimiter{Store: polled, PerSecond: perSecond}, workers, total)
-		queued := &countingBudget{Limiter: memstore.New(memstore.Options{})}
+		queued := &countingBudget{Limiter: memory.New(memory.Options{})}
 		takeAll(t, &SharedLimiter{Store: queued, PerSecond: perSecond}, workers, total)
 
 		for _, c := range []*countingBudget{polled, queued} {
@@ -161,7 +161,7 @@ func (l *SharedLimiter) state() (queued, lapsed int, asking bool) {
 
 func TestSharedLimiterGivesTheCallOfAWaiterThatLeftToTheNext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := &countingBudget{Limiter: memstore.New(memstore.Options{})}
+		s := &countingBudget{Limiter: memory.New(memory.Options{})}
 		l := &SharedLimiter{Store: s, PerSecond: 1}
 		if err := l.Wait(t.Context()); err != nil {
 			t.Fatal(err)
@@ -295,7 +295,7 @@ func twoProcesses(t testing.TB, url string) [2]*countingBudget {
 	redistest.CleanupPrefix(t, url, prefix)
 	var out [2]*countingBudget
 	for i := range out {
-		s, err := redisstore.New(context.Background(), redisstore.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
+		s, err := redis.New(context.Background(), redis.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
 		if err != nil {
 			t.Fatalf("open redis store: %v", err)
 		}
@@ -350,7 +350,7 @@ func BenchmarkSharedLimiter(b *testing.B) {
 			b.Run(fmt.Sprintf("processes=%d/%s", processes, kind), func(b *testing.B) {
 				srv := redistest.StartServer(b)
 				stores := twoProcesses(b, srv.URL())
-				rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(srv.URL(), "/0"), "redis://")})
+				rdb := goredis.NewClient(&goredis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(srv.URL(), "/0"), "redis://")})
 				defer rdb.Close()
 				var ls []waiter
 				for _, s := range stores[:processes] {
@@ -387,7 +387,7 @@ func BenchmarkSharedLimiter(b *testing.B) {
 
 // scriptMicros is the time Redis spent in EVALSHA and EVAL (the limiter's
 // script) since the stats were reset.
-func scriptMicros(b *testing.B, rdb *redis.Client) float64 {
+func scriptMicros(b *testing.B, rdb *goredis.Client) float64 {
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		b.Fatal(err)

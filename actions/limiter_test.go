@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -49,7 +49,7 @@ func TestSharedLimiterKeepsEverySecondWithinTheLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := memstore.New(memstore.Options{})
+				s := memory.New(memory.Options{})
 				var mu sync.Mutex
 				var at []time.Time
 				var wg sync.WaitGroup
@@ -88,7 +88,7 @@ func TestSharedLimiterKeepsEverySecondWithinTheLimit(t *testing.T) {
 
 func TestSharedLimiterEndsWithItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := memstore.New(memstore.Options{})
+		s := memory.New(memory.Options{})
 		l := &SharedLimiter{Store: s, PerSecond: 1}
 		if err := l.Wait(t.Context()); err != nil {
 			t.Fatal(err)
@@ -102,7 +102,7 @@ func TestSharedLimiterEndsWithItsContext(t *testing.T) {
 }
 
 func TestSharedLimiterFailsWhenTheStoreCannotBeAsked(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	_ = s.Close()
 	err := (&SharedLimiter{Store: s, PerSecond: 10}).Wait(context.Background())
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "shared REST budget") {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
+	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/tim"
@@ -46,14 +47,37 @@ func (e *Executor) settleCtx(work context.Context, j *job) (context.Context, con
 	return context.WithTimeout(work, min(max(left, time.Second), e.cfg.Lease))
 }
 
-// complete records j as finished, retrying while the store is unavailable
-// so that a short outage after a successful call does not make the call
-// happen again. It returns the note to add to the audit record, if any.
-func (e *Executor) complete(work context.Context, j *job) string {
+// settle runs op, a store write that records j's outcome. Without a
+// journal it is retried while the store is unavailable, within settleCtx.
+// With one, a store that cannot take it now is not waited for: keep writes
+// the outcome to the journal, and settle reports it kept (with op's error).
+// When the journal fails too, op is retried as without one.
+func (e *Executor) settle(work context.Context, j *job, op func(context.Context) error, keep func() bool) (kept bool, err error) {
 	ctx, cancel := e.settleCtx(work, j)
 	defer cancel()
-	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Complete(ctx, j.c) })
+	if e.cfg.Journal != nil {
+		err := op(ctx)
+		if err == nil || !errors.Is(err, store.ErrUnavailable) {
+			return false, err
+		}
+		if keep() {
+			return true, err
+		}
+	}
+	return false, retryStore(ctx, op)
+}
+
+// complete records j as finished, retrying while the store is unavailable
+// (or keeping the outcome in the journal) so that a store outage after a
+// successful call does not make the call happen again. It returns the note
+// to add to the audit record, if any.
+func (e *Executor) complete(work context.Context, j *job) string {
+	at := e.cfg.Now()
+	kept, err := e.settle(work, j, func(ctx context.Context) error { return e.cfg.Store.Complete(ctx, j.c) },
+		func() bool { return e.keep(j, keptOutcome{At: at}) })
 	switch {
+	case kept:
+		return keptNote
 	case err == nil:
 		return ""
 	case errors.Is(err, store.ErrLeaseLost):
@@ -89,9 +113,14 @@ func (e *Executor) done(work context.Context, j *job, command string) {
 	// A lost lease shows when completing; the effects are recorded anyway
 	// (recording them twice is harmless, missing them is not).
 	e.renewOne(work, j)
-	ctx, cancel := e.settleCtx(work, j)
-	err := retryStore(ctx, func(ctx context.Context) error { return e.followUps(ctx, j) })
-	cancel()
+	now := e.cfg.Now()
+	kept, err := e.settle(work, j, func(ctx context.Context) error { return e.followUps(ctx, j, now) },
+		func() bool { return e.keep(j, keptOutcome{At: now, FollowUp: followUpOf(j)}) })
+	if kept {
+		e.log.Debug("action done; its outcome is kept in state_dir", "action", j.c.ID, "kind", j.c.Kind, "command", command)
+		e.record(j, audit.ResultDone, command, keptNote)
+		return
+	}
 	if err != nil {
 		e.log.Error("the call succeeded but its follow-up could not be recorded; the action runs again after its lease",
 			"action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group, "err", err)
@@ -103,20 +132,20 @@ func (e *Executor) done(work context.Context, j *job, command string) {
 	e.record(j, audit.ResultDone, command, note)
 }
 
-// followUps records what a successful call leaves behind: the mute record,
-// and the delayed action that ends or announces it.
-func (e *Executor) followUps(ctx context.Context, j *job) error {
+// followUps records what a successful call, made at now, leaves behind:
+// the mute record, and the delayed action that ends or announces it.
+// Recording them twice is harmless.
+func (e *Executor) followUps(ctx context.Context, j *job, now time.Time) error {
 	a := j.c.Action
-	now := e.cfg.Now()
 	until := func() time.Time {
 		if permanent(j.seconds) {
 			return time.Time{} // a mute without end
 		}
 		return now.Add(time.Duration(j.seconds) * time.Second)
 	}
-	later := func(kind, suffix, user, text string, at time.Time) store.Action {
+	later := func(kind rules.ActionKind, suffix, user, text string, at time.Time) store.Action {
 		return store.Action{
-			ID: a.ID + suffix, Kind: kind, Group: a.Group, GroupType: a.GroupType, User: user, Text: text,
+			ID: a.ID + suffix, Kind: string(kind), Group: a.Group, GroupType: a.GroupType, User: user, Text: text,
 			Rule: a.Rule, EventID: a.EventID, Roles: a.Roles, NotBefore: at, Created: now,
 		}
 	}
@@ -127,13 +156,13 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 			return fmt.Errorf("record the mute of %s in %s: %w", a.User, a.Group, err)
 		}
 		if j.announce != "" && !end.IsZero() {
-			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, EndSuffix, a.User, j.announce, end)); err != nil {
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActWarn, mutelife.EndSuffix, a.User, j.announce, end)); err != nil {
 				return fmt.Errorf("queue the announcement of the end of the mute of %s in %s: %w", a.User, a.Group, err)
 			}
 		}
 	case opUnmute:
 		// The delayed announcement of the mute lifted here must not run.
-		if err := markLiftedRecord(ctx, e.cfg.Store, a.Group, a.User, now); err != nil {
+		if err := mutelife.MarkLiftedRecord(ctx, e.cfg.Store, a.Group, a.User, now); err != nil {
 			return err
 		}
 		if err := e.cfg.Store.ClearMute(ctx, a.Group, a.User); err != nil {
@@ -154,14 +183,14 @@ func (e *Executor) followUps(ctx context.Context, j *job) error {
 		}
 		if !end.IsZero() {
 			// The IM server keeps a group-wide mute until it is lifted.
-			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, EndSuffix, "", j.announce, end)); err != nil {
+			if err := e.cfg.Store.Enqueue(ctx, later(rules.ActUnmuteGroup, mutelife.EndSuffix, "", j.announce, end)); err != nil {
 				return fmt.Errorf("queue the end of the group mute of %s: %w", a.Group, err)
 			}
 		}
 	case opUnmuteAll:
 		// A group mute lifted before its end: its delayed unmute must not
 		// run (a human may have muted the group again meanwhile).
-		if err := markLiftedRecord(ctx, e.cfg.Store, a.Group, "", now); err != nil {
+		if err := mutelife.MarkLiftedRecord(ctx, e.cfg.Store, a.Group, "", now); err != nil {
 			return err
 		}
 		if err := e.cfg.Store.ClearMute(ctx, a.Group, ""); err != nil {
@@ -188,13 +217,16 @@ const forgottenNote = "the store had forgotten the action (Redis lost its data)"
 
 // dead dead-letters j with reason and audits it.
 func (e *Executor) dead(work context.Context, j *job, command, reason string) {
-	ctx, cancel := e.settleCtx(work, j)
-	defer cancel()
-	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.DeadLetter(ctx, j.c, reason) })
+	at := e.cfg.Now()
+	kept, err := e.settle(work, j, func(ctx context.Context) error { return e.cfg.Store.DeadLetter(ctx, j.c, reason) },
+		func() bool { return e.keep(j, keptOutcome{At: at, Dead: reason}) })
 	e.log.Warn("action dead-lettered", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group, "user", j.c.User,
 		"attempt", j.c.Attempt, "reason", reason)
 	note := storeNote("dead letter", err)
-	if errors.Is(err, store.ErrActionUnknown) {
+	switch {
+	case kept:
+		note = keptNote
+	case errors.Is(err, store.ErrActionUnknown):
 		note = forgottenNote + "; it is not kept among the dead letters"
 	}
 	e.record(j, audit.ResultDead, command, joinNote(reason, note))
@@ -204,12 +236,17 @@ func (e *Executor) dead(work context.Context, j *job, command, reason string) {
 // meanwhile is enqueued again from the copy held, due at at; when even that
 // fails, it is audited as lost.
 func (e *Executor) retry(work context.Context, j *job, command string, at time.Time, errText string) {
-	ctx, cancel := e.settleCtx(work, j)
-	defer cancel()
-	err := retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Retry(ctx, j.c, at, errText) })
+	kept, err := e.settle(work, j, func(ctx context.Context) error { return e.cfg.Store.Retry(ctx, j.c, at, errText) },
+		func() bool { return e.keep(j, keptOutcome{Retry: &keptRetry{At: at, Err: errText}}) })
 	e.log.Info("action failed; retrying later", "action", j.c.ID, "kind", j.c.Kind, "group", j.c.Group,
 		"attempt", j.c.Attempt, "retry_at", at, "err", errText)
+	if kept {
+		e.record(j, audit.ResultRetry, command, joinNote(errText, keptNote))
+		return
+	}
 	if errors.Is(err, store.ErrActionUnknown) {
+		ctx, cancel := e.settleCtx(work, j)
+		defer cancel()
 		a := j.c.Action
 		a.NotBefore = at
 		err = retryStore(ctx, func(ctx context.Context) error { return e.cfg.Store.Enqueue(ctx, a) })

@@ -11,7 +11,7 @@ import (
 
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -38,30 +38,30 @@ func TestAFollowUpThatCannotBeQueuedSaysWhichOne(t *testing.T) {
 	}{
 		{
 			name: "the announcement at the end of a member mute",
-			j:    &job{c: store.Claimed{Action: act("m", rules.ActMute, grp, tim.GroupPublic, "carol", 600, "Back.")}, op: opMute, seconds: 600, announce: "Back."},
+			j:    &job{c: store.Claimed{Action: act("m", string(rules.ActMute), grp, tim.GroupPublic, "carol", 600, "Back.")}, op: opMute, seconds: 600, announce: "Back."},
 			want: "queue the announcement of the end of the mute of carol in " + grp + ": ",
 		},
 		{
 			name: "the unmute at the end of a group mute",
-			j:    &job{c: store.Claimed{Action: act("g", rules.ActMuteGroup, grp, tim.GroupPublic, "", 900, "")}, op: opMuteAll, seconds: 900},
+			j:    &job{c: store.Claimed{Action: act("g", string(rules.ActMuteGroup), grp, tim.GroupPublic, "", 900, "")}, op: opMuteAll, seconds: 900},
 			want: "queue the end of the group mute of " + grp + ": ",
 		},
 		{
 			name: "the announcement after a group unmute",
-			j:    &job{c: store.Claimed{Action: act("u", rules.ActUnmuteGroup, grp, tim.GroupPublic, "", 0, "Talk again.")}, op: opUnmuteAll, announce: "Talk again."},
+			j:    &job{c: store.Claimed{Action: act("u", string(rules.ActUnmuteGroup), grp, tim.GroupPublic, "", 0, "Talk again.")}, op: opUnmuteAll, announce: "Talk again."},
 			want: "queue the announcement of the group unmute of " + grp + ": ",
 		},
 		{
 			name: "the announcement at the end of a ban",
-			j:    &job{c: store.Claimed{Action: act("b", rules.ActBan, grp, tim.GroupAVChatRoom, "carol", 600, "Back.")}, op: opBan, seconds: 600, announce: "Back."},
+			j:    &job{c: store.Claimed{Action: act("b", string(rules.ActBan), grp, tim.GroupAVChatRoom, "carol", 600, "Back.")}, op: opBan, seconds: 600, announce: "Back."},
 			want: "queue the announcement of the end of the ban of carol in " + grp + ": ",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := followUpRefusingStore{memstore.New(memstore.Options{})}
+			s := followUpRefusingStore{memory.New(memory.Options{})}
 			e := newTestExecutor(t, s, nil, &auditLog{}, nil)
-			err := e.followUps(context.Background(), tt.j)
+			err := e.followUps(context.Background(), tt.j, time.Now())
 			if !errors.Is(err, errRefused) || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("followUps: %v; want %q wrapping the store's error", err, tt.want)
 			}

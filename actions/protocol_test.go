@@ -15,9 +15,10 @@ import (
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/testclock"
+	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -85,10 +86,10 @@ func TestRoleFillerAsksEachGroupTypeWhatItAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := memstore.New(memstore.Options{})
+			s := memory.New(memory.Options{})
 			rig := newIMRig(t, 1000, timtest.Options{})
 			rig.im.AddGroup(tt.group)
-			f := NewRoleFiller(RoleFillerConfig{Client: rig.client(t, s), Store: s})
+			f := rolecache.New(rolecache.Config{Client: rig.client(t, s), Store: s})
 			t.Cleanup(f.Close)
 			got, err := f.FillRoles(t.Context(), tt.group.ID, tt.typ)
 			if err != nil {
@@ -132,13 +133,13 @@ func roleMap(owner string, admins []string) map[string]string {
 // which the server could drop a repeat, so it is dead-lettered with the
 // reason instead of being sent twice.
 func TestANoticeWhoseAnswerWasLostIsNotSentAgain(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	rig := newIMRig(t, 1000, timtest.Options{})
 	rig.im.AddGroup(timtest.Group{ID: grp, Type: "Public", Owner: "olga", Members: []string{"carol"}})
 	rig.im.AnswerLate(tim.CommandSendGroupSystemNotification, time.Hour, 1)
 	log := &auditLog{}
 	e := newTestExecutor(t, s, rig.clientWithTimeout(t, s, 300*time.Millisecond), log, nil)
-	enqueue(t, s, time.Now(), act("w", rules.ActWarn, grp, tim.GroupPublic, "carol", 0, "Please stay on topic."))
+	enqueue(t, s, time.Now(), act("w", string(rules.ActWarn), grp, tim.GroupPublic, "carol", 0, "Please stay on topic."))
 	drain(t, e)
 	if n := len(rig.im.Group(grp).Notifications); n != 1 {
 		t.Errorf("%d notices delivered, want the one whose answer was lost", n)
@@ -157,13 +158,13 @@ func TestANoticeWhoseAnswerWasLostIsNotSentAgain(t *testing.T) {
 // attempt, so the retry of a call whose answer was lost is dropped by the
 // IM server and the member is told once.
 func TestAMessageWhoseAnswerWasLostIsRetriedAndDroppedAsARepeat(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	rig := newIMRig(t, 1000, timtest.Options{})
 	rig.im.AddGroup(timtest.Group{ID: live, Type: "AVChatRoom", Owner: "host", Members: []string{"carol"}})
 	rig.im.AnswerLate(tim.CommandSendGroupMsg, time.Hour, 1)
 	log := &auditLog{}
 	e := newTestExecutor(t, s, rig.clientWithTimeout(t, s, 300*time.Millisecond), log, nil)
-	enqueue(t, s, time.Now(), act("w", rules.ActWarn, live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."))
+	enqueue(t, s, time.Now(), act("w", string(rules.ActWarn), live, tim.GroupAVChatRoom, "carol", 0, "Please stay on topic."))
 	drainAll(t, s, e, 10*time.Second)
 	msgs := rig.im.Group(live).Messages
 	if len(msgs) != 1 || !slices.Equal(msgs[0].AtAccounts, []string{"carol"}) || msgs[0].Random != actionRandom("w") {
@@ -189,7 +190,7 @@ func TestAMessageWhoseAnswerWasLostIsRetriedAndDroppedAsARepeat(t *testing.T) {
 // have delivered is not sent again.
 func TestAMessageIsNotRetriedPastTheRepeatWindow(t *testing.T) {
 	clk := testclock.New(t0)
-	s := memstore.New(memstore.Options{Now: clk.Now})
+	s := memory.New(memory.Options{Now: clk.Now})
 	fc := newFakeClient()
 	fc.groups[live] = tim.GroupInfo{Type: tim.GroupAVChatRoom, Owner: "host"}
 	lost := &tim.TransportError{Command: tim.CommandSendGroupMsg, Op: tim.OpRead, Err: errors.New("connection reset"), Sent: true}
@@ -203,7 +204,7 @@ func TestAMessageIsNotRetriedPastTheRepeatWindow(t *testing.T) {
 	e := newTestExecutor(t, s, fc, log, func(c *Config) {
 		c.Now, c.MinBackoff, c.MaxBackoff = clk.Now, 2*time.Minute, 2*time.Minute
 	})
-	enqueue(t, s, t0, act("w", rules.ActWarn, live, tim.GroupAVChatRoom, "carol", 0, "Stop."))
+	enqueue(t, s, t0, act("w", string(rules.ActWarn), live, tim.GroupAVChatRoom, "carol", 0, "Stop."))
 	for range 3 {
 		if _, err := e.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -19,9 +19,9 @@ import (
 // operations are idempotent in effect.)
 func TestAStopWhileTheStoreIsDownEndsWithinTheGrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ks := &killableStore{Store: memstore.New(memstore.Options{})}
-		a := act("m1", rules.ActMute, "@TGS#g", tim.GroupPublic, "u1", 600, "")
-		a.Roles = []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin}
+		ks := &killableStore{Store: memory.New(memory.Options{})}
+		a := act("m1", string(rules.ActMute), "@TGS#g", tim.GroupPublic, "u1", 600, "")
+		a.Roles = []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)}
 		enqueue(t, ks, time.Now(), a)
 
 		called := make(chan struct{})

@@ -184,7 +184,124 @@ func Encode(r *Record) ([]byte, error) {
 	if r.Rules == nil {
 		r.Rules = []string{}
 	}
-	return json.Marshal(r)
+	return r.AppendJSON(make([]byte, 0, r.sizeHint()))
+}
+
+// sizeHint is about the length of r's line: its fixed part and what its
+// strings add, so that Encode allocates the line once.
+func (r *Record) sizeHint() int {
+	n := 200 + len(r.EventID) + len(r.Command) + len(r.Event) + len(r.Group) + len(r.User) + len(r.Role) + len(r.Verdict) +
+		len(r.RulesVersion) + len(r.Result) + len(r.Error) + len(r.Actor) + len(r.Reason) + len(r.Kind)
+	for _, s := range r.Rules {
+		n += len(s) + 3
+	}
+	for _, s := range r.ShadowRules {
+		n += len(s) + 3
+	}
+	for _, s := range r.Budget {
+		n += len(s) + 3
+	}
+	for i := range r.Actions {
+		a := &r.Actions[i]
+		n += 100 + len(a.ID) + len(a.Kind) + len(a.Group) + len(a.User) + len(a.Text) + len(a.Rule)
+	}
+	return n
+}
+
+// AppendJSON appends r as encoding/json's Marshal writes it, byte for byte,
+// without its reflection. A time Marshal refuses is left to Marshal, for
+// its error.
+func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
+	dst = append(dst, `{"time":`...)
+	dst, ok := AppendTime(dst, r.Time)
+	if !ok {
+		return json.Marshal(r)
+	}
+	dst = append(dst, `,"kind":`...)
+	dst = AppendString(dst, r.Kind)
+	dst = appendOpt(dst, "event_id", r.EventID)
+	dst = appendOpt(dst, "command", r.Command)
+	dst = appendOpt(dst, "event", r.Event)
+	dst = appendOpt(dst, "group", r.Group)
+	dst = appendOpt(dst, "user", r.User)
+	dst = appendOpt(dst, "role", r.Role)
+	dst = appendOpt(dst, "verdict", r.Verdict)
+	dst = append(dst, `,"rules":`...)
+	dst = AppendStrings(dst, r.Rules)
+	dst = appendOpt(dst, "rules_version", r.RulesVersion)
+	if len(r.Actions) > 0 {
+		dst = append(dst, `,"actions":[`...)
+		for i := range r.Actions {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = r.Actions[i].appendJSON(dst)
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"shadow":`...)
+	dst = AppendBool(dst, r.Shadow)
+	if len(r.ShadowRules) > 0 {
+		dst = append(dst, `,"shadow_rules":`...)
+		dst = AppendStrings(dst, r.ShadowRules)
+	}
+	if len(r.Budget) > 0 {
+		dst = append(dst, `,"budget_exceeded":`...)
+		dst = AppendStrings(dst, r.Budget)
+	}
+	dst = appendOpt(dst, "result", r.Result)
+	dst = appendOpt(dst, "error", r.Error)
+	dst = append(dst, `,"latency_us":`...)
+	dst = AppendInt(dst, r.LatencyUS)
+	dst = appendOpt(dst, "actor", r.Actor)
+	dst = appendOpt(dst, "reason", r.Reason)
+	if r.Attempt != 0 {
+		dst = append(dst, `,"attempt":`...)
+		dst = AppendInt(dst, int64(r.Attempt))
+	}
+	if r.ReplyCode != 0 {
+		dst = append(dst, `,"reply_code":`...)
+		dst = AppendInt(dst, int64(r.ReplyCode))
+	}
+	return append(dst, '}'), nil
+}
+
+func (a *ActionRef) appendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	if a.ID != "" {
+		dst = append(dst, `"id":`...)
+		dst = AppendString(dst, a.ID)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"kind":`...)
+	dst = AppendString(dst, a.Kind)
+	dst = appendOpt(dst, "group", a.Group)
+	dst = appendOpt(dst, "user", a.User)
+	if a.Seconds != 0 {
+		dst = append(dst, `,"seconds":`...)
+		dst = AppendInt(dst, a.Seconds)
+	}
+	dst = appendOpt(dst, "text", a.Text)
+	if a.N != 0 {
+		dst = append(dst, `,"n":`...)
+		dst = AppendInt(dst, int64(a.N))
+	}
+	dst = appendOpt(dst, "rule", a.Rule)
+	if a.Shadow {
+		dst = append(dst, `,"shadow":true`...)
+	}
+	return append(dst, '}')
+}
+
+// appendOpt appends ,"key":"value" unless value is empty (omitempty).
+func appendOpt(dst []byte, key, value string) []byte {
+	if value == "" {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	dst = append(dst, '"', ':')
+	return AppendString(dst, value)
 }
 
 // Write appends one record.

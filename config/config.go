@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/timguard/timguard/internal/yamlx"
+	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -115,13 +116,13 @@ type Store struct {
 	// message), what to decide when the store cannot be read: "open"
 	// (evaluate with empty state: counters and strikes read 0) or
 	// "closed" (refuse). Kinds not listed fail open.
-	FailMode map[string]string `yaml:"fail_mode"`
+	FailMode map[string]rules.FailMode `yaml:"fail_mode"`
 }
 
-// Fail modes.
+// Fail modes (rules.FailMode).
 const (
-	FailOpen   = "open"
-	FailClosed = "closed"
+	FailOpen   = rules.FailOpen
+	FailClosed = rules.FailClosed
 )
 
 // Admin configures the admin API.
@@ -520,18 +521,14 @@ func (c *Config) validate() []yamlx.Problem {
 	if c.Store.Timeout <= 0 {
 		bad("store.timeout", "%s must be positive", c.Store.Timeout)
 	}
-	for kind, mode := range c.Store.FailMode {
-		switch kind {
-		case "join_request", "invite", "message":
-		case "message_sent", "member_joined", "member_left", "group_destroyed":
-			bad("store.fail_mode."+kind, "the IM server ignores the answer to %s events, so they cannot fail closed; leave them out", kind)
-			continue
-		default:
-			bad("store.fail_mode."+kind, "%q is not an event kind that can be refused (join_request, invite, message)", kind)
-			continue
-		}
-		if mode != FailOpen && mode != FailClosed {
-			bad("store.fail_mode."+kind, "%q must be open or closed", mode)
+	for name, mode := range c.Store.FailMode {
+		switch kind := rules.Kind(name); {
+		case !kind.Valid():
+			bad("store.fail_mode."+name, "%q is not an event kind that can be refused (%s)", name, refusableKinds())
+		case !kind.CanFailClosed():
+			bad("store.fail_mode."+name, "the IM server ignores the answer to %s events, so they cannot fail closed; leave them out", name)
+		case !mode.Valid():
+			bad("store.fail_mode."+name, "%q must be %s or %s", mode, rules.FailOpen, rules.FailClosed)
 		}
 	}
 	if strings.ContainsAny(c.Store.KeyPrefix, "{}") {
@@ -729,3 +726,14 @@ func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
 // Reveal returns the secret itself, for the code that needs it.
 func (s Secret) Reveal() string { return string(s) }
+
+// refusableKinds lists the event kinds that can fail closed.
+func refusableKinds() string {
+	var names []string
+	for _, k := range rules.Kinds() {
+		if k.CanFailClosed() {
+			names = append(names, string(k))
+		}
+	}
+	return strings.Join(names, ", ")
+}

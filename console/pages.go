@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 )
@@ -225,13 +226,8 @@ func (c *Console) outbox(ctx context.Context) (map[string]bool, map[string]store
 // and, when the engine keeps it, the trace.
 type storedDecision struct {
 	audit.Record
-	Trace []struct {
-		Rule    string `json:"rule"`
-		Matched bool   `json:"matched"`
-		Shadow  bool   `json:"shadow"`
-		Skipped string `json:"skipped"`
-		Error   string `json:"error"`
-	} `json:"trace"`
+	// Trace is the per-rule trace policy records with the decision.
+	Trace []policy.Step `json:"trace"`
 }
 
 func (c *Console) decisionOf(rec store.DecisionRecord, set *rules.Set, pending map[string]bool, dead map[string]store.DeadAction) (decisionView, bool) {
@@ -252,7 +248,7 @@ func (c *Console) decisionOf(rec store.DecisionRecord, set *rules.Set, pending m
 		switch {
 		case a.Shadow:
 			av.Outcome = "shadow: not carried out"
-		case a.Kind == rules.ActStrike:
+		case rules.ActionKind(a.Kind) == rules.ActStrike:
 			av.Outcome = "counted"
 		case a.ID == "":
 			av.Outcome = "not queued"
@@ -331,11 +327,11 @@ func ruleDoes(r *rules.Rule) string {
 	for _, a := range r.Actions {
 		switch {
 		case a.Text != "":
-			parts = append(parts, a.Kind+" "+strconv.Quote(a.Text))
+			parts = append(parts, string(a.Kind)+" "+strconv.Quote(a.Text))
 		case a.N > 0:
-			parts = append(parts, a.Kind+" "+strconv.Itoa(a.N))
+			parts = append(parts, string(a.Kind)+" "+strconv.Itoa(a.N))
 		default:
-			parts = append(parts, a.Kind)
+			parts = append(parts, string(a.Kind))
 		}
 	}
 	if r.Stop {
@@ -473,10 +469,10 @@ func (c *Console) liftMute(w http.ResponseWriter, r *http.Request, s *session) {
 		kind = rules.ActUnmuteGroup
 	}
 	a := store.Action{
-		ID: actionID(r.PostForm.Get("nonce"), kind), Kind: kind, Group: group, User: user,
+		ID: actionID(r.PostForm.Get("nonce"), string(kind)), Kind: string(kind), Group: group, User: user,
 		Rule: "console", Created: c.cfg.Now(),
 		// A lift applies to whoever is muted, admins included.
-		Roles: []string{"owner", "admin", "app_admin"},
+		Roles: liftRoles(),
 	}
 	if err := c.enqueue(r, s, a, reason); err != nil {
 		c.fail(w, r, s, "mutes", http.StatusServiceUnavailable, err)
@@ -596,7 +592,17 @@ type actView struct {
 	Queued                    string
 }
 
-var actKinds = []string{"mute", "unmute", "kick", "ban", "warn", "clear_strikes"}
+// clearStrikes is the act page's kind that is no action: it clears a
+// member's strikes in the store at once.
+const clearStrikes = "clear_strikes"
+
+var actKinds = []string{string(rules.ActMute), string(rules.ActUnmute), string(rules.ActKick), string(rules.ActBan), string(rules.ActWarn), clearStrikes}
+
+// liftRoles are the roles an unmute from the console applies to: whoever
+// is muted, admins included.
+func liftRoles() []string {
+	return []string{string(rules.RoleOwner), string(rules.RoleAdmin), string(rules.RoleAppAdmin)}
+}
 
 func (c *Console) actPage(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
@@ -629,7 +635,7 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	a := store.Action{ID: actionID(v.Nonce, v.Kind), Kind: v.Kind, Group: v.Group, User: v.User, Rule: "console", Created: c.cfg.Now()}
-	switch v.Kind {
+	switch rules.ActionKind(v.Kind) {
 	case rules.ActMute, rules.ActBan:
 		d, err := time.ParseDuration(v.Duration)
 		if err != nil || d < time.Second || d > 30*24*time.Hour {
@@ -638,7 +644,7 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		a.Seconds = int64(d / time.Second)
 	case rules.ActUnmute:
-		a.Roles = []string{"owner", "admin", "app_admin"}
+		a.Roles = liftRoles()
 	case rules.ActKick:
 		a.Text = v.Reason
 	case rules.ActWarn:
@@ -647,11 +653,11 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 			return
 		}
 		a.Text = v.Text
-	case "clear_strikes":
+	case clearStrikes:
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		rec := &audit.Record{Group: v.Group, User: v.User, Reason: v.Reason, Result: audit.ResultDone,
-			Actions: []audit.ActionRef{{Kind: "clear_strikes", Group: v.Group, User: v.User, Rule: "console"}}}
+			Actions: []audit.ActionRef{{Kind: clearStrikes, Group: v.Group, User: v.User, Rule: "console"}}}
 		err := c.cfg.Store.ClearStrikes(ctx, v.Group, v.User)
 		if err != nil {
 			rec.Result, rec.Error = audit.ResultFailed, err.Error()

@@ -15,7 +15,7 @@ import (
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 )
 
 type fakeLifter struct {
@@ -40,7 +40,7 @@ func (f *fakeLifter) UnmuteGroup(_ context.Context, group string) error {
 
 type adminFixture struct {
 	router  http.Handler
-	store   *memstore.Store
+	store   *memory.Store
 	lifter  *fakeLifter
 	records []audit.Record
 	reload  error
@@ -49,7 +49,7 @@ type adminFixture struct {
 
 func newAdminFixture(t *testing.T) *adminFixture {
 	t.Helper()
-	f := &adminFixture{store: memstore.New(memstore.Options{}), lifter: &fakeLifter{}, token: "admin-secret-1"}
+	f := &adminFixture{store: memory.New(memory.Options{}), lifter: &fakeLifter{}, token: "admin-secret-1"}
 	gin.SetMode(gin.ReleaseMode)
 	f.router = New(Config{CallbackPath: "/callback", SDKAppID: 1, MaxBodyBytes: 1024, Deadline: time.Second}, Deps{
 		Decider: &spy{},

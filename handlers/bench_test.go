@@ -17,8 +17,8 @@ import (
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -100,10 +100,10 @@ func runCallbacks(b *testing.B, h http.Handler) {
 // commit of the decision, the reply.
 func BenchmarkCallback20Rules(b *testing.B) {
 	b.Run("store=memory", func(b *testing.B) {
-		runCallbacks(b, benchRouter(b, memstore.New(memstore.Options{})))
+		runCallbacks(b, benchRouter(b, memory.New(memory.Options{})))
 	})
 	b.Run("store=redis", func(b *testing.B) {
-		st, err := redisstore.New(context.Background(), redisstore.Options{URL: redistest.URL(b), KeyPrefix: redistest.Prefix(b)})
+		st, err := redis.New(context.Background(), redis.Options{URL: redistest.URL(b), KeyPrefix: redistest.Prefix(b)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -125,4 +125,4 @@ func BenchmarkBareGin(b *testing.B) {
 	runCallbacks(b, r)
 }
 
-var _ store.Store = (*redisstore.Store)(nil)
+var _ store.Store = (*redis.Store)(nil)

@@ -22,7 +22,7 @@ import (
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rules"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -92,7 +92,7 @@ func newTestServer(t testing.TB, ruleSrc string, tokens []string) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{audit: &auditLines{}, now: time.Now()}
-	engine := policy.New(policy.Config{Rules: holder{set}, Store: memstore.New(memstore.Options{}), Audit: ts.audit})
+	engine := policy.New(policy.Config{Rules: holder{set}, Store: memory.New(memory.Options{}), Audit: ts.audit})
 	ts.spy = &spy{next: engine}
 	gin.SetMode(gin.ReleaseMode)
 	r := New(Config{

@@ -19,8 +19,8 @@ import (
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rules"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -103,12 +103,12 @@ func TestMemoryStaysFlat(t *testing.T) {
 	}
 	t.Run("store=memory", func(t *testing.T) {
 		clock := &simClock{base: time.Now()}
-		checkFlatHeap(t, memstore.New(memstore.Options{Now: clock.Now}), clock, n)
+		checkFlatHeap(t, memory.New(memory.Options{Now: clock.Now}), clock, n)
 	})
 	t.Run("store=redis", func(t *testing.T) {
 		url, prefix := redistest.URL(t), redistest.Prefix(t)
 		redistest.CleanupPrefix(t, url, prefix)
-		st, err := redisstore.New(context.Background(), redisstore.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
+		st, err := redis.New(context.Background(), redis.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,12 +11,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/timguard/timguard/internal/harness"
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rules"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/test/harness"
 	"github.com/timguard/timguard/tim/timtest"
 )
 
@@ -29,11 +29,11 @@ import (
 //	go test -run '^$' -bench 'CallbackMix/store=redis' -cpuprofile cpu.out ./handlers
 //	go tool pprof -top -cum handlers.test cpu.out
 func BenchmarkCallbackMix(b *testing.B) {
-	b.Run("store=memory", func(b *testing.B) { runMix(b, memstore.New(memstore.Options{})) })
+	b.Run("store=memory", func(b *testing.B) { runMix(b, memory.New(memory.Options{})) })
 	b.Run("store=redis", func(b *testing.B) {
 		url, prefix := redistest.URL(b), redistest.Prefix(b)
 		redistest.CleanupPrefix(b, url, prefix)
-		st, err := redisstore.New(context.Background(), redisstore.Options{URL: url, KeyPrefix: prefix})
+		st, err := redis.New(context.Background(), redis.Options{URL: url, KeyPrefix: prefix})
 		if err != nil {
 			b.Fatal(err)
 		}

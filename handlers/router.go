@@ -65,7 +65,7 @@ type Deps struct {
 }
 
 // New builds the router.
-func New(cfg Config, deps Deps) *gin.Engine {
+func New(cfg Config, deps Deps) http.Handler {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -73,6 +73,9 @@ func New(cfg Config, deps Deps) *gin.Engine {
 		deps.Now = time.Now
 	}
 	log := deps.Logger.With("component", "http")
+	// gin's mode is process-wide; release mode keeps its debug lines out
+	// of the log.
+	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		// config validates the list; a bad entry here trusts no one.

@@ -21,8 +21,8 @@ import (
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/rules/wordlist"
 	"github.com/timguard/timguard/rules/wordlist/wordlisttest"
-	memstore "github.com/timguard/timguard/store/memory"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -97,7 +97,7 @@ func noMatchWords(b *testing.B, n int, messages []string) []string {
 // their ratio. One op is one callback to each bot.
 func BenchmarkCallbackWordList(b *testing.B) {
 	b.Run("store=memory", func(b *testing.B) {
-		runWordListPair(b, func() policy.Store { return memstore.New(memstore.Options{}) })
+		runWordListPair(b, func() policy.Store { return memory.New(memory.Options{}) })
 	})
 	b.Run("store=redis", func(b *testing.B) {
 		url, prefix := redistest.URL(b), redistest.Prefix(b)
@@ -105,7 +105,7 @@ func BenchmarkCallbackWordList(b *testing.B) {
 		n := 0
 		runWordListPair(b, func() policy.Store {
 			n++
-			st, err := redisstore.New(context.Background(), redisstore.Options{URL: url, KeyPrefix: fmt.Sprintf("%s%d:", prefix, n)})
+			st, err := redis.New(context.Background(), redis.Options{URL: url, KeyPrefix: fmt.Sprintf("%s%d:", prefix, n)})
 			if err != nil {
 				b.Fatal(err)
 			}

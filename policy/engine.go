@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/tim"
@@ -79,16 +78,12 @@ type Recorded struct {
 }
 
 // FailMode says what to decide when the store cannot be read.
-type FailMode string
+type FailMode = rules.FailMode
 
 // Fail modes.
 const (
-	// FailOpen evaluates with empty state: counters and strikes read 0,
-	// so only rules that need no state can act.
-	FailOpen FailMode = "open"
-	// FailClosed refuses the event (reject, refuse, block); after-events
-	// cannot be refused and fall back to FailOpen.
-	FailClosed FailMode = "closed"
+	FailOpen   = rules.FailOpen
+	FailClosed = rules.FailClosed
 )
 
 // Config configures an Engine.
@@ -126,28 +121,55 @@ type Config struct {
 }
 
 // Engine decides callbacks. It is safe for concurrent use.
+//
+// A callback goes through four stages, each with one job, in the manner of
+// Alertmanager's notification pipeline: enrich reads what the rules need
+// from the store (or notes why it could not), decide evaluates the rules
+// (or applies the kind's fail mode), commit writes the decisions' effects
+// to the store (or keeps them in the spool), record writes the audit
+// records and tells the observer. Each stage works on a call and leaves
+// its result in it for the next.
 type Engine struct {
 	cfg Config
 	log *slog.Logger
 
-	dryRun atomic.Bool
-	spool  spool
-	// downUntil (Unix nanoseconds) is set when the store fails: until then
-	// callbacks do not wait for it again but decide without it at once.
-	downUntil atomic.Int64
+	dryRun  atomic.Bool
+	spool   spool
+	breaker breaker
 
-	budgetMu     sync.Mutex
-	budgetWarned map[string]time.Time
-
-	failMu     sync.Mutex
-	failLogged map[string]*failLog // "rule NAME" or "counter NAME" -> its last log line
+	stages []stage
 }
 
-// failLog is when a failing rule or counter was last logged, and how often
-// it failed since.
-type failLog struct {
-	at     time.Time
-	missed int
+// stage is one step of a callback's way through the engine.
+type stage interface {
+	exec(ctx context.Context, c *call)
+}
+
+// call is one callback on its way through the stages.
+type call struct {
+	ev    *Event
+	set   *rules.Set
+	plan  *rules.Plan
+	start time.Time
+	// env is the rule environment filled from the event, shared by the
+	// counter keys and the evaluation; nil until enrich makes it.
+	env *rules.Env
+	// state is what the store said; nil when it was not read.
+	state *State
+	// cause is the store failure the event is decided without.
+	cause error
+	// settled: no rule is evaluated for the event (not evaluated, the
+	// bot's own message, a duplicate, nothing to evaluate); decide and
+	// commit pass it by and record writes one record for the event.
+	settled bool
+	// quiet: the event is recorded but not counted in the metrics.
+	quiet bool
+	// result and errText say how the decisions came about, for the record.
+	result, errText string
+	out             Outcome
+	// lines are the decisions' encoded records; nil until encoded, and
+	// again when a later stage changed the decisions.
+	lines [][]byte
 }
 
 // SetDryRun switches dry run on or off (a configuration reload).
@@ -167,260 +189,76 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy"), budgetWarned: map[string]time.Time{}, failLogged: map[string]*failLog{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "policy")}
 	e.dryRun.Store(cfg.DryRun)
 	e.spool.max = maxSpooledActions
+	failures := &failureLog{logged: map[string]*failLog{}}
+	e.stages = []stage{
+		&enricher{store: cfg.Store, roles: cfg.Roles, breaker: &e.breaker, failures: failures, log: e.log,
+			appAdmin: cfg.AppAdmin, dedupeTTL: cfg.DedupeTTL, storeTimeout: cfg.StoreTimeout},
+		&decider{dryRun: &e.dryRun, appAdmin: cfg.AppAdmin, failModes: cfg.FailModes, observer: cfg.Observer, log: e.log,
+			recorder: cfg.Recorder},
+		&committer{store: cfg.Store, breaker: &e.breaker, keep: e.keep, observer: cfg.Observer, log: e.log, now: cfg.Now},
+		&recorder{audit: cfg.Audit, now: cfg.Now, observer: cfg.Observer, log: e.log, failures: failures,
+			budgets: &budgetWarner{warned: map[string]time.Time{}}},
+	}
 	e.restore(cfg.Kept)
 	return e
 }
 
-// Handle decides one callback: enrich, evaluate, commit, audit. The reply is
+// Handle decides one callback: enrich, decide, commit, record. The reply is
 // always usable, even when the store fails.
 func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
-	set := e.cfg.Rules.Rules()
-	start := ev.Received
-	if start.IsZero() {
-		start = e.cfg.Now()
+	c := &call{ev: ev, set: e.cfg.Rules.Rules(), start: ev.Received, out: Outcome{Reply: tim.OK()}}
+	if c.start.IsZero() {
+		c.start = e.cfg.Now()
 	}
-	if ev.Kind == "" {
-		e.other(ctx, ev, set, start)
-		return Outcome{Reply: tim.OK()}
+	defer func() {
+		if c.env != nil {
+			c.env.Release()
+		}
+	}()
+	for _, s := range e.stages {
+		s.exec(ctx, c)
 	}
-	if e.ownMessage(ev) {
-		e.audit(ev, set, start, "own_message", "")
-		return Outcome{Reply: tim.OK()}
-	}
-	plan := set.Plan(ev.Kind)
-	if len(plan.Rules) == 0 && len(plan.Counters) == 0 {
-		out := Outcome{Reply: tim.OK()}
-		// Recorded without state: no rule reads any, yet a candidate rule
-		// set replayed later may.
-		e.record(ev, set, nil, out, false)
-		e.finish(ctx, ev, set, out, start, "", "")
-		return out
-	}
-
-	if e.storeDown() {
-		return e.degraded(ctx, ev, set, errStoreDown, start)
-	}
-	// One environment serves the counter keys and the evaluation.
-	ev.prepare(plan)
-	env := set.Env()
-	defer env.Release()
-	in := ev.Base
-	env.Fill(&in)
-	req, keys := e.enrichRequest(set, plan, ev, env)
-	// The store bounds the call with its own timeout (store.Store's
-	// contract); a second timer here would only cost.
-	res, err := e.cfg.Store.Enrich(ctx, req)
-	if err != nil {
-		e.noteStoreError(err)
-		return e.degraded(ctx, ev, set, err, start)
-	}
-	if res.Duplicate {
-		e.audit(ev, set, start, audit.ResultDup, "")
-		return Outcome{Reply: tim.OK()}
-	}
-	st := stateFrom(set, plan, ev, req, res, keys)
-	e.roles(ctx, ev, res.RolesCached, st)
-	out := evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin}, env)
-	e.record(ev, set, st, out, false)
-	e.finish(ctx, ev, set, out, start, "", "")
-	return out
+	return c.out
 }
 
-// record hands an evaluated callback to the recorder, if there is one.
-func (e *Engine) record(ev *Event, set *rules.Set, st *State, out Outcome, degraded bool) {
-	if e.cfg.Recorder != nil {
-		e.cfg.Recorder.Record(Recorded{Event: ev, Rules: set, State: st, Outcome: out, Degraded: degraded})
-	}
-}
-
-// roleWait bounds the wait for a group's roles when an event finds none
-// cached (the group's first event, or the first after the cache expired).
-const roleWait = 300 * time.Millisecond
-
-// roles makes sure the subjects' roles are known before the rules run: an
-// empty cache is filled now (briefly waited for: with no roles the owner and
-// admins would be judged as members), a cached one refreshed in the
-// background when it is old.
-func (e *Engine) roles(ctx context.Context, ev *Event, cached bool, st *State) {
-	group := ev.Base.GroupID
-	if e.cfg.Roles == nil || group == "" {
-		return
-	}
-	if cached {
-		e.cfg.Roles.RefreshRoles(group, ev.Base.GroupType, false)
-		return
-	}
-	wctx, cancel := context.WithTimeout(ctx, roleWait)
-	roles, err := e.cfg.Roles.FillRoles(wctx, group, ev.Base.GroupType)
-	cancel()
-	if err != nil {
-		e.log.Warn("the group's roles are not known yet; its owner and admins are judged as members for this event",
-			"group", group, "event_id", ev.ID, "err", err)
-		return
-	}
-	for _, u := range ev.Subjects {
-		if r, ok := roles[u]; ok {
-			st.Roles[u] = r
-		}
-	}
-}
-
-// counterKey remembers which counter (by set index) a touched key feeds, per
-// subject.
-type counterKey struct {
-	index   int
-	subject int
-	reqIdx  int
-}
-
-func (e *Engine) enrichRequest(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env) (store.EnrichRequest, []counterKey) {
-	req := store.EnrichRequest{
-		Now:         ev.Received,
-		EventID:     ev.ID,
-		StrikeDecay: set.StrikeDecay,
-		WithModes:   plan.UsesModes,
-	}
-	var keys []counterKey
-	if len(plan.Counters) > 0 {
-		byKey := make(map[string]int, len(plan.Counters))
-		for si, user := range ev.Subjects {
-			env.SetUser(user, "", 0)
-			for _, cu := range plan.Counters {
-				key, counts, err := cu.Counter.KeyFor(env)
-				if err != nil {
-					if missed, ok := e.failureToLog("counter "+cu.Counter.Name, ev.Received); ok {
-						e.log.Warn("a counter failed while it ran; the event was not counted by it",
-							"counter", cu.Counter.Name, "err", rules.Redact(err), "event_id", ev.ID, "since_last", missed)
-					}
-					if key == "" {
-						continue
-					}
-				}
-				i, seen := byKey[key]
-				if !seen {
-					i = len(req.Counters)
-					byKey[key] = i
-					req.Counters = append(req.Counters, store.CounterTouch{Key: key, Window: cu.Counter.Window})
-				}
-				if cu.Touch && counts {
-					req.Counters[i].Add++
-				}
-				keys = append(keys, counterKey{index: cu.Counter.Index, subject: si, reqIdx: i})
-			}
-		}
-	}
-	for _, r := range plan.Budgeted {
-		req.Counters = append(req.Counters, store.CounterTouch{Key: budgetKey(r.Name, ev.Base.GroupID), Window: r.Budget.Per})
-	}
-	if len(plan.Rules) > 0 {
-		for _, user := range ev.Subjects {
-			if user != "" {
-				req.Strikes = append(req.Strikes, store.UserRef{Group: ev.Base.GroupID, User: user})
-			}
-		}
-		if ev.Base.GroupID != "" {
-			req.RoleGroup = ev.Base.GroupID
-			req.RoleUsers = ev.Subjects
-		}
-	}
-	if ev.Kind.IsAfter() {
-		req.Dedupe = "dedupe|" + ev.ID
-		req.DedupeTTL = e.cfg.DedupeTTL
-	}
-	return req, keys
-}
-
-func budgetKey(rule, group string) string { return "budget|" + rule + "|" + group }
-
-// stateFrom spreads the store's answer over subjects and counters. With
-// several subjects, a counter keyed by user differs per subject, so each
-// subject gets its own values.
-func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequest, res store.EnrichResult, keys []counterKey) *State {
-	st := &State{
-		Counters: make([]int, len(set.Counters)),
-		Strikes:  map[string]int{},
-		Roles:    map[string]string{},
-	}
-	if len(ev.Subjects) > 1 {
-		st.SubjectCounters = make(map[string][]int, len(ev.Subjects))
-		for _, u := range ev.Subjects {
-			st.SubjectCounters[u] = make([]int, len(set.Counters))
-		}
-	}
-	for _, k := range keys {
-		if k.reqIdx >= len(res.Counts) {
+// encode encodes the decisions' records, with the latency so far, and how
+// they came about.
+func (c *call) encode(now time.Time, log *slog.Logger) [][]byte {
+	lines := make([][]byte, 0, len(c.out.Decisions))
+	latency := now.Sub(c.start).Microseconds()
+	for i := range c.out.Decisions {
+		d := &c.out.Decisions[i]
+		d.LatencyUS = latency
+		d.Result = c.result
+		d.Error = joinErr(strings.Join(d.Errors, "; "), c.errText)
+		line, err := EncodeDecision(d)
+		if err != nil {
+			log.Error("encode audit record", "event_id", c.ev.ID, "err", err)
 			continue
 		}
-		v := int(res.Counts[k.reqIdx])
-		if k.subject == 0 {
-			st.Counters[k.index] = v
-		}
-		if st.SubjectCounters != nil {
-			st.SubjectCounters[ev.Subjects[k.subject]][k.index] = v
-		}
+		lines = append(lines, line)
 	}
-	base := len(req.Counters) - len(plan.Budgeted)
-	if len(plan.Budgeted) > 0 {
-		st.Budgets = map[string]int{}
-		for i, r := range plan.Budgeted {
-			if base+i < len(res.Counts) {
-				st.Budgets[r.Name] = int(res.Counts[base+i])
-			}
-		}
-	}
-	for i, ref := range req.Strikes {
-		if i < len(res.Strikes) {
-			st.Strikes[ref.User] = int(res.Strikes[i])
-		}
-	}
-	if res.RolesCached {
-		for i, u := range req.RoleUsers {
-			if i < len(res.Roles) && res.Roles[i] != "" {
-				st.Roles[u] = res.Roles[i]
-			}
-		}
-	}
-	if len(res.Modes) > 0 {
-		st.Modes = make(map[string]bool, len(res.Modes))
-		for m, until := range res.Modes {
-			if until.After(ev.Received) {
-				st.Modes[m] = true
-			}
-		}
-	}
-	return st
+	return lines
 }
 
-// degraded decides without the store, as the kind's fail mode says.
-func (e *Engine) degraded(ctx context.Context, ev *Event, set *rules.Set, cause error, start time.Time) Outcome {
-	if e.cfg.Observer != nil {
-		e.cfg.Observer.StoreError("enrich")
+func joinErr(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
 	}
-	e.log.Warn("store unavailable; deciding without it", "event_id", ev.ID, "command", ev.Command, "err", cause)
-	mode := e.cfg.FailModes[ev.Kind]
-	if mode == FailClosed && !ev.Kind.IsAfter() {
-		out := Outcome{Reply: tim.OK()}
-		verdict := strictest(ev.Kind)
-		for _, user := range ev.Subjects {
-			out.Decisions = append(out.Decisions, Decision{
-				EventID: ev.ID, Event: ev.Kind, Command: ev.Command, Group: ev.Base.GroupID, User: user,
-				Verdict: verdict, Rules: []string{}, Actions: []PlannedAction{}, RulesVersion: set.Version,
-				Errors: []string{"store unavailable: failed closed"},
-			})
-		}
-		out.Reply = reply(ev, out.Decisions)
-		e.record(ev, set, nil, out, true)
-		e.finish(ctx, ev, set, out, start, audit.ResultDegraded, cause.Error())
-		return out
-	}
-	st := &State{Counters: make([]int, len(set.Counters))}
-	out := Evaluate(set, ev, st, Options{DryRun: e.dryRun.Load(), AppAdmin: e.cfg.AppAdmin})
-	e.record(ev, set, st, out, true)
-	e.finish(ctx, ev, set, out, start, audit.ResultDegraded, cause.Error())
-	return out
+	return a + "; " + b
+}
+
+// breaker remembers that the store failed: for a moment callbacks do not
+// wait for it again but decide without it at once.
+type breaker struct {
+	// downUntil is in Unix nanoseconds.
+	downUntil atomic.Int64
 }
 
 // errStoreDown is the cause of decisions made without trying a store that
@@ -430,244 +268,42 @@ var errStoreDown = fmt.Errorf("%w: it failed moments ago; not waiting for it aga
 // storeDownFor is how long callbacks skip a store that just failed.
 const storeDownFor = 500 * time.Millisecond
 
-func (e *Engine) storeDown() bool {
-	until := e.downUntil.Load()
+func (b *breaker) down() bool {
+	until := b.downUntil.Load()
 	return until != 0 && time.Now().UnixNano() < until
 }
 
-// noteStoreError opens the breaker on an outage, and closes it on success.
-func (e *Engine) noteStoreError(err error) {
+// note opens the breaker on an outage, and closes it on success.
+func (b *breaker) note(err error) {
 	switch {
 	case err == nil:
-		e.downUntil.Store(0)
+		b.downUntil.Store(0)
 	case errors.Is(err, store.ErrUnavailable):
-		e.downUntil.Store(time.Now().Add(storeDownFor).UnixNano())
+		b.downUntil.Store(time.Now().Add(storeDownFor).UnixNano())
 	}
 }
 
-// strictest is the verdict a kind fails closed with.
-func strictest(k rules.Kind) rules.Verdict {
-	vs := rules.VerdictsFor(k)
-	for i := len(vs) - 1; i >= 0; i-- {
-		if vs[i] != rules.Drop && vs[i].Refuses() {
-			return vs[i]
-		}
-	}
-	return rules.None
+// failureLog limits the log lines about rules and counters that fail while
+// they run: at most one a minute each.
+type failureLog struct {
+	mu     sync.Mutex
+	logged map[string]*failLog // "rule NAME" or "counter NAME" -> its last log line
 }
 
-// ownMessage reports whether ev is a message the bot's own REST account
-// sent; those never trigger rules.
-func (e *Engine) ownMessage(ev *Event) bool {
-	if ev.Kind != rules.Message && ev.Kind != rules.MessageSent {
-		return false
-	}
-	return e.cfg.AppAdmin != "" && len(ev.Subjects) == 1 && ev.Subjects[0] == e.cfg.AppAdmin && strings.EqualFold(ev.Platform, "RESTAPI")
+// failLog is when a failing rule or counter was last logged, and how often
+// it failed since.
+type failLog struct {
+	at     time.Time
+	missed int
 }
 
-// other handles callbacks rules do not evaluate: they are recorded, and the
-// role-change ones drop the group's role cache.
-func (e *Engine) other(ctx context.Context, ev *Event, set *rules.Set, start time.Time) {
-	switch ev.Command {
-	case tim.CmdAfterMemberFieldChanged, tim.CmdAfterChangeGroupOwner:
-		g := ev.Base.GroupID
-		switch {
-		case g == "":
-		case !e.roleChanged(ctx, ev):
-			// A name card changed: the roles the rules read did not.
-		case e.cfg.Roles != nil:
-			// Refresh, keeping the roles known until the new ones arrive.
-			e.cfg.Roles.RefreshRoles(g, ev.Base.GroupType, true)
-		default:
-			sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
-			if err := e.cfg.Store.ForgetRoles(sctx, g); err != nil {
-				e.log.Warn("forget cached roles", "group", g, "err", err)
-			}
-			cancel()
-		}
-	case tim.CmdRequestOverLimit:
-		if ol, ok := ev.Callback.(*tim.RequestOverLimit); ok {
-			e.log.Warn("the IM server reports the app went over a REST limit", "service", ol.ServiceName, "command", ol.Command,
-				"request", ol.Request, "limit", ol.Limit)
-		}
-	}
-	e.audit(ev, set, start, "not_evaluated", "")
-}
-
-// roleChanged reports whether a member-field or owner change may have
-// changed the group's roles. A member-field change without Role changed
-// something else (the name card); one whose Role is the role already cached
-// changed nothing the rules read. Every other case, a failed read of the
-// cache among them, counts as a change.
-func (e *Engine) roleChanged(ctx context.Context, ev *Event) bool {
-	fc, ok := ev.Callback.(*tim.AfterMemberFieldChanged)
-	if !ok {
-		return true
-	}
-	if fc.Role == "" {
-		return false
-	}
-	if fc.Member == "" {
-		return true
-	}
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
-	defer cancel()
-	res, err := e.cfg.Store.Enrich(sctx, store.EnrichRequest{Now: ev.Received, RoleGroup: fc.GroupID, RoleUsers: []string{fc.Member}})
-	if err != nil || !res.RolesCached || len(res.Roles) != 1 {
-		return true
-	}
-	return !strings.EqualFold(res.Roles[0], fc.Role)
-}
-
-// finish commits what the decisions imply (strikes, actions, budget use and
-// the decisions themselves, in one round trip) and audits them.
-func (e *Engine) finish(ctx context.Context, ev *Event, set *rules.Set, out Outcome, start time.Time, result, errText string) {
-	if len(out.Decisions) == 0 {
-		e.audit(ev, set, start, result, errText)
-		e.observe(ev, out, start)
-		return
-	}
-	lines := e.auditLines(ev, set, out, start, result, errText)
-	req := e.commitRequest(set, ev, out)
-	// The recent-decision log keeps decisions that did something (a
-	// verdict, an action, a shadow match, an error); a clean message costs
-	// no second round trip. The audit log has every decision.
-	for i, d := range out.Decisions {
-		if i < len(lines) && d.eventful() {
-			req.Decisions = append(req.Decisions, store.DecisionRecord{Time: ev.Received, Group: d.Group, User: d.User, Body: lines[i]})
-		}
-	}
-	// Without the store, only effects are worth a second try.
-	worth := len(req.Actions) > 0 || len(req.Strikes) > 0 || len(req.Touch) > 0 || len(req.Decisions) > 0
-	if worth && (result != audit.ResultDegraded || len(req.Actions) > 0 || len(req.Strikes) > 0) {
-		var err error
-		if e.storeDown() {
-			err = errStoreDown
-		} else {
-			// Not cancelled with the request: a decision made is committed
-			// even when the IM server hung up. The store bounds the call.
-			err = e.cfg.Store.Commit(context.WithoutCancel(ctx), req)
-			e.noteStoreError(err)
-		}
-		if err != nil {
-			if e.cfg.Observer != nil {
-				e.cfg.Observer.StoreError("commit")
-			}
-			// Whatever the error, the decision is kept (on disk with a
-			// journal) before the callback is answered, and retried
-			// (DrainSpool).
-			kept := e.keep(req, err)
-			e.log.Warn("commit decision: the store did not take it", "event_id", ev.ID,
-				"actions", len(req.Actions), "strikes", len(req.Strikes), "kept", kept, "err", err)
-			lines = e.auditLines(ev, set, out, start, result, joinErr(errText, "commit: "+err.Error()+" ("+kept+")"))
-		}
-	}
-	for _, l := range lines {
-		e.cfg.Audit.WriteLine(l)
-	}
-	e.observe(ev, out, start)
-	for _, d := range out.Decisions {
-		for _, r := range d.Budget {
-			e.warnBudget(r, d.Group, ev.Received)
-		}
-	}
-}
-
-func (e *Engine) observe(ev *Event, out Outcome, start time.Time) {
-	for _, d := range out.Decisions {
-		for _, f := range d.failures {
-			e.ruleFailed(ev, f)
-		}
-	}
-	if e.cfg.Observer == nil {
-		return
-	}
-	latency := e.cfg.Now().Sub(start)
-	if len(out.Decisions) == 0 {
-		e.cfg.Observer.Decided(ev.Command, rules.None, latency)
-	}
-	for _, d := range out.Decisions {
-		e.cfg.Observer.Decided(ev.Command, d.Verdict, latency)
-		for _, r := range d.Rules {
-			e.cfg.Observer.RuleMatched(r, false)
-		}
-		for _, r := range d.Shadow {
-			e.cfg.Observer.RuleMatched(r, true)
-		}
-	}
-}
-
-func joinErr(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "; " + b
-}
-
-// commitRequest gathers strikes, actions and budget use from the decisions.
-func (e *Engine) commitRequest(set *rules.Set, ev *Event, out Outcome) store.CommitRequest {
-	req := store.CommitRequest{Now: ev.Received, StrikeDecay: set.StrikeDecay, EventID: ev.ID}
-	budgetUsed := map[string]int{}
-	for si, d := range out.Decisions {
-		for i, a := range d.Actions {
-			if a.Shadow {
-				continue
-			}
-			if r := set.Rule(a.Rule); r != nil && r.Budget != nil {
-				budgetUsed[a.Rule]++
-			}
-			if a.Kind == rules.ActStrike {
-				req.Strikes = append(req.Strikes, store.StrikeAdd{
-					UserRef: store.UserRef{Group: d.Group, User: d.User}, N: a.N,
-					ID: ActionID(ev.ID, si, a.Rule, i),
-				})
-				continue
-			}
-			sa := store.Action{
-				ID: ActionID(ev.ID, si, a.Rule, i), Kind: a.Kind, Group: d.Group, GroupType: ev.Base.GroupType,
-				Seconds: a.Seconds, Rule: a.Rule, EventID: ev.ID, Roles: a.Roles, Created: ev.Received,
-				Text: a.Text,
-			}
-			switch a.Kind {
-			case rules.ActMute, rules.ActUnmute, rules.ActKick, rules.ActBan, rules.ActUnban, rules.ActAdmit:
-				sa.User = d.User
-			case rules.ActWarn:
-				sa.User = d.User // "" warns the whole group
-			}
-			if a.Announce != "" {
-				sa.Text = a.Announce
-			}
-			req.Actions = append(req.Actions, sa)
-		}
-	}
-	for rule, n := range budgetUsed {
-		r := set.Rule(rule)
-		key := budgetKey(rule, ev.Base.GroupID)
-		req.Touch = append(req.Touch, store.CounterTouch{Key: key, Window: r.Budget.Per, Add: n})
-	}
-	return req
-}
-
-// ruleFailed counts a rule that failed while it ran and logs it: a rule
-// whose expression fails on real events does nothing, and the audit
-// record's error field alone is easy to miss.
-func (e *Engine) ruleFailed(ev *Event, f ruleFailure) {
-	if e.cfg.Observer != nil {
-		e.cfg.Observer.RuleFailed(f.rule)
-	}
-	if missed, ok := e.failureToLog("rule "+f.rule, ev.Received); ok {
-		e.log.Warn("a rule failed while it ran; the event was decided without it",
-			"rule", f.rule, "err", f.reason, "event_id", ev.ID, "command", ev.Command, "since_last", missed)
-	}
-}
-
-// failureToLog reports whether the failure of what (a rule or a counter)
-// is to be logged now: at most once a minute each, saying how often it
-// failed in between. Reasons are redacted: the log holds no message text.
-func (e *Engine) failureToLog(what string, now time.Time) (missed int, ok bool) {
-	e.failMu.Lock()
-	defer e.failMu.Unlock()
-	last, seen := e.failLogged[what]
+// toLog reports whether the failure of what (a rule or a counter) is to be
+// logged now: at most once a minute each, saying how often it failed in
+// between. Reasons are redacted: the log holds no message text.
+func (f *failureLog) toLog(what string, now time.Time) (missed int, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	last, seen := f.logged[what]
 	if seen && now.Sub(last.at) < time.Minute {
 		last.missed++
 		return 0, false
@@ -675,104 +311,37 @@ func (e *Engine) failureToLog(what string, now time.Time) (missed int, ok bool) 
 	if seen {
 		missed = last.missed
 	}
-	e.failLogged[what] = &failLog{at: now}
-	for k, l := range e.failLogged {
+	f.logged[what] = &failLog{at: now}
+	for k, l := range f.logged {
 		if now.Sub(l.at) > time.Hour {
-			delete(e.failLogged, k)
+			delete(f.logged, k)
 		}
 	}
 	return missed, true
 }
 
-// warnBudget logs, at most once a minute per rule and group, that a rule
+// budgetWarner logs, at most once a minute per rule and group, that a rule
 // ran out of budget and acts in shadow mode.
-func (e *Engine) warnBudget(rule, group string, now time.Time) {
+type budgetWarner struct {
+	mu     sync.Mutex
+	warned map[string]time.Time
+}
+
+func (b *budgetWarner) warn(log *slog.Logger, rule, group string, now time.Time) {
 	key := rule + "|" + group
-	e.budgetMu.Lock()
-	last, seen := e.budgetWarned[key]
+	b.mu.Lock()
+	last, seen := b.warned[key]
 	if seen && now.Sub(last) < time.Minute {
-		e.budgetMu.Unlock()
+		b.mu.Unlock()
 		return
 	}
-	e.budgetWarned[key] = now
-	for k, t := range e.budgetWarned {
+	b.warned[key] = now
+	for k, t := range b.warned {
 		if now.Sub(t) > time.Hour {
-			delete(e.budgetWarned, k)
+			delete(b.warned, k)
 		}
 	}
-	e.budgetMu.Unlock()
-	e.log.Warn("rule spent its action budget for this group and acts in shadow mode until its window passes",
+	b.mu.Unlock()
+	log.Warn("rule spent its action budget for this group and acts in shadow mode until its window passes",
 		"rule", rule, "group", group)
-}
-
-// auditLines encodes one record per decision.
-func (e *Engine) auditLines(ev *Event, set *rules.Set, out Outcome, start time.Time, result, errText string) [][]byte {
-	lines := make([][]byte, 0, len(out.Decisions))
-	latency := e.cfg.Now().Sub(start).Microseconds()
-	for si, d := range out.Decisions {
-		rec := decisionRecord(ev, set, &d, si, latency, result, errText)
-		rec.ReplyCode = out.Reply.ErrorCode
-		line, err := audit.Encode(rec)
-		if err != nil {
-			e.log.Error("encode audit record", "event_id", ev.ID, "err", err)
-			continue
-		}
-		lines = append(lines, line)
-	}
-	return lines
-}
-
-func decisionRecord(ev *Event, set *rules.Set, d *Decision, subject int, latencyUS int64, result, errText string) *audit.Record {
-	rec := &audit.Record{
-		Time: ev.Received, Kind: audit.KindDecision, EventID: ev.ID, Command: ev.Command, Event: string(ev.Kind),
-		Group: d.Group, User: d.User, Role: d.Role, Verdict: string(d.Verdict), Rules: d.Rules,
-		RulesVersion: set.Version, Shadow: len(d.Shadow) > 0, ShadowRules: d.Shadow, Budget: d.Budget,
-		Result: result, LatencyUS: latencyUS,
-	}
-	errs := make([]string, 0, len(d.Errors)+1)
-	for _, e := range d.Errors {
-		errs = append(errs, scrubText(e, ev))
-	}
-	if errText != "" {
-		errs = append(errs, errText)
-	}
-	rec.Error = strings.Join(errs, "; ")
-	for i, a := range d.Actions {
-		ref := audit.ActionRef{Kind: a.Kind, Seconds: a.Seconds, Text: a.Text, N: a.N, Rule: a.Rule, Shadow: a.Shadow}
-		if !a.Shadow && a.Kind != rules.ActStrike {
-			ref.ID = ActionID(ev.ID, subject, a.Rule, i)
-		}
-		rec.Actions = append(rec.Actions, ref)
-	}
-	return rec
-}
-
-// scrubText cuts what the user wrote (the message text, in any case, and the
-// application message) out of a rule's runtime error, which expr words with
-// the values involved: the audit log holds no message text.
-func scrubText(msg string, ev *Event) string {
-	for _, s := range []string{ev.Base.Text, strings.ToLower(ev.Base.Text), ev.Base.ApplyMsg} {
-		if len(s) >= 3 && strings.Contains(msg, s) {
-			msg = strings.ReplaceAll(msg, s, "[message text]")
-		}
-	}
-	return msg
-}
-
-// audit writes a record for an event with no decisions.
-func (e *Engine) audit(ev *Event, set *rules.Set, start time.Time, result, errText string) {
-	rec := &audit.Record{
-		Time: ev.Received, Kind: audit.KindDecision, EventID: ev.ID, Command: ev.Command, Event: string(ev.Kind),
-		Group: ev.Base.GroupID, RulesVersion: set.Version, Result: result, Error: errText,
-		LatencyUS: e.cfg.Now().Sub(start).Microseconds(),
-	}
-	if len(ev.Subjects) == 1 {
-		rec.User = ev.Subjects[0]
-	}
-	line, err := audit.Encode(rec)
-	if err != nil {
-		e.log.Error("encode audit record", "event_id", ev.ID, "err", err)
-		return
-	}
-	e.cfg.Audit.WriteLine(line)
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 )
 
@@ -86,7 +86,7 @@ rules:
 
 type harness struct {
 	engine *Engine
-	store  *memstore.Store
+	store  *memory.Store
 	audit  *lines
 	filler *fakeFiller
 	now    time.Time
@@ -94,7 +94,7 @@ type harness struct {
 
 func newHarness(t *testing.T, src string) *harness {
 	t.Helper()
-	h := &harness{store: memstore.New(memstore.Options{}), audit: &lines{}, filler: &fakeFiller{}, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	h := &harness{store: memory.New(memory.Options{}), audit: &lines{}, filler: &fakeFiller{}, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
 	h.engine = New(Config{
 		Rules: fixedRules{mustRules(t, src)}, Store: h.store, Audit: h.audit, AppAdmin: "administrator",
 		Now: func() time.Time { return h.now }, Roles: h.filler,
@@ -524,7 +524,7 @@ rules:
   - {name: numeric, on: message, if: 'int(message.text) > 3', verdict: block}
   - {name: slow, on: message, if: 'true', actions: [{mute: 'duration(message.text)'}]}
 `)},
-		Store: memstore.New(memstore.Options{}), Audit: &lines{}, Observer: obs,
+		Store: memory.New(memory.Options{}), Audit: &lines{}, Observer: obs,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: func() time.Time { return now },
 	})
 	send := func(text string) {
@@ -573,7 +573,7 @@ func TestACounterThatFailsIsLoggedWithoutMessageText(t *testing.T) {
 counters: [{name: by_number, on: [message], key: 'group.id + string(int(message.text))', window: 1m}]
 rules: [{name: many, on: message, if: 'counters.by_number > 5', verdict: block}]
 `)},
-		Store: memstore.New(memstore.Options{}), Audit: &lines{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Store: memory.New(memory.Options{}), Audit: &lines{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	for range 3 {
 		e.Handle(context.Background(), msgEvent(t, "u", "PRIVATEWORD1 hello"))

@@ -1,7 +1,13 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"slices"
+	"time"
+
+	"github.com/timguard/timguard/audit"
 	"strconv"
 	"strings"
 
@@ -37,55 +43,152 @@ type Options struct {
 }
 
 // Decision is what the rules decided about one subject of one event. It is
-// data: the audit record, `bot simulate` and the admin API print it as is.
+// data, and it has one JSON shape wherever it is printed: the audit log's
+// decision record is a Decision as it is, and `bot simulate`, `bot replay
+// --json`, `bot check -v`, POST /v1/simulate and GET /v1/decisions print
+// the same value. The field names are part of timguard's contract
+// (docs/audit.md); the first ones are the audit record's since its first
+// version.
 type Decision struct {
-	EventID      string          `json:"event_id"`
-	Event        rules.Kind      `json:"event"`
-	Command      string          `json:"command"`
-	Group        string          `json:"group"`
-	User         string          `json:"user,omitempty"`
-	Role         string          `json:"role,omitempty"`
-	Verdict      rules.Verdict   `json:"verdict"`
-	Reply        *rules.Reply    `json:"reply,omitempty"`
+	// Time is when the callback arrived.
+	Time time.Time `json:"time"`
+	// Kind is always "decision" (audit.KindDecision).
+	Kind    string     `json:"kind"`
+	EventID string     `json:"event_id,omitempty"`
+	Command string     `json:"command,omitempty"`
+	Event   rules.Kind `json:"event,omitempty"`
+	Group   string     `json:"group,omitempty"`
+	User    string     `json:"user,omitempty"`
+	Role    rules.Role `json:"role,omitempty"`
+	// Verdict is the strictest verdict of the rules that took effect.
+	Verdict rules.Verdict `json:"verdict,omitempty"`
+	// Rules are the rules that matched and took effect.
 	Rules        []string        `json:"rules"`
-	Shadow       []string        `json:"shadow,omitempty"`
-	Actions      []PlannedAction `json:"actions"`
-	Rewritten    []tim.MsgElem   `json:"rewritten,omitempty"`
-	Trace        []Step          `json:"trace,omitempty"`
-	RulesVersion string          `json:"rules_version"`
-	Errors       []string        `json:"errors,omitempty"`
-	// failures are the rules that failed while they ran, for the metric
-	// and the log line the engine writes about them.
-	failures []ruleFailure
+	RulesVersion string          `json:"rules_version,omitempty"`
+	Actions      []PlannedAction `json:"actions,omitempty"`
+	// Shadow is true when a rule matched in shadow (or dry_run is on).
+	Shadow      bool     `json:"shadow"`
+	ShadowRules []string `json:"shadow_rules,omitempty"`
 	// Budget names rules that were switched to shadow because their
 	// budget for this group was spent.
 	Budget []string `json:"budget_exceeded,omitempty"`
+	// Result says how the decision came about when not in the usual way
+	// (audit.ResultDegraded, audit.ResultDup, ...).
+	Result string `json:"result,omitempty"`
+	// Error joins the rules' runtime errors (redacted: no values, no
+	// message text) and any store failure.
+	Error string `json:"error,omitempty"`
+	// LatencyUS is the time from the callback's arrival to the decision,
+	// measured by the engine (0 where nothing was measured).
+	LatencyUS int64 `json:"latency_us"`
+	// ReplyCode is the ErrorCode answered to the IM server, when not 0.
+	ReplyCode int `json:"reply_code,omitempty"`
+	// Reply is the winning rule's custom answer.
+	Reply *rules.Reply `json:"reply,omitempty"`
+	// ShadowVerdict is the strictest verdict the rules matched in shadow
+	// would have given.
+	ShadowVerdict rules.Verdict `json:"shadow_verdict,omitempty"`
+	// State is what the store said about the subject when it was decided.
+	State *StateRead `json:"state,omitempty"`
+	// Trace is the rules evaluated: those that matched or failed, and with
+	// Options.Trace every rule of the event's kind.
+	Trace []Step `json:"trace,omitempty"`
+
+	// Errors are the rules' runtime errors, redacted, one each.
+	Errors []string `json:"-"`
+	// Rewritten is the message after a rewrite verdict. It is message
+	// text, so it is never printed with the decision (the reply holds it).
+	Rewritten []tim.MsgElem `json:"-"`
+	// failures are the rules that failed while they ran, for the metric
+	// and the log line the engine writes about them.
+	failures []ruleFailure
+}
+
+// StateRead is the stored state a decision read.
+type StateRead struct {
+	// Counters are the values of the counters the event's kind reads or
+	// touches, after this event's touch, in the rule file's order.
+	Counters Counts `json:"counters,omitempty"`
+	Strikes  int    `json:"strikes"`
+	// Modes are the modes on, when a rule of the kind depends on one.
+	Modes []string `json:"modes,omitempty"`
+}
+
+// Count is one counter's value.
+type Count struct {
+	Name  string
+	Value int
+}
+
+// Counts prints as a JSON object from counter name to value, in order.
+type Counts []Count
+
+// MarshalJSON writes {"name": value, ...}.
+func (c Counts) MarshalJSON() ([]byte, error) {
+	return appendCounts(nil, c), nil
+}
+
+// UnmarshalJSON reads {"name": value, ...}, keeping the order.
+func (c *Counts) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("counters: want an object from name to count")
+	}
+	out := Counts{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("counters: %w", err)
+		}
+		name, _ := tok.(string)
+		var v int
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("counters.%s: %w", name, err)
+		}
+		out = append(out, Count{Name: name, Value: v})
+	}
+	*c = out
+	return nil
 }
 
 // eventful reports whether the decision did or would have done anything.
 func (d *Decision) eventful() bool {
-	return d.Verdict != rules.None || len(d.Actions) > 0 || len(d.Shadow) > 0 || len(d.Errors) > 0 || len(d.Rules) > 0
+	return d.Verdict != rules.None || len(d.Actions) > 0 || len(d.ShadowRules) > 0 || len(d.Errors) > 0 || len(d.Rules) > 0
 }
 
 // PlannedAction is an action a rule decided, with the rule's name.
 type PlannedAction struct {
+	// ID names the action in the outbox (ActionID); empty for strikes and
+	// shadow actions, which are never enqueued.
+	ID string `json:"id,omitempty"`
 	rules.Resolved
-	Rule string `json:"rule"`
+	Rule string `json:"rule,omitempty"`
 	// Shadow actions are audited but not carried out.
 	Shadow bool `json:"shadow,omitempty"`
 	// Roles are the privileged roles the rule may act on.
-	Roles []string `json:"-"`
+	Roles []rules.Role `json:"-"`
 }
 
 // Step is one rule evaluated for one subject.
 type Step struct {
 	Rule    string `json:"rule"`
 	Matched bool   `json:"matched"`
-	Shadow  bool   `json:"shadow,omitempty"`
+	// Shadow is true when the rule matched in shadow: it took no effect.
+	Shadow bool `json:"shadow,omitempty"`
+	// Verdict is the verdict a matched rule gave, or would have given in
+	// shadow.
+	Verdict rules.Verdict `json:"verdict,omitempty"`
+	// If is the rule's condition, in a full trace.
+	If string `json:"if,omitempty"`
 	// Skipped says why the rule was not evaluated (exempt: admin, mode
-	// night is off).
+	// night is off, stopped by rule X).
 	Skipped string `json:"skipped,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// Error is the rule's runtime error with every value replaced by
+	// [value].
+	Error string `json:"error,omitempty"`
+	// Detail is the whole error, values included, in a full trace only:
+	// never in the audit log.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Outcome is the answer to the IM server and the decisions behind it.
@@ -116,17 +219,20 @@ func evaluate(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env
 	env.SetCounters(st.Counters)
 	budgets := budgetUse(st.Budgets)
 	out.Decisions = make([]Decision, 0, len(ev.Subjects))
-	for _, user := range ev.Subjects {
+	for si, user := range ev.Subjects {
 		role := roleOf(user, st.Roles, opts.AppAdmin)
 		strikes := st.Strikes[user]
 		env.SetUser(user, role, strikes)
 		if sc, ok := st.SubjectCounters[user]; ok {
 			env.SetCounters(sc)
 		}
-		d := decide(set, plan, ev, env, user, role, strikes, st, budgets, opts)
+		d := decide(set, plan, ev, env, si, user, role, strikes, st, budgets, opts)
 		out.Decisions = append(out.Decisions, d)
 	}
 	out.Reply = reply(ev, out.Decisions)
+	for i := range out.Decisions {
+		out.Decisions[i].ReplyCode = out.Reply.ErrorCode
+	}
 	return out
 }
 
@@ -138,49 +244,51 @@ func budgetUse(in map[string]int) map[string]int {
 	return out
 }
 
-func roleOf(user string, roles map[string]string, appAdmin string) string {
+func roleOf(user string, roles map[string]string, appAdmin string) rules.Role {
 	if user != "" && user == appAdmin {
 		return rules.RoleAppAdmin
 	}
-	if r := roles[user]; r != "" {
+	if r := rules.Role(roles[user]); r.Valid() {
 		return r
 	}
 	return rules.RoleMember
 }
 
-// decide evaluates every rule of the plan for one subject.
-func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, role string, strikes int, st *State, budgets map[string]int, opts Options) Decision {
+// decide evaluates every rule of the plan for subject number si.
+func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int, user string, role rules.Role, strikes int, st *State, budgets map[string]int, opts Options) Decision {
 	d := Decision{
+		Time: ev.Received, Kind: audit.KindDecision,
 		EventID: ev.ID, Event: ev.Kind, Command: ev.Command, Group: ev.Base.GroupID,
 		User: user, Role: role, RulesVersion: set.Version,
+		State: stateRead(plan, st, user, strikes),
 	}
 	var winner *rules.Rule
 	var rewriters []*rules.Rule
-	for _, r := range plan.Rules {
+	for ri, r := range plan.Rules {
 		if r.Mode != "" && !st.Modes[r.Mode] {
 			if opts.Trace {
-				d.Trace = append(d.Trace, Step{Rule: r.Name, Skipped: "mode " + r.Mode + " is off"})
+				d.Trace = append(d.Trace, Step{Rule: r.Name, If: r.Source, Skipped: "mode " + r.Mode + " is off"})
 			}
 			continue
 		}
 		if r.IsExempt(role) {
 			if opts.Trace {
-				d.Trace = append(d.Trace, Step{Rule: r.Name, Skipped: "exempt: " + role})
+				d.Trace = append(d.Trace, Step{Rule: r.Name, If: r.Source, Skipped: "exempt: " + string(role)})
 			}
 			continue
 		}
 		matched, err := r.Match(env)
 		if err != nil {
-			d.addError(r, err, true)
+			d.addError(ev, r, err, opts.Trace)
 			continue
 		}
 		if !matched {
 			if opts.Trace {
-				d.Trace = append(d.Trace, Step{Rule: r.Name})
+				d.Trace = append(d.Trace, Step{Rule: r.Name, If: r.Source})
 			}
 			continue
 		}
-		actions := resolveActions(r, env, &d, opts.Trace)
+		actions := resolveActions(ev, r, env, &d, opts.Trace)
 		shadow := r.Shadow || opts.DryRun
 		if !shadow && r.Budget != nil && len(actions) > 0 {
 			if budgets[r.Name]+len(actions) > r.Budget.Actions {
@@ -190,9 +298,16 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 				budgets[r.Name] += len(actions)
 			}
 		}
-		d.Trace = append(d.Trace, Step{Rule: r.Name, Matched: true, Shadow: shadow})
+		step := Step{Rule: r.Name, Matched: true, Shadow: shadow, Verdict: r.Verdict}
+		if opts.Trace {
+			step.If = r.Source
+		}
+		d.Trace = append(d.Trace, step)
 		if shadow {
-			d.Shadow = append(d.Shadow, r.Name)
+			d.ShadowRules = append(d.ShadowRules, r.Name)
+			if r.Verdict != rules.None && (d.ShadowVerdict == rules.None || r.Verdict.Stricter(d.ShadowVerdict, ev.Kind)) {
+				d.ShadowVerdict = r.Verdict
+			}
 			for _, a := range actions {
 				a.Shadow = true
 				d.Actions = append(d.Actions, a)
@@ -215,9 +330,15 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 			rewriters = append(rewriters, r)
 		}
 		if r.Stop {
+			if opts.Trace {
+				for _, rest := range plan.Rules[ri+1:] {
+					d.Trace = append(d.Trace, Step{Rule: rest.Name, If: rest.Source, Skipped: "stopped by rule " + r.Name})
+				}
+			}
 			break
 		}
 	}
+	d.Shadow = len(d.ShadowRules) > 0
 	if winner != nil {
 		d.Verdict = winner.Verdict
 		d.Reply = winner.Reply
@@ -230,7 +351,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 			}
 			next, err := r.Rewrite.Apply(env, body)
 			if err != nil {
-				d.addError(r, err, opts.Trace)
+				d.addError(ev, r, err, opts.Trace)
 				continue
 			}
 			body = next
@@ -246,16 +367,52 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, user, r
 		d.Actions = append(d.Actions, PlannedAction{Resolved: rules.Resolved{Kind: rules.ActAdmit}, Rule: winner.Name, Roles: winner.AppliesToRoles()})
 	}
 	d.Actions = mergeActions(d.Actions)
+	for i := range d.Actions {
+		if a := &d.Actions[i]; !a.Shadow && a.Kind != rules.ActStrike {
+			a.ID = ActionID(ev.ID, si, a.Rule, i)
+		}
+	}
 	if d.Rules == nil {
 		d.Rules = []string{}
 	}
-	if d.Actions == nil {
-		d.Actions = []PlannedAction{}
+	if len(d.Errors) > 0 {
+		d.Error = strings.Join(d.Errors, "; ")
 	}
 	return d
 }
 
-func resolveActions(r *rules.Rule, env *rules.Env, d *Decision, trace bool) []PlannedAction {
+// stateRead is what the rules of plan read about one subject.
+func stateRead(plan *rules.Plan, st *State, user string, strikes int) *StateRead {
+	if len(plan.Rules) == 0 && len(plan.Counters) == 0 {
+		return nil
+	}
+	sr := &StateRead{Strikes: strikes}
+	if len(plan.Counters) > 0 {
+		values := st.Counters
+		if sc, ok := st.SubjectCounters[user]; ok {
+			values = sc
+		}
+		sr.Counters = make(Counts, 0, len(plan.Counters))
+		for _, cu := range plan.Counters {
+			v := 0
+			if i := cu.Counter.Index; i < len(values) {
+				v = values[i]
+			}
+			sr.Counters = append(sr.Counters, Count{Name: cu.Counter.Name, Value: v})
+		}
+	}
+	if plan.UsesModes {
+		for m, on := range st.Modes {
+			if on {
+				sr.Modes = append(sr.Modes, m)
+			}
+		}
+		slices.Sort(sr.Modes)
+	}
+	return sr
+}
+
+func resolveActions(ev *Event, r *rules.Rule, env *rules.Env, d *Decision, trace bool) []PlannedAction {
 	if len(r.Actions) == 0 {
 		return nil
 	}
@@ -263,7 +420,7 @@ func resolveActions(r *rules.Rule, env *rules.Env, d *Decision, trace bool) []Pl
 	for _, a := range r.Actions {
 		res, err := a.Resolve(env)
 		if err != nil {
-			d.addError(r, err, trace)
+			d.addError(ev, r, err, trace)
 			continue
 		}
 		out = append(out, PlannedAction{Resolved: res, Rule: r.Name, Roles: r.AppliesToRoles()})
@@ -275,17 +432,32 @@ func resolveActions(r *rules.Rule, env *rules.Env, d *Decision, trace bool) []Pl
 // reason.
 type ruleFailure struct{ rule, reason string }
 
-// addError records that rule r failed while it ran. Errors holds the reason
-// without the values involved (it reaches the audit log, which holds no
-// message text); with trace, a step of the trace keeps the whole reason for
-// the person testing the rule.
-func (d *Decision) addError(r *rules.Rule, err error, trace bool) {
-	redacted := rules.Redact(err)
+// addError records that rule r failed while it ran. Errors and the trace
+// step hold the reason without the values involved and without what the
+// user wrote (they reach the audit log, which holds no message text); a
+// full trace (trace) keeps the whole reason in the step's detail for the
+// person testing the rule.
+func (d *Decision) addError(ev *Event, r *rules.Rule, err error, trace bool) {
+	redacted := scrubText(rules.Redact(err), ev)
 	d.Errors = append(d.Errors, "rule "+r.Name+": "+redacted)
 	d.failures = append(d.failures, ruleFailure{rule: r.Name, reason: redacted})
+	step := Step{Rule: r.Name, Error: redacted}
 	if trace {
-		d.Trace = append(d.Trace, Step{Rule: r.Name, Error: err.Error()})
+		step.If, step.Detail = r.Source, err.Error()
 	}
+	d.Trace = append(d.Trace, step)
+}
+
+// scrubText cuts what the user wrote (the message text, in any case, and the
+// application message) out of a rule's runtime error, which expr words with
+// the values involved: the audit log holds no message text.
+func scrubText(msg string, ev *Event) string {
+	for _, s := range []string{ev.Base.Text, strings.ToLower(ev.Base.Text), ev.Base.ApplyMsg} {
+		if len(s) >= 3 && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "[message text]")
+		}
+	}
+	return msg
 }
 
 // mergeActions folds actions of several rules on one subject into what will
@@ -312,7 +484,7 @@ func mergeActions(in []PlannedAction) []PlannedAction {
 		if kicked && (a.Kind == rules.ActMute || a.Kind == rules.ActUnmute) {
 			continue
 		}
-		key := a.Kind
+		key := string(a.Kind)
 		if a.Kind == rules.ActWarn {
 			key += "|" + a.Text
 		}

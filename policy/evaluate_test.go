@@ -207,11 +207,11 @@ rules:
 					t.Errorf("default rule action roles = %v, want none", a.Roles)
 				}
 			case "everyone":
-				if !slices.Equal(a.Roles, []string{"owner", "admin", "app_admin"}) {
+				if !slices.Equal(a.Roles, []rules.Role{"owner", "admin", "app_admin"}) {
 					t.Errorf("exempt none action roles = %v, want [owner admin app_admin]", a.Roles)
 				}
 			case "owner-only":
-				if !slices.Equal(a.Roles, []string{"admin"}) {
+				if !slices.Equal(a.Roles, []rules.Role{"admin"}) {
 					t.Errorf("exempt [owner] action roles = %v, want [admin]", a.Roles)
 				}
 			}
@@ -233,8 +233,8 @@ rules:
 		if d.Verdict != rules.None || out.Reply.ErrorCode != 0 {
 			t.Errorf("verdict %q code %d, want none and 0", d.Verdict, out.Reply.ErrorCode)
 		}
-		if !slices.Equal(d.Shadow, []string{"trial"}) || !slices.Equal(d.Rules, []string{"after"}) {
-			t.Errorf("shadow %v rules %v, want [trial] and [after]", d.Shadow, d.Rules)
+		if !slices.Equal(d.ShadowRules, []string{"trial"}) || !slices.Equal(d.Rules, []string{"after"}) {
+			t.Errorf("shadow %v rules %v, want [trial] and [after]", d.ShadowRules, d.Rules)
 		}
 		if got := actionStrings(d); !slices.Equal(got, []string{`kick "bye" (shadow)`, `warn "seen"`}) {
 			t.Errorf("actions %v", got)
@@ -246,8 +246,8 @@ rules:
 		if d.Verdict != rules.None || out.Reply.ErrorCode != 0 || len(d.Rules) != 0 {
 			t.Errorf("dry run changed the outcome: verdict %q code %d rules %v", d.Verdict, out.Reply.ErrorCode, d.Rules)
 		}
-		if !slices.Equal(d.Shadow, []string{"live"}) {
-			t.Errorf("shadow = %v, want [live]", d.Shadow)
+		if !slices.Equal(d.ShadowRules, []string{"live"}) {
+			t.Errorf("shadow = %v, want [live]", d.ShadowRules)
 		}
 		for _, a := range d.Actions {
 			if !a.Shadow {
@@ -277,7 +277,7 @@ rules:
 			if len(d.Rules) == 1 {
 				acted = append(acted, d.User)
 			}
-			if slices.Equal(d.Budget, []string{"mute-joiners"}) && slices.Equal(d.Shadow, []string{"mute-joiners"}) {
+			if slices.Equal(d.Budget, []string{"mute-joiners"}) && slices.Equal(d.ShadowRules, []string{"mute-joiners"}) {
 				shadowed = append(shadowed, d.User)
 			}
 		}

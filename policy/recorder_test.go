@@ -18,7 +18,9 @@ func (k *keptRecords) Record(r Recorded) { k.got = append(k.got, r) }
 func TestTheRecorderHearsEachEvaluatedEventWithTheStateItsRulesRead(t *testing.T) {
 	h := newHarness(t, engineRules)
 	rec := &keptRecords{}
-	h.engine.cfg.Recorder = rec
+	cfg := h.engine.cfg
+	cfg.Recorder = rec
+	h.engine = New(cfg)
 	for i := 1; i <= 4; i++ {
 		h.now = h.now.Add(time.Second)
 		h.send(t, msgEvent(t, "flooder", fmt.Sprintf("message %d", i)))

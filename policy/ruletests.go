@@ -1,17 +1,19 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/tim"
 )
+
+// This file runs the tests kept beside rules (rules/ruletests.go reads and
+// compiles them): `bot check`, LoadRules and every reload run them against
+// the whole set, with the state each assumes (assume.go).
 
 // TestFailure is a test kept beside a rule that did not get what it expects.
 type TestFailure struct {
@@ -80,7 +82,7 @@ func runTest(set *rules.Set, t *rules.Test) []string {
 		diffs = append(diffs, fmt.Sprintf("verdict: want %s, got %s", verdictName(*ex.Verdict), verdictName(d.Verdict)))
 	}
 	if ex.Matched != nil {
-		matched := slices.Contains(d.Rules, t.Rule.Name) || slices.Contains(d.Shadow, t.Rule.Name)
+		matched := slices.Contains(d.Rules, t.Rule.Name) || slices.Contains(d.ShadowRules, t.Rule.Name)
 		if matched != *ex.Matched {
 			diffs = append(diffs, fmt.Sprintf("matched: want %v, got %v (rule %s)", *ex.Matched, matched, t.Rule.Name))
 		}
@@ -103,8 +105,8 @@ func runTest(set *rules.Set, t *rules.Test) []string {
 	if ex.Rules != nil && !sameSet(ex.Rules, d.Rules) {
 		diffs = append(diffs, fmt.Sprintf("rules: want %s, got %s", list(ex.Rules), list(d.Rules)))
 	}
-	if ex.Shadow != nil && !sameSet(ex.Shadow, d.Shadow) {
-		diffs = append(diffs, fmt.Sprintf("shadow: want %s, got %s", list(ex.Shadow), list(d.Shadow)))
+	if ex.Shadow != nil && !sameSet(ex.Shadow, d.ShadowRules) {
+		diffs = append(diffs, fmt.Sprintf("shadow: want %s, got %s", list(ex.Shadow), list(d.ShadowRules)))
 	}
 	if ex.Reply != nil && (ex.Reply.Code != out.Reply.ErrorCode || ex.Reply.Text != out.Reply.ErrorInfo) {
 		diffs = append(diffs, fmt.Sprintf("reply: want code %d %q, got code %d %q", ex.Reply.Code, ex.Reply.Text, out.Reply.ErrorCode, out.Reply.ErrorInfo))
@@ -121,62 +123,10 @@ func runTest(set *rules.Set, t *rules.Test) []string {
 	for _, e := range d.Errors {
 		diffs = append(diffs, "error: "+e)
 	}
-	if len(diffs) > 0 && len(d.Rules)+len(d.Shadow) > 0 {
-		diffs = append(diffs, fmt.Sprintf("(matched rules: %s; shadow: %s)", list(d.Rules), list(d.Shadow)))
+	if len(diffs) > 0 && len(d.Rules)+len(d.ShadowRules) > 0 {
+		diffs = append(diffs, fmt.Sprintf("(matched rules: %s; shadow: %s)", list(d.Rules), list(d.ShadowRules)))
 	}
 	return diffs
-}
-
-// Assumed is a store state taken for granted: by kept rule tests, by `bot
-// simulate` and by the admin API's simulate.
-type Assumed struct {
-	Counters map[string]int
-	Strikes  int
-	Role     string // member (default), admin, owner or app_admin
-	Modes    []string
-	// TouchedCountsOne makes the counters the event touches read 1 (the
-	// event itself) unless Counters says otherwise.
-	TouchedCountsOne bool
-}
-
-// Assume builds the State of ev under a, and returns the App admin account
-// to evaluate with (the subject, when the role is app_admin).
-func Assume(set *rules.Set, ev *Event, a Assumed) (*State, string, error) {
-	st := &State{Counters: make([]int, len(set.Counters)), Strikes: map[string]int{}, Roles: map[string]string{}, Modes: map[string]bool{}}
-	if a.TouchedCountsOne {
-		for _, cu := range set.Plan(ev.Kind).Counters {
-			if cu.Touch {
-				st.Counters[cu.Counter.Index] = 1
-			}
-		}
-	}
-	for name, v := range a.Counters {
-		i := slices.IndexFunc(set.Counters, func(c *rules.Counter) bool { return c.Name == name })
-		if i < 0 {
-			return nil, "", fmt.Errorf("counters.%s is not declared in the rule file", name)
-		}
-		st.Counters[i] = v
-	}
-	switch a.Role {
-	case "", rules.RoleMember, rules.RoleAdmin, rules.RoleOwner, rules.RoleAppAdmin:
-	default:
-		return nil, "", fmt.Errorf("role %q is not member, admin, owner or app_admin", a.Role)
-	}
-	appAdmin := ""
-	for _, u := range ev.Subjects {
-		st.Strikes[u] = a.Strikes
-		switch a.Role {
-		case rules.RoleAppAdmin:
-			appAdmin = u
-		case "":
-		default:
-			st.Roles[u] = a.Role
-		}
-	}
-	for _, m := range a.Modes {
-		st.Modes[m] = true
-	}
-	return st, appAdmin, nil
 }
 
 // EvaluateTest evaluates a kept test's event with its state and returns the
@@ -242,28 +192,4 @@ func CheckTests(set *rules.Set) error {
 		return &TestsError{Failures: failures, Total: total}
 	}
 	return nil
-}
-
-// RuleHolder holds the rule set in force. Reloads swap it atomically; readers
-// never see a half-loaded set.
-type RuleHolder struct {
-	p atomic.Pointer[rules.Set]
-}
-
-// NewRuleHolder holds set.
-func NewRuleHolder(set *rules.Set) *RuleHolder {
-	h := &RuleHolder{}
-	h.p.Store(set)
-	return h
-}
-
-// Rules implements RuleSource.
-func (h *RuleHolder) Rules() *rules.Set { return h.p.Load() }
-
-// Swap puts set in force and returns the previous one.
-func (h *RuleHolder) Swap(set *rules.Set) *rules.Set {
-	if set == nil {
-		panic(errors.New("policy: RuleHolder.Swap(nil)"))
-	}
-	return h.p.Swap(set)
 }

@@ -219,7 +219,7 @@ func (e *Engine) flushSpool(ctx context.Context) {
 			// A spooled commit taken closes the breaker; a failed one does
 			// not open it: callbacks find out themselves whether the store
 			// answers, and a commit too big for it must not degrade them.
-			e.noteStoreError(nil)
+			e.breaker.note(nil)
 			done = append(done, it)
 			e.log.Info("a spooled decision reached the store", "event_id", it.req.EventID, "actions", len(it.req.Actions),
 				"waited", e.cfg.Now().Sub(it.req.Now).Round(time.Millisecond))

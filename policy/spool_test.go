@@ -14,7 +14,7 @@ import (
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	journal "github.com/timguard/timguard/store/spool"
 )
 
@@ -22,7 +22,7 @@ import (
 // went away, or made to refuse some commits; it counts the calls that
 // reached it.
 type switchable struct {
-	*memstore.Store
+	*memory.Store
 	down    atomic.Bool
 	enrich  atomic.Int64
 	commits atomic.Int64
@@ -101,7 +101,7 @@ func (l *lines) lostRecords() map[string]audit.Record {
 
 func TestDecisionsMadeWhileTheStoreIsDownAreKeptAndCommittedLater(t *testing.T) {
 	set := mustRules(t, spoolRules)
-	st := &switchable{Store: memstore.New(memstore.Options{})}
+	st := &switchable{Store: memory.New(memory.Options{})}
 	l := &lines{}
 	e := New(Config{Rules: fixedRules{set}, Store: st, Audit: l})
 	st.down.Store(true)
@@ -150,7 +150,7 @@ func TestDecisionsMadeWhileTheStoreIsDownAreKeptAndCommittedLater(t *testing.T) 
 // and retried like in an outage, not dropped.
 func TestACommitTheStoreRefusesIsKeptAndRetried(t *testing.T) {
 	set := mustRules(t, spoolRules)
-	st := &switchable{Store: memstore.New(memstore.Options{})}
+	st := &switchable{Store: memory.New(memory.Options{})}
 	l := &lines{}
 	e := New(Config{Rules: fixedRules{set}, Store: st, Audit: l})
 	oom := errors.New("redis commit: OOM command not allowed when used memory > 'maxmemory'")
@@ -186,7 +186,7 @@ func TestACommitThatNeverFitsIsGivenUpNotRetriedForever(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) { // for the breaker's clock
 				set := mustRules(t, spoolRules)
-				st := &switchable{Store: memstore.New(memstore.Options{})}
+				st := &switchable{Store: memory.New(memory.Options{})}
 				l := &lines{}
 				e := New(Config{Rules: fixedRules{set}, Store: st, Audit: l})
 				st.setRefuse(func(req store.CommitRequest) error {
@@ -208,7 +208,7 @@ func TestACommitThatNeverFitsIsGivenUpNotRetriedForever(t *testing.T) {
 						if out := e.Handle(context.Background(), msgEvent(t, fmt.Sprintf("u%d", i), "spam")); out.Reply.ErrorCode != 1 {
 							t.Fatalf("callback %d: %+v", i, out.Reply)
 						}
-						if e.storeDown() {
+						if e.breaker.down() {
 							t.Fatalf("after %d flushes the callbacks skip the store, which takes their writes", i)
 						}
 					}
@@ -239,7 +239,7 @@ func TestACommitThatNeverFitsIsGivenUpNotRetriedForever(t *testing.T) {
 
 func TestTheSpoolIsBoundedAndAuditsWhatItDrops(t *testing.T) {
 	set := mustRules(t, spoolRules)
-	st := &switchable{Store: memstore.New(memstore.Options{})}
+	st := &switchable{Store: memory.New(memory.Options{})}
 	l := &lines{}
 	e := New(Config{Rules: fixedRules{set}, Store: st, Audit: l})
 	e.spool.max = 10 // a commit of one mute and one strike weighs 3
@@ -268,7 +268,7 @@ func TestTheSpoolIsBoundedAndAuditsWhatItDrops(t *testing.T) {
 func TestWithAJournalDecisionsSurviveTheProcess(t *testing.T) {
 	set := mustRules(t, spoolRules)
 	dir := filepath.Join(t.TempDir(), "state")
-	mem := memstore.New(memstore.Options{})
+	mem := memory.New(memory.Options{})
 	st := &switchable{Store: mem}
 	st.down.Store(true)
 
@@ -335,7 +335,7 @@ func TestWithAJournalDecisionsSurviveTheProcess(t *testing.T) {
 // holds, and says so for each action.
 func TestWithoutAJournalAStopAuditsTheActionsLost(t *testing.T) {
 	set := mustRules(t, spoolRules)
-	st := &switchable{Store: memstore.New(memstore.Options{})}
+	st := &switchable{Store: memory.New(memory.Options{})}
 	st.down.Store(true)
 	l := &lines{}
 	e := New(Config{Rules: fixedRules{set}, Store: st, Audit: l})
@@ -354,7 +354,7 @@ func TestWithoutAJournalAStopAuditsTheActionsLost(t *testing.T) {
 // fault is left: that one is given up, the others get through.
 func TestOnlyTheItemAtFaultOfACommitIsGivenUp(t *testing.T) {
 	set := mustRules(t, spoolRules)
-	st := &switchable{Store: memstore.New(memstore.Options{})}
+	st := &switchable{Store: memory.New(memory.Options{})}
 	l := &lines{}
 	e := New(Config{Rules: fixedRules{set}, Store: st, Audit: l})
 	st.setRefuse(func(req store.CommitRequest) error {
@@ -390,7 +390,7 @@ func TestACommitTooBigForTheStoreIsSplitUntilItFits(t *testing.T) {
 	set := mustRules(t, `version: 1
 rules: [{name: newcomers, on: member_joined, if: 'true', actions: [{mute: 5m}]}]
 `)
-	st := &switchable{Store: memstore.New(memstore.Options{})}
+	st := &switchable{Store: memory.New(memory.Options{})}
 	l := &lines{}
 	dir := t.TempDir()
 	j, _, _, err := journal.Open(dir, journal.Options{})

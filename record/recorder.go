@@ -194,9 +194,9 @@ func stateOf(ev *policy.Event, set *rules.Set, st *policy.State, ds []policy.Dec
 	for si, u := range ev.Subjects {
 		s := Subject{Strikes: st.Strikes[u], Role: st.Roles[u]}
 		if si < len(ds) && ds[si].User == u && ds[si].Role != "" {
-			s.Role = ds[si].Role
+			s.Role = string(ds[si].Role)
 		}
-		if s.Role == rules.RoleMember {
+		if s.Role == string(rules.RoleMember) {
 			s.Role = ""
 		}
 		counters := st.Counters

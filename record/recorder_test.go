@@ -125,7 +125,7 @@ func TestRecorderWritesEachCallbackWithTheStateItsRulesRead(t *testing.T) {
 	set := mustRules(t, testRules)
 	at := time.Date(2026, 12, 4, 10, 30, 0, 0, time.UTC)
 	body := msgBody("bob", "hello")
-	r.Record(recorded(t, set, body, at, 6, 2, rules.RoleAdmin))
+	r.Record(recorded(t, set, body, at, 6, 2, string(rules.RoleAdmin)))
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestRecorderWritesEachCallbackWithTheStateItsRulesRead(t *testing.T) {
 		t.Errorf("body\n%s\nwant\n%s", e.Body, body)
 	}
 	s := e.State.Subjects["bob"]
-	if s.Counters["user_msgs_10s"] != 6 || s.Strikes != 2 || s.Role != rules.RoleAdmin {
+	if s.Counters["user_msgs_10s"] != 6 || s.Strikes != 2 || s.Role != string(rules.RoleAdmin) {
 		t.Errorf("bob's recorded state %+v, want user_msgs_10s 6, 2 strikes, admin", s)
 	}
 	if _, ok := s.Counters["group_joins_1m"]; ok {

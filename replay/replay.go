@@ -174,7 +174,7 @@ func ViewOf(r Result, i int) View {
 	}
 	d := r.Outcome.Decisions[i]
 	v := View{
-		Verdict: verdictName(d.Verdict), Rules: slices.Clone(d.Rules), Shadow: d.Shadow,
+		Verdict: verdictName(d.Verdict), Rules: slices.Clone(d.Rules), Shadow: d.ShadowRules,
 		Rewritten: d.Rewritten, Errors: d.Errors, Trace: d.Trace, Actions: []string{},
 	}
 	if v.Rules == nil {
@@ -232,6 +232,12 @@ type Change struct {
 	Changes   []string `json:"changes"`
 	Current   View     `json:"current"`
 	Candidate View     `json:"candidate"`
+	// Before and After are the whole decisions under the current and the
+	// candidate rules, in the shape the audit log, `bot simulate`, `bot
+	// check -v` and the admin API print. Before is nil when the current
+	// rules made no decision for this subject.
+	Before *policy.Decision `json:"before"`
+	After  *policy.Decision `json:"after"`
 	// AssumedState is true when no state was recorded with the event.
 	AssumedState bool `json:"assumed_state,omitempty"`
 	// TextHashed is true when the recording holds hashes of the texts:
@@ -434,7 +440,12 @@ func Diff(current, candidate *rules.Set, src Source, opts Options, each func(Cha
 			}
 			sum.Changed++
 			d := after.Outcome.Decisions[i]
+			var was *policy.Decision
+			if i < len(before.Outcome.Decisions) {
+				was = &before.Outcome.Decisions[i]
+			}
 			each(Change{
+				Before: was, After: &after.Outcome.Decisions[i],
 				File: it.File, Line: it.Line, Time: e.Time, EventID: ev.ID, Event: string(ev.Kind), Command: ev.Command,
 				Group: d.Group, User: d.User, Subject: i, Fields: fields, Changes: changes, Current: a, Candidate: b,
 				AssumedState: before.Assumed, TextHashed: hashed,

@@ -64,7 +64,7 @@ func TestRecordedStateMakesRateAndEscalationRulesDecideAsTheyDid(t *testing.T) {
 		{"the same body alone reads its counter as 1 and matches nothing", bare("bob"), "none", []string{}, true},
 		{"a recorded 5th message does not match", entry("bob", 5, 0, ""), "none", []string{}, false},
 		{"a recorded third strike matches the escalation rule", entry("bob", 1, 3, ""), "block", []string{"repeat-offender"}, false},
-		{"a recorded admin is exempt", entry("bob", 9, 5, rules.RoleAdmin), "none", []string{}, false},
+		{"a recorded admin is exempt", entry("bob", 9, 5, string(rules.RoleAdmin)), "none", []string{}, false},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {

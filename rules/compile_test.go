@@ -815,16 +815,16 @@ rules:
 func TestExemptions(t *testing.T) {
 	tests := []struct {
 		line      string // the exempt: line, or "" for none
-		exempt    []string
-		notExempt []string
+		exempt    []Role
+		notExempt []Role
 	}{
-		{"", []string{RoleAppAdmin, RoleOwner, RoleAdmin}, nil},
-		{"exempt: default", []string{RoleAppAdmin, RoleOwner, RoleAdmin}, nil},
-		{"exempt: none", nil, []string{RoleOwner, RoleAdmin, RoleAppAdmin}},
-		{"exempt: []", nil, []string{RoleOwner, RoleAdmin}},
-		{"exempt: [owner]", []string{RoleOwner}, []string{RoleAdmin}},
-		{"exempt: owner", []string{RoleOwner}, []string{RoleAdmin}},
-		{"exempt: [owner, admin]", []string{RoleOwner, RoleAdmin}, nil},
+		{"", []Role{RoleAppAdmin, RoleOwner, RoleAdmin}, nil},
+		{"exempt: default", []Role{RoleAppAdmin, RoleOwner, RoleAdmin}, nil},
+		{"exempt: none", nil, []Role{RoleOwner, RoleAdmin, RoleAppAdmin}},
+		{"exempt: []", nil, []Role{RoleOwner, RoleAdmin}},
+		{"exempt: [owner]", []Role{RoleOwner}, []Role{RoleAdmin}},
+		{"exempt: owner", []Role{RoleOwner}, []Role{RoleAdmin}},
+		{"exempt: [owner, admin]", []Role{RoleOwner, RoleAdmin}, nil},
 	}
 	for _, tt := range tests {
 		name := tt.line
@@ -839,7 +839,7 @@ func TestExemptions(t *testing.T) {
 					t.Errorf("%s is not exempt; exempt = %q", role, r.Exempt)
 				}
 			}
-			for _, role := range append([]string{RoleMember}, tt.notExempt...) {
+			for _, role := range append([]Role{RoleMember}, tt.notExempt...) {
 				if r.IsExempt(role) {
 					t.Errorf("%s is exempt; exempt = %q", role, r.Exempt)
 				}
@@ -850,7 +850,7 @@ func TestExemptions(t *testing.T) {
 					t.Errorf("AppliesToRoles() = %q lists the exempt role %s", applies, role)
 				}
 			}
-			for _, role := range []string{RoleOwner, RoleAdmin} {
+			for _, role := range []Role{RoleOwner, RoleAdmin} {
 				if !r.IsExempt(role) && !slices.Contains(applies, role) {
 					t.Errorf("AppliesToRoles() = %q lacks %s, which is not exempt", applies, role)
 				}

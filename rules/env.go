@@ -21,7 +21,7 @@ type Input struct {
 	GroupID     string
 	GroupType   string
 	UserID      string
-	UserRole    string // owner, admin, member, app_admin
+	UserRole    Role
 	UserStrikes int
 	OperatorID  string
 	Text        string   // all text elements joined by "\n"

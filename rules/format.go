@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/timguard/timguard/internal/yamlx"
+	"gopkg.in/yaml.v3"
 )
 
 // The types below mirror the rule file as written. Compile turns them into a
@@ -224,7 +223,7 @@ func (exemptSpec) YAMLOpaque() {}
 // actionSpec is one entry of `actions:`: `unmute`, `{mute: 10m}`,
 // `{kick: "Repeated violations"}`, optionally with `announce: TEXT`.
 type actionSpec struct {
-	Kind     string
+	Kind     ActionKind
 	Value    string // the literal or expression after the colon
 	HasValue bool
 	Comment  string // a YAML comment after the value
@@ -237,7 +236,7 @@ func (a *actionSpec) UnmarshalYAML(n *yaml.Node) error {
 	a.Line = n.Line
 	switch n.Kind {
 	case yaml.ScalarNode:
-		a.Kind = n.Value
+		a.Kind = ActionKind(n.Value)
 		return nil
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -254,7 +253,7 @@ func (a *actionSpec) UnmarshalYAML(n *yaml.Node) error {
 				a.problems = append(a.problems, fmt.Sprintf("one action per entry: found both %s and %s", a.Kind, k.Value))
 				continue
 			}
-			a.Kind, a.Value, a.HasValue, a.Comment = k.Value, v.Value, true, v.LineComment
+			a.Kind, a.Value, a.HasValue, a.Comment = ActionKind(k.Value), v.Value, true, v.LineComment
 		}
 		if a.Kind == "" && len(a.problems) == 0 {
 			a.problems = append(a.problems, "empty action")
@@ -269,59 +268,9 @@ func (actionSpec) YAMLOpaque() {}
 
 func (a actionSpec) String() string {
 	if !a.HasValue {
-		return a.Kind
+		return string(a.Kind)
 	}
-	return a.Kind + ": " + a.Value
-}
-
-type testSpec struct {
-	Name   string         `yaml:"name"`
-	Event  map[string]any `yaml:"event"`
-	State  stateSpec      `yaml:"state"`
-	Expect expectSpec     `yaml:"expect"`
-	Line   int            `yaml:"-"`
-}
-
-func (t *testSpec) UnmarshalYAML(n *yaml.Node) error {
-	type plain testSpec
-	t.Line = n.Line
-	return n.Decode((*plain)(t))
-}
-
-type stateSpec struct {
-	Counters map[string]int `yaml:"counters"`
-	Strikes  int            `yaml:"strikes"`
-	Role     string         `yaml:"role"`
-	Modes    []string       `yaml:"modes"`
-	Now      string         `yaml:"now"`
-}
-
-type expectSpec struct {
-	Verdict *string      `yaml:"verdict"`
-	Actions []actionSpec `yaml:"actions"`
-	// NoActions distinguishes `actions: []` from leaving actions out.
-	Matched *bool      `yaml:"matched"`
-	Rules   []string   `yaml:"rules"`
-	Reply   *replySpec `yaml:"reply"`
-	Text    *string    `yaml:"text"`
-	Shadow  []string   `yaml:"shadow"`
-	Line    int        `yaml:"-"`
-	// hasActions is true when the test says actions:, even as [].
-	hasActions bool
-}
-
-func (e *expectSpec) UnmarshalYAML(n *yaml.Node) error {
-	type plain expectSpec
-	e.Line = n.Line
-	if err := n.Decode((*plain)(e)); err != nil {
-		return err
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "actions" {
-			e.hasActions = true
-		}
-	}
-	return nil
+	return string(a.Kind) + ": " + a.Value
 }
 
 type scheduleSpec struct {

@@ -137,17 +137,9 @@ type Budget struct {
 	Per     time.Duration
 }
 
-// Role names for exemptions.
-const (
-	RoleOwner    = "owner"
-	RoleAdmin    = "admin"
-	RoleMember   = "member"
-	RoleAppAdmin = "app_admin"
-)
-
-// DefaultExempt are the roles every rule leaves alone unless it says
+// defaultExempt are the roles every rule leaves alone unless it says
 // otherwise.
-var defaultExempt = []string{RoleAppAdmin, RoleOwner, RoleAdmin}
+var defaultExempt = []Role{RoleAppAdmin, RoleOwner, RoleAdmin}
 
 // Rule is one compiled rule.
 type Rule struct {
@@ -161,7 +153,7 @@ type Rule struct {
 	Actions     []*Action
 	Shadow      bool
 	// Exempt lists the roles this rule does not apply to.
-	Exempt []string
+	Exempt []Role
 	Budget *Budget
 	// Mode, when set, makes the rule apply only while that mode is on.
 	Mode  string
@@ -178,7 +170,7 @@ type Rule struct {
 func (r *Rule) Match(e *Env) (bool, error) { return e.runBool(r.cond) }
 
 // IsExempt reports whether role is exempt from the rule.
-func (r *Rule) IsExempt(role string) bool {
+func (r *Rule) IsExempt(role Role) bool {
 	for _, x := range r.Exempt {
 		if x == role {
 			return true
@@ -189,9 +181,9 @@ func (r *Rule) IsExempt(role string) bool {
 
 // AppliesToRoles lists the privileged roles (owner, admin, app_admin) the
 // rule's actions may act on.
-func (r *Rule) AppliesToRoles() []string {
-	var out []string
-	for _, role := range []string{RoleOwner, RoleAdmin, RoleAppAdmin} {
+func (r *Rule) AppliesToRoles() []Role {
+	var out []Role
+	for _, role := range []Role{RoleOwner, RoleAdmin, RoleAppAdmin} {
 		if !r.IsExempt(role) {
 			out = append(out, role)
 		}
@@ -203,26 +195,12 @@ func (r *Rule) AppliesToRoles() []string {
 // action durations and rewrite).
 func (r *Rule) Counters() []string { return r.counters }
 
-// Action kinds.
-const (
-	ActMute        = "mute"
-	ActUnmute      = "unmute"
-	ActKick        = "kick"
-	ActBan         = "ban"
-	ActUnban       = "unban"
-	ActStrike      = "strike"
-	ActWarn        = "warn"
-	ActMuteGroup   = "mute_group"
-	ActUnmuteGroup = "unmute_group"
-	ActAdmit       = "admit"
-)
-
 // PermanentSeconds is the MuteTime the IM server reads as "forever".
 const PermanentSeconds = 4294967295
 
 // Action is one compiled entry of `actions:`.
 type Action struct {
-	Kind     string
+	Kind     ActionKind
 	Text     string
 	N        int
 	Announce string
@@ -238,25 +216,25 @@ type durationSpec struct {
 
 // Resolved is an action with its values worked out for one subject.
 type Resolved struct {
-	Kind     string `json:"kind"`
-	Seconds  int64  `json:"seconds,omitempty"`
-	Text     string `json:"text,omitempty"`
-	N        int    `json:"n,omitempty"`
-	Announce string `json:"announce,omitempty"`
+	Kind     ActionKind `json:"kind"`
+	Seconds  int64      `json:"seconds,omitempty"`
+	Text     string     `json:"text,omitempty"`
+	N        int        `json:"n,omitempty"`
+	Announce string     `json:"announce,omitempty"`
 }
 
 func (r Resolved) String() string {
 	switch {
 	case r.Seconds == PermanentSeconds:
-		return r.Kind + " permanent"
+		return string(r.Kind) + " permanent"
 	case r.Seconds > 0:
-		return r.Kind + " " + (time.Duration(r.Seconds) * time.Second).String()
+		return string(r.Kind) + " " + (time.Duration(r.Seconds) * time.Second).String()
 	case r.N > 0:
 		return fmt.Sprintf("%s %d", r.Kind, r.N)
 	case r.Text != "":
 		return fmt.Sprintf("%s %q", r.Kind, r.Text)
 	}
-	return r.Kind
+	return string(r.Kind)
 }
 
 // Resolve works out the action's duration for the current subject.
@@ -445,40 +423,6 @@ type ModeSwitch struct {
 	For  time.Duration
 }
 
-// Test is a test kept beside a rule.
-type Test struct {
-	Rule  *Rule
-	Name  string
-	Line  int
-	Event tim.Event
-	// Body is the callback body the test event stands for.
-	Body   []byte
-	State  TestState
-	Expect Expect
-}
-
-// TestState is the store state a test assumes.
-type TestState struct {
-	Counters map[string]int
-	Strikes  int
-	Role     string
-	Modes    []string
-	Now      time.Time
-}
-
-// Expect is what a test expects of the decision.
-type Expect struct {
-	Verdict    *Verdict
-	Actions    []Resolved
-	HasActions bool
-	Matched    *bool
-	Rules      []string
-	Reply      *Reply
-	Text       *string
-	Shadow     []string
-	Line       int
-}
-
 // Env is the environment one subject's expressions run in. Get one with
 // Set.Env, fill it, and Release it when done. It is not safe for concurrent
 // use.
@@ -514,7 +458,7 @@ func (e *Env) Fill(in *Input) {
 	m[varGroupID] = in.GroupID
 	m[varGroupType] = in.GroupType
 	m[varUserID] = in.UserID
-	m[varUserRole] = in.UserRole
+	m[varUserRole] = string(in.UserRole) // expressions compare it with strings
 	m[varUserStrikes] = in.UserStrikes
 	m[varOperatorID] = in.OperatorID
 	m[varText] = in.Text
@@ -535,9 +479,9 @@ func (e *Env) Fill(in *Input) {
 
 // SetUser changes only the subject's fields, for events evaluated per
 // member.
-func (e *Env) SetUser(id, role string, strikes int) {
+func (e *Env) SetUser(id string, role Role, strikes int) {
 	e.m[varUserID] = id
-	e.m[varUserRole] = role
+	e.m[varUserRole] = string(role)
 	e.m[varUserStrikes] = strikes
 }
 

@@ -270,7 +270,7 @@ func (s *Scheduler) plan(sc *rules.Schedule, id string, at, now time.Time) ([]st
 				continue
 			}
 			sa := store.Action{
-				ID: id + "|" + g + "|" + strconv.Itoa(i), Kind: r.Kind, Group: g,
+				ID: id + "|" + g + "|" + strconv.Itoa(i), Kind: string(r.Kind), Group: g,
 				Seconds: r.Seconds, Text: r.Text, Rule: sc.Name, EventID: id, Created: now,
 			}
 			if r.Announce != "" {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 )
 
 // outageStore fails the scheduler's writes with store.ErrUnavailable from
@@ -119,7 +119,7 @@ schedules:
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sleepUntil(utc("2026-06-01T14:00:00Z"))
-				rec := &recStore{Store: memstore.New(memstore.Options{})}
+				rec := &recStore{Store: memory.New(memory.Options{})}
 				s := &outageStore{Store: rec, from: utc(tt.outage[0]), to: utc(tt.outage[1]), only: tt.only}
 				log := &auditLog{}
 				obs := &observations{}

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/tim"
 )
@@ -147,7 +147,7 @@ func (s *Scheduler) reconcileGroups(ctx context.Context, recorded []store.Mute, 
 // A failure leaves the record for the next reconciliation.
 func (s *Scheduler) liftedEarly(ctx context.Context, m store.Mute, now time.Time, why string) {
 	log := s.log.With("group", m.Group, "user", m.User)
-	if err := actions.MarkLifted(ctx, s.cfg.Store, m, now); err != nil {
+	if err := mutes.MarkLifted(ctx, s.cfg.Store, m, now); err != nil {
 		log.Warn("reconciliation: cannot record an early lift", "err", err)
 		return
 	}

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/testclock"
+	mutelife "github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -24,7 +24,7 @@ const grp = "@TGS#reconcile"
 type reconcileRig struct {
 	clk *testclock.Clock
 	im  *timtest.Server
-	s   *memstore.Store
+	s   *memory.Store
 	log *auditLog
 	obs *observations
 }
@@ -34,7 +34,7 @@ func newReconcileRig(t *testing.T) *reconcileRig {
 	im := timtest.New(timtest.Options{Now: clk.Now})
 	t.Cleanup(im.Close)
 	im.AddGroup(timtest.Group{ID: grp, Type: tim.GroupPublic, Owner: "owner", Members: []string{"carol", "dave", "eve"}})
-	return &reconcileRig{clk: clk, im: im, s: memstore.New(memstore.Options{Now: clk.Now}), log: &auditLog{}, obs: &observations{}}
+	return &reconcileRig{clk: clk, im: im, s: memory.New(memory.Options{Now: clk.Now}), log: &auditLog{}, obs: &observations{}}
 }
 
 func (r *reconcileRig) replica(t *testing.T, name string) *replica {
@@ -47,9 +47,9 @@ func TestReconciliationRecordsMutesLiftedEarlyAndNeverReappliesThem(t *testing.T
 	r := newReconcileRig(t)
 	rep := r.replica(t, "r1")
 	enqueue(t, r.s, r.clk.Now(),
-		action("flood-carol", rules.ActMute, grp, "carol", 600, "You can write again."),
-		action("flood-dave", rules.ActMute, grp, "dave", 600, ""),
-		action("raid", rules.ActMuteGroup, grp, "", 900, "The group can talk again."))
+		action("flood-carol", string(rules.ActMute), grp, "carol", 600, "You can write again."),
+		action("flood-dave", string(rules.ActMute), grp, "dave", 600, ""),
+		action("raid", string(rules.ActMuteGroup), grp, "", 900, "The group can talk again."))
 	rep.drain(t)
 	if st := r.im.Group(grp); !st.MuteAllMember || len(st.Muted) != 2 {
 		t.Fatalf("IM state %+v, want the group and carol and dave muted", st)
@@ -110,7 +110,7 @@ func TestReconciliationRecordsMutesLiftedEarlyAndNeverReappliesThem(t *testing.T
 			skipped[rec.Actions[0].ID] = rec.Error
 		}
 	}
-	want := map[string]string{"flood-carol/end": actions.LiftedEarlyReason, "raid/end": actions.LiftedEarlyReason}
+	want := map[string]string{"flood-carol/end": mutelife.LiftedEarlyReason, "raid/end": mutelife.LiftedEarlyReason}
 	if len(skipped) != len(want) || skipped["flood-carol/end"] != want["flood-carol/end"] || skipped["raid/end"] != want["raid/end"] {
 		t.Errorf("skipped %v, want %v", skipped, want)
 	}
@@ -134,7 +134,7 @@ func TestReconciliationLeavesMutesAloneNearTheirStartAndEnd(t *testing.T) {
 			ctx := context.Background()
 			r := newReconcileRig(t)
 			rep := r.replica(t, "r1")
-			enqueue(t, r.s, r.clk.Now(), action("m", rules.ActMute, grp, "carol", 600, ""))
+			enqueue(t, r.s, r.clk.Now(), action("m", string(rules.ActMute), grp, "carol", 600, ""))
 			rep.drain(t)
 			r.im.SetMuteUntil(grp, "carol", time.Time{})
 			r.clk.Add(tt.after)
@@ -151,7 +151,7 @@ func TestReconciliationRunsOnOneReplicaPerPeriod(t *testing.T) {
 	ctx := context.Background()
 	r := newReconcileRig(t)
 	a, b := r.replica(t, "a"), r.replica(t, "b")
-	enqueue(t, r.s, r.clk.Now(), action("m", rules.ActMute, grp, "carol", 3600, ""))
+	enqueue(t, r.s, r.clk.Now(), action("m", string(rules.ActMute), grp, "carol", 3600, ""))
 	a.drain(t)
 	r.clk.Add(2 * time.Minute)
 	a.sched.reconcile(ctx)
@@ -174,7 +174,7 @@ func TestReconciliationSkipsGroupsTheIMServerCannotDescribe(t *testing.T) {
 	ctx := context.Background()
 	r := newReconcileRig(t)
 	rep := r.replica(t, "r1")
-	enqueue(t, r.s, r.clk.Now(), action("raid", rules.ActMuteGroup, grp, "", 900, ""))
+	enqueue(t, r.s, r.clk.Now(), action("raid", string(rules.ActMuteGroup), grp, "", 900, ""))
 	rep.drain(t)
 	r.im.RemoveGroup(grp)
 	r.clk.Add(2 * time.Minute)
@@ -188,7 +188,7 @@ func TestReconciliationSkipsGroupsTheIMServerCannotDescribe(t *testing.T) {
 }
 
 func TestWithoutAClientNothingIsReconciled(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	if err := s.SetMute(context.Background(), store.Mute{Group: grp, User: "carol", Until: time.Now().Add(time.Hour), Since: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/internal/testclock"
+	"github.com/timguard/timguard/mutes"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -38,7 +38,7 @@ func newRedisRig(t *testing.T) *redisRig {
 
 func (r *redisRig) open(t *testing.T) store.Store {
 	t.Helper()
-	s, err := redisstore.New(context.Background(), redisstore.Options{URL: r.url, KeyPrefix: r.prefix, Timeout: 2 * time.Second})
+	s, err := redis.New(context.Background(), redis.Options{URL: r.url, KeyPrefix: r.prefix, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("open redis store: %v", err)
 	}
@@ -55,7 +55,7 @@ func endPending(t *testing.T, s store.Outbox, id string) bool {
 		t.Fatal(err)
 	}
 	for _, a := range pending {
-		if a.ID == id+actions.EndSuffix {
+		if a.ID == id+mutes.EndSuffix {
 			return true
 		}
 	}
@@ -97,7 +97,7 @@ func TestARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	}
 	// What the raid rule's decision commits: a 15-minute group mute.
 	const id = "ev-raid/0/raid/0"
-	enqueue(t, reps[0].store, clk.Now(), action(id, rules.ActMuteGroup, raidGroup, "", 900, "The group can talk again."))
+	enqueue(t, reps[0].store, clk.Now(), action(id, string(rules.ActMuteGroup), raidGroup, "", 900, "The group can talk again."))
 	waitFor(t, 5*time.Second, "the raid mute", func() bool {
 		return im.Group(raidGroup).MuteAllMember && endPending(t, reps[1].store, id)
 	})
@@ -117,7 +117,7 @@ func TestARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	if n := len(im.Group(raidGroup).Notifications); n != 1 {
 		t.Errorf("%d announcements, want 1", n)
 	}
-	if got := results(t, log, id+actions.EndSuffix); got[audit.ResultDone] != 1 || len(got) != 1 {
+	if got := results(t, log, id+mutes.EndSuffix); got[audit.ResultDone] != 1 || len(got) != 1 {
 		t.Errorf("the delayed unmute's records %v, want one done", got)
 	}
 	if recs := log.records(t, audit.KindSchedule); len(recs) != 0 {
@@ -139,7 +139,7 @@ func TestAJobDueWhileEveryReplicaWasDownRunsOnceWhenOneComesBack(t *testing.T) {
 	first := newReplica(t, rr.open(t), im, newHolder(mustRules(t, "version: 1\n")), log, clk.Now, "r0", nil)
 	stopFirst := first.run(t)
 	const id = "ev-raid/0/raid/0"
-	enqueue(t, first.store, clk.Now(), action(id, rules.ActMuteGroup, raidGroup, "", 900, ""))
+	enqueue(t, first.store, clk.Now(), action(id, string(rules.ActMuteGroup), raidGroup, "", 900, ""))
 	waitFor(t, 5*time.Second, "the raid mute", func() bool {
 		return im.Group(raidGroup).MuteAllMember && endPending(t, first.store, id)
 	})

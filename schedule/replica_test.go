@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/timguard/timguard/actions"
+	"github.com/timguard/timguard/rolecache"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/tim"
@@ -25,7 +26,7 @@ type replica struct {
 func newReplica(t testing.TB, s store.Store, im *timtest.Server, rs RuleSource, log *auditLog, now func() time.Time, name string, mod func(*Config)) *replica {
 	t.Helper()
 	client := newClient(t, im)
-	roles := actions.NewRoleFiller(actions.RoleFillerConfig{Client: client, Store: s, Now: now})
+	roles := rolecache.New(rolecache.Config{Client: client, Store: s, Now: now})
 	t.Cleanup(roles.Close)
 	ex, err := actions.New(actions.Config{
 		Store: s, Client: client, Roles: roles, Audit: log, Now: now, Replica: name, AppAdmin: timtest.DefaultAdmin,
@@ -95,7 +96,7 @@ func (r *replica) drain(t testing.TB) {
 func action(id, kind, group, user string, seconds int64, text string) store.Action {
 	return store.Action{
 		ID: id, Kind: kind, Group: group, GroupType: tim.GroupPublic, User: user, Seconds: seconds, Text: text,
-		Rule: "test-rule", EventID: "ev-" + id, Roles: []string{store.RoleOwner, store.RoleAdmin, rules.RoleAppAdmin},
+		Rule: "test-rule", EventID: "ev-" + id, Roles: []string{store.RoleOwner, store.RoleAdmin, string(rules.RoleAppAdmin)},
 	}
 }
 

@@ -18,7 +18,7 @@
 //
 // The unmute at the end of a group mute and the announcement at the end of a
 // member mute are not cron jobs: the executor leaves them in the outbox as
-// delayed actions (see actions.EndSuffix), which is the due-time index.
+// delayed actions (see mutes.EndSuffix), which is the due-time index.
 // They survive restarts because they live in the store, and they run once
 // across replicas because the outbox leases each action to one worker.
 //

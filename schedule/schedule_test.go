@@ -12,7 +12,7 @@ import (
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/store"
-	memstore "github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/store/memory"
 )
 
 const oneSchedule = `version: 1
@@ -70,7 +70,7 @@ func TestSchedulesFireAtTheirLocalTimeAcrossSummerTime(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sleepUntil(utc(tt.from))
 				set := mustRules(t, fmt.Sprintf(oneSchedule, "quiet", tt.cron, tt.zone))
-				s := &recStore{Store: memstore.New(memstore.Options{})}
+				s := &recStore{Store: memory.New(memory.Options{})}
 				log := &auditLog{}
 				stop := start(t, mustNew(t, Config{Rules: newHolder(set), Store: s, Audit: log, ReloadEvery: time.Hour}))
 				sleepUntil(utc(tt.to))
@@ -107,7 +107,7 @@ schedules:
     actions: [{mute_group: 8h, announce: "Good morning!"}, {warn: "Quiet hours begin."}]
     mode: {name: night, for: 8h}
 `)
-		s := memstore.New(memstore.Options{})
+		s := memory.New(memory.Options{})
 		log := &auditLog{}
 		obs := &observations{}
 		stop := start(t, mustNew(t, Config{Rules: newHolder(set), Store: s, Audit: log, Replica: "r1", Observe: obs.observe}))
@@ -166,7 +166,7 @@ func TestAFiringRunsOnceAcrossReplicas(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sleepUntil(utc("2026-06-01T12:00:00Z"))
 		set := mustRules(t, fmt.Sprintf(oneSchedule, "quiet", "0 23 * * *", "Asia/Shanghai"))
-		s := &recStore{Store: memstore.New(memstore.Options{})}
+		s := &recStore{Store: memory.New(memory.Options{})}
 		log := &auditLog{}
 		obs := &observations{}
 		for i := range 3 {
@@ -265,7 +265,7 @@ schedules:
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				set := mustRules(t, fmt.Sprintf(src, tt.mute))
-				s := &recStore{Store: memstore.New(memstore.Options{})}
+				s := &recStore{Store: memory.New(memory.Options{})}
 				log := &auditLog{}
 				obs := &observations{}
 				for _, r := range tt.runs {
@@ -312,7 +312,7 @@ func TestReloadedSchedulesReplaceTheOldOnes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sleepUntil(utc("2026-06-01T12:00:00Z"))
 		h := newHolder(mustRules(t, fmt.Sprintf(oneSchedule, "old", "0 23 * * *", "Asia/Shanghai")))
-		s := &recStore{Store: memstore.New(memstore.Options{})}
+		s := &recStore{Store: memory.New(memory.Options{})}
 		log := &auditLog{}
 		start(t, mustNew(t, Config{Rules: h, Store: s, Audit: log}))
 		sleepUntil(utc("2026-06-01T16:00:00Z")) // "old" ran at 15:00
@@ -333,7 +333,7 @@ func TestEverySchedulesAreAlignedAcrossReplicas(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sleepUntil(utc("2026-06-01T12:07:13Z"))
 		set := mustRules(t, fmt.Sprintf(oneSchedule, "half-hourly", "@every 30m", "UTC"))
-		s := &recStore{Store: memstore.New(memstore.Options{})}
+		s := &recStore{Store: memory.New(memory.Options{})}
 		log := &auditLog{}
 		start(t, mustNew(t, Config{Rules: newHolder(set), Store: s, Audit: log, CatchUp: time.Minute}))
 		// A second replica starts 11 minutes later: it fires at the same
@@ -353,7 +353,7 @@ func TestEverySchedulesAreAlignedAcrossReplicas(t *testing.T) {
 }
 
 func TestNewRefusesAnIncompleteConfig(t *testing.T) {
-	s := memstore.New(memstore.Options{})
+	s := memory.New(memory.Options{})
 	h := newHolder(mustRules(t, "version: 1\n"))
 	tests := []struct {
 		name string

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/timguard/timguard/internal/harness"
+	"github.com/timguard/timguard/test/harness"
 	"github.com/timguard/timguard/tim"
 )
 

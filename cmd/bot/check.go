@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/timguard/timguard/app"
 	"github.com/timguard/timguard/config"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/rules"
@@ -107,6 +108,11 @@ func printTests(w io.Writer, set *rules.Set) {
 			out, d := policy.EvaluateTest(set, t)
 			fmt.Fprintf(w, "  rule %s test %s: verdict %s, reply %d, rules %v, actions %d\n",
 				r.Name, t.Name, verdictOrNone(d.Verdict), out.Reply.ErrorCode, d.Rules, len(d.Actions))
+			// The decision itself, in the shape the audit log and `bot
+			// simulate` print.
+			if line, err := policy.EncodeDecision(&d); err == nil {
+				fmt.Fprintf(w, "    %s\n", line)
+			}
 		}
 	}
 }
@@ -162,7 +168,7 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bot simulate: %s: %v\n", *eventPath, err)
 		return 1
 	}
-	var st simState
+	var st app.SimState
 	if *statePath != "" {
 		data, err := os.ReadFile(*statePath)
 		if err != nil {
@@ -176,7 +182,7 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	result, err := simulateEvent(set, cb, body, st, appAdmin, dryRun, time.Now())
+	result, err := app.Simulate(set, cb, body, st, appAdmin, dryRun, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "bot simulate: %s: %v\n", *statePath, err)
 		return 1
@@ -188,45 +194,4 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// simResult is what `bot simulate` and POST /v1/simulate print.
-type simResult struct {
-	EventID      string            `json:"event_id"`
-	Command      string            `json:"command"`
-	Event        rules.Kind        `json:"event"`
-	RulesVersion string            `json:"rules_version"`
-	DryRun       bool              `json:"dry_run,omitempty"`
-	Reply        tim.Reply         `json:"reply"`
-	Decisions    []policy.Decision `json:"decisions"`
-}
-
-// simulateEvent evaluates a decoded callback against set with an assumed
-// store state, with the full trace and no side effects.
-func simulateEvent(set *rules.Set, cb tim.Event, body []byte, st simState, appAdmin string, dryRun bool, now time.Time) (simResult, error) {
-	ev := policy.NewEvent(cb, body, now)
-	state, subjectAdmin, err := policy.Assume(set, ev, policy.Assumed{
-		Counters: st.Counters, Strikes: st.Strikes, Role: st.Role, Modes: st.Modes, TouchedCountsOne: true,
-	})
-	if err != nil {
-		return simResult{}, err
-	}
-	if subjectAdmin != "" {
-		appAdmin = subjectAdmin
-	}
-	out := policy.Evaluate(set, ev, state, policy.Options{DryRun: dryRun, AppAdmin: appAdmin, Trace: true})
-	res := simResult{ev.ID, ev.Command, ev.Kind, set.Version, dryRun, out.Reply, out.Decisions}
-	if res.Decisions == nil {
-		res.Decisions = []policy.Decision{}
-	}
-	return res, nil
-}
-
-// simState is the store state `bot simulate --state` assumes. Counters the
-// event touches default to 1 (the event itself); others to 0.
-type simState struct {
-	Counters map[string]int `yaml:"counters" json:"counters"`
-	Strikes  int            `yaml:"strikes" json:"strikes"`
-	Role     string         `yaml:"role" json:"role"`
-	Modes    []string       `yaml:"modes" json:"modes"`
 }

@@ -1,4 +1,7 @@
 // Command bot is timguard: a moderation bot for Tencent Cloud IM groups.
+// It parses the command line and turns signals into a cancelled context
+// (SIGINT, SIGTERM) and reloads (SIGHUP); package app builds and runs the
+// bot.
 //
 //	bot serve    --config FILE                  run the bot
 //	bot check    --config FILE | --rules FILE   validate config and rules, run the rule tests
@@ -20,7 +23,8 @@ import (
 	"syscall"
 	_ "time/tzdata" // schedules name IANA zones; do not depend on the machine's tzdata
 
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/app"
+	"github.com/timguard/timguard/store/redis"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -107,17 +111,17 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(reload, syscall.SIGHUP)
 	defer signal.Stop(reload)
 
-	a, err := newApp(ctx, *configPath, appOptions{Stdout: stdout, Stderr: stderr})
+	a, err := app.New(ctx, *configPath, app.Options{Stdout: stdout, Stderr: stderr, Version: version})
 	if err != nil {
 		fmt.Fprintf(stderr, "bot serve: %v\n", err)
 		return 1
 	}
 	// go-redis has one logger for the whole process (redis.SetLogger), so
 	// the process routes it through its own log here, once, rather than
-	// newApp, which tests call for many apps in one process.
-	redisstore.RouteLibraryLog(a.log)
-	if err := a.run(ctx, reload); err != nil {
-		a.log.Error("stopped with an error", "err", err)
+	// app.New, which tests call for many apps in one process.
+	redis.RouteLibraryLog(a.Logger())
+	if err := a.Run(ctx, reload); err != nil {
+		a.Logger().Error("stopped with an error", "err", err)
 		return 1
 	}
 	return 0

@@ -45,7 +45,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	now := time.Now()
-	opts := replay.Options{Now: now}
+	// --json prints the whole decisions, with the trace of every rule, as
+	// `bot simulate` does.
+	opts := replay.Options{Now: now, Trace: *asJSON}
 	var err error
 	if opts.Since, err = parseWhen(*since, now); err != nil {
 		fmt.Fprintf(stderr, "bot replay: --since: %v\n", err)

@@ -31,10 +31,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/timguard/timguard/internal/harness"
-	redisstore "github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/store/redis"
+	"github.com/timguard/timguard/test/harness"
 	"github.com/timguard/timguard/tim/timtest"
 )
 
@@ -141,7 +141,7 @@ type env struct {
 	im      *timtest.Server
 	bot     *harness.Bot
 	bare    *bareServer
-	store   *redisstore.Store
+	store   *redis.Store
 	cleanup func()
 }
 
@@ -305,7 +305,7 @@ func (e *env) startBot(ctx context.Context, o *options, mix *harness.Mix, rep *r
 	if e.bot, err = harness.StartBot(ctx, "bot", binary, filepath.Join(e.dir, "bot"), cfg, harness.LoadRules); err != nil {
 		return err
 	}
-	e.store, err = redisstore.New(ctx, redisstore.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
+	e.store, err = redis.New(ctx, redis.Options{URL: url, KeyPrefix: prefix, Timeout: 2 * time.Second})
 	return err
 }
 
@@ -350,11 +350,11 @@ func describe(l harness.Load) string {
 
 // deletePrefix removes the keys the run left in a Redis it did not start.
 func deletePrefix(url, prefix string) {
-	opts, err := redis.ParseURL(url)
+	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		return
 	}
-	c := redis.NewClient(opts)
+	c := goredis.NewClient(opts)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

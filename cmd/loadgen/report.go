@@ -17,7 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/audit"
-	"github.com/timguard/timguard/internal/harness"
+	"github.com/timguard/timguard/test/harness"
 	"github.com/timguard/timguard/tim/timtest"
 )
 

@@ -5,7 +5,7 @@
 // reconnect to it.
 //
 // It serves the test helpers (internal/redistest) and the load harness
-// (internal/harness), and so does not import testing.
+// (test/harness), and so does not import testing.
 package redisproc
 
 import (

@@ -1,4 +1,4 @@
-// Package memstore is the embedded Store: all state lives in one process
+// Package memory is the embedded Store: all state lives in one process
 // behind a mutex. It is the default when no Redis URL is configured and has
 // the same semantics as store/redis, checked by the same conformance suite.
 //
@@ -6,7 +6,7 @@
 // time to live (dedupe marks, job claims, completed action ids, role caches,
 // window keys) expire on the store's clock, lazily when they are read and in a
 // sweep once a minute, so a long run does not accumulate them.
-package memstore
+package memory
 
 import (
 	"cmp"

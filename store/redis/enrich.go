@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/store/internal/storeutil"
@@ -25,13 +25,13 @@ func ms(n int64) string { return strconv.FormatInt(n, 10) }
 // touch queues one window's ZREMRANGEBYSCORE, ZADD NX, PEXPIRE and ZCOUNT on
 // pipe: entries at or before now-span leave, EventID/0..add-1 join at now,
 // and the count covers (now-span, now].
-func touch(ctx context.Context, pipe redis.Pipeliner, key, id string, add int, span time.Duration, now int64) *redis.IntCmd {
+func touch(ctx context.Context, pipe goredis.Pipeliner, key, id string, add int, span time.Duration, now int64) *goredis.IntCmd {
 	from := now - span.Milliseconds()
 	pipe.ZRemRangeByScore(ctx, key, "-inf", ms(from))
 	if add > 0 {
-		zs := make([]redis.Z, add)
+		zs := make([]goredis.Z, add)
 		for i := range zs {
-			zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
+			zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
 		}
 		pipe.ZAddNX(ctx, key, zs...)
 		pipe.PExpire(ctx, key, span+storeutil.ExpirySlack)
@@ -94,12 +94,12 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	pipe := s.rdb.Pipeline()
-	counts := make([]*redis.IntCmd, p.ce-p.ci)
+	counts := make([]*goredis.IntCmd, p.ce-p.ci)
 	for i, c := range req.Counters[p.ci:p.ce] {
 		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
 	}
-	var dedupe *redis.BoolCmd
-	var modes *redis.MapStringStringCmd
+	var dedupe *goredis.BoolCmd
+	var modes *goredis.MapStringStringCmd
 	if p.first {
 		if req.Dedupe != "" {
 			dedupe = pipe.SetNX(ctx, s.k.dedupe(req.Dedupe), "1", req.DedupeTTL)
@@ -109,12 +109,12 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 		}
 	}
 	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
-	strikes := make([]*redis.IntCmd, se-si)
+	strikes := make([]*goredis.IntCmd, se-si)
 	from := ms(now - req.StrikeDecay.Milliseconds())
 	for i, u := range req.Strikes[si:se] {
 		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), "("+from, ms(now))
 	}
-	var roles *redis.SliceCmd
+	var roles *goredis.SliceCmd
 	if req.RoleGroup != "" && (first || ri < re) {
 		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers[ri:re]...)...)
 	}
@@ -232,9 +232,9 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		key := s.k.strikes(st.Group, st.User)
 		pipe.ZRemRangeByScore(ctx, key, "-inf", ms(now-decay.Milliseconds()))
 		if st.N > 0 {
-			zs := make([]redis.Z, st.N)
+			zs := make([]goredis.Z, st.N)
 			for i := range zs {
-				zs[i] = redis.Z{Score: float64(now), Member: storeutil.Member(st.ID, i)}
+				zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(st.ID, i)}
 			}
 			pipe.ZAddNX(ctx, key, zs...)
 			pipe.PExpire(ctx, key, decay+storeutil.ExpirySlack)
@@ -243,7 +243,7 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	for _, c := range req.Touch {
 		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
 	}
-	var enqueue *redis.Cmd
+	var enqueue *goredis.Cmd
 	var enqueueArgs []any
 	if len(req.Actions) > 0 {
 		var err error
@@ -262,8 +262,8 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	// Commands fail one by one in a pipeline: report the first failure that
 	// is not the enqueue script missing from the cache.
 	for _, c := range cmds {
-		if cerr := c.Err(); cerr != nil && !errors.Is(cerr, redis.Nil) {
-			if c == redis.Cmder(enqueue) && redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+		if cerr := c.Err(); cerr != nil && !errors.Is(cerr, goredis.Nil) {
+			if c == goredis.Cmder(enqueue) && goredis.HasErrorPrefix(cerr, "NOSCRIPT") {
 				continue
 			}
 			return s.result("commit", req.EventID, cerr)
@@ -314,8 +314,8 @@ func (s *Store) Allow(ctx context.Context, n int, perSecond int) (bool, time.Dur
 // ---------------------------------------------------------------------------
 // Decisions.
 
-func (s *Store) addDecision(ctx context.Context, pipe redis.Pipeliner, d store.DecisionRecord) {
-	pipe.XAdd(ctx, &redis.XAddArgs{
+func (s *Store) addDecision(ctx context.Context, pipe goredis.Pipeliner, d store.DecisionRecord) {
+	pipe.XAdd(ctx, &goredis.XAddArgs{
 		Stream: s.k.decisions,
 		MaxLen: int64(s.maxDecisions),
 		Approx: true,
@@ -371,7 +371,7 @@ func decisionTime(t time.Time) string {
 	return ms(t.UnixMilli())
 }
 
-func decodeDecision(m redis.XMessage) (store.DecisionRecord, error) {
+func decodeDecision(m goredis.XMessage) (store.DecisionRecord, error) {
 	str := func(k string) string {
 		v, _ := m.Values[k].(string)
 		return v
@@ -479,7 +479,7 @@ func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]str
 	for u, r := range roles {
 		fields = append(fields, u, r)
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Del(ctx, key)
 		p.HSet(ctx, key, fields...)
 		p.PExpire(ctx, key, ttl)

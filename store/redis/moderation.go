@@ -1,11 +1,11 @@
-package redisstore
+package redis
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/store/internal/storeutil"
@@ -35,8 +35,8 @@ return 1
 `
 
 var (
-	reviveScript  = redis.NewScript(reviveLua)
-	dismissScript = redis.NewScript(dismissLua)
+	reviveScript  = goredis.NewScript(reviveLua)
+	dismissScript = goredis.NewScript(dismissLua)
 )
 
 // ReviveDead puts a dead letter back among the waiting actions, due at now.

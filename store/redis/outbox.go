@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/store/internal/storeutil"
@@ -85,7 +85,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Du
 
 // held runs a script that checks the claim's token first; a 0 reply is a
 // lost lease, -1 an action the store does not know.
-func (s *Store) held(ctx context.Context, op string, script *redis.Script, c store.Claimed, args ...any) error {
+func (s *Store) held(ctx context.Context, op string, script *goredis.Script, c store.Claimed, args ...any) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	n, err := script.Run(ctx, s.rdb, s.k.outbox, append([]any{c.ID, c.Token}, args...)...).Int()

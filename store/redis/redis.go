@@ -1,4 +1,4 @@
-// Package redisstore is the Store on Redis, shared by every replica of the
+// Package redis is the Store on Redis, shared by every replica of the
 // bot. It works on a single node, Sentinel or Cluster through go-redis'
 // UniversalClient.
 //
@@ -21,7 +21,7 @@
 //	P {P mutes}:groups           muted groups (zset group -> latest until)
 //	P {P outbox}:...             the outbox (see scripts.go)
 //	rate:P rest                  the REST budget (redis_rate GCRA)
-package redisstore
+package redis
 
 import (
 	"context"
@@ -41,7 +41,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
 	"github.com/timguard/timguard/store/internal/storeutil"
@@ -107,7 +107,7 @@ func (o *Options) defaults() error {
 
 // Store is the Redis Store.
 type Store struct {
-	rdb          redis.UniversalClient
+	rdb          goredis.UniversalClient
 	limiter      *redis_rate.Limiter
 	scripts      scripts
 	k            keys
@@ -154,7 +154,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 // NewFromClient builds a Store on a client the caller configured; opts.URL is
 // ignored. Close closes the client. The client should respect context
 // deadlines (ContextTimeoutEnabled) for calls to be bounded.
-func NewFromClient(rdb redis.UniversalClient, opts Options) (*Store, error) {
+func NewFromClient(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ func NewFromClient(rdb redis.UniversalClient, opts Options) (*Store, error) {
 }
 
 // newClient builds a single-node, Sentinel or Cluster client from rawURL.
-func newClient(rawURL string, timeout time.Duration) (redis.UniversalClient, error) {
+func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, error) {
 	if rawURL == "" {
 		return nil, errors.New("redis store: empty URL")
 	}
@@ -192,7 +192,7 @@ func newClient(rawURL string, timeout time.Duration) (redis.UniversalClient, err
 	switch {
 	case plain && (kind == "sentinel" || kind == "" && q.Has("master_name")):
 		u.Scheme = base
-		o, err := redis.ParseFailoverURL(u.String())
+		o, err := goredis.ParseFailoverURL(u.String())
 		if err != nil {
 			return nil, fmt.Errorf("redis store: sentinel URL: %w", err)
 		}
@@ -201,24 +201,24 @@ func newClient(rawURL string, timeout time.Duration) (redis.UniversalClient, err
 		}
 		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
 		o.ContextTimeoutEnabled = true
-		return redis.NewFailoverClient(o), nil
+		return goredis.NewFailoverClient(o), nil
 	case plain && (kind == "cluster" || kind == "" && q.Has("addr")):
 		u.Scheme = base
-		o, err := redis.ParseClusterURL(u.String())
+		o, err := goredis.ParseClusterURL(u.String())
 		if err != nil {
 			return nil, fmt.Errorf("redis store: cluster URL: %w", err)
 		}
 		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
 		o.ContextTimeoutEnabled = true
-		return redis.NewClusterClient(o), nil
+		return goredis.NewClusterClient(o), nil
 	case kind == "" && (plain || base == "unix"):
-		o, err := redis.ParseURL(rawURL)
+		o, err := goredis.ParseURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("redis store: URL: %w", err)
 		}
 		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
 		o.ContextTimeoutEnabled = true
-		return redis.NewClient(o), nil
+		return goredis.NewClient(o), nil
 	default:
 		return nil, fmt.Errorf("redis store: URL scheme %q: want redis, rediss, unix, redis-sentinel or redis-cluster", u.Scheme)
 	}
@@ -273,7 +273,7 @@ func (s *Store) result(op, key string, err error) error {
 // again; no such reply says the write itself is wrong.
 func unavailable(err error) bool {
 	for _, target := range []error{
-		context.DeadlineExceeded, redis.ErrPoolTimeout, redis.ErrPoolExhausted, redis.ErrClosed,
+		context.DeadlineExceeded, goredis.ErrPoolTimeout, goredis.ErrPoolExhausted, goredis.ErrClosed,
 		io.EOF, io.ErrUnexpectedEOF, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
 	} {
 		if errors.Is(err, target) {
@@ -284,10 +284,10 @@ func unavailable(err error) bool {
 	if errors.As(err, &ne) {
 		return true
 	}
-	return redis.IsLoadingError(err) || redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
-		redis.IsMasterDownError(err) || redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err) ||
-		redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
-		redis.HasErrorPrefix(err, "MISCONF") || redis.HasErrorPrefix(err, "BUSY")
+	return goredis.IsLoadingError(err) || goredis.IsClusterDownError(err) || goredis.IsTryAgainError(err) ||
+		goredis.IsMasterDownError(err) || goredis.IsReadOnlyError(err) || goredis.IsMaxClientsError(err) ||
+		goredis.IsOOMError(err) || goredis.IsNoReplicasError(err) ||
+		goredis.HasErrorPrefix(err, "MISCONF") || goredis.HasErrorPrefix(err, "BUSY")
 }
 
 // Ping checks that Redis answers and takes writes: it sets a small key
@@ -302,7 +302,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the client.
 func (s *Store) Close() error {
-	if err := s.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+	if err := s.rdb.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
 		return fmt.Errorf("redis close: %w", err)
 	}
 	return nil
@@ -316,7 +316,7 @@ func (s *Store) Close() error {
 // with the number of repeats left out since. go-redis has one logger for
 // the whole process, so this is called once, at start.
 func RouteLibraryLog(log *slog.Logger) {
-	redis.SetLogger(newLibraryLog(log.With("component", "go-redis"), time.Now))
+	goredis.SetLogger(newLibraryLog(log.With("component", "go-redis"), time.Now))
 }
 
 // libraryLogEvery is how often one go-redis message is logged at most.

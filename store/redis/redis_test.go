@@ -1,4 +1,4 @@
-package redisstore
+package redis
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/store"
@@ -119,17 +119,17 @@ type tripCounter struct {
 	largest           atomic.Int64 // commands in the largest pipeline
 }
 
-func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *tripCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
-func (c *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
+func (c *tripCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
 		c.single.Add(1)
 		return next(ctx, cmd)
 	}
 }
 
-func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
+func (c *tripCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		c.pipelines.Add(1)
 		for {
 			most := c.largest.Load()
@@ -148,12 +148,12 @@ func countingStore(t *testing.T) (*Store, *tripCounter) {
 	url := redistest.URL(t)
 	prefix := redistest.Prefix(t)
 	redistest.CleanupPrefix(t, url, prefix)
-	opts, err := redis.ParseURL(url)
+	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Skipf("REDIS_URL %s is not a single node: %v", url, err)
 	}
 	opts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(opts)
+	rdb := goredis.NewClient(opts)
 	trips := &tripCounter{}
 	rdb.AddHook(trips)
 	s, err := NewFromClient(rdb, Options{KeyPrefix: prefix, Timeout: 10 * time.Second})
@@ -267,7 +267,7 @@ func TestRestartedRedisIsUsedAgain(t *testing.T) {
 	if err := s.rdb.Do(ctx, "SCRIPT", "FLUSH").Err(); err != nil {
 		t.Fatal(err)
 	}
-	for _, sc := range []*redis.Script{s.scripts.enqueue, s.scripts.claim} {
+	for _, sc := range []*goredis.Script{s.scripts.enqueue, s.scripts.claim} {
 		exists, err := sc.Exists(ctx, s.rdb).Result()
 		if err != nil || exists[0] {
 			t.Fatalf("script cached after restart and flush: %v, %v", exists, err)
@@ -293,13 +293,13 @@ func TestUnreachableRedisFailsFast(t *testing.T) {
 			return s
 		}},
 		{"a server that never answers", func(t *testing.T) *Store {
-			opts, err := redis.ParseURL("redis://" + silent + "/0")
+			opts, err := goredis.ParseURL("redis://" + silent + "/0")
 			if err != nil {
 				t.Fatal(err)
 			}
 			tune(200*time.Millisecond, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.MaxRetries, &opts.MaxRetryBackoff)
 			opts.ContextTimeoutEnabled = true
-			s, err := NewFromClient(redis.NewClient(opts), Options{KeyPrefix: "silent:", Timeout: 200 * time.Millisecond})
+			s, err := NewFromClient(goredis.NewClient(opts), Options{KeyPrefix: "silent:", Timeout: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -436,7 +436,7 @@ func TestURLs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer rdb.Close()
-			if _, ok := rdb.(*redis.ClusterClient); ok != c.cluster {
+			if _, ok := rdb.(*goredis.ClusterClient); ok != c.cluster {
 				t.Errorf("client %T, want cluster %v", rdb, c.cluster)
 			}
 		})
@@ -444,7 +444,7 @@ func TestURLs(t *testing.T) {
 }
 
 func TestKeyPrefixWithABraceIsRefused(t *testing.T) {
-	if _, err := NewFromClient(redis.NewClient(&redis.Options{}), Options{KeyPrefix: "a{b}:"}); err == nil {
+	if _, err := NewFromClient(goredis.NewClient(&goredis.Options{}), Options{KeyPrefix: "a{b}:"}); err == nil {
 		t.Error("a prefix with braces was accepted")
 	}
 }

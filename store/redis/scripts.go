@@ -1,6 +1,6 @@
-package redisstore
+package redis
 
-import "github.com/redis/go-redis/v9"
+import goredis "github.com/redis/go-redis/v9"
 
 // The outbox scripts all take the same KEYS, which share one hash tag so
 // that they live in one Cluster slot:
@@ -256,22 +256,22 @@ return live
 // scripts holds the store's Lua scripts. Script.Run sends EVALSHA and falls
 // back to EVAL when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
 type scripts struct {
-	enqueue, claim, extend, complete, retry, release, deadLetter *redis.Script
-	stats, pending, dead, mutes                                  *redis.Script
+	enqueue, claim, extend, complete, retry, release, deadLetter *goredis.Script
+	stats, pending, dead, mutes                                  *goredis.Script
 }
 
 func newScripts() scripts {
 	return scripts{
-		enqueue:    redis.NewScript(enqueueLua),
-		claim:      redis.NewScript(claimLua),
-		extend:     redis.NewScript(extendLua),
-		complete:   redis.NewScript(completeLua),
-		retry:      redis.NewScript(retryLua),
-		release:    redis.NewScript(releaseLua),
-		deadLetter: redis.NewScript(deadLetterLua),
-		stats:      redis.NewScript(statsLua),
-		pending:    redis.NewScript(pendingLua),
-		dead:       redis.NewScript(deadLua),
-		mutes:      redis.NewScript(mutesLua),
+		enqueue:    goredis.NewScript(enqueueLua),
+		claim:      goredis.NewScript(claimLua),
+		extend:     goredis.NewScript(extendLua),
+		complete:   goredis.NewScript(completeLua),
+		retry:      goredis.NewScript(retryLua),
+		release:    goredis.NewScript(releaseLua),
+		deadLetter: goredis.NewScript(deadLetterLua),
+		stats:      goredis.NewScript(statsLua),
+		pending:    goredis.NewScript(pendingLua),
+		dead:       goredis.NewScript(deadLua),
+		mutes:      goredis.NewScript(mutesLua),
 	}
 }

@@ -2,13 +2,18 @@
 // while the shared store could not take them (Redis down, full or too
 // slow), so that a process killed before the store came back loses none of
 // the decisions it had answered for: at the next start they are read back
-// and committed then.
+// and committed then. It also keeps the outcomes of actions the executor
+// carried out while the store could not record them (done, dead-lettered),
+// so that neither this process nor the next one on the same state
+// directory carries them out again: they are recorded in the store before
+// the next claim.
 //
 // The journal is a bbolt file, spool.db, in the state directory. Add returns
 // once the commit is on disk (written and fsynced); concurrent Adds share
 // one transaction and one fsync (bbolt's Batch: group commit), so that a
 // burst of callbacks during an outage costs a few fsyncs, not one each.
-// Nothing touches the file while the store takes every commit. One process
+// Outcomes are kept the same way (AddOutcome). Nothing touches the file
+// while the store takes every commit and every outcome. One process
 // at a time may use a state directory: the file is locked while open.
 package spool
 
@@ -34,6 +39,10 @@ const FileName = "spool.db"
 // bucket holds the commits, keyed by their id (8 bytes, big-endian).
 var bucket = []byte("commits")
 
+// outcomeBucket holds the executor's outcomes, keyed by their id (8 bytes,
+// big-endian); the values are the executor's own encoding.
+var outcomeBucket = []byte("outcomes")
+
 // compactAbove is the size above which an empty journal file is replaced
 // by a new one at Open: bbolt reuses freed pages but never shrinks its file.
 const compactAbove = 4 << 20
@@ -50,9 +59,11 @@ type Options struct {
 
 // Journal is the on-disk spool. It is safe for concurrent use.
 type Journal struct {
-	db   *bolt.DB
-	path string
-	next atomic.Uint64 // the id the next Add takes
+	db          *bolt.DB
+	path        string
+	next        atomic.Uint64 // the id the next Add takes
+	nextOutcome atomic.Uint64 // the id the next AddOutcome takes
+	outcomes    []Outcome     // read at Open, for Outcomes
 
 	// txMu and lastTx count the write transactions (group commits), for
 	// tests and benchmarks.
@@ -65,6 +76,13 @@ type Journal struct {
 type Entry struct {
 	ID     uint64
 	Commit store.CommitRequest
+}
+
+// Outcome is an action outcome kept in the journal. Data is the executor's
+// encoding of it, which the journal does not read.
+type Outcome struct {
+	ID   uint64
+	Data []byte
 }
 
 // record is an entry's value in the file.
@@ -91,7 +109,7 @@ func Open(dir string, opts Options) (j *Journal, entries []Entry, bad []error, e
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if len(entries) == 0 && j.size() > compactAbove {
+	if len(entries) == 0 && len(j.outcomes) == 0 && j.size() > compactAbove {
 		// Nothing waits: start again with a small file.
 		if err := j.db.Close(); err != nil {
 			return nil, nil, nil, fmt.Errorf("spool: close %s: %w", path, err)
@@ -152,6 +170,28 @@ func open(path string, opts Options) (*Journal, []Entry, []error, error) {
 				return err
 			}
 		}
+		ob, err := tx.CreateBucketIfNotExists(outcomeBucket)
+		if err != nil {
+			return err
+		}
+		drop = drop[:0]
+		err = ob.ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				bad = append(bad, fmt.Errorf("spool: outcome key %x is not an id", k))
+				drop = append(drop, k)
+				return nil
+			}
+			j.outcomes = append(j.outcomes, Outcome{ID: binary.BigEndian.Uint64(k), Data: append([]byte(nil), v...)})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := ob.Delete(k); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -163,7 +203,54 @@ func open(path string, opts Options) (*Journal, []Entry, []error, error) {
 		last = entries[len(entries)-1].ID // ForEach visits keys in order
 	}
 	j.next.Store(last + 1)
+	last = 0
+	if len(j.outcomes) > 0 {
+		last = j.outcomes[len(j.outcomes)-1].ID
+	}
+	j.nextOutcome.Store(last + 1)
 	return j, entries, bad, nil
+}
+
+// Outcomes returns the outcomes the journal held when it was opened,
+// oldest first.
+func (j *Journal) Outcomes() []Outcome { return j.outcomes }
+
+// AddOutcome writes an outcome (data, in the caller's encoding) to the
+// journal and returns its id once it is on disk. Concurrent calls share
+// one transaction and one fsync, as Add's do.
+func (j *Journal) AddOutcome(data []byte) (uint64, error) {
+	id := j.nextOutcome.Add(1) - 1
+	k := key(id)
+	err := j.db.Batch(func(tx *bolt.Tx) error {
+		j.counted(tx)
+		return tx.Bucket(outcomeBucket).Put(k, data)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("spool: write an outcome to %s: %w", j.path, err)
+	}
+	return id, nil
+}
+
+// RemoveOutcomes deletes the outcomes with ids (the store took them, or
+// they were given up), in one transaction.
+func (j *Journal) RemoveOutcomes(ids ...uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := j.db.Batch(func(tx *bolt.Tx) error {
+		j.counted(tx)
+		b := tx.Bucket(outcomeBucket)
+		for _, id := range ids {
+			if err := b.Delete(key(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("spool: remove %d outcomes from %s: %w", len(ids), j.path, err)
+	}
+	return nil
 }
 
 // Path is the journal's file.

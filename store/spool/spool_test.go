@@ -107,6 +107,75 @@ func TestACommitReplacedByItsPartsIsInTheJournalOnce(t *testing.T) {
 	}
 }
 
+func TestOutcomesKeptUntilRemovedAreReadBackInOrderBesideTheCommits(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := mustOpen(t, dir)
+	if got := j.Outcomes(); len(got) != 0 {
+		t.Fatalf("a new journal holds outcomes %v", got)
+	}
+	cid, err := j.Add(commit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for i := range 3 {
+		id, err := j.AddOutcome([]byte(fmt.Sprintf(`{"n":%d}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := j.RemoveOutcomes(ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	j, entries := mustOpen(t, dir)
+	defer j.Close()
+	if len(entries) != 1 || entries[0].ID != cid {
+		t.Errorf("commits read back %+v, want the one kept", entries)
+	}
+	want := []Outcome{{ids[1], []byte(`{"n":1}`)}, {ids[2], []byte(`{"n":2}`)}}
+	if got := j.Outcomes(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("outcomes read back %+v, want %+v", got, want)
+	}
+	id, err := j.AddOutcome([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id <= ids[2] {
+		t.Errorf("a new outcome after the reopen has id %d, not above the kept %d", id, ids[2])
+	}
+}
+
+func TestConcurrentOutcomesShareTransactions(t *testing.T) {
+	j, _, _, err := Open(t.TempDir(), Options{BatchDelay: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	const n = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			if _, err := j.AddOutcome([]byte(`{"result":"done"}`)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if tx := j.transactions(); tx >= n {
+		t.Errorf("%d concurrent AddOutcomes made %d transactions (fsyncs): none shared one", n, tx)
+	}
+}
+
 func TestASecondProcessCannotUseTheSameStateDir(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := mustOpen(t, dir)
@@ -209,9 +278,32 @@ func TestAnEmptyJournalLeftLargeStartsSmallAgain(t *testing.T) {
 		t.Fatalf("the journal grew to %d bytes only; the test needs more than %d", large, compactAbove)
 	}
 	j, entries := mustOpen(t, dir)
-	defer j.Close()
 	if len(entries) != 0 || j.size() >= large/4 {
 		t.Errorf("reopened empty journal: %d entries, %d bytes (was %d)", len(entries), j.size(), large)
+	}
+
+	// An outcome waiting keeps the file as it is.
+	for i := range 6 {
+		c := commit(i)
+		c.Decisions[0].Body = big
+		id, err := j.Add(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Remove(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.AddOutcome([]byte(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, _ = mustOpen(t, dir)
+	defer j.Close()
+	if got := len(j.Outcomes()); got != 1 {
+		t.Errorf("a journal holding only an outcome was started again: %d outcomes read back, want 1", got)
 	}
 }
 

@@ -1,0 +1,9 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/timguard/timguard/internal/redistest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }

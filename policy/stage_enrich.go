@@ -1,0 +1,291 @@
+package policy
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/timguard/timguard/audit"
+	"github.com/timguard/timguard/rules"
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/tim"
+)
+
+// enricher is the first stage: it reads what the rules need from the store
+// in one round trip (counters touched and read, strikes, cached roles,
+// modes, budgets, the dedupe mark) into the call's State. It settles the
+// events no rule is evaluated for, and notes the store's failure for decide.
+type enricher struct {
+	store        Store
+	roles        RoleFiller
+	breaker      *breaker
+	failures     *failureLog
+	log          *slog.Logger
+	appAdmin     string
+	dedupeTTL    time.Duration
+	storeTimeout time.Duration
+}
+
+func (s *enricher) exec(ctx context.Context, c *call) {
+	ev := c.ev
+	if ev.Kind == "" {
+		s.other(ctx, ev)
+		c.settled, c.quiet, c.result = true, true, "not_evaluated"
+		return
+	}
+	if s.ownMessage(ev) {
+		c.settled, c.quiet, c.result = true, true, "own_message"
+		return
+	}
+	c.plan = c.set.Plan(ev.Kind)
+	if len(c.plan.Rules) == 0 && len(c.plan.Counters) == 0 {
+		c.settled = true
+		return
+	}
+	if s.breaker.down() {
+		c.cause = errStoreDown
+		return
+	}
+	// One environment serves the counter keys and the evaluation.
+	ev.prepare(c.plan)
+	c.env = c.set.Env()
+	in := ev.Base
+	c.env.Fill(&in)
+	req, keys := s.request(c.set, c.plan, ev, c.env)
+	// The store bounds the call with its own timeout (store.Store's
+	// contract); a second timer here would only cost.
+	res, err := s.store.Enrich(ctx, req)
+	if err != nil {
+		s.breaker.note(err)
+		c.cause = err
+		return
+	}
+	if res.Duplicate {
+		c.settled, c.quiet, c.result = true, true, audit.ResultDup
+		return
+	}
+	c.state = stateFrom(c.set, c.plan, ev, req, res, keys)
+	s.fillRoles(ctx, ev, res.RolesCached, c.state)
+}
+
+// roleWait bounds the wait for a group's roles when an event finds none
+// cached (the group's first event, or the first after the cache expired).
+const roleWait = 300 * time.Millisecond
+
+// fillRoles makes sure the subjects' roles are known before the rules run:
+// an empty cache is filled now (briefly waited for: with no roles the owner
+// and admins would be judged as members), a cached one refreshed in the
+// background when it is old.
+func (s *enricher) fillRoles(ctx context.Context, ev *Event, cached bool, st *State) {
+	group := ev.Base.GroupID
+	if s.roles == nil || group == "" {
+		return
+	}
+	if cached {
+		s.roles.RefreshRoles(group, ev.Base.GroupType, false)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, roleWait)
+	roles, err := s.roles.FillRoles(wctx, group, ev.Base.GroupType)
+	cancel()
+	if err != nil {
+		s.log.Warn("the group's roles are not known yet; its owner and admins are judged as members for this event",
+			"group", group, "event_id", ev.ID, "err", err)
+		return
+	}
+	for _, u := range ev.Subjects {
+		if r, ok := roles[u]; ok {
+			st.Roles[u] = r
+		}
+	}
+}
+
+// counterKey remembers which counter (by set index) a touched key feeds, per
+// subject.
+type counterKey struct {
+	index   int
+	subject int
+	reqIdx  int
+}
+
+// request is the one store read an event needs.
+func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env) (store.EnrichRequest, []counterKey) {
+	req := store.EnrichRequest{
+		Now:         ev.Received,
+		EventID:     ev.ID,
+		StrikeDecay: set.StrikeDecay,
+		WithModes:   plan.UsesModes,
+	}
+	var keys []counterKey
+	if len(plan.Counters) > 0 {
+		byKey := make(map[string]int, len(plan.Counters))
+		for si, user := range ev.Subjects {
+			env.SetUser(user, "", 0)
+			for _, cu := range plan.Counters {
+				key, counts, err := cu.Counter.KeyFor(env)
+				if err != nil {
+					if missed, ok := s.failures.toLog("counter "+cu.Counter.Name, ev.Received); ok {
+						s.log.Warn("a counter failed while it ran; the event was not counted by it",
+							"counter", cu.Counter.Name, "err", rules.Redact(err), "event_id", ev.ID, "since_last", missed)
+					}
+					if key == "" {
+						continue
+					}
+				}
+				i, seen := byKey[key]
+				if !seen {
+					i = len(req.Counters)
+					byKey[key] = i
+					req.Counters = append(req.Counters, store.CounterTouch{Key: key, Window: cu.Counter.Window})
+				}
+				if cu.Touch && counts {
+					req.Counters[i].Add++
+				}
+				keys = append(keys, counterKey{index: cu.Counter.Index, subject: si, reqIdx: i})
+			}
+		}
+	}
+	for _, r := range plan.Budgeted {
+		req.Counters = append(req.Counters, store.CounterTouch{Key: budgetKey(r.Name, ev.Base.GroupID), Window: r.Budget.Per})
+	}
+	if len(plan.Rules) > 0 {
+		for _, user := range ev.Subjects {
+			if user != "" {
+				req.Strikes = append(req.Strikes, store.UserRef{Group: ev.Base.GroupID, User: user})
+			}
+		}
+		if ev.Base.GroupID != "" {
+			req.RoleGroup = ev.Base.GroupID
+			req.RoleUsers = ev.Subjects
+		}
+	}
+	if ev.Kind.IsAfter() {
+		req.Dedupe = "dedupe|" + ev.ID
+		req.DedupeTTL = s.dedupeTTL
+	}
+	return req, keys
+}
+
+func budgetKey(rule, group string) string { return "budget|" + rule + "|" + group }
+
+// stateFrom spreads the store's answer over subjects and counters. With
+// several subjects, a counter keyed by user differs per subject, so each
+// subject gets its own values.
+func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequest, res store.EnrichResult, keys []counterKey) *State {
+	st := &State{
+		Counters: make([]int, len(set.Counters)),
+		Strikes:  map[string]int{},
+		Roles:    map[string]string{},
+	}
+	if len(ev.Subjects) > 1 {
+		st.SubjectCounters = make(map[string][]int, len(ev.Subjects))
+		for _, u := range ev.Subjects {
+			st.SubjectCounters[u] = make([]int, len(set.Counters))
+		}
+	}
+	for _, k := range keys {
+		if k.reqIdx >= len(res.Counts) {
+			continue
+		}
+		v := int(res.Counts[k.reqIdx])
+		if k.subject == 0 {
+			st.Counters[k.index] = v
+		}
+		if st.SubjectCounters != nil {
+			st.SubjectCounters[ev.Subjects[k.subject]][k.index] = v
+		}
+	}
+	base := len(req.Counters) - len(plan.Budgeted)
+	if len(plan.Budgeted) > 0 {
+		st.Budgets = map[string]int{}
+		for i, r := range plan.Budgeted {
+			if base+i < len(res.Counts) {
+				st.Budgets[r.Name] = int(res.Counts[base+i])
+			}
+		}
+	}
+	for i, ref := range req.Strikes {
+		if i < len(res.Strikes) {
+			st.Strikes[ref.User] = int(res.Strikes[i])
+		}
+	}
+	if res.RolesCached {
+		for i, u := range req.RoleUsers {
+			if i < len(res.Roles) && res.Roles[i] != "" {
+				st.Roles[u] = res.Roles[i]
+			}
+		}
+	}
+	if len(res.Modes) > 0 {
+		st.Modes = make(map[string]bool, len(res.Modes))
+		for m, until := range res.Modes {
+			if until.After(ev.Received) {
+				st.Modes[m] = true
+			}
+		}
+	}
+	return st
+}
+
+// ownMessage reports whether ev is a message the bot's own REST account
+// sent; those never trigger rules.
+func (s *enricher) ownMessage(ev *Event) bool {
+	if ev.Kind != rules.Message && ev.Kind != rules.MessageSent {
+		return false
+	}
+	return s.appAdmin != "" && len(ev.Subjects) == 1 && ev.Subjects[0] == s.appAdmin && strings.EqualFold(ev.Platform, "RESTAPI")
+}
+
+// other handles callbacks rules do not evaluate: the role-change ones drop
+// the group's role cache (they are recorded as not evaluated).
+func (s *enricher) other(ctx context.Context, ev *Event) {
+	switch ev.Command {
+	case tim.CmdAfterMemberFieldChanged, tim.CmdAfterChangeGroupOwner:
+		g := ev.Base.GroupID
+		switch {
+		case g == "":
+		case !s.roleChanged(ctx, ev):
+			// A name card changed: the roles the rules read did not.
+		case s.roles != nil:
+			// Refresh, keeping the roles known until the new ones arrive.
+			s.roles.RefreshRoles(g, ev.Base.GroupType, true)
+		default:
+			sctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+			if err := s.store.ForgetRoles(sctx, g); err != nil {
+				s.log.Warn("forget cached roles", "group", g, "err", err)
+			}
+			cancel()
+		}
+	case tim.CmdRequestOverLimit:
+		if ol, ok := ev.Callback.(*tim.RequestOverLimit); ok {
+			s.log.Warn("the IM server reports the app went over a REST limit", "service", ol.ServiceName, "command", ol.Command,
+				"request", ol.Request, "limit", ol.Limit)
+		}
+	}
+}
+
+// roleChanged reports whether a member-field or owner change may have
+// changed the group's roles. A member-field change without Role changed
+// something else (the name card); one whose Role is the role already cached
+// changed nothing the rules read. Every other case, a failed read of the
+// cache among them, counts as a change.
+func (s *enricher) roleChanged(ctx context.Context, ev *Event) bool {
+	fc, ok := ev.Callback.(*tim.AfterMemberFieldChanged)
+	if !ok {
+		return true
+	}
+	if fc.Role == "" {
+		return false
+	}
+	if fc.Member == "" {
+		return true
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	defer cancel()
+	res, err := s.store.Enrich(sctx, store.EnrichRequest{Now: ev.Received, RoleGroup: fc.GroupID, RoleUsers: []string{fc.Member}})
+	if err != nil || !res.RolesCached || len(res.Roles) != 1 {
+		return true
+	}
+	return !strings.EqualFold(res.Roles[0], fc.Role)
+}

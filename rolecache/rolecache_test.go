@@ -1,0 +1,163 @@
+package rolecache
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/store/memory"
+	"github.com/timguard/timguard/tim"
+)
+
+func newRoleRig(t *testing.T) (*memory.Store, *fakeClient, *Filler) {
+	s := memory.New(memory.Options{})
+	fc := newFakeClient()
+	fc.roles[grp] = map[string]string{"olga": tim.RoleOwner, "adam": tim.RoleAdmin, "anna": tim.RoleAdmin, "carol": tim.RoleMember}
+	f := New(Config{Client: fc, Store: s, Cooldown: time.Minute})
+	t.Cleanup(f.Close)
+	return s, fc, f
+}
+
+func TestRoleFillerSharesOneCallPerGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, fc, f := newRoleRig(t)
+		fc.gate = func(context.Context) error { time.Sleep(100 * time.Millisecond); return nil }
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				roles, err := f.FillRoles(t.Context(), grp, tim.GroupPublic)
+				if err != nil || roles["olga"] != "owner" || roles["adam"] != "admin" {
+					t.Errorf("FillRoles = %v, %v", roles, err)
+				}
+			})
+		}
+		wg.Wait()
+		got, err := f.GroupRoles(t.Context(), grp, tim.GroupPublic, []string{"olga", "adam", "carol", "zed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"olga": "owner", "adam": "admin", "carol": "member", "zed": "member"}
+		if !maps.Equal(got, want) {
+			t.Errorf("roles %v, want %v", got, want)
+		}
+		synctest.Wait()
+		calls := fc.CallsTo(tim.CommandGetGroupMemberInfo)
+		if len(calls) != 1 || !slices.Equal(calls[0].Members, []string{tim.RoleOwner, tim.RoleAdmin}) {
+			t.Errorf("calls %v, want one get_group_member_info filtered to Owner and Admin", calls)
+		}
+		// The policy engine reads the same cache.
+		res, err := s.Enrich(t.Context(), store.EnrichRequest{Now: time.Now(), RoleGroup: grp, RoleUsers: []string{"anna", "carol"}})
+		if err != nil || !res.RolesCached || !slices.Equal(res.Roles, []string{"admin", "member"}) {
+			t.Errorf("cached roles %+v, %v", res, err)
+		}
+		// A filled cache answers without a call.
+		if _, err := f.GroupRoles(t.Context(), grp, tim.GroupPublic, []string{"anna"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.FillRoles(t.Context(), "", tim.GroupPublic); err == nil {
+			t.Error("FillRoles of no group did not fail")
+		}
+		synctest.Wait()
+		if n := len(fc.CallsTo(tim.CommandGetGroupMemberInfo)); n != 1 {
+			t.Errorf("%d calls after the cache was filled, want 1", n)
+		}
+	})
+}
+
+func TestRoleFillerWaitsAfterAFailedFill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, fc, f := newRoleRig(t)
+		fc.fail = func(c fakeCall) error { return apiErr(c.Command, tim.CodeInternalError) }
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err == nil {
+			t.Fatal("a failed fill reported no error")
+		}
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err == nil { // within the cooldown: no call
+			t.Fatal("a fill within the cooldown reported no error")
+		}
+		synctest.Wait()
+		if n := len(fc.CallsTo(tim.CommandGetGroupMemberInfo)); n != 1 {
+			t.Fatalf("%d calls within the cooldown, want 1", n)
+		}
+		// The executor's lookups do not wait: they report the error.
+		if _, err := f.GroupRoles(t.Context(), grp, tim.GroupPublic, []string{"olga"}); tim.Classify(err) != tim.Retryable {
+			t.Errorf("GroupRoles = %v, want the retryable error", err)
+		}
+		time.Sleep(time.Minute + time.Second)
+		fc.mu.Lock()
+		fc.fail = nil
+		fc.mu.Unlock()
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := len(fc.CallsTo(tim.CommandGetGroupMemberInfo)); n != 3 {
+			t.Errorf("%d calls after the cooldown, want 3", n)
+		}
+	})
+}
+
+func TestRoleFillerCloseWaitsForFills(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, fc, f := newRoleRig(t)
+		fc.gate = func(ctx context.Context) error {
+			select {
+			case <-time.After(time.Hour):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		if _, err := f.FillRoles(ctx, grp, tim.GroupPublic); err == nil {
+			t.Error("a fill that outlived its wait reported no error")
+		}
+		cancel()
+		synctest.Wait()
+		f.Close()
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err == nil { // closed: nothing happens
+			t.Error("a fill after Close reported no error")
+		}
+		synctest.Wait()
+		res, _ := s.Enrich(context.Background(), store.EnrichRequest{Now: time.Now(), RoleGroup: grp})
+		if res.RolesCached {
+			t.Error("a cancelled fill cached roles")
+		}
+	})
+}
+
+func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, fc, f := newRoleRig(t)
+		if _, err := f.FillRoles(t.Context(), grp, tim.GroupPublic); err != nil {
+			t.Fatal(err)
+		}
+		calls := func() int { synctest.Wait(); return len(fc.CallsTo(tim.CommandGetGroupMemberInfo)) }
+		f.RefreshRoles(grp, tim.GroupPublic, false)
+		if n := calls(); n != 1 {
+			t.Fatalf("%d calls: fresh roles were refreshed", n)
+		}
+		time.Sleep(DefaultRefresh + time.Second)
+		fc.mu.Lock()
+		fc.roles[grp]["carol"] = tim.RoleAdmin
+		fc.mu.Unlock()
+		f.RefreshRoles(grp, tim.GroupPublic, false)
+		f.RefreshRoles(grp, tim.GroupPublic, false)
+		if n := calls(); n != 2 {
+			t.Fatalf("%d calls after the refresh interval, want one refresh", n)
+		}
+		res, _ := s.Enrich(t.Context(), store.EnrichRequest{Now: time.Now(), RoleGroup: grp, RoleUsers: []string{"carol"}})
+		if !res.RolesCached || res.Roles[0] != "admin" {
+			t.Errorf("after the refresh carol is %v, want admin", res.Roles)
+		}
+		// A role change the IM server reports refreshes at once.
+		f.RefreshRoles(grp, tim.GroupPublic, true)
+		if n := calls(); n != 3 {
+			t.Errorf("%d calls after a reported role change, want a forced refresh", n)
+		}
+	})
+}
