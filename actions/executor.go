@@ -69,7 +69,7 @@ import (
 // Store is what the executor needs from shared state: the outbox, the mute
 // records it keeps up to date, and the marks of mutes lifted early.
 type Store interface {
-	Claim(ctx context.Context, now time.Time, max int, lease time.Duration) ([]store.Claimed, error)
+	Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]store.Claimed, error)
 	Extend(ctx context.Context, c store.Claimed, now time.Time, lease time.Duration) error
 	Complete(ctx context.Context, c store.Claimed) error
 	Retry(ctx context.Context, c store.Claimed, at time.Time, errText string) error

@@ -381,11 +381,11 @@ func (k *killableStore) check() error {
 	return nil
 }
 
-func (k *killableStore) Claim(ctx context.Context, now time.Time, max int, lease time.Duration) ([]store.Claimed, error) {
+func (k *killableStore) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]store.Claimed, error) {
 	if err := k.check(); err != nil {
 		return nil, err
 	}
-	return k.Store.Claim(ctx, now, max, lease)
+	return k.Store.Claim(ctx, now, limit, lease)
 }
 
 func (k *killableStore) Complete(ctx context.Context, c store.Claimed) error {

@@ -75,7 +75,7 @@ func (l *SharedLimiter) Wait(ctx context.Context) error {
 	}
 	if !l.asking {
 		l.asking = true
-		go l.ask()
+		go l.ask() //nolint:gosec // G118: the asker serves every waiter, not this caller; each waiter keeps its own ctx
 	}
 	l.mu.Unlock()
 

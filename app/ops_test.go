@@ -493,7 +493,7 @@ func TestOpsReloadKeepsTheOldRulesOnErrorAndSwapsGoodOnes(t *testing.T) {
 	// A broken rule file, written in place: the watcher's reload fails,
 	// then so does POST /v1/reload, and both keep the rules in force.
 	writeAtomic(t, filepath.Join(o.dir, "rules.yaml"), brokenRules)
-	m = o.waitMetric(10*time.Second, "the watcher's reload of the broken file", func(m metricSet) bool {
+	o.waitMetric(10*time.Second, "the watcher's reload of the broken file", func(m metricSet) bool {
 		_, failed := m.reloads()
 		return failed == 1
 	})
@@ -556,7 +556,7 @@ func TestOpsReloadKeepsTheOldRulesOnErrorAndSwapsGoodOnes(t *testing.T) {
 
 	// SIGHUP (the channel serveCmd feeds from signal.Notify) reloads too.
 	o.reload <- syscall.SIGHUP
-	m = o.waitMetric(10*time.Second, "the SIGHUP reload", func(m metricSet) bool {
+	o.waitMetric(10*time.Second, "the SIGHUP reload", func(m metricSet) bool {
 		ok, _ := m.reloads()
 		return ok == okBase+2
 	})

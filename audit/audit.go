@@ -170,7 +170,7 @@ func OpenWithOptions(path string, opts Options) (*Writer, error) {
 	if path == "" {
 		return NewWithOptions(os.Stdout, opts), nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // G302: group-readable on purpose, for the log shipper's group
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}

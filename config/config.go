@@ -336,8 +336,8 @@ const (
 	// DefaultLease is executor.lease unless 4 times tencent.timeout is longer.
 	DefaultLease         = 30 * time.Second
 	DefaultMaxAttempts   = 8
-	DefaultRetryMin      = time.Second
-	DefaultRetryMax      = 5 * time.Minute
+	DefaultRetryFloor    = time.Second
+	DefaultRetryCeiling  = 5 * time.Minute
 	DefaultWorkers       = 8
 	DefaultShutdownGrace = 10 * time.Second
 	// DefaultReconcileEvery is schedule.reconcile_every.
@@ -433,10 +433,10 @@ func (c *Config) applyDefaults() {
 		c.Executor.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.Executor.RetryMin == 0 {
-		c.Executor.RetryMin = Duration(DefaultRetryMin)
+		c.Executor.RetryMin = Duration(DefaultRetryFloor)
 	}
 	if c.Executor.RetryMax == 0 {
-		c.Executor.RetryMax = Duration(max(DefaultRetryMax, c.Executor.RetryMin.D()))
+		c.Executor.RetryMax = Duration(max(DefaultRetryCeiling, c.Executor.RetryMin.D()))
 	}
 	if c.Executor.Workers == 0 {
 		c.Executor.Workers = DefaultWorkers

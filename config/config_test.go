@@ -527,7 +527,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	renderings := []struct{ how, out string }{
 		{"%v", fmt.Sprintf("%v", s)},
-		{"%s", fmt.Sprintf("%s", s)},
+		{"%s", fmt.Sprintf("%s", s)}, //nolint:staticcheck // the test is of the %s verb itself
 		{"%q", fmt.Sprintf("%q", s)},
 		{"%x", fmt.Sprintf("%x", s)},
 		{"%#v", fmt.Sprintf("%#v", s)},

@@ -326,6 +326,7 @@ func TestWithAJournalDecisionsSurviveTheProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = j.Close() })
 	if len(kept) != 0 {
 		t.Errorf("the journal still holds %d commits the store took", len(kept))
 	}

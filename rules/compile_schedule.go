@@ -97,7 +97,7 @@ func ParseCron(spec string, loc *time.Location) (sched cron.Schedule, err error)
 	}()
 	s, err := cronParser().Parse("CRON_TZ=" + loc.String() + " " + spec)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a cron expression (minute hour day-of-month month day-of-week): %v", spec, err)
+		return nil, fmt.Errorf("%q is not a cron expression (minute hour day-of-month month day-of-week): %w", spec, err)
 	}
 	return s, nil
 }

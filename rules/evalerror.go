@@ -153,7 +153,7 @@ func closingQuote(s string, start int) int {
 
 // splitWords returns the words of s as redactValues sees them.
 func splitWords(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r < utf8.RuneSelf && (isWordSeparator(byte(r)) || isQuote(byte(r))) })
+	return strings.FieldsFunc(s, func(r rune) bool { return r < utf8.RuneSelf && (isWordSeparator(byte(r)) || isQuote(byte(r))) }) //nolint:gosec // G115: r < utf8.RuneSelf fits a byte
 }
 
 // isWordSeparator reports the punctuation that stands between the words of

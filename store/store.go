@@ -222,8 +222,8 @@ type DeadAction struct {
 //     ErrActionUnknown when the store no longer knows the action at all.
 type Outbox interface {
 	Enqueue(ctx context.Context, actions ...Action) error
-	// Claim takes up to max actions due at now for lease.
-	Claim(ctx context.Context, now time.Time, max int, lease time.Duration) ([]Claimed, error)
+	// Claim takes up to limit actions due at now for lease.
+	Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Claimed, error)
 	// Extend renews a lease the caller still holds.
 	Extend(ctx context.Context, c Claimed, now time.Time, lease time.Duration) error
 	Complete(ctx context.Context, c Claimed) error

@@ -93,7 +93,7 @@ func decodeMessage(command string, body []byte) (ev Event, ok bool) {
 		case fieldRandom:
 			var u uint64
 			u, ok = d.uint(math.MaxUint32)
-			m.Random = uint32(u)
+			m.Random = uint32(u) //nolint:gosec // G115: d.uint checked u <= MaxUint32
 		case fieldMsgID:
 			ok = d.strInto(&m.MsgID)
 		case fieldOnlineOnly:
@@ -693,15 +693,15 @@ func (d *msgDecoder) digits() (uint64, bool) {
 	return u, true
 }
 
-// uint reads a number of an unsigned field whose largest value is max.
-func (d *msgDecoder) uint(max uint64) (uint64, bool) {
+// uint reads a number of an unsigned field whose largest value is hi.
+func (d *msgDecoder) uint(hi uint64) (uint64, bool) {
 	d.ws()
 	u, ok := d.digits()
-	return u, ok && u <= max
+	return u, ok && u <= hi
 }
 
-// int reads a number of a signed field holding min to max.
-func (d *msgDecoder) int(min, max int64) (int64, bool) {
+// int reads a number of a signed field holding lo to hi.
+func (d *msgDecoder) int(lo, hi int64) (int64, bool) {
 	d.ws()
 	neg := d.i < len(d.b) && d.b[d.i] == '-'
 	if neg {
@@ -715,7 +715,7 @@ func (d *msgDecoder) int(min, max int64) (int64, bool) {
 	if neg {
 		v = -v
 	}
-	return v, v >= min && v <= max
+	return v, v >= lo && v <= hi
 }
 
 // eventTime reads EventTime as EventTime.UnmarshalJSON does for a number

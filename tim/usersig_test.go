@@ -173,7 +173,11 @@ func TestVerifyUserSigRefusals(t *testing.T) {
 				t.Fatalf("VerifyUserSig = %v, want %v", err, tt.want)
 			}
 			if tt.want != nil {
-				want := tt.want.(*tim.UserSigError).Code
+				var wantErr *tim.UserSigError
+				if !errors.As(tt.want, &wantErr) {
+					t.Fatalf("want %v is not a UserSigError", tt.want)
+				}
+				want := wantErr.Code
 				if got := tim.Code(err); got != want {
 					t.Errorf("Code = %d, want %d", got, want)
 				}

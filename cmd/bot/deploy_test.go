@@ -83,8 +83,8 @@ func TestDeployTheComposeFileRunsTwoReplicasOfOneConfigOnOneRedis(t *testing.T) 
 		t.Errorf("the replicas mount %s; want the directory ./timguard read-only (the watcher needs a directory)", vols)
 	}
 	grace, err := time.ParseDuration(one["stop_grace_period"].(string))
-	if min := 2*config.DefaultShutdownGrace + config.DefaultDeadline; err != nil || grace <= min {
-		t.Errorf("stop_grace_period %v, want more than %v (two shutdown graces and a callback)", one["stop_grace_period"], min)
+	if floor := 2*config.DefaultShutdownGrace + config.DefaultDeadline; err != nil || grace <= floor {
+		t.Errorf("stop_grace_period %v, want more than %v (two shutdown graces and a callback)", one["stop_grace_period"], floor)
 	}
 	redis := strings.Join(toStrings(compose.Services["redis"]["command"]), " ")
 	for _, want := range []string{"--appendonly yes", "--maxmemory-policy noeviction", "--requirepass"} {
@@ -127,8 +127,8 @@ func TestDeployTheSystemdUnitOutlastsAGracefulStop(t *testing.T) {
 		}
 	}
 	stop, err := time.ParseDuration(strings.Join(values["TimeoutStopSec"], ""))
-	if min := 2*config.DefaultShutdownGrace + config.DefaultDeadline; err != nil || stop <= min {
-		t.Errorf("TimeoutStopSec=%v, want more than %v", values["TimeoutStopSec"], min)
+	if floor := 2*config.DefaultShutdownGrace + config.DefaultDeadline; err != nil || stop <= floor {
+		t.Errorf("TimeoutStopSec=%v, want more than %v", values["TimeoutStopSec"], floor)
 	}
 }
 

@@ -418,13 +418,13 @@ func byScore(a, b *entry) int {
 	return cmp.Or(cmp.Compare(a.score, b.score), cmp.Compare(a.action.ID, b.action.ID))
 }
 
-// Claim takes up to max due actions: first those whose lease lapsed, then
+// Claim takes up to limit due actions: first those whose lease lapsed, then
 // waiting ones, each by due order.
-func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Duration) ([]store.Claimed, error) {
+func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]store.Claimed, error) {
 	if err := storeutil.CheckLease("claim", lease); err != nil {
 		return nil, err
 	}
-	if max <= 0 {
+	if limit <= 0 {
 		return nil, nil
 	}
 	if _, err := s.begin(ctx, "claim"); err != nil {
@@ -433,12 +433,12 @@ func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Du
 	defer s.mu.Unlock()
 	nowMs := storeutil.Ms(now)
 	picked := s.sorted(stateClaimed, nowMs)
-	if len(picked) > max {
-		picked = picked[:max]
+	if len(picked) > limit {
+		picked = picked[:limit]
 	}
-	if len(picked) < max {
+	if len(picked) < limit {
 		ready := s.sorted(stateReady, nowMs)
-		picked = append(picked, ready[:min(len(ready), max-len(picked))]...)
+		picked = append(picked, ready[:min(len(ready), limit-len(picked))]...)
 	}
 	out := make([]store.Claimed, 0, len(picked))
 	for _, e := range picked {

@@ -46,19 +46,19 @@ func (s *Store) Enqueue(ctx context.Context, actions ...store.Action) error {
 	return s.result("enqueue", actions[0].ID, err)
 }
 
-// Claim takes up to max due actions under a lease.
-func (s *Store) Claim(ctx context.Context, now time.Time, max int, lease time.Duration) ([]store.Claimed, error) {
+// Claim takes up to limit due actions under a lease.
+func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]store.Claimed, error) {
 	if err := storeutil.CheckLease("claim", lease); err != nil {
 		return nil, err
 	}
-	if max <= 0 {
+	if limit <= 0 {
 		return nil, nil
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	nowMs := storeutil.Ms(now)
 	rows, err := s.scripts.claim.Run(ctx, s.rdb, s.k.outbox,
-		ms(nowMs), max, ms(nowMs+lease.Milliseconds()), randomToken()).Slice()
+		ms(nowMs), limit, ms(nowMs+lease.Milliseconds()), randomToken()).Slice()
 	if err != nil {
 		return nil, s.result("claim", s.k.outbox[0], err)
 	}

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/timguard/timguard/store"
 )
@@ -127,7 +128,7 @@ func Open(dir string, opts Options) (j *Journal, entries []Entry, bad []error, e
 
 func open(path string, opts Options) (*Journal, []Entry, []error, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, FreelistType: bolt.FreelistMapType})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, nil, nil, fmt.Errorf("spool: %s is locked: another timguard process uses this state_dir", path)
 	}
 	if err != nil {
@@ -155,7 +156,7 @@ func open(path string, opts Options) (*Journal, []Entry, []error, error) {
 			id := binary.BigEndian.Uint64(k)
 			var r record
 			if err := json.Unmarshal(v, &r); err != nil || r.V != recordVersion {
-				bad = append(bad, fmt.Errorf("spool: entry %d does not decode (version %d): %v", id, r.V, err))
+				bad = append(bad, fmt.Errorf("spool: entry %d does not decode (version %d): %w", id, r.V, err))
 				drop = append(drop, k)
 				return nil
 			}

@@ -119,9 +119,9 @@ func enqueue(t *testing.T, s store.Store, as ...store.Action) {
 	check(t, "enqueue", s.Enqueue(t.Context(), as...))
 }
 
-func claim(t *testing.T, s store.Store, now time.Time, max int, lease time.Duration) []store.Claimed {
+func claim(t *testing.T, s store.Store, now time.Time, limit int, lease time.Duration) []store.Claimed {
 	t.Helper()
-	cs, err := s.Claim(t.Context(), now, max, lease)
+	cs, err := s.Claim(t.Context(), now, limit, lease)
 	check(t, "claim", err)
 	return cs
 }

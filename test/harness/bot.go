@@ -240,7 +240,7 @@ func (b *Bot) waitReady(ctx context.Context, within time.Duration) error {
 	for {
 		select {
 		case <-b.exited:
-			return fmt.Errorf("bot %s exited at start (%v); its log ends:\n%s", b.Name, b.exitErr(), tail(b.LogPath(), 10))
+			return fmt.Errorf("bot %s exited at start (%w); its log ends:\n%s", b.Name, b.exitErr(), tail(b.LogPath(), 10))
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -253,7 +253,7 @@ func (b *Bot) waitReady(ctx context.Context, within time.Duration) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bot %s not ready within %v (last: %v); its log ends:\n%s", b.Name, within, err, tail(b.LogPath(), 10))
+			return fmt.Errorf("bot %s not ready within %v (last: %w); its log ends:\n%s", b.Name, within, err, tail(b.LogPath(), 10))
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
@@ -289,7 +289,7 @@ func (b *Bot) Stop(within time.Duration) error {
 		return fmt.Errorf("bot %s did not stop within %v after SIGTERM; killed", b.Name, within)
 	}
 	if err := b.exitErr(); err != nil {
-		return fmt.Errorf("bot %s exited with %v; its log ends:\n%s", b.Name, err, tail(b.LogPath(), 10))
+		return fmt.Errorf("bot %s exited with %w; its log ends:\n%s", b.Name, err, tail(b.LogPath(), 10))
 	}
 	return nil
 }
