@@ -66,7 +66,7 @@ func browser(t *testing.T) context.Context {
 const stepTimeout = 90 * time.Second
 
 // drive runs browser steps and fails the test on an error.
-func drive(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+func drive(ctx context.Context, t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
@@ -76,7 +76,7 @@ func drive(t *testing.T, ctx context.Context, what string, steps ...chromedp.Act
 }
 
 // value runs one browser action that returns a value.
-func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+func value[T any](ctx context.Context, t *testing.T, what string, a chromedp.Action[T]) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
@@ -89,7 +89,7 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 
 // screenshot saves the viewport as name.png in TIMGUARD_SCREENSHOTS, when
 // set (a relative DIR is taken from the module's root).
-func screenshot(t *testing.T, ctx context.Context, name string) {
+func screenshot(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
 	dir := os.Getenv("TIMGUARD_SCREENSHOTS")
 	if dir == "" {
@@ -101,21 +101,21 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	png := value(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot())
+	png := value(ctx, t, "screenshot "+name, chromedp.CaptureScreenshot())
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // bodyText is the text of the page shown.
-func bodyText(t *testing.T, ctx context.Context) string {
+func bodyText(ctx context.Context, t *testing.T) string {
 	t.Helper()
-	return value(t, ctx, "read the page", chromedp.Text(chromedp.CSS("body")))
+	return value(ctx, t, "read the page", chromedp.Text(chromedp.CSS("body")))
 }
 
 // waitPage waits up to 30s for the page shown to contain want (the
 // browser may be between two pages meanwhile) and returns its text.
-func waitPage(t *testing.T, ctx context.Context, want string) string {
+func waitPage(ctx context.Context, t *testing.T, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	text := ""
@@ -186,8 +186,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.settle(60*time.Second, func() bool { return len(forbids(b, "nina")) == 1 })
 
 	t.Run("without a session every page sends the browser to the login", func(t *testing.T) {
-		drive(t, ctx, "open the mutes", chromedp.Navigate(base+"/mutes"), chromedp.WaitVisible(chromedp.CSS("#token")))
-		loc := value(t, ctx, "where", chromedp.Location())
+		drive(ctx, t, "open the mutes", chromedp.Navigate(base+"/mutes"), chromedp.WaitVisible(chromedp.CSS("#token")))
+		loc := value(ctx, t, "where", chromedp.Location())
 		if !strings.Contains(loc, "/console/login?next=") {
 			t.Fatalf("without a session the mutes page led to %s", loc)
 		}
@@ -200,45 +200,45 @@ func TestConsoleInABrowser(t *testing.T) {
 		if res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("a form without a session answered %d, want 401", res.StatusCode)
 		}
-		screenshot(t, ctx, "console-login")
+		screenshot(ctx, t, "console-login")
 	})
 
 	t.Run("a moderator logs in by name with the admin token", func(t *testing.T) {
-		drive(t, ctx, "log in",
+		drive(ctx, t, "log in",
 			chromedp.SendKeys(chromedp.CSS("#name"), "mia"),
 			chromedp.SendKeys(chromedp.CSS("#token"), e2eAdminTok),
 			chromedp.Click(chromedp.CSS("#login")),
 			chromedp.WaitVisible(chromedp.CSS("form.who")))
-		loc := value(t, ctx, "where", chromedp.Location())
+		loc := value(ctx, t, "where", chromedp.Location())
 		if !strings.HasSuffix(loc, "/console/mutes") {
 			t.Fatalf("after the login the browser is at %s, want the page it asked for", loc)
 		}
 	})
 
 	t.Run("the decision of a blocked user opens to its trace", func(t *testing.T) {
-		drive(t, ctx, "search the decisions",
+		drive(ctx, t, "search the decisions",
 			chromedp.Navigate(base+"/decisions?user=jared&verdict=block"),
 			chromedp.WaitVisible(chromedp.CSS("tr.decision")),
 			chromedp.Click(chromedp.CSS("tr.decision details.trace summary")),
 			chromedp.WaitVisible(chromedp.CSS("tr.decision details.trace li.matched")))
-		trace := value(t, ctx, "read the trace", chromedp.Text(chromedp.CSS("tr.decision details.trace")))
+		trace := value(ctx, t, "read the trace", chromedp.Text(chromedp.CSS("tr.decision details.trace")))
 		for _, want := range []string{"spam-words matched", "flood did not match", "lists.spam_words"} {
 			if !strings.Contains(trace, want) {
 				t.Errorf("the trace does not say %q:\n%s", want, trace)
 			}
 		}
-		if text := bodyText(t, ctx); strings.Contains(text, "carol") {
+		if text := bodyText(ctx, t); strings.Contains(text, "carol") {
 			t.Errorf("the search for jared's blocks shows carol:\n%s", text)
 		}
-		screenshot(t, ctx, "console-decisions")
+		screenshot(ctx, t, "console-decisions")
 	})
 
 	t.Run("lifting a mute reaches the IM server", func(t *testing.T) {
-		drive(t, ctx, "open the mutes",
+		drive(ctx, t, "open the mutes",
 			chromedp.Navigate(base+"/mutes"),
 			chromedp.WaitVisible(chromedp.CSS(`button.lift[data-user="nina"]`)))
-		screenshot(t, ctx, "console-mutes")
-		drive(t, ctx, "lift nina's mute",
+		screenshot(ctx, t, "console-mutes")
+		drive(ctx, t, "lift nina's mute",
 			chromedp.SendKeys(chromedp.CSS(`form:has(button.lift[data-user="nina"]) input[name="reason"]`), "joined to ask a question"),
 			chromedp.Click(chromedp.CSS(`button.lift[data-user="nina"]`)),
 			chromedp.WaitVisible(chromedp.CSS("p.note")))
@@ -256,7 +256,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	})
 
 	t.Run("a form whose CSRF token was removed is refused", func(t *testing.T) {
-		drive(t, ctx, "send the act form without its CSRF token",
+		drive(ctx, t, "send the act form without its CSRF token",
 			chromedp.Navigate(base+"/act"),
 			chromedp.WaitVisible(chromedp.CSS("#act")),
 			chromedp.SetValue(chromedp.CSS("#group"), consoleGroup),
@@ -264,7 +264,7 @@ func TestConsoleInABrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS("#reason"), "no token"),
 			chromedp.Evaluate[chromedp.Void](`document.querySelector('form.act input[name="csrf"]').remove()`),
 			chromedp.Click(chromedp.CSS("#act")))
-		if text := waitPage(t, ctx, "CSRF"); !strings.Contains(text, "no valid CSRF token") {
+		if text := waitPage(ctx, t, "CSRF"); !strings.Contains(text, "no valid CSRF token") {
 			t.Fatalf("the form without a CSRF token was not refused:\n%s", text)
 		}
 		if ps, _ := b.app.store.Pending(context.Background(), 100); len(ps) != 0 {
@@ -273,7 +273,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	})
 
 	t.Run("a member muted from the act page is muted at the IM server", func(t *testing.T) {
-		drive(t, ctx, "mute carol",
+		drive(ctx, t, "mute carol",
 			chromedp.Navigate(base+"/act"),
 			chromedp.WaitVisible(chromedp.CSS("#act")),
 			chromedp.SetValue(chromedp.CSS("#group"), consoleGroup),
@@ -281,8 +281,8 @@ func TestConsoleInABrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS("#kind"), "mute"),
 			chromedp.SetValue(chromedp.CSS("#duration"), "15m"),
 			chromedp.SetValue(chromedp.CSS("#reason"), "insults in private messages"))
-		screenshot(t, ctx, "console-act")
-		drive(t, ctx, "send", chromedp.Click(chromedp.CSS("#act")), chromedp.WaitVisible(chromedp.CSS("p.note")))
+		screenshot(ctx, t, "console-act")
+		drive(ctx, t, "send", chromedp.Click(chromedp.CSS("#act")), chromedp.WaitVisible(chromedp.CSS("p.note")))
 		b.settle(60*time.Second, func() bool { return len(forbids(b, "carol")) > 0 })
 		if got := forbids(b, "carol"); !slices.Equal(got, []float64{900}) {
 			t.Fatalf("the fake muted carol for %v seconds, want 900 once", got)
@@ -293,11 +293,11 @@ func TestConsoleInABrowser(t *testing.T) {
 	})
 
 	t.Run("the live view shows the decisions as they come", func(t *testing.T) {
-		drive(t, ctx, "open the live view", chromedp.Navigate(base+"/live"), chromedp.WaitVisible(chromedp.CSS("#live-rows")))
+		drive(ctx, t, "open the live view", chromedp.Navigate(base+"/live"), chromedp.WaitVisible(chromedp.CSS("#live-rows")))
 		b.message(consoleGroup, "frank", "airdrop for everyone")
-		value(t, ctx, "wait for frank's block", chromedp.Poll[bool](`document.querySelector("#live-rows").innerText.includes("frank")`,
+		value(ctx, t, "wait for frank's block", chromedp.Poll[bool](`document.querySelector("#live-rows").innerText.includes("frank")`,
 			chromedp.WithPollingTimeout(30*time.Second)))
-		screenshot(t, ctx, "console-live")
+		screenshot(ctx, t, "console-live")
 	})
 
 	t.Run("an edited rule is replayed against the recorded callbacks", func(t *testing.T) {
@@ -316,14 +316,14 @@ func TestConsoleInABrowser(t *testing.T) {
 		if edited == e2eRules {
 			t.Fatal("the edit did not apply")
 		}
-		drive(t, ctx, "replay the edit",
+		drive(ctx, t, "replay the edit",
 			chromedp.Navigate(base+"/rules"),
 			chromedp.WaitVisible(chromedp.CSS("#source")),
 			chromedp.SetValue(chromedp.CSS("#source"), edited),
 			chromedp.Click(chromedp.CSS("#op-replay")),
 			chromedp.WaitVisible(chromedp.CSS("#replay-summary")))
-		summary := value(t, ctx, "read the summary", chromedp.Text(chromedp.CSS("#replay-summary")))
-		changes := value(t, ctx, "read the changes", chromedp.Text(chromedp.CSS("table.replay")))
+		summary := value(ctx, t, "read the summary", chromedp.Text(chromedp.CSS("#replay-summary")))
+		changes := value(ctx, t, "read the changes", chromedp.Text(chromedp.CSS("table.replay")))
 		if !strings.Contains(summary, "recorded") || !strings.Contains(summary, "decisions change") {
 			t.Fatalf("replay summary: %s", summary)
 		}
@@ -335,7 +335,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		if strings.Contains(changes, "carol") {
 			t.Errorf("carol's message changes nothing but is listed:\n%s", changes)
 		}
-		screenshot(t, ctx, "console-rules")
+		screenshot(ctx, t, "console-rules")
 		// The playground changed nothing in force.
 		if b.app.rules.Rules().Rules[0].Verdict != "block" {
 			t.Fatal("the playground changed the rules in force")
@@ -343,12 +343,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	})
 
 	t.Run("the pages read well at phone width", func(t *testing.T) {
-		drive(t, ctx, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/decisions"), chromedp.WaitVisible(chromedp.CSS("tr.decision")))
-		width := value(t, ctx, "measure", chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		drive(ctx, t, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/decisions"), chromedp.WaitVisible(chromedp.CSS("tr.decision")))
+		width := value(ctx, t, "measure", chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
 		if width > 390 {
 			t.Errorf("the decisions page is %dpx wide at a 390px screen", width)
 		}
-		screenshot(t, ctx, "console-phone")
+		screenshot(ctx, t, "console-phone")
 	})
 }
 

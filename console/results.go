@@ -33,13 +33,13 @@ type actionResult struct {
 	Time    time.Time `json:"time"`
 }
 
-// NewActionResults keeps the results of the last max actions (10,000 when
-// max is 0) and writes every record to next.
-func NewActionResults(next LineWriter, max int) *ActionResults {
-	if max <= 0 {
-		max = 10000
+// NewActionResults keeps the results of the last limit actions (10,000
+// when limit is 0) and writes every record to next.
+func NewActionResults(next LineWriter, limit int) *ActionResults {
+	if limit <= 0 {
+		limit = 10000
 	}
-	return &ActionResults{next: next, max: max, byID: map[string]actionResult{}}
+	return &ActionResults{next: next, max: limit, byID: map[string]actionResult{}}
 }
 
 // WriteLine writes line to the audit writer and, when it is an action

@@ -176,6 +176,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	now := c.cfg.Now()
 	s := &session{Name: name, Expires: now.Add(c.cfg.SessionTTL).Unix(), ID: randomID()}
+	//nolint:gosec // G124: Secure is admin.secure_cookie (off only for plain-HTTP tests and local use); HttpOnly and SameSite are set
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: s.encode(sessionKey(want)), Path: Prefix + "/",
 		MaxAge: int(c.cfg.SessionTTL / time.Second), HttpOnly: true, Secure: c.cfg.SecureCookie,
@@ -183,10 +184,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	})
 	c.log.Info("moderator logged in to the console", "moderator", name, "client", client(r))
 	c.audit(r, s, &audit.Record{Result: audit.ResultDone, Reason: "console login"})
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther) //nolint:gosec // G710: safeNext keeps next a path under the console
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
+	//nolint:gosec // G124: Secure is admin.secure_cookie; HttpOnly and SameSite are set
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: Prefix + "/", MaxAge: -1, HttpOnly: true,
 		Secure: c.cfg.SecureCookie, SameSite: http.SameSiteStrictMode})
 	c.log.Info("moderator logged out of the console", "moderator", s.Name)
