@@ -20,6 +20,7 @@ import (
 	"github.com/timguard/timguard/actions"
 	"github.com/timguard/timguard/audit"
 	"github.com/timguard/timguard/config"
+	"github.com/timguard/timguard/console"
 	"github.com/timguard/timguard/handlers"
 	"github.com/timguard/timguard/internal/logging"
 	"github.com/timguard/timguard/policy"
@@ -94,6 +95,11 @@ type App struct {
 	// rewatch tells the file watcher that a reload may have named other
 	// files.
 	rewatch chan struct{}
+
+	// results passes the executor's audit records on to audit and keeps
+	// the latest result of each action for the console.
+	results *console.ActionResults
+	console *console.Console
 }
 
 // New builds every part from the configuration file at configPath. Nothing
@@ -160,6 +166,7 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		a.audit = audit.NewWithOptions(opts.Stdout, auditOpts)
 	}
 
+	a.results = console.NewActionResults(a.audit, 0)
 	kept, err := a.openJournal()
 	if err != nil {
 		a.close()
@@ -196,6 +203,10 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		Replica: replicaName(), Journal: journal, Kept: kept, Recorder: recorder,
 	})
 	a.policyMetrics.Spool(a.engine.Spooled)
+	if a.console, err = a.buildConsole(); err != nil {
+		a.close()
+		return nil, err
+	}
 	a.router = handlers.New(handlers.Config{
 		CallbackPath:   cfg.Callback.Path,
 		SDKAppID:       cfg.Tencent.SDKAppID,
@@ -212,6 +223,7 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		Metrics: metricsHandler(a.reg),
 		Observe: handlers.NewMetrics(a.reg).Callback,
 		Admin:   handlers.Admin(a.adminConfig()),
+		Console: a.console,
 	})
 	a.server = &http.Server{
 		Handler:           a.track(a.router),
@@ -267,7 +279,7 @@ func (a *App) openJournal() ([]policy.KeptCommit, error) {
 func (a *App) buildExecutor() error {
 	cfg := a.config()
 	ec := actions.Config{
-		Store: a.store, Audit: a.audit, Logger: a.log, Now: a.now, Observe: a.actionMetrics.ActionResult,
+		Store: a.store, Audit: a.results, Logger: a.log, Now: a.now, Observe: a.actionMetrics.ActionResult,
 		AppAdmin: cfg.Tencent.Admin, DryRun: cfg.DryRun, Replica: replicaName(),
 		Lease: cfg.Executor.Lease.D(), MaxAttempts: cfg.Executor.MaxAttempts,
 		MinBackoff: cfg.Executor.RetryMin.D(), MaxBackoff: cfg.Executor.RetryMax.D(),
@@ -415,6 +427,7 @@ func (a *App) Run(ctx context.Context, reload <-chan os.Signal) error {
 	defer func() { stopBG(); wg.Wait() }()
 	wg.Go(func() { a.actionMetrics.SampleOutbox(bg, a.store, 5*time.Second, a.log, a.policyMetrics.StoreError) })
 	wg.Go(func() { a.engine.DrainSpool(bg, 250*time.Millisecond) })
+	wg.Go(func() { a.console.Run(bg) })
 	wg.Go(func() {
 		if err := a.sched.Run(bg); err != nil {
 			a.log.Error("scheduler stopped with an error", "err", err)

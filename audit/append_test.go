@@ -63,7 +63,7 @@ func randRecord(r *rand.Rand) *Record {
 		Group: randString(r), User: randString(r), Role: randString(r), Verdict: randString(r), Rules: randStrings(r),
 		RulesVersion: randString(r), Shadow: r.IntN(2) == 0, ShadowRules: randStrings(r), Budget: randStrings(r),
 		Result: randString(r), Error: randString(r), LatencyUS: r.Int64N(1e7) - 10, Actor: randString(r),
-		Attempt: r.IntN(3) - 1, ReplyCode: r.IntN(3) * 10100,
+		Reason: randString(r), Attempt: r.IntN(3) - 1, ReplyCode: r.IntN(3) * 10100,
 	}
 	for range r.IntN(3) {
 		rec.Actions = append(rec.Actions, ActionRef{

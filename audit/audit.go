@@ -68,6 +68,8 @@ type Record struct {
 	// Actor is who made an admin API call (the token's name) or which
 	// replica ran a job.
 	Actor string `json:"actor,omitempty"`
+	// Reason is why a moderator acted, as they wrote it in the console.
+	Reason string `json:"reason,omitempty"`
 	// Attempt counts tries of an action.
 	Attempt int `json:"attempt,omitempty"`
 	// Reply is the error code answered to the IM server, when not 0.
@@ -192,7 +194,7 @@ func Encode(r *Record) ([]byte, error) {
 // strings add, so that Encode allocates the line once.
 func (r *Record) sizeHint() int {
 	n := 200 + len(r.EventID) + len(r.Command) + len(r.Event) + len(r.Group) + len(r.User) + len(r.Role) + len(r.Verdict) +
-		len(r.RulesVersion) + len(r.Result) + len(r.Error) + len(r.Actor) + len(r.Kind)
+		len(r.RulesVersion) + len(r.Result) + len(r.Error) + len(r.Actor) + len(r.Reason) + len(r.Kind)
 	for _, s := range r.Rules {
 		n += len(s) + 3
 	}
@@ -262,6 +264,7 @@ func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
 	dst = append(dst, `,"latency_us":`...)
 	dst = AppendInt(dst, r.LatencyUS)
 	dst = appendOpt(dst, "actor", r.Actor)
+	dst = appendOpt(dst, "reason", r.Reason)
 	if r.Attempt != 0 {
 		dst = append(dst, `,"attempt":`...)
 		dst = AppendInt(dst, int64(r.Attempt))

@@ -39,6 +39,11 @@ var goldenRecords = []*Record{
 		Actions: []ActionRef{{Kind: "unmute", Group: "@TGS#g1", User: "jared"}},
 		Result:  ResultDone, Actor: "rita@10.0.0.5", LatencyUS: 15020,
 	},
+	{ // a moderator's action from the console (console)
+		Time: at, Kind: KindAdmin, Group: "@TGS#g1", User: "jared",
+		Actions: []ActionRef{{ID: "console/3f9c2a7d01b4e6a8/mute", Kind: "mute", Group: "@TGS#g1", User: "jared", Seconds: 3600, Rule: "console"}},
+		Result:  ResultDone, Actor: "rita@10.0.0.5", Reason: "spam links after a warning",
+	},
 	{ // a reload (cmd/bot)
 		Time: at, Kind: KindReload, RulesVersion: "4e29b353ed36", Result: ResultFailed,
 		Error: "rules.yaml:12: rule \"flood\": if: unknown name counters.msg",

@@ -142,7 +142,16 @@ const (
 type Admin struct {
 	// Token is the bearer token of /v1/; empty switches the admin API off.
 	Token Secret `yaml:"token"`
+	// SecureCookie marks the console's session cookie Secure: browsers
+	// then send it over HTTPS only. Set it when a reverse proxy terminates
+	// TLS in front of the bot.
+	SecureCookie bool `yaml:"secure_cookie"`
+	// SessionTTL is how long a console login lasts.
+	SessionTTL Duration `yaml:"session_ttl"`
 }
+
+// DefaultSessionTTL is admin.session_ttl.
+const DefaultSessionTTL = 12 * time.Hour
 
 // Audit configures the audit log.
 type Audit struct {
@@ -362,7 +371,7 @@ const (
 )
 
 // reservedPaths are served by the bot itself and cannot be the callback path.
-var reservedPaths = []string{"/healthz", "/readyz", "/metrics", "/v1"}
+var reservedPaths = []string{"/healthz", "/readyz", "/metrics", "/v1", "/console"}
 
 // Load reads, expands, decodes, defaults and validates the file at path.
 func Load(path string) (*Config, error) {
@@ -450,6 +459,9 @@ func (c *Config) applyDefaults() {
 	if c.Executor.Workers == 0 {
 		c.Executor.Workers = DefaultWorkers
 	}
+	if c.Admin.SessionTTL == 0 {
+		c.Admin.SessionTTL = Duration(DefaultSessionTTL)
+	}
 	if c.Executor.ShutdownGrace == 0 {
 		c.Executor.ShutdownGrace = Duration(DefaultShutdownGrace)
 	}
@@ -498,6 +510,9 @@ func (c *Config) validate() []yamlx.Problem {
 	}
 	if d := time.Duration(c.Callback.Deadline); d <= 0 || d >= 2*time.Second {
 		bad("callback.deadline", "%s must be above 0 and below the IM server's 2s", c.Callback.Deadline)
+	}
+	if d := c.Admin.SessionTTL.D(); d < time.Minute || d > 30*24*time.Hour {
+		bad("admin.session_ttl", "%s must be from 1m to 720h", c.Admin.SessionTTL)
 	}
 	if c.Tencent.SDKAppID == 0 {
 		bad("tencent.sdk_app_id", "is required (the SDKAppID of the IM app, e.g. 1400000000)")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/timguard/timguard/console"
 	"github.com/timguard/timguard/policy"
 )
 
@@ -56,6 +57,8 @@ type Deps struct {
 	Metrics http.Handler
 	// Admin, when set, mounts the admin API under /v1.
 	Admin func(r gin.IRoutes)
+	// Console, when set, serves the moderators' console under /console/.
+	Console http.Handler
 	// Observe hears about every callback answered (command, HTTP status);
 	// for metrics. It may be nil.
 	Observe func(command string, status int)
@@ -106,6 +109,9 @@ func New(cfg Config, deps Deps) http.Handler {
 	if deps.Admin != nil {
 		deps.Admin(r.Group("/v1"))
 	}
+	if deps.Console != nil {
+		r.Any(console.Prefix+"/*page", mountConsole(deps.Console))
+	}
 	return r
 }
 
@@ -148,5 +154,15 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 			}
 		}()
 		c.Next()
+	}
+}
+
+// mountConsole serves the console's http.Handler, telling it the caller's
+// address as gin works it out from the trusted proxies (whatever the
+// client sent in that header is replaced).
+func mountConsole(h http.Handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Request.Header.Set(console.ClientHeader, c.ClientIP())
+		h.ServeHTTP(c.Writer, c.Request)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/tim"
@@ -67,6 +68,30 @@ func (m *Metrics) Decided(command string, verdict rules.Verdict, latency time.Du
 // RuleMatched implements Observer.
 func (m *Metrics) RuleMatched(rule string, shadow bool) {
 	m.ruleHits.WithLabelValues(rule, strconv.FormatBool(shadow)).Inc()
+}
+
+// RuleHitTotals returns every rule's matches since the start, shadow ones
+// included, from timguard_rule_hits_total (for the console's hits of the
+// last hour).
+func (m *Metrics) RuleHitTotals() map[string]float64 {
+	ch := make(chan prometheus.Metric, 64)
+	go func() {
+		m.ruleHits.Collect(ch)
+		close(ch)
+	}()
+	out := map[string]float64{}
+	for metric := range ch {
+		var pb dto.Metric
+		if err := metric.Write(&pb); err != nil || pb.GetCounter() == nil {
+			continue
+		}
+		for _, l := range pb.GetLabel() {
+			if l.GetName() == "rule" {
+				out[l.GetValue()] += pb.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 // RuleFailed implements Observer.

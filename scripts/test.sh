@@ -9,15 +9,31 @@
 # missing, starts a private one on a free port and stops it afterwards.
 # TIMGUARD_REQUIRE_REDIS=1 (the default here) makes a missing Redis fail the
 # run instead of skipping those tests.
+#
+# The console's browser tests drive Debian's chromium; the script installs
+# it when missing. TIMGUARD_REQUIRE_BROWSER=1 (the default here) makes a
+# missing chromium fail the run instead of skipping those tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export TIMGUARD_REQUIRE_REDIS="${TIMGUARD_REQUIRE_REDIS:-1}"
+export TIMGUARD_REQUIRE_BROWSER="${TIMGUARD_REQUIRE_BROWSER:-1}"
+
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  $SUDO apt-get install -y -qq "$@" >/dev/null
+}
 
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "test.sh: redis-server not found; installing it from Debian's packages" >&2
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+  apt_install redis-server
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: chromium not found; installing it from Debian's packages (for the console's browser tests)" >&2
+  apt_install chromium
 fi
 
 redis_pid=""

@@ -46,6 +46,7 @@ type Store interface {
 	Mutes
 	Roles
 	Modes
+	Moderation
 
 	// Ping checks that the backend answers and takes writes.
 	Ping(ctx context.Context) error

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"decisions", decisionTests()},
 		{"mutes", muteTests()},
 		{"validation", validationTests()},
+		{"moderation", moderationTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
