@@ -23,6 +23,7 @@ import (
 	"github.com/timguard/timguard/internal/redistest"
 	"github.com/timguard/timguard/internal/testclock"
 	"github.com/timguard/timguard/mutes"
+	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/tim"
 	"github.com/timguard/timguard/tim/timtest"
 )
@@ -146,17 +147,20 @@ func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	}
 
 	bots[0].joined(raid, wave)
-	waitFor(t, 10*time.Second, "the raid mute and its delayed unmute", func() bool {
+	// The clock jumps only once the mute is recorded done: an action still
+	// in flight when it jumps finds its lease passed, and another replica
+	// carries it out again (a 15-minute stall, as the test tells it).
+	waitFor(t, 60*time.Second, "the raid mute done and its delayed unmute", func() bool {
 		pending, _ := bots[1].app.store.Pending(context.Background(), 100)
 		for _, a := range pending {
 			if strings.HasSuffix(a.ID, mutes.EndSuffix) {
-				return im.Group(raid).MuteAllMember
+				return im.Group(raid).MuteAllMember && raidMuteDone(bots)
 			}
 		}
 		return false
 	})
 	clk.Add(15 * time.Minute)
-	waitFor(t, 10*time.Second, "the unmute and its announcement", func() bool {
+	waitFor(t, 60*time.Second, "the unmute and its announcement", func() bool {
 		g := im.Group(raid)
 		return !g.MuteAllMember && len(g.Notifications) > 0
 	})
@@ -187,4 +191,17 @@ func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 			}
 		}
 	}
+}
+
+// raidMuteDone reports whether a bot recorded the group mute action done.
+func raidMuteDone(bots []*bot) bool {
+	for _, b := range bots {
+		for _, r := range b.records() {
+			if r.Kind == audit.KindAction && r.Result == audit.ResultDone && len(r.Actions) > 0 &&
+				r.Actions[0].Kind == string(rules.ActMuteGroup) && !strings.HasSuffix(r.Actions[0].ID, mutes.EndSuffix) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -78,8 +79,17 @@ func (h *callbackHandler) serve(c *gin.Context) {
 		reply, _ = ok.Encode()
 	}
 	h.observe(command, http.StatusOK)
+	// The server's write timeout runs from the request's arrival: a
+	// decision that took long (an 8,000-member join commits in many round
+	// trips, and the commit is not cut at the deadline) would find it
+	// passed and the connection closed without an answer. The timeout is
+	// for a client slow to take the answer, so it starts again here.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(ReplyWriteTimeout))
 	c.Data(http.StatusOK, "application/json; charset=utf-8", reply)
 }
+
+// ReplyWriteTimeout bounds writing a callback's answer once it is ready.
+const ReplyWriteTimeout = 10 * time.Second
 
 // authenticate checks SdkAppid, then the signature when tokens are set.
 func (h *callbackHandler) authenticate(appID, requestTime, sign string) error {

@@ -162,3 +162,26 @@ func TestACallbackOutlivingTheReadTimeoutKeepsItsContext(t *testing.T) {
 		t.Error("the callback's context was cancelled when the read timeout passed after its body was read")
 	}
 }
+
+// A decision that outlives the server's write timeout (an 8,000-member join
+// commits in many round trips) is still answered: the timeout bounds
+// writing the answer, from when it is ready.
+func TestACallbackOutlivingTheWriteTimeoutIsAnswered(t *testing.T) {
+	dec := &slowDecider{wait: 400 * time.Millisecond, cancelled: make(chan bool, 1)}
+	gin.SetMode(gin.ReleaseMode)
+	router := New(Config{CallbackPath: "/callback", SDKAppID: testAppID, MaxBodyBytes: 64 << 10, Deadline: 5 * time.Second},
+		Deps{Decider: dec})
+	srv := httptest.NewUnstartedServer(router)
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	body, cmd := readExample(t, "BeforeSendMsg")
+	resp, err := http.Post(srv.URL+"/callback?SdkAppid=1400000000&CallbackCommand="+cmd, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("the callback got no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	if out, err := io.ReadAll(resp.Body); err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(out, []byte(`"ActionStatus":"OK"`)) {
+		t.Errorf("answer %d %q, %v; want 200 OK", resp.StatusCode, out, err)
+	}
+}

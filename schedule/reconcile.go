@@ -101,13 +101,14 @@ func (s *Scheduler) reconcileMembers(ctx context.Context, group string, recorded
 	if err != nil {
 		return fmt.Errorf("get the muted members of %s: %w", group, err)
 	}
+	answered := s.answeredAt(now)
 	muted := make(map[string]bool, len(list))
 	for _, m := range list {
 		muted[m.Account] = true
 	}
 	for _, m := range recorded {
-		if !muted[m.User] {
-			s.liftedEarly(ctx, m, now, "the IM server no longer lists the member as muted")
+		if !muted[m.User] && checkable(m, answered) {
+			s.liftedEarly(ctx, m, answered, "the IM server no longer lists the member as muted")
 		}
 	}
 	return nil
@@ -124,6 +125,7 @@ func (s *Scheduler) reconcileGroups(ctx context.Context, recorded []store.Mute, 
 	if err != nil {
 		return fmt.Errorf("get the info of %d muted groups: %w", len(ids), err)
 	}
+	answered := s.answeredAt(now)
 	byID := make(map[string]tim.GroupInfo, len(infos))
 	for _, gi := range infos {
 		byID[gi.GroupID] = gi
@@ -135,11 +137,24 @@ func (s *Scheduler) reconcileGroups(ctx context.Context, recorded []store.Mute, 
 			s.log.Debug("reconciliation: the IM server did not describe a muted group", "group", m.Group)
 		case gi.Err() != nil:
 			s.log.Debug("reconciliation: muted group not checked", "group", m.Group, "err", gi.Err())
-		case gi.MuteAllMember == tim.MuteAllOff:
-			s.liftedEarly(ctx, m, now, "the IM server says MuteAllMember is Off")
+		case gi.MuteAllMember == tim.MuteAllOff && checkable(m, answered):
+			s.liftedEarly(ctx, m, answered, "the IM server says MuteAllMember is Off")
 		}
 	}
 	return nil
+}
+
+// answeredAt is the time the IM server's answer is judged at: now again,
+// since the pass began at start. A mute is judged against this time, not
+// the pass's start: when the pass stalls (a slow IM server, a busy machine)
+// a mute may have ended, and timguard's own unmute lifted it, between the
+// start and the answer; judged at the start it would look lifted early and
+// its announcement would be skipped.
+func (s *Scheduler) answeredAt(start time.Time) time.Time {
+	if now := s.cfg.Now(); now.After(start) {
+		return now
+	}
+	return start
 }
 
 // liftedEarly records that m was lifted outside timguard: the mark first

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,5 +197,54 @@ func TestWithoutAClientNothingIsReconciled(t *testing.T) {
 	sched.reconcile(context.Background())
 	if mutes, _ := s.ListMutes(context.Background(), grp); len(mutes) != 1 {
 		t.Errorf("mutes %+v, want the record kept", mutes)
+	}
+}
+
+// stallingClient runs stall before its first read, as a reconciliation pass
+// stalled between its start and the IM server's answer.
+type stallingClient struct {
+	Client
+	once  sync.Once
+	stall func()
+}
+
+func (c *stallingClient) GetGroupMutedAccount(ctx context.Context, groupID, topicID string) ([]tim.MutedAccount, error) {
+	c.once.Do(c.stall)
+	return c.Client.GetGroupMutedAccount(ctx, groupID, topicID)
+}
+
+func (c *stallingClient) GetGroupInfo(ctx context.Context, groupIDs []string) ([]tim.GroupInfo, error) {
+	c.once.Do(c.stall)
+	return c.Client.GetGroupInfo(ctx, groupIDs)
+}
+
+// A pass that stalls past the end of the mutes it is checking (here while
+// timguard's own unmutes run) judges them at the IM server's answer: they
+// ended, so they are not lifted early, and their announcements are made.
+func TestReconciliationStalledPastAMutesEndLeavesItsOwnUnmuteAlone(t *testing.T) {
+	ctx := context.Background()
+	r := newReconcileRig(t)
+	rep := r.replica(t, "r1")
+	enqueue(t, r.s, r.clk.Now(),
+		action("flood-carol", string(rules.ActMute), grp, "carol", 600, "You can write again."),
+		action("raid", string(rules.ActMuteGroup), grp, "", 900, "The group can talk again."))
+	rep.drain(t)
+	r.clk.Add(2 * time.Minute)
+	client := &stallingClient{Client: newClient(t, r.im), stall: func() {
+		r.clk.Add(13 * time.Minute)
+		rep.drain(t) // both mutes end: timguard unmutes and announces
+	}}
+	stalled := mustNew(t, Config{Rules: newHolder(mustRules(t, "version: 1\n")), Store: r.s, Client: client, Audit: r.log, Now: r.clk.Now, Replica: "r2"})
+	stalled.reconcile(ctx)
+	rep.drain(t)
+
+	if recs := r.log.records(t, audit.KindSchedule); len(recs) != 0 {
+		t.Errorf("schedule records %+v, want none: the mutes ended, nothing was lifted early", recs)
+	}
+	if n := len(r.im.Group(grp).Notifications); n != 2 {
+		t.Errorf("%d announcements, want both ends announced", n)
+	}
+	if st := r.im.Group(grp); st.MuteAllMember || len(st.Muted) != 0 {
+		t.Errorf("IM state %+v, want the group and carol unmuted", st)
 	}
 }

@@ -95,6 +95,7 @@ func TestRedisStoppedAndRestartedMidLoad(t *testing.T) {
 	r.settle(90 * time.Second)
 	r.stop()
 	r.checkBotLogs()
+	r.checkDecidedInTime()
 
 	// Whether a join request was decided with or without the store is the
 	// bot's own record (result degraded), not a guess from the clock: a
@@ -153,6 +154,7 @@ func TestIMAPIFailing30Percent(t *testing.T) {
 	r.settle(90 * time.Second)
 	r.stop()
 	r.checkBotLogs()
+	r.checkDecidedInTime()
 
 	failed, total := 0, 0
 	for _, c := range r.im.Calls() {
@@ -258,6 +260,7 @@ func TestReplicaKilledMidLoad(t *testing.T) {
 	r.settle(90 * time.Second)
 	r.stop()
 	r.checkBotLogs()
+	r.checkDecidedInTime()
 
 	rec := r.reconcile()
 	calls := r.im.Calls()

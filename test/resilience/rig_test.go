@@ -3,10 +3,12 @@ package resilience
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -110,6 +112,17 @@ type rig struct {
 	mix    *harness.Mix
 	store  *redis.Store
 	bots   []*harness.Bot
+	// decisionTimes holds, per bot stopped by stop, its own measurement of
+	// the callbacks it decided (timguard_decision_duration_seconds).
+	decisionTimes []decisionTimes
+}
+
+// decisionTimes sums a bot's timguard_decision_duration_seconds.
+type decisionTimes struct {
+	bot         string
+	count       int // callbacks decided
+	within2s    int // of them, decided within 2 s
+	scrapeError error
 }
 
 // newRig starts Redis (with an fsync'ed append-only file when persist) and
@@ -243,6 +256,7 @@ func (r *rig) stop() {
 		if b.Exited() {
 			continue
 		}
+		r.decisionTimes = append(r.decisionTimes, scrapeDecisionTimes(b))
 		if err := b.Stop(20 * time.Second); err != nil {
 			r.t.Error(err)
 		}
@@ -368,10 +382,15 @@ func repeatedCalls(done map[harness.Effect]int) int {
 }
 
 // checkAnswered fails for every request (to the targets that count) not
-// answered with a valid envelope within the IM server's 2 s.
+// answered with a valid envelope before the driver gave up on it. How long
+// the answers took as the driver saw them is reported, not judged: that
+// time includes the test process's own lateness (a request is timed from
+// when it was due, and a starved driver sends late) and the kernel's, which
+// on a busy machine can pass 2 s however fast the bot is. The IM server's
+// 2 s is judged on the bot's own measurement (checkDecidedInTime).
 func checkAnswered(t *testing.T, st *harness.Stats, counts func(harness.Result) bool) int {
 	t.Helper()
-	n, bad := 0, 0
+	n, bad, late := 0, 0, 0
 	var slowest time.Duration
 	for _, res := range st.Results {
 		if counts != nil && !counts(res) {
@@ -379,19 +398,106 @@ func checkAnswered(t *testing.T, st *harness.Stats, counts func(harness.Result) 
 		}
 		n++
 		slowest = max(slowest, res.Latency)
-		if !res.Answered() || res.Latency > answerWithin {
+		if res.Latency > answerWithin {
+			late++
+		}
+		if !res.Answered() {
 			bad++
 			if bad <= 10 {
-				t.Errorf("callback %d (%s, to target %d) answered %d %q after %v: want a valid envelope within %v",
-					res.Index, res.Class, res.Target, res.Status, res.Err, res.Latency, answerWithin)
+				t.Errorf("callback %d (%s, to target %d) answered %d %q after %v: want a valid envelope",
+					res.Index, res.Class, res.Target, res.Status, res.Err, res.Latency)
 			}
 		}
 	}
 	if bad > 10 {
-		t.Errorf("... %d callbacks in all were not answered in time", bad)
+		t.Errorf("... %d callbacks in all were not answered", bad)
 	}
-	t.Logf("%d callbacks answered, the slowest after %v (p99 %v)", n-bad, slowest, st.Latency.P99)
+	t.Logf("%d callbacks answered, the slowest after %v as the driver saw it (p99 %v; %d after more than %v)", n-bad, slowest, st.Latency.P99, late, answerWithin)
 	return n
+}
+
+// scrapeDecisionTimes reads b's timguard_decision_duration_seconds: how
+// many callbacks it decided, and how many of them within 2 s (the bucket
+// le="2"), by its own clock, from arrival to the answer being ready,
+// commit included.
+func scrapeDecisionTimes(b *harness.Bot) decisionTimes {
+	dt := decisionTimes{bot: b.URL}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(b.URL + "/metrics")
+	if err != nil {
+		dt.scrapeError = err
+		return dt
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		dt.scrapeError = err
+		return dt
+	}
+	const name = "timguard_decision_duration_seconds"
+	for _, line := range strings.Split(string(body), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(series, name+"_") {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(series, name+"_count{"):
+			dt.count += int(v)
+		case strings.HasPrefix(series, name+"_bucket{") && strings.Contains(series, `le="2"`):
+			dt.within2s += int(v)
+		}
+	}
+	return dt
+}
+
+// checkDecidedInTime fails for every callback a bot took more than the IM
+// server's 2 s to decide, by the bot's own clock; callback.deadline (1.5 s)
+// must bound it whatever the store and the IM server do. Two measurements:
+// each bot stopped by stop reported its decision-time histogram (arrival
+// to answer ready, commit included), and every bot, killed ones too, wrote
+// latency_us in its audit records (arrival to decision).
+func (r *rig) checkDecidedInTime() {
+	r.t.Helper()
+	if len(r.decisionTimes) == 0 {
+		r.t.Error("no bot's decision times were read: call stop first")
+	}
+	for _, dt := range r.decisionTimes {
+		switch {
+		case dt.scrapeError != nil:
+			r.t.Errorf("bot %s: /metrics: %v", dt.bot, dt.scrapeError)
+		case dt.count > dt.within2s:
+			r.t.Errorf("bot %s decided %d of %d callbacks after more than 2 s by its own clock", dt.bot, dt.count-dt.within2s, dt.count)
+		default:
+			r.t.Logf("bot %s decided %d callbacks, all within 2 s by its own clock", dt.bot, dt.count)
+		}
+	}
+	n, late := 0, 0
+	var slowest time.Duration
+	for _, rec := range r.records() {
+		if rec.Kind != audit.KindDecision {
+			continue
+		}
+		n++
+		took := time.Duration(rec.LatencyUS) * time.Microsecond
+		slowest = max(slowest, took)
+		if took > answerWithin {
+			late++
+			if late <= 10 {
+				r.t.Errorf("event %s (%s) decided after %v by the bot's clock, past the IM server's %v", rec.EventID, rec.Command, took, answerWithin)
+			}
+		}
+	}
+	if late > 10 {
+		r.t.Errorf("... %d callbacks in all were decided too late", late)
+	}
+	if n == 0 {
+		r.t.Error("no decision record: the bots' latency cannot be checked")
+	}
+	r.t.Logf("%d callbacks decided, the slowest after %v by the bots' clocks", n, slowest)
 }
 
 // effectCalls returns the effective calls carrying e, in the order the fake

@@ -85,6 +85,7 @@ func TestRedisOutOfMemoryMidLoad(t *testing.T) {
 	}
 	r.stop()
 	r.checkBotLogs()
+	r.checkDecidedInTime()
 
 	degraded, kept, oom := 0, 0, 0
 	var slowest int64
@@ -215,6 +216,7 @@ func botEndedWhileRedisIsDown(t *testing.T, signal string, end func(t *testing.T
 	r.settle(90 * time.Second)
 	r.stop()
 	r.checkBotLogs()
+	r.checkDecidedInTime()
 
 	var slowest int64
 	for _, rec := range r.records() {

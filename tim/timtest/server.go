@@ -177,6 +177,12 @@ type Server struct {
 	faults   Faults
 	rng      *rand.Rand
 	admitted []time.Time // calls inside the current rate-limit window
+
+	// closing is closed by Close: answers held back by AnswerLate or a
+	// slow fault end at once, so that Close, which waits for calls in
+	// flight, cannot wait out a long delay.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New starts a fake server. Close it when done.
@@ -188,6 +194,8 @@ func New(opts Options) *Server {
 		limit: opts.RateLimit,
 		now:   opts.Now,
 		rng:   rand.New(rand.NewPCG(0, 0)),
+
+		closing: make(chan struct{}),
 	}
 	if s.appID == 0 {
 		s.appID = DefaultSDKAppID
@@ -210,8 +218,13 @@ func New(opts Options) *Server {
 // URL returns the base URL to put in tim.ClientConfig.BaseURL.
 func (s *Server) URL() string { return s.srv.URL }
 
-// Close shuts the server down, waiting for calls in flight.
-func (s *Server) Close() { s.srv.Close() }
+// Close shuts the server down, waiting for calls in flight. Answers still
+// held back (AnswerLate, a slow fault) are dropped: the client sees the
+// connection close, as when a real server goes away mid-call.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
 
 // ClientConfig returns a tim.ClientConfig that authenticates with this
 // server; fill in the optional fields as the test needs.
@@ -420,6 +433,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		t := time.NewTimer(f.slow)
 		select {
 		case <-t.C:
+		case <-s.closing:
+			t.Stop()
+			call.Code, call.HTTPStatus, call.Fault = -1, 0, "slow"
+			s.record(call)
+			panic(http.ErrAbortHandler)
 		case <-r.Context().Done():
 			t.Stop()
 			call.Code, call.HTTPStatus, call.Fault = -1, 0, "slow"
@@ -473,6 +491,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
+		case <-s.closing:
+			t.Stop()
+			panic(http.ErrAbortHandler) // the call was carried out; no answer
 		case <-r.Context().Done():
 			t.Stop()
 			return // the client gave up; the call was carried out anyway

@@ -518,27 +518,69 @@ func TestGroupAtInfoIsRecorded(t *testing.T) {
 }
 
 // TestALateAnswerStillCarriesTheCallOut: AnswerLate models a server that
-// finished the work but answered after the client gave up.
+// finished the work but answered after the client gave up. The client gives
+// up once the server has recorded the call, not after a guessed while: on a
+// busy machine a fixed 100 ms could end before the request was even sent,
+// leaving the rule unused for the next call, which then waited an hour.
 func TestALateAnswerStillCarriesTheCallOut(t *testing.T) {
 	s, _ := newServer(t, timtest.Options{})
 	s.AnswerLate(tim.CommandForbidSendMsg, time.Hour, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		deadline := time.Now().Add(30 * time.Second)
+		for len(s.CallsTo(tim.CommandForbidSendMsg)) == 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel() // the client gives up
+	}()
 	u := s.URL() + "/v4/group_open_http_svc/" + tim.CommandForbidSendMsg + "?" + validQuery(t, "", "").Encode()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(mute(public, []string{"jared"}, 60)))
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatal("the late answer arrived before the client gave up")
 	}
+	<-recorded
+	if calls := s.CallsTo(tim.CommandForbidSendMsg); len(calls) != 1 || !calls[0].Effective() {
+		t.Fatalf("recorded %+v", calls)
+	}
 	if s.MuteUntil(public, "jared").IsZero() {
 		t.Error("the call answered late was not carried out")
-	}
-	if calls := s.CallsTo(tim.CommandForbidSendMsg); len(calls) != 1 || !calls[0].Effective() {
-		t.Errorf("recorded %+v", calls)
 	}
 	// The rule is used up: the next call is answered at once.
 	if a := do(t, s, request{command: tim.CommandForbidSendMsg, body: mute(public, []string{"tommy"}, 60)}); a.code != 0 {
 		t.Errorf("the next call answered %d", a.code)
+	}
+}
+
+// TestCloseEndsAnswersHeldBack: Close does not wait out an AnswerLate delay.
+func TestCloseEndsAnswersHeldBack(t *testing.T) {
+	s, _ := newServer(t, timtest.Options{})
+	s.AnswerLate(tim.CommandForbidSendMsg, time.Hour, 1)
+	u := s.URL() + "/v4/group_open_http_svc/" + tim.CommandForbidSendMsg + "?" + validQuery(t, "", "").Encode()
+	got := make(chan error, 1)
+	go func() {
+		resp, err := http.Post(u, "application/json", strings.NewReader(mute(public, []string{"jared"}, 60)))
+		if err == nil {
+			resp.Body.Close()
+		}
+		got <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(s.CallsTo(tim.CommandForbidSendMsg)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("Close waited for the answer held back")
+	}
+	if err := <-got; err == nil {
+		t.Error("the held answer was sent after Close")
 	}
 }
 
