@@ -143,7 +143,7 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 		return nil, err
 	}
 
-	a.store, err = openStore(ctx, cfg, log)
+	a.store, err = openStore(ctx, cfg, log, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -369,15 +369,17 @@ func (a *App) startExecutor() (stop func()) {
 }
 
 // openStore opens Redis when store.redis_url is set, else the embedded store.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (store.Store, error) {
 	if cfg.Store.RedisURL == "" {
 		return memory.New(memory.Options{}), nil
 	}
 	s, err := redis.New(ctx, redis.Options{
-		URL:       cfg.Store.RedisURL.Reveal(),
-		KeyPrefix: cfg.Store.KeyPrefix,
-		Timeout:   cfg.Store.Timeout.D(),
-		Logger:    log,
+		URL:        cfg.Store.RedisURL.Reveal(),
+		KeyPrefix:  cfg.Store.KeyPrefix,
+		Timeout:    cfg.Store.Timeout.D(),
+		Logger:     log,
+		Batch:      redis.BatchOptions{MaxSize: cfg.Store.Batch.MaxSize, MaxWait: cfg.Store.Batch.MaxWait.D()},
+		Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)

@@ -348,6 +348,10 @@ store:
   redis_url: ${TIMGUARD_REDIS_URL}
   key_prefix: %q
   timeout: 1800ms
+  # Each callback sends its round trip on a connection of its own: the test
+  # holds Redis traffic at a proxy until every callback's commands are there,
+  # which calls waiting in the batcher for a free pipeline never are.
+  batch: {max_size: 1}
 rules_file: rules.yaml
 admin:
   token: ${TIMGUARD_ADMIN_TOKEN}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/timguard/timguard/policy"
@@ -23,8 +24,17 @@ type SimResult struct {
 // store state, with the full trace and no side effects.
 func Simulate(set *rules.Set, cb tim.Event, body []byte, st SimState, appAdmin string, dryRun bool, now time.Time) (SimResult, error) {
 	ev := policy.NewEvent(cb, body, now)
+	var seenFor time.Duration
+	if st.SeenFor != "" {
+		d, err := rules.ParseDuration(st.SeenFor)
+		if err != nil || d < 0 {
+			return SimResult{}, fmt.Errorf("seen_for: %q is not a duration such as 3d", st.SeenFor)
+		}
+		seenFor = d
+	}
 	state, subjectAdmin, err := policy.Assume(set, ev, policy.Assumed{
 		Counters: st.Counters, Strikes: st.Strikes, Role: st.Role, Modes: st.Modes, TouchedCountsOne: true,
+		Messages: st.Messages, SeenFor: seenFor,
 	})
 	if err != nil {
 		return SimResult{}, err
@@ -47,4 +57,8 @@ type SimState struct {
 	Strikes  int            `yaml:"strikes" json:"strikes"`
 	Role     rules.Role     `yaml:"role" json:"role"`
 	Modes    []string       `yaml:"modes" json:"modes"`
+	// Messages is user.messages (default: 1 for a message that counts);
+	// SeenFor how long before the event the user was first seen.
+	Messages int    `yaml:"messages" json:"messages"`
+	SeenFor  string `yaml:"seen_for" json:"seen_for"`
 }

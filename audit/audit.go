@@ -59,9 +59,12 @@ type Record struct {
 	Shadow       bool        `json:"shadow"`
 	ShadowRules  []string    `json:"shadow_rules,omitempty"`
 	Budget       []string    `json:"budget_exceeded,omitempty"`
-	Result       string      `json:"result,omitempty"`
-	Error        string      `json:"error,omitempty"`
-	LatencyUS    int64       `json:"latency_us"`
+	// Words are the list entries the decision's rules found (words the
+	// managers wrote in their lists, never the message text).
+	Words     []string `json:"words,omitempty"`
+	Result    string   `json:"result,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	LatencyUS int64    `json:"latency_us"`
 	// Actor is who made an admin API call (the token's name) or which
 	// replica ran a job.
 	Actor string `json:"actor,omitempty"`
@@ -201,6 +204,9 @@ func (r *Record) sizeHint() int {
 	for _, s := range r.Budget {
 		n += len(s) + 3
 	}
+	for _, s := range r.Words {
+		n += len(s) + 3
+	}
 	for i := range r.Actions {
 		a := &r.Actions[i]
 		n += 100 + len(a.ID) + len(a.Kind) + len(a.Group) + len(a.User) + len(a.Text) + len(a.Rule)
@@ -248,6 +254,10 @@ func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
 	if len(r.Budget) > 0 {
 		dst = append(dst, `,"budget_exceeded":`...)
 		dst = AppendStrings(dst, r.Budget)
+	}
+	if len(r.Words) > 0 {
+		dst = append(dst, `,"words":`...)
+		dst = AppendStrings(dst, r.Words)
 	}
 	dst = appendOpt(dst, "result", r.Result)
 	dst = appendOpt(dst, "error", r.Error)

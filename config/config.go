@@ -117,6 +117,19 @@ type Store struct {
 	// (evaluate with empty state: counters and strikes read 0) or
 	// "closed" (refuse). Kinds not listed fail open.
 	FailMode map[string]rules.FailMode `yaml:"fail_mode"`
+	// Batch says how concurrent callbacks share Redis round trips.
+	Batch StoreBatch `yaml:"batch"`
+}
+
+// StoreBatch configures how the store round trips of concurrent callbacks
+// share one Redis pipeline.
+type StoreBatch struct {
+	// MaxSize is the most callbacks' round trips one pipeline carries; 1
+	// gives each its own pipeline (no batching).
+	MaxSize int `yaml:"max_size"`
+	// MaxWait is how long a pipeline that is not full waits for more
+	// (0: only those already waiting join; the CPU spins while it waits).
+	MaxWait Duration `yaml:"max_wait"`
 }
 
 // Fail modes (rules.FailMode).
@@ -332,6 +345,8 @@ const (
 	DefaultRESTTimeout  = tim.DefaultTimeout
 	DefaultKeyPrefix    = "timguard:"
 	DefaultStoreTimeout = 250 * time.Millisecond
+	// DefaultBatchMaxSize is store.batch.max_size.
+	DefaultBatchMaxSize = 32
 	DefaultRulesFile    = "rules.yaml"
 	// DefaultLease is executor.lease unless 4 times tencent.timeout is longer.
 	DefaultLease         = 30 * time.Second
@@ -416,6 +431,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Store.Timeout == 0 {
 		c.Store.Timeout = Duration(DefaultStoreTimeout)
+	}
+	if c.Store.Batch.MaxSize == 0 {
+		c.Store.Batch.MaxSize = DefaultBatchMaxSize
 	}
 	if c.RulesFile == "" {
 		c.RulesFile = DefaultRulesFile
@@ -520,6 +538,12 @@ func (c *Config) validate() []yamlx.Problem {
 	}
 	if c.Store.Timeout <= 0 {
 		bad("store.timeout", "%s must be positive", c.Store.Timeout)
+	}
+	if c.Store.Batch.MaxSize < 1 || c.Store.Batch.MaxSize > 1024 {
+		bad("store.batch.max_size", "%d must be between 1 (no batching) and 1024", c.Store.Batch.MaxSize)
+	}
+	if w := c.Store.Batch.MaxWait; w < 0 || c.Store.Timeout > 0 && w.D() > c.Store.Timeout.D()/10 {
+		bad("store.batch.max_wait", "%s must be between 0 and a tenth of store.timeout (%s)", w, c.Store.Timeout)
 	}
 	for name, mode := range c.Store.FailMode {
 		switch kind := rules.Kind(name); {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/timguard/timguard/rules"
 )
@@ -14,8 +15,13 @@ type Assumed struct {
 	Strikes  int
 	Role     rules.Role // member (default), admin, owner or app_admin
 	Modes    []string
+	// Messages is user.messages; SeenFor how long before the event the
+	// subjects were first seen (user.first_seen; 0 = first seen now).
+	Messages int
+	SeenFor  time.Duration
 	// TouchedCountsOne makes the counters the event touches read 1 (the
-	// event itself) unless Counters says otherwise.
+	// event itself) unless Counters says otherwise, and so user.messages
+	// when the event counts a message.
 	TouchedCountsOne bool
 }
 
@@ -40,9 +46,17 @@ func Assume(set *rules.Set, ev *Event, a Assumed) (*State, string, error) {
 	if a.Role != "" && !a.Role.Valid() {
 		return nil, "", fmt.Errorf("role %q is not member, admin, owner or app_admin", a.Role)
 	}
+	messages := a.Messages
+	if a.TouchedCountsOne && messages == 0 && set.Plan(ev.Kind).Users.Count {
+		messages = 1 // the event's own message
+	}
 	appAdmin := ""
+	st.FirstSeen = make(map[string]time.Time, len(ev.Subjects))
+	st.Messages = make(map[string]int, len(ev.Subjects))
 	for _, u := range ev.Subjects {
 		st.Strikes[u] = a.Strikes
+		st.Messages[u] = messages
+		st.FirstSeen[u] = ev.Received.Add(-a.SeenFor)
 		switch a.Role {
 		case rules.RoleAppAdmin:
 			appAdmin = u

@@ -30,6 +30,24 @@ type State struct {
 	// Budgets maps a budgeted rule to the actions it took in its window in
 	// this group.
 	Budgets map[string]int
+	// FirstSeen and Messages are the subjects' activity in the group, when
+	// the rules read it: user.first_seen (zero: first seen now) and
+	// user.messages. Without them (the store could not be read) a subject
+	// reads first seen at the zero time and no messages.
+	FirstSeen map[string]time.Time
+	Messages  map[string]int
+}
+
+// firstSeen is user.first_seen of user: when the store never saw them
+// before, now.
+func (st *State) firstSeen(user string, now time.Time) time.Time {
+	if st.FirstSeen == nil {
+		return time.Time{}
+	}
+	if t := st.FirstSeen[user]; !t.IsZero() {
+		return t
+	}
+	return now
 }
 
 // Options tune evaluation.
@@ -72,6 +90,10 @@ type Decision struct {
 	// Budget names rules that were switched to shadow because their
 	// budget for this group was spent.
 	Budget []string `json:"budget_exceeded,omitempty"`
+	// Words are the list entries the matched rules found in the event's
+	// text (as the lists write them: words managers wrote, not the
+	// message), sorted, each once.
+	Words []string `json:"words,omitempty"`
 	// Result says how the decision came about when not in the usual way
 	// (audit.ResultDegraded, audit.ResultDup, ...).
 	Result string `json:"result,omitempty"`
@@ -223,6 +245,7 @@ func evaluate(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env
 		role := roleOf(user, st.Roles, opts.AppAdmin)
 		strikes := st.Strikes[user]
 		env.SetUser(user, role, strikes)
+		env.SetActivity(st.firstSeen(user, ev.Received), st.Messages[user])
 		if sc, ok := st.SubjectCounters[user]; ok {
 			env.SetCounters(sc)
 		}
@@ -288,7 +311,12 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int,
 			}
 			continue
 		}
-		actions := resolveActions(ev, r, env, &d, opts.Trace)
+		var words []string
+		if r.LooksUpWords() {
+			words = r.MatchedWords(env)
+			d.Words = mergeWords(d.Words, words)
+		}
+		actions := resolveActions(ev, r, env, &d, opts.Trace, rules.Placeholders{User: user, Rule: r.Name, Words: words})
 		shadow := r.Shadow || opts.DryRun
 		if !shadow && r.Budget != nil && len(actions) > 0 {
 			if budgets[r.Name]+len(actions) > r.Budget.Actions {
@@ -342,6 +370,9 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int,
 	if winner != nil {
 		d.Verdict = winner.Verdict
 		d.Reply = winner.Reply
+		if winner.HasPlaceholders() {
+			d.Reply = winner.FillReply(placeholdersOf(winner, env, user, d.Actions, ev.Received))
+		}
 	}
 	if d.Verdict == rules.Rewrite {
 		body := ev.Body
@@ -412,11 +443,15 @@ func stateRead(plan *rules.Plan, st *State, user string, strikes int) *StateRead
 	return sr
 }
 
-func resolveActions(ev *Event, r *rules.Rule, env *rules.Env, d *Decision, trace bool) []PlannedAction {
+// resolveActions works out the durations of r's actions for the subject,
+// and fills the placeholders of its warn texts with p ({until} from the
+// rule's own mute).
+func resolveActions(ev *Event, r *rules.Rule, env *rules.Env, d *Decision, trace bool, p rules.Placeholders) []PlannedAction {
 	if len(r.Actions) == 0 {
 		return nil
 	}
 	out := make([]PlannedAction, 0, len(r.Actions))
+	var from []*rules.Action
 	for _, a := range r.Actions {
 		res, err := a.Resolve(env)
 		if err != nil {
@@ -424,8 +459,46 @@ func resolveActions(ev *Event, r *rules.Rule, env *rules.Env, d *Decision, trace
 			continue
 		}
 		out = append(out, PlannedAction{Resolved: res, Rule: r.Name, Roles: r.AppliesToRoles()})
+		from = append(from, a)
+	}
+	if r.HasPlaceholders() {
+		resolved := make([]rules.Resolved, len(out))
+		for i := range out {
+			resolved[i] = out[i].Resolved
+		}
+		p.Until, p.Forever = rules.UntilOf(resolved, ev.Received)
+		for i := range out {
+			from[i].Fill(&out[i].Resolved, p)
+		}
 	}
 	return out
+}
+
+// placeholdersOf works out the placeholders of rule r's reply for the
+// subject: {until} from the rule's own actions among those decided.
+func placeholdersOf(r *rules.Rule, env *rules.Env, user string, decided []PlannedAction, now time.Time) rules.Placeholders {
+	p := rules.Placeholders{User: user, Rule: r.Name}
+	if r.LooksUpWords() {
+		p.Words = r.MatchedWords(env)
+	}
+	var own []rules.Resolved
+	for _, a := range decided {
+		if a.Rule == r.Name && !a.Shadow {
+			own = append(own, a.Resolved)
+		}
+	}
+	p.Until, p.Forever = rules.UntilOf(own, now)
+	return p
+}
+
+// mergeWords adds words to have, sorted, each once.
+func mergeWords(have, words []string) []string {
+	if len(words) == 0 {
+		return have
+	}
+	out := append(have, words...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // ruleFailure is one rule that failed while it ran, with its redacted

@@ -69,7 +69,7 @@ func NewEvent(cb tim.Event, body []byte, now time.Time) *Event {
 		Received: now,
 	}
 	ev.Kind, _ = rules.KindOf(h.CallbackCommand)
-	ev.Base = rules.Input{Kind: ev.Kind, GroupID: h.GroupID, GroupType: h.Type, Now: now}
+	ev.Base = rules.Input{Kind: ev.Kind, GroupID: h.GroupID, GroupType: h.Type, TopicID: h.TopicID, Now: now}
 	switch e := cb.(type) {
 	case *tim.BeforeApplyJoinGroup:
 		ev.Subjects = []string{e.Requestor}

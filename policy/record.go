@@ -43,6 +43,9 @@ func (d *Decision) sizeHint() int {
 	for _, s := range d.Budget {
 		n += len(s) + 3
 	}
+	for _, s := range d.Words {
+		n += len(s) + 3
+	}
 	for i := range d.Actions {
 		a := &d.Actions[i]
 		n += 80 + len(a.ID) + len(a.Kind) + len(a.Text) + len(a.Announce) + len(a.Rule)
@@ -106,6 +109,10 @@ func (d *Decision) AppendJSON(dst []byte) ([]byte, error) {
 	if len(d.Budget) > 0 {
 		dst = append(dst, `,"budget_exceeded":`...)
 		dst = audit.AppendStrings(dst, d.Budget)
+	}
+	if len(d.Words) > 0 {
+		dst = append(dst, `,"words":`...)
+		dst = audit.AppendStrings(dst, d.Words)
 	}
 	dst = appendOptString(dst, "result", d.Result)
 	dst = appendOptString(dst, "error", d.Error)

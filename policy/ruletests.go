@@ -137,7 +137,8 @@ func EvaluateTest(set *rules.Set, t *rules.Test) (Outcome, Decision) {
 		now = t.State.Now
 	}
 	ev := NewEvent(t.Event, t.Body, now)
-	st, appAdmin, err := Assume(set, ev, Assumed{Counters: t.State.Counters, Strikes: t.State.Strikes, Role: t.State.Role, Modes: t.State.Modes})
+	st, appAdmin, err := Assume(set, ev, Assumed{Counters: t.State.Counters, Strikes: t.State.Strikes, Role: t.State.Role, Modes: t.State.Modes,
+		Messages: t.State.Messages, SeenFor: t.State.SeenFor})
 	if err != nil {
 		// The rule compiler checked the test's state already.
 		panic(fmt.Sprintf("rule %s test %s: %v", t.Rule.Name, t.Name, err))

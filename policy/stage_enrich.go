@@ -160,6 +160,19 @@ func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rul
 			req.RoleUsers = ev.Subjects
 		}
 	}
+	if plan.Users.Any() && ev.Base.GroupID != "" {
+		req.ActivityTTL = set.UserTTL
+		for _, user := range ev.Subjects {
+			if user == "" {
+				continue
+			}
+			ref := store.ActivityRef{UserRef: store.UserRef{Group: ev.Base.GroupID, User: user}, Seen: plan.Users.Seen}
+			if plan.Users.Count && plan.Users.Seen {
+				ref.Message = ev.ID
+			}
+			req.Activity = append(req.Activity, ref)
+		}
+	}
 	if ev.Kind.IsAfter() {
 		req.Dedupe = "dedupe|" + ev.ID
 		req.DedupeTTL = s.dedupeTTL
@@ -214,6 +227,16 @@ func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequ
 		for i, u := range req.RoleUsers {
 			if i < len(res.Roles) && res.Roles[i] != "" {
 				st.Roles[u] = res.Roles[i]
+			}
+		}
+	}
+	if len(req.Activity) > 0 {
+		st.FirstSeen = make(map[string]time.Time, len(req.Activity))
+		st.Messages = make(map[string]int, len(req.Activity))
+		for i, ref := range req.Activity {
+			if i < len(res.FirstSeen) && i < len(res.Messages) {
+				st.FirstSeen[ref.User] = res.FirstSeen[i]
+				st.Messages[ref.User] = int(res.Messages[i])
 			}
 		}
 	}

@@ -70,6 +70,10 @@ type Subject struct {
 	Counters map[string]int `json:"counters,omitempty"`
 	Strikes  int            `json:"strikes,omitempty"`
 	Role     string         `json:"role,omitempty"`
+	// FirstSeen and Messages are the subject's activity in the group
+	// (user.first_seen, user.messages), when the rules read it.
+	FirstSeen *time.Time `json:"first_seen,omitempty"`
+	Messages  int        `json:"messages,omitempty"`
 }
 
 // Decided is what the rules decided about one subject.

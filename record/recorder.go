@@ -199,6 +199,13 @@ func stateOf(ev *policy.Event, set *rules.Set, st *policy.State, ds []policy.Dec
 		if s.Role == string(rules.RoleMember) {
 			s.Role = ""
 		}
+		if st.FirstSeen != nil {
+			seen := st.FirstSeen[u]
+			if seen.IsZero() {
+				seen = ev.Received // the store had never seen them: first seen now
+			}
+			s.FirstSeen, s.Messages = &seen, st.Messages[u]
+		}
 		counters := st.Counters
 		if sc, ok := st.SubjectCounters[u]; ok {
 			counters = sc

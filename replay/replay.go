@@ -122,6 +122,22 @@ func stateFor(set *rules.Set, ev *policy.Event, rec *record.State, known map[str
 		if s.Role != "" {
 			st.Roles[u] = s.Role
 		}
+		if s.FirstSeen != nil || plan.Users.Read {
+			// Activity not recorded reads as Assume has it: first seen
+			// now, the event's own message counted.
+			if st.FirstSeen == nil {
+				st.FirstSeen = make(map[string]time.Time, len(ev.Subjects))
+				st.Messages = make(map[string]int, len(ev.Subjects))
+			}
+			switch {
+			case s.FirstSeen != nil:
+				st.FirstSeen[u], st.Messages[u] = *s.FirstSeen, s.Messages
+			case plan.Users.Count:
+				st.FirstSeen[u], st.Messages[u] = ev.Received, 1
+			default:
+				st.FirstSeen[u] = ev.Received
+			}
+		}
 		vals := st.Counters
 		if st.SubjectCounters != nil {
 			vals = make([]int, len(set.Counters))

@@ -272,3 +272,41 @@ func TestReportJSONNamesTheFieldsTheConsoleReads(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordedActivityMakesTrustRulesDecideAsTheyDid: user.first_seen and
+// user.messages come from the recording; without them a user reads as first
+// seen now, with this message their first.
+func TestRecordedActivityMakesTrustRulesDecideAsTheyDid(t *testing.T) {
+	set := mustRules(t, `version: 1
+rules:
+  - {name: newcomer, on: message, if: 'now - user.first_seen < duration("24h") && user.messages <= 2', verdict: block}
+`)
+	seen := func(ago time.Duration, messages int) record.Entry {
+		e := entry("bob", 1, 0, "")
+		first := at.Add(-ago)
+		e.State.Subjects = map[string]record.Subject{"bob": {FirstSeen: &first, Messages: messages}}
+		return e
+	}
+	cases := []struct {
+		name    string
+		e       record.Entry
+		verdict string
+	}{
+		{"recorded first seen an hour ago, second message", seen(time.Hour, 2), "block"},
+		{"recorded first seen two days ago", seen(48*time.Hour, 2), "none"},
+		{"recorded as a talker", seen(time.Hour, 40), "none"},
+		{"no activity recorded: first seen now", entry("bob", 1, 0, ""), "block"},
+		{"a body alone: first seen now", bare("bob"), "block"},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := replay.Evaluate(set, tt.e, replay.Options{Now: at}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := replay.ViewOf(res, 0); v.Verdict != tt.verdict {
+				t.Errorf("verdict %s, want %s", v.Verdict, tt.verdict)
+			}
+		})
+	}
+}

@@ -148,13 +148,21 @@ func (c *compiler) compile(spec *fileSpec) *Set {
 	if spec.Version != 1 && !c.versionUnread {
 		c.add(0, "", "", "version", "must be 1 (got %d)", spec.Version)
 	}
-	set := &Set{Lists: map[string][]string{}, plans: map[Kind]*Plan{}, StrikeDecay: 24 * time.Hour}
+	set := &Set{Lists: map[string][]string{}, plans: map[Kind]*Plan{}, StrikeDecay: 24 * time.Hour, UserTTL: DefaultUserTTL}
 	c.readLists(spec.Lists, set)
 	if spec.Strikes.Decay != "" {
 		if d, err := parseDuration(spec.Strikes.Decay); err != nil || d < time.Minute {
 			c.add(0, "", "", "strikes.decay", "%q must be a duration of at least 1m", spec.Strikes.Decay)
 		} else {
 			set.StrikeDecay = d
+		}
+	}
+
+	if spec.Users.ForgetAfter != "" {
+		if d, err := parseDuration(spec.Users.ForgetAfter); err != nil || d < time.Hour {
+			c.add(0, "", "", "users.forget_after", "%q must be a duration of at least 1h, such as 90d", spec.Users.ForgetAfter)
+		} else {
+			set.UserTTL = d
 		}
 	}
 

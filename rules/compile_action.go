@@ -142,6 +142,10 @@ func containsKind(ks []Kind, k Kind) bool {
 	return false
 }
 
+// ParseDuration reads a duration as rule files write them:
+// time.ParseDuration plus days ("7d").
+func ParseDuration(s string) (time.Duration, error) { return parseDuration(s) }
+
 // parseDuration is time.ParseDuration plus days ("7d").
 func parseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)

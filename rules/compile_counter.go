@@ -50,7 +50,7 @@ func readsState(p *program) string {
 	for name := range p.use.counters {
 		return "counters." + name
 	}
-	for _, f := range []string{varUserStrikes, varUserRole} {
+	for _, f := range []string{varUserStrikes, varUserRole, varFirstSeen, varMessages} {
 		if p.use.fields[f] {
 			return f
 		}

@@ -3,6 +3,8 @@ package rules
 // This file works out, once per set, what each event kind needs (the plan)
 // and boxes the lists expressions read.
 
+import "time"
+
 // plan works out, per kind, the rules, counters and budgets it needs.
 func (c *compiler) plan(set *Set) {
 	for _, k := range Kinds() {
@@ -39,6 +41,45 @@ func (c *compiler) plan(set *Set) {
 			set.plans[k] = p
 		}
 	}
+	c.planUsers(set)
+}
+
+// DefaultUserTTL is how long a user's activity in a group is kept after
+// they were last seen there, unless users.forget_after says otherwise.
+const DefaultUserTTL = 90 * 24 * time.Hour
+
+// planUsers works out, per kind, what is read and recorded of the
+// subjects' activity. When no rule reads user.first_seen or user.messages,
+// nothing is. Otherwise every kind with a plan whose events show the user
+// in the group (a message, a member joining) records a sighting, so that
+// first_seen is right for the rules that read it; one kind counts
+// messages, so that a message seen by both message callbacks counts once.
+func (c *compiler) planUsers(set *Set) {
+	tracked := false
+	for _, r := range set.Rules {
+		if readsField(varFirstSeen, ruleProgs(r)...) || readsField(varMessages, ruleProgs(r)...) {
+			tracked = true
+		}
+	}
+	if !tracked {
+		return
+	}
+	counting := MessageSent
+	if set.plans[Message] != nil {
+		counting = Message
+	}
+	for k, p := range set.plans {
+		for _, r := range p.Rules {
+			if readsField(varFirstSeen, ruleProgs(r)...) || readsField(varMessages, ruleProgs(r)...) {
+				p.Users.Read = true
+			}
+		}
+		switch k {
+		case Message, MessageSent, MemberJoined:
+			p.Users.Seen = true
+		}
+		p.Users.Count = k == counting
+	}
 }
 
 // boxLists boxes, once, what expressions read of the lists: the words,
@@ -61,5 +102,6 @@ func (c *compiler) boxLists(set *Set) {
 		if r.Rewrite != nil && r.Rewrite.listName != "" {
 			r.Rewrite.list = set.words[r.Rewrite.listName]
 		}
+		r.wordLists = wordListsOf(r.wordListNames, set.words)
 	}
 }

@@ -74,8 +74,22 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 
 	for i := range rs.Actions {
 		if a := c.action(&rs.Actions[i], r.On, "rule", rs.Name, fmt.Sprintf("actions[%d]", i), false); a != nil {
+			if a.Kind == ActWarn {
+				t, err := parseTemplate(a.Text)
+				if err != nil {
+					c.add(rs.Actions[i].Line, "rule", rs.Name, fmt.Sprintf("actions[%d]", i), "warn: %s", err)
+				}
+				a.text = t
+			}
 			r.Actions = append(r.Actions, a)
 		}
+	}
+	if r.Reply != nil {
+		t, err := parseTemplate(r.Reply.Text)
+		if err != nil {
+			add("reply.text", "%s", err)
+		}
+		r.replyText = t
 	}
 
 	r.Exempt = append([]Role{}, defaultExempt...)
@@ -114,10 +128,35 @@ func (c *compiler) rule(rs *ruleSpec) *Rule {
 		add("", "does nothing: give it a verdict, actions or stop: true")
 	}
 	r.counters = ruleCounters(r)
+	r.wordListNames = ruleWordLists(r)
+	c.placeholderNeeds(r, add)
 	if len(c.problems) > before {
 		return nil
 	}
 	return r
+}
+
+// placeholderNeeds checks that the rule can fill the placeholders its texts
+// use: {until} needs a mute, ban or group mute of its own, {words} a list it
+// looks words up in.
+func (c *compiler) placeholderNeeds(r *Rule, add func(field, format string, args ...any)) {
+	type text struct {
+		field string
+		t     *template
+	}
+	texts := []text{{"reply.text", r.replyText}}
+	for i, a := range r.Actions {
+		texts = append(texts, text{fmt.Sprintf("actions[%d]", i), a.text})
+	}
+	mutes := slices.ContainsFunc(r.Actions, func(a *Action) bool { return isMuteKind(a.Kind) })
+	for _, t := range texts {
+		if t.t.uses(PhUntil) && !mutes {
+			add(t.field, "{until} needs a mute, ban or mute_group action in the same rule")
+		}
+		if t.t.uses(PhWords) && len(r.wordListNames) == 0 {
+			add(t.field, "{words} needs a list the rule looks words up in, e.g. contains_any(message.text, lists.spam_words)")
+		}
+	}
 }
 
 // ruleCounters lists every counter r's expressions read: its condition, the

@@ -23,15 +23,23 @@ type Input struct {
 	UserID      string
 	UserRole    Role
 	UserStrikes int
-	OperatorID  string
-	Text        string   // all text elements joined by "\n"
-	Types       []string // MsgType of every element, in order
-	URLs        []string
-	Mentions    []string
-	AtAll       bool
-	ApplyMsg    string
-	JoinType    string // Apply or Invited (member_joined)
-	ExitType    string // Kicked or Quit (member_left)
+	// UserFirstSeen is when timguard first saw the user in the group
+	// (user.first_seen); UserMessages how many of their messages it counted
+	// there (user.messages). Both come from the store.
+	UserFirstSeen time.Time
+	UserMessages  int
+	// TopicID is the Community topic of the event (group.topic), "" when
+	// the event is not in a topic.
+	TopicID    string
+	OperatorID string
+	Text       string   // all text elements joined by "\n"
+	Types      []string // MsgType of every element, in order
+	URLs       []string
+	Mentions   []string
+	AtAll      bool
+	ApplyMsg   string
+	JoinType   string // Apply or Invited (member_joined)
+	ExitType   string // Kicked or Quit (member_left)
 	// Counters holds counters.NAME by the counter's index in the Set; a
 	// counter the event did not read is 0.
 	Counters []int
@@ -50,6 +58,9 @@ const (
 	varUserID       = "user.id"
 	varUserRole     = "user.role"
 	varUserStrikes  = "user.strikes"
+	varFirstSeen    = "user.first_seen"
+	varMessages     = "user.messages"
+	varGroupTopic   = "group.topic"
 	varOperatorID   = "operator.id"
 	varText         = "message.text"
 	varTextLower    = "message.text#lower" // lower(message.text), computed once per event
@@ -77,6 +88,9 @@ var fieldProto = map[string]any{
 	varUserID:      "",
 	varUserRole:    "",
 	varUserStrikes: 0,
+	varFirstSeen:   time.Time{},
+	varMessages:    0,
+	varGroupTopic:  "",
 	varOperatorID:  "",
 	varText:        "",
 	varTextLower:   "",
@@ -145,6 +159,8 @@ func newCompileEnv(counters []*Counter, lists map[string][]string) *compileEnv {
 type usage struct {
 	counters map[string]bool
 	fields   map[string]bool
+	// words names the lists whose words the expression looks for.
+	words map[string]bool
 }
 
 // patcher rewrites member access on the known namespaces into flat names and
@@ -263,6 +279,7 @@ func (p *patcher) wordCall(n *ast.CallNode) {
 	if name, ok := p.plainList(n.Arguments[1]); ok {
 		n.Arguments[1] = &ast.IdentifierNode{Value: prefixLists + name + suffixWords}
 		p.env.words[name] = true
+		p.use.words[name] = true
 	} else if m, ok := n.Arguments[1].(*ast.MemberNode); ok && isIdent(m.Node, "lists") {
 		return // an unknown list, already reported
 	} else if id.Value == "contains_any" {
@@ -389,7 +406,7 @@ const maxNodes = 2000
 // compileExpr compiles src against env. It returns what the expression reads
 // and a list of reasons when it does not compile.
 func (e *compileEnv) compile(src string, opts ...expr.Option) (*program, []string) {
-	p := &patcher{env: e, use: usage{counters: map[string]bool{}, fields: map[string]bool{}}, bare: map[*ast.IdentifierNode]bool{}}
+	p := &patcher{env: e, use: usage{counters: map[string]bool{}, fields: map[string]bool{}, words: map[string]bool{}}, bare: map[*ast.IdentifierNode]bool{}}
 	all := append([]expr.Option{
 		expr.Env(e.proto),
 		expr.Patch(p),
@@ -443,6 +460,16 @@ func exprReason(err error) string {
 type wordEnv struct {
 	scratch wordlist.Scratch
 	norm    *wordlist.Normalizer // nil when no rule needs it
+	// matched keeps the words each list found in the event's text, for
+	// the rules that match after the first (Rule.MatchedWords); it is
+	// emptied whenever the text changes.
+	matched []listWords
+}
+
+// listWords is the words one list found in the event's text.
+type listWords struct {
+	list  *wordlist.List
+	words []string
 }
 
 var errNoWordEnv = errors.New("the word functions need their environment")

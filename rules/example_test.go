@@ -15,8 +15,11 @@ func TestTheExampleRulesCompile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example does not compile:\n%v", err)
 	}
-	if len(set.Rules) != 14 || len(set.Counters) != 3 || len(set.Lists) != 4 || len(set.Schedules) != 2 {
+	if len(set.Rules) != 15 || len(set.Counters) != 3 || len(set.Lists) != 4 || len(set.Schedules) != 2 {
 		t.Errorf("the example compiled to %s", set.Summary())
+	}
+	if set.UserTTL != 90*24*time.Hour {
+		t.Errorf("users.forget_after = %v, want 90d", set.UserTTL)
 	}
 	if set.StrikeDecay != 24*time.Hour {
 		t.Errorf("strike decay = %v, want 24h", set.StrikeDecay)
@@ -41,8 +44,8 @@ func TestTheExampleRulesCompile(t *testing.T) {
 			}
 		}
 	}
-	if tests != 26 {
-		t.Errorf("%d kept tests compiled, want the example's 26", tests)
+	if tests != 29 {
+		t.Errorf("%d kept tests compiled, want the example's 29", tests)
 	}
 }
 
@@ -59,7 +62,7 @@ func TestEveryKindHasAPlanInTheExample(t *testing.T) {
 	}{
 		JoinRequest:    {[]string{"trusted-fast-lane", "banned-applicants", "link-in-application"}, []string{"group_joins_1m"}, nil, false},
 		Invite:         {[]string{"banned-invitees"}, nil, nil, false},
-		Message:        {[]string{"spam-words", "repeat-offender", "flood", "link-spam", "at-all-by-members", "mask-slurs", "night-links", "images-from-newcomers"}, []string{"user_msgs_10s", "user_links_1h"}, []string{"flood"}, true},
+		Message:        {[]string{"spam-words", "repeat-offender", "flood", "link-spam", "newcomer-links", "at-all-by-members", "mask-slurs", "night-links", "images-from-newcomers"}, []string{"user_msgs_10s", "user_links_1h"}, []string{"flood"}, true},
 		MessageSent:    {},
 		MemberJoined:   {[]string{"raid"}, []string{"group_joins_1m"}, []string{"raid"}, false},
 		MemberLeft:     {[]string{"leave-notice"}, nil, nil, false},

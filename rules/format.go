@@ -15,6 +15,7 @@ type fileSpec struct {
 	Version   int                 `yaml:"version"`
 	Lists     map[string]listSpec `yaml:"lists"`
 	Strikes   strikesSpec         `yaml:"strikes"`
+	Users     usersSpec           `yaml:"users"`
 	Counters  []counterSpec       `yaml:"counters"`
 	Rules     []ruleSpec          `yaml:"rules"`
 	Schedules []scheduleSpec      `yaml:"schedules"`
@@ -99,6 +100,11 @@ func (s *normalizeSpec) UnmarshalYAML(n *yaml.Node) error {
 
 type strikesSpec struct {
 	Decay string `yaml:"decay"`
+}
+
+// usersSpec is `users:`: how long a user's activity in a group is kept.
+type usersSpec struct {
+	ForgetAfter string `yaml:"forget_after"`
 }
 
 type counterSpec struct {

@@ -32,6 +32,19 @@ func (c *compiler) test(r *Rule, ts *testSpec, i int) *Test {
 	}
 	t.Body, t.Event = body, ev
 	t.State = TestState{Counters: ts.State.Counters, Strikes: ts.State.Strikes, Role: ts.State.Role, Modes: ts.State.Modes}
+	if ts.State.Messages < 0 {
+		add("state.messages: %d must not be negative", ts.State.Messages)
+		return nil
+	}
+	t.State.Messages = ts.State.Messages
+	if ts.State.SeenFor != "" {
+		d, err := parseDuration(ts.State.SeenFor)
+		if err != nil || d < 0 {
+			add("state.seen_for: %q is not a duration such as 3d (how long ago the user was first seen)", ts.State.SeenFor)
+			return nil
+		}
+		t.State.SeenFor = d
+	}
 	if t.State.Role != "" && !t.State.Role.Valid() {
 		add("state.role: %q is not owner, admin, member or app_admin", t.State.Role)
 		return nil
@@ -189,6 +202,10 @@ type Test struct {
 type TestState struct {
 	Counters map[string]int
 	Strikes  int
+	// Messages is user.messages; SeenFor how long before the event the
+	// user was first seen (user.first_seen).
+	Messages int
+	SeenFor  time.Duration
 	Role     Role
 	Modes    []string
 	Now      time.Time
@@ -224,6 +241,8 @@ func (t *testSpec) UnmarshalYAML(n *yaml.Node) error {
 type stateSpec struct {
 	Counters map[string]int `yaml:"counters"`
 	Strikes  int            `yaml:"strikes"`
+	Messages int            `yaml:"messages"`
+	SeenFor  string         `yaml:"seen_for"`
 	Role     Role           `yaml:"role"`
 	Modes    []string       `yaml:"modes"`
 	Now      string         `yaml:"now"`

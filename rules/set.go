@@ -29,6 +29,10 @@ type Set struct {
 	Schedules []*Schedule
 	// StrikeDecay is how long a strike counts (strikes.decay).
 	StrikeDecay time.Duration
+	// UserTTL is how long a user's activity in a group (user.first_seen,
+	// user.messages) is kept after they were last seen there
+	// (users.forget_after).
+	UserTTL time.Duration
 
 	plans  map[Kind]*Plan
 	byName map[string]*Rule
@@ -54,7 +58,27 @@ type Plan struct {
 	// ReadsURLs is true when an expression of this kind reads
 	// message.urls, which costs a scan of the text.
 	ReadsURLs bool
+	// Users says what events of this kind do with their subjects' activity
+	// in the group (user.first_seen, user.messages).
+	Users UserActivity
 }
+
+// UserActivity says what one event kind does with its subjects' activity.
+// Nothing is read or recorded unless some rule of the file reads
+// user.first_seen or user.messages.
+type UserActivity struct {
+	// Read: a rule of this kind reads the activity.
+	Read bool
+	// Seen: events of this kind are sightings of their subjects (messages,
+	// and members joining).
+	Seen bool
+	// Count: events of this kind count a message. Only one kind counts:
+	// message when rules handle messages, otherwise message_sent.
+	Count bool
+}
+
+// Any reports whether the kind reads or records activity.
+func (u UserActivity) Any() bool { return u.Read || u.Seen }
 
 // CounterUse is one counter an event kind needs.
 type CounterUse struct {
@@ -164,6 +188,12 @@ type Rule struct {
 
 	cond     *program
 	counters []string
+	// replyText is the reply's text when it holds placeholders.
+	replyText *template
+	// wordListNames and wordLists are the lists whose words the rule looks
+	// for ({words}, the audit record's words).
+	wordListNames []string
+	wordLists     []*wordlist.List
 }
 
 // Match evaluates the rule's condition.
@@ -206,6 +236,8 @@ type Action struct {
 	Announce string
 	Line     int
 	duration *durationSpec
+	// text is a warn text that holds placeholders.
+	text *template
 }
 
 type durationSpec struct {
@@ -460,8 +492,12 @@ func (e *Env) Fill(in *Input) {
 	m[varUserID] = in.UserID
 	m[varUserRole] = string(in.UserRole) // expressions compare it with strings
 	m[varUserStrikes] = in.UserStrikes
+	m[varFirstSeen] = boxTime(in.UserFirstSeen)
+	m[varMessages] = in.UserMessages
+	m[varGroupTopic] = in.TopicID
 	m[varOperatorID] = in.OperatorID
 	m[varText] = in.Text
+	e.words.matched = e.words.matched[:0]
 	if lower := strings.ToLower(in.Text); lower == in.Text {
 		m[varTextLower] = m[varText]
 	} else {
@@ -485,9 +521,28 @@ func (e *Env) SetUser(id string, role Role, strikes int) {
 	e.m[varUserStrikes] = strikes
 }
 
+// SetActivity changes the subject's user.first_seen and user.messages, for
+// events evaluated per member.
+func (e *Env) SetActivity(firstSeen time.Time, messages int) {
+	e.m[varFirstSeen] = boxTime(firstSeen)
+	e.m[varMessages] = messages
+}
+
+// zeroTime is the zero time boxed once: most events read no first
+// sighting.
+var zeroTime any = time.Time{}
+
+func boxTime(t time.Time) any {
+	if t.IsZero() {
+		return zeroTime
+	}
+	return t
+}
+
 // SetText replaces message.text, so that a rewrite sees what earlier
 // rewrites made of the message.
 func (e *Env) SetText(text string) {
+	e.words.matched = e.words.matched[:0]
 	e.m[varText] = text
 	e.m[varTextLower] = strings.ToLower(text)
 }

@@ -93,7 +93,7 @@ func TestParseRefusesEachMistake(t *testing.T) {
 		{
 			name: "an unknown field of a namespace is named with the fields it has",
 			src:  "  - name: r\n    on: message\n    if: user.foo == \"x\"\n    verdict: block\n",
-			want: wantProblem{11, "rule", "r", "if", "user.foo is not a field; user has user.id, user.role, user.strikes"},
+			want: wantProblem{11, "rule", "r", "if", "user.foo is not a field; user has user.first_seen, user.id, user.messages, user.role, user.strikes"},
 		},
 		{
 			name: "an unknown field of message lists the message fields",
@@ -118,7 +118,7 @@ func TestParseRefusesEachMistake(t *testing.T) {
 		{
 			name: "a namespace used as a value on its own",
 			src:  "  - name: r\n    on: message\n    if: user == \"x\"\n    verdict: block\n",
-			want: wantProblem{11, "rule", "r", "if", "user is not a value on its own; use user.id, user.role, user.strikes"},
+			want: wantProblem{11, "rule", "r", "if", "user is not a value on its own; use user.first_seen, user.id, user.messages, user.role, user.strikes"},
 		},
 		{
 			name: "lists used as a value on its own",

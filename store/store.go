@@ -97,6 +97,25 @@ type EnrichRequest struct {
 	RoleUsers []string
 	// WithModes asks for the rule modes currently switched on.
 	WithModes bool
+	// Activity asks for what the store knows of users in groups: when each
+	// was first seen there and how many of their messages were counted.
+	// ActivityTTL is how long a user's activity is kept after it was last
+	// recorded (Seen); it is required when an entry records.
+	Activity    []ActivityRef
+	ActivityTTL time.Duration
+}
+
+// ActivityRef names a user in a group whose activity is read, and says what
+// this event adds to it.
+type ActivityRef struct {
+	UserRef
+	// Seen records the user as seen at Now: the first sighting sets
+	// FirstSeen, and every one keeps the activity for another ActivityTTL.
+	Seen bool
+	// Message, when not empty (and Seen is set), counts one message named
+	// by it. A message is counted once even when the same name comes again
+	// in a row (an "after" callback delivered twice).
+	Message string
 }
 
 // EnrichResult answers an EnrichRequest; slices are in request order.
@@ -112,10 +131,16 @@ type EnrichResult struct {
 	RolesCached bool
 	// Modes maps each mode switched on to when it switches off.
 	Modes map[string]time.Time
+	// FirstSeen and Messages answer Activity, in its order: when the user
+	// was first seen in the group (zero when never, or not since the
+	// activity was forgotten) and how many messages were counted, after
+	// this request's own.
+	FirstSeen []time.Time
+	Messages  []int64
 }
 
 // Enricher fetches what rule evaluation needs in ONE round trip to the
-// backend, whatever the number of counters and strikes.
+// backend, whatever the number of counters, strikes and users.
 type Enricher interface {
 	Enrich(ctx context.Context, req EnrichRequest) (EnrichResult, error)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,33 @@ rules:
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckRefusesPlaceholdersARuleCannotFill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	write(t, path, `version: 1
+lists: {spam: [crypto]}
+rules:
+  - {name: greet, on: message, if: 'true', actions: [{warn: "Hello {nick}"}]}
+  - {name: until, on: message, if: 'true', actions: [{warn: "muted until {until}"}]}
+  - {name: words, on: message, if: 'true', verdict: block, reply: {code: 10101, text: "no {words}"}}
+  - {name: brace, on: message, if: 'contains_any(message.text, lists.spam)', verdict: block, reply: {code: 10101, text: "{words} :}"}}
+`)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--rules", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		`rules.yaml:4: rule "greet": actions[0]: warn: {nick} is not a placeholder`,
+		`rules.yaml:5: rule "until": actions[0]: {until} needs a mute, ban or mute_group action`,
+		`rules.yaml:6: rule "words": reply.text: {words} needs a list`,
+		`rules.yaml:7: rule "brace": reply.text: a } at byte 9 closes nothing; write }} for a brace`,
+		"4 problem(s)",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stderr.String())
 		}
 	}
 }
@@ -88,11 +116,45 @@ func TestSimulatePrintsTheDecisionWithMatchedRules(t *testing.T) {
 	if len(out.Decisions) != 1 || out.Decisions[0].Verdict != "block" || out.Reply.ErrorCode != 10101 {
 		t.Fatalf("decision %+v, want the spam block", out)
 	}
-	if rs := out.Decisions[0].Rules; len(rs) != 1 || rs[0] != "spam-words" {
-		t.Errorf("matched rules %v, want [spam-words]", rs)
+	// jared is a stranger to the store simulate assumes: his link is a
+	// newcomer's too.
+	if rs := out.Decisions[0].Rules; !slices.Equal(rs, []string{"spam-words", "newcomer-links"}) {
+		t.Errorf("matched rules %v, want [spam-words newcomer-links]", rs)
+	}
+	if want := "Blocked words are not allowed here: free crypto, t.me/."; out.Reply.ErrorInfo != want {
+		t.Errorf("reply text %q, want %q with {words} filled", out.Reply.ErrorInfo, want)
 	}
 	if len(out.Decisions[0].Trace) < 5 {
 		t.Errorf("trace has %d steps; simulate shows every rule evaluated", len(out.Decisions[0].Trace))
+	}
+}
+
+func TestSimulateTakesTheTrustSignalsFromTheState(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.yaml")
+	for _, c := range []struct {
+		state string
+		want  []string
+	}{
+		{"{}", []string{"spam-words", "newcomer-links"}},
+		{"{messages: 40, seen_for: 30d}", []string{"spam-words"}},
+	} {
+		write(t, state, c.state+"\n")
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"simulate", "--config", "../../config.example.yaml", "--event", "../../tim/testdata/callbacks/BeforeSendMsg.json", "--state", state}, &stdout, &stderr)
+		if code != 0 {
+			t.Fatalf("state %s: exit %d: %s", c.state, code, stderr.String())
+		}
+		var out struct {
+			Decisions []struct {
+				Rules []string `json:"rules"`
+			} `json:"decisions"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out.Decisions) != 1 {
+			t.Fatalf("state %s: output %s (%v)", c.state, stdout.String(), err)
+		}
+		if !slices.Equal(out.Decisions[0].Rules, c.want) {
+			t.Errorf("state %s: matched %v, want %v", c.state, out.Decisions[0].Rules, c.want)
+		}
 	}
 }
 

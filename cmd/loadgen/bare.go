@@ -43,9 +43,15 @@ func serveBare(args []string, stdout, stderr io.Writer) int {
 		_, _ = io.Copy(io.Discard, c.Request.Body)
 		c.Data(http.StatusOK, "application/json; charset=utf-8", okEnvelope)
 	})
-	ln, err := net.Listen("tcp", *listen)
+	return serveGin(r, *listen, "bare server", stdout, stderr)
+}
+
+// serveGin serves r on listen until SIGTERM or SIGINT, and prints
+// "listening ADDR" on stdout once it accepts connections.
+func serveGin(r *gin.Engine, listen, name string, stdout, stderr io.Writer) int {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "bare server: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
@@ -59,36 +65,40 @@ func serveBare(args []string, stdout, stderr io.Writer) int {
 	}()
 	fmt.Fprintf(stdout, "listening %s\n", ln.Addr())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintf(stderr, "bare server: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
 	return 0
 }
 
-// bareServer is the bare handler running as a process of its own.
-type bareServer struct {
+// server is a reference handler (bare or floor) running as a process of
+// its own.
+type server struct {
 	URL    string
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
 
-// startBare runs this program's bare-server subcommand and waits until it
-// listens.
-func startBare(ctx context.Context) (*bareServer, error) {
+// PID is the server's process id.
+func (b *server) PID() int { return b.cmd.Process.Pid }
+
+// startServer runs this program with a server subcommand and waits until
+// it listens.
+func startServer(ctx context.Context, args ...string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the load generator's own binary: %w", err)
 	}
-	cmd := exec.Command(self, bareCommand)
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the bare server: %w", err)
+		return nil, fmt.Errorf("start the %s: %w", args[0], err)
 	}
-	b := &bareServer{cmd: cmd, exited: make(chan struct{})}
+	b := &server{cmd: cmd, exited: make(chan struct{})}
 	line := make(chan string, 1)
 	go func() {
 		// Wait only once everything is read from the pipe (os/exec's rule).
@@ -104,20 +114,20 @@ func startBare(ctx context.Context) (*bareServer, error) {
 		addr, found := strings.CutPrefix(l, "listening ")
 		if !found {
 			b.stop()
-			return nil, fmt.Errorf("the bare server did not start (it said %q)", l)
+			return nil, fmt.Errorf("the %s did not start (it said %q)", args[0], l)
 		}
 		b.URL = "http://" + addr
 		return b, nil
 	case <-time.After(10 * time.Second):
 		b.stop()
-		return nil, errors.New("the bare server did not listen within 10s")
+		return nil, fmt.Errorf("the %s did not listen within 10s", args[0])
 	case <-ctx.Done():
 		b.stop()
 		return nil, ctx.Err()
 	}
 }
 
-func (b *bareServer) stop() {
+func (b *server) stop() {
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-b.exited:

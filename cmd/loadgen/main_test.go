@@ -14,15 +14,21 @@ import (
 // TestMain lets the test binary serve the bare handler too: loadgen starts
 // it by running its own binary with the bare-server command.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == bareCommand {
-		os.Exit(serveBare(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case bareCommand:
+			os.Exit(serveBare(os.Args[2:], os.Stdout, os.Stderr))
+		case floorCommand:
+			os.Exit(serveFloor(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	os.Exit(m.Run())
 }
 
 // TestLoadgenRunsEndToEnd runs the whole command briefly: it builds the bot,
-// starts Redis (or uses REDIS_URL), the fake IM server, the bot and the bare
-// handler, sends both loads to both, and prints a JSON report.
+// starts Redis (or uses REDIS_URL), the fake IM server, the bot, the bare
+// and the floor handler, sends the open loop and two closed-loop rounds to
+// each, and prints a JSON report.
 func TestLoadgenRunsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the bot; skipped with -short")
@@ -38,7 +44,7 @@ func TestLoadgenRunsEndToEnd(t *testing.T) {
 	defer cancel()
 	var out, log bytes.Buffer
 	code := run(ctx, []string{"-rate", "200", "-concurrency", "4", "-connections", "8", "-duration", "1s", "-warmup", "200ms",
-		"-groups", "20", "-users", "100", "-json"}, &out, &log)
+		"-run-warmup", "100ms", "-pairs", "2", "-groups", "20", "-users", "100", "-json"}, &out, &log)
 	if code != 0 {
 		t.Fatalf("loadgen exited %d:\n%s", code, log.String())
 	}
@@ -46,8 +52,8 @@ func TestLoadgenRunsEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("the report is not JSON: %v\n%s", err, out.String())
 	}
-	if len(rep.Runs) != 4 {
-		t.Fatalf("%d runs, want open and closed loop against the bot and the bare handler:\n%s", len(rep.Runs), out.String())
+	if len(rep.Runs) != 9 {
+		t.Fatalf("%d runs, want the open loop and two closed-loop rounds against the bot, the bare and the floor handler:\n%s", len(rep.Runs), out.String())
 	}
 	for _, r := range rep.Runs {
 		if r.Answered == 0 || r.Errors+r.Non2xx+r.BadEnvelope > 0 || r.Latency.P50 <= 0 {
@@ -56,11 +62,27 @@ func TestLoadgenRunsEndToEnd(t *testing.T) {
 		if r.Target == "bot" && (r.Actions == nil || r.Actions.Unsettled != "") {
 			t.Errorf("run %s against the bot: actions %+v", r.Name, r.Actions)
 		}
+		if _, err := os.Stat("/proc/self/stat"); err == nil {
+			if _, ok := r.CPU.PerCallback["server"]; r.CPU == nil || !ok {
+				t.Errorf("run %s against %s: no CPU per callback of the server: %+v", r.Name, r.Target, r.CPU)
+			}
+		}
 	}
-	if rep.Ratio <= 0 || len(rep.Targets) != 2 || rep.Machine.CPUs == 0 || rep.Machine.Redis == "" {
+	if len(rep.Closed) != 3 || len(rep.Ratios) != 2 || len(rep.Targets) < 3 || rep.Machine.CPUs == 0 || rep.Machine.Redis == "" {
 		t.Errorf("report %+v", rep)
 	}
-	if !strings.Contains(log.String(), "against the bare handler") {
-		t.Errorf("progress log:\n%s", log.String())
+	for _, rt := range rep.Ratios {
+		if rt.Median <= 0 || len(rt.Rounds) != 2 {
+			t.Errorf("ratio %+v, want the median of two rounds", rt)
+		}
+	}
+	for _, want := range []string{"against the bare", "against the floor", "warming up the bot"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("progress log without %q:\n%s", want, log.String())
+		}
+	}
+	var text bytes.Buffer
+	if err := rep.writeText(&text); err != nil || !strings.Contains(text.String(), "bot/floor") {
+		t.Errorf("text report (%v):\n%s", err, text.String())
 	}
 }

@@ -27,9 +27,11 @@ type report struct {
 	Machine machine   `json:"machine"`
 	Mix     mixInfo   `json:"mix"`
 	Runs    []runInfo `json:"runs"`
-	// Ratio is the bot's throughput over the bare handler's in the closed
-	// loop (0 when either did not run).
-	Ratio   float64  `json:"throughput_ratio,omitempty"`
+	// Closed is the closed loop's median over the rounds, per target.
+	Closed []median `json:"closed_loop_median,omitempty"`
+	// Ratios are the bot's closed-loop throughput over the bare and the
+	// floor handler's: the median of the rounds' ratios, and each round's.
+	Ratios  []ratio  `json:"ratios,omitempty"`
 	Targets []target `json:"targets"`
 	Note    string   `json:"note"`
 
@@ -58,6 +60,8 @@ type mixInfo struct {
 type runInfo struct {
 	Name   string `json:"name"`
 	Target string `json:"target"`
+	// Round is the closed-loop round (0 for the open loop).
+	Round int `json:"round,omitempty"`
 	*harness.Stats
 	// CPU is how busy the machine was during the run (Linux).
 	CPU     *cpuUse  `json:"cpu,omitempty"`
@@ -74,18 +78,30 @@ type cpuUse struct {
 	Busy   float64 `json:"busy_percent"`
 	Others float64 `json:"others_percent"`
 	Steal  float64 `json:"steal_percent"`
+	// PerCallback is the CPU time (user and system, from /proc/PID/stat)
+	// each process used per answered callback, in µs: "server" (the bot,
+	// the bare or the floor handler), "redis" (when loadgen started it) and
+	// "loadgen".
+	PerCallback map[string]float64 `json:"us_per_callback,omitempty"`
+
+	seconds map[string]float64
 }
 
-// cpuTimes are the counters of the first line of /proc/stat, and the time
-// loadgen's own processes used.
+// cpuTimes are the counters of the first line of /proc/stat, and the
+// times of loadgen's processes.
 type cpuTimes struct {
 	total, idle, steal, ours uint64
-	pids                     []int
+	pids                     map[string]int
+	procs                    map[string]uint64
 }
 
-// readCPU reads /proc/stat and the times of pids; ok is false elsewhere
-// than on Linux.
-func readCPU(pids ...int) (cpuTimes, bool) {
+// clockTicks is the unit of /proc/stat and /proc/PID/stat: USER_HZ, 100 a
+// second on Linux whatever the kernel's own tick.
+const clockTicks = 100
+
+// readCPU reads /proc/stat and the times of pids (by role); ok is false
+// elsewhere than on Linux.
+func readCPU(pids map[string]int) (cpuTimes, bool) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return cpuTimes{}, false
@@ -110,8 +126,11 @@ func readCPU(pids ...int) (cpuTimes, bool) {
 		}
 	}
 	t.pids = pids
-	for _, pid := range pids {
-		t.ours += processTicks(pid)
+	t.procs = make(map[string]uint64, len(pids))
+	for role, pid := range pids {
+		n := processTicks(pid)
+		t.procs[role] = n
+		t.ours += n
 	}
 	return t, true
 }
@@ -143,18 +162,26 @@ func processTicks(pid int) uint64 {
 
 // since returns the CPU use from before to now.
 func (before cpuTimes) since() *cpuUse {
-	now, ok := readCPU(before.pids...)
+	if before.total == 0 {
+		return nil
+	}
+	now, ok := readCPU(before.pids)
 	if !ok || now.total <= before.total {
 		return nil
 	}
 	d := float64(now.total - before.total)
 	busy := d - float64(now.idle-before.idle)
 	ours := float64(now.ours - min(before.ours, now.ours))
-	return &cpuUse{
-		Busy:   100 * busy / d,
-		Others: 100 * max(busy-ours, 0) / d,
-		Steal:  100 * float64(now.steal-before.steal) / d,
+	u := &cpuUse{
+		Busy:    100 * busy / d,
+		Others:  100 * max(busy-ours, 0) / d,
+		Steal:   100 * float64(now.steal-before.steal) / d,
+		seconds: map[string]float64{},
 	}
+	for role, n := range now.procs {
+		u.seconds[role] = float64(n-min(before.procs[role], n)) / clockTicks
+	}
+	return u
 }
 
 // actions are what a bot run decided and what the fake IM server received.
@@ -171,6 +198,25 @@ type actions struct {
 	// Unsettled says what the executor had not finished two minutes after
 	// the run, if anything.
 	Unsettled string `json:"unsettled,omitempty"`
+}
+
+// median is a target's closed loop, the median of its rounds.
+type median struct {
+	Target     string        `json:"target"`
+	Rounds     int           `json:"rounds"`
+	Throughput float64       `json:"throughput"`
+	P50        time.Duration `json:"p50_ns"`
+	P99        time.Duration `json:"p99_ns"`
+	// CPU is µs of CPU per callback, by process (see cpuUse.PerCallback).
+	CPU map[string]float64 `json:"us_per_callback,omitempty"`
+}
+
+// ratio compares the bot's closed-loop throughput with a reference
+// handler's.
+type ratio struct {
+	Of     string    `json:"of"` // "bot/bare" or "bot/floor"
+	Median float64   `json:"median"`
+	Rounds []float64 `json:"rounds"`
 }
 
 type target struct {
@@ -200,12 +246,18 @@ func newReport(o *options, m *harness.Mix) *report {
 	return r
 }
 
-func (r *report) addRun(who string, l harness.Load, st *harness.Stats, cpu *cpuUse, a *actions) {
-	name := fmt.Sprintf("closed %d workers", l.Workers)
+func (r *report) addRun(who string, round int, l harness.Load, st *harness.Stats, cpu *cpuUse, a *actions) {
+	name := fmt.Sprintf("closed %d workers #%d", l.Workers, round)
 	if l.Rate > 0 {
 		name = fmt.Sprintf("open %g/s", l.Rate)
 	}
-	r.Runs = append(r.Runs, runInfo{Name: name, Target: who, Stats: st, CPU: cpu, Actions: a})
+	if cpu != nil && st.Answered > 0 {
+		cpu.PerCallback = map[string]float64{}
+		for role, sec := range cpu.seconds {
+			cpu.PerCallback[role] = sec * 1e6 / float64(st.Answered)
+		}
+	}
+	r.Runs = append(r.Runs, runInfo{Name: name, Target: who, Round: round, Stats: st, CPU: cpu, Actions: a})
 }
 
 // find returns the run of target in mode.
@@ -218,30 +270,133 @@ func (r *report) find(who, mode string) *runInfo {
 	return nil
 }
 
-// finish computes the ratio and checks the targets of DESIGN.md.
+// finish computes the medians and ratios and checks the targets of
+// DESIGN.md and issue 14.
 func (r *report) finish() {
 	if open := r.find("bot", "open"); open != nil {
+		settled := open.Actions != nil && open.Actions.Unsettled == ""
 		ok := open.Latency.P99 < 5*time.Millisecond && open.Errors == 0 && open.Non2xx == 0 && open.BadEnvelope == 0 &&
-			open.Throughput >= 0.99*r.rate
-		what := "p99 < 5 ms at 2,000 callbacks/s, every callback answered"
+			open.Throughput >= 0.99*r.rate && settled
+		what := "p99 < 5 ms at 2,000 callbacks/s, every callback answered, every action settled"
 		if r.rate < 2000 {
 			what += fmt.Sprintf(" (this run: %g/s, so the target is not measured)", r.rate)
 		}
+		value := fmt.Sprintf("p99 %s at %g/s, %d of %d answered, %d errors", ms(open.Latency.P99), r.rate, open.Answered, open.Sent,
+			open.Errors+open.Non2xx+open.BadEnvelope)
+		if !settled {
+			value += ", actions NOT settled"
+		}
+		r.Targets = append(r.Targets, target{What: what, Value: value, Met: ok && r.rate >= 2000})
+	}
+	for _, who := range []string{"bot", "bare", "floor"} {
+		if m, ok := r.median(who); ok {
+			r.Closed = append(r.Closed, m)
+		}
+	}
+	for _, ref := range []struct {
+		name string
+		want float64
+	}{{"bare", 0.5}, {"floor", 0.8}} {
+		var rounds []float64
+		for _, bot := range r.Runs {
+			if bot.Target != "bot" || bot.Mode != "closed" {
+				continue
+			}
+			for _, other := range r.Runs {
+				if other.Target == ref.name && other.Mode == "closed" && other.Round == bot.Round && other.Throughput > 0 {
+					rounds = append(rounds, bot.Throughput/other.Throughput)
+				}
+			}
+		}
+		if len(rounds) == 0 {
+			continue
+		}
+		rt := ratio{Of: "bot/" + ref.name, Median: medianOf(rounds), Rounds: rounds}
+		r.Ratios = append(r.Ratios, rt)
 		r.Targets = append(r.Targets, target{
-			What:  what,
-			Value: fmt.Sprintf("p99 %s at %g/s, %d of %d answered", ms(open.Latency.P99), r.rate, open.Answered, open.Sent),
-			Met:   ok && r.rate >= 2000,
+			What:  fmt.Sprintf("closed-loop throughput at least %g of the %s handler's (median of %d rounds)", ref.want, ref.name, len(rounds)),
+			Value: fmt.Sprintf("%.2f (rounds: %s)", rt.Median, joinFloats(rounds)),
+			Met:   rt.Median >= ref.want,
 		})
 	}
-	bot, bare := r.find("bot", "closed"), r.find("bare", "closed")
-	if bot != nil && bare != nil && bare.Throughput > 0 {
-		r.Ratio = bot.Throughput / bare.Throughput
-		r.Targets = append(r.Targets, target{
-			What:  "throughput at least half of a bare gin handler's, in one run",
-			Value: fmt.Sprintf("%.0f/s vs %.0f/s = %.2f", bot.Throughput, bare.Throughput, r.Ratio),
-			Met:   r.Ratio >= 0.5,
-		})
+	if m, ok := r.median("bot"); ok && m.CPU != nil {
+		for _, c := range []struct {
+			role, what string
+			most       float64
+		}{{"server", "bot", 80}, {"redis", "Redis", 25}} {
+			us, ok := m.CPU[c.role]
+			if !ok {
+				continue
+			}
+			r.Targets = append(r.Targets, target{
+				What:  fmt.Sprintf("%s CPU per callback at saturation below %g µs", c.what, c.most),
+				Value: fmt.Sprintf("%.0f µs", us),
+				Met:   us < c.most,
+			})
+		}
 	}
+}
+
+// median sums up who's closed-loop rounds.
+func (r *report) median(who string) (median, bool) {
+	var tp, p50, p99 []float64
+	cpu := map[string][]float64{}
+	for _, run := range r.Runs {
+		if run.Target != who || run.Mode != "closed" {
+			continue
+		}
+		tp = append(tp, run.Throughput)
+		p50 = append(p50, float64(run.Latency.P50))
+		p99 = append(p99, float64(run.Latency.P99))
+		if run.CPU != nil {
+			for role, us := range run.CPU.PerCallback {
+				cpu[role] = append(cpu[role], us)
+			}
+		}
+	}
+	if len(tp) == 0 {
+		return median{}, false
+	}
+	m := median{Target: who, Rounds: len(tp), Throughput: medianOf(tp),
+		P50: time.Duration(medianOf(p50)), P99: time.Duration(medianOf(p99))}
+	if len(cpu) > 0 {
+		m.CPU = map[string]float64{}
+		for role, v := range cpu {
+			m.CPU[role] = medianOf(v)
+		}
+	}
+	return m, true
+}
+
+// medianOf is the median of v (the mean of the middle two for an even
+// count).
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func joinFloats(v []float64) string {
+	parts := make([]string, len(v))
+	for i, f := range v {
+		parts[i] = fmt.Sprintf("%.2f", f)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// us prints µs of CPU per callback, "-" when unknown.
+func us(m map[string]float64, role string) string {
+	v, ok := m[role]
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -278,23 +433,26 @@ func (r *report) writeText(w io.Writer) error {
 	fmt.Fprintf(bw, "mix: %s; %d groups, %d users, seed %d\n", strings.Join(shares, ", "), r.Mix.Groups, r.Mix.Users, r.Mix.Seed)
 	fmt.Fprintf(bw, "latency: from each request's scheduled send time (open loop) or its send time (closed loop) to the last byte of the answer;\n")
 	fmt.Fprintf(bw, "pacer lag: how late the generator released requests; CPU: the whole machine during the run, in %% of all CPUs:\n")
-	fmt.Fprintf(bw, "busy, of which other processes than loadgen's (other work that skewed the run), and steal (the hypervisor's)\n\n")
+	fmt.Fprintf(bw, "busy, of which other processes than loadgen's (other work that skewed the run), and steal (the hypervisor's);\n")
+	fmt.Fprintf(bw, "µs/callback: CPU time of the target's process (server), of redis-server and of loadgen, per answered callback\n\n")
 
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\ttarget\tsent\tanswered\terrors\tnon-2xx\tbad envelope\trefused\tthroughput/s\tp50\tp90\tp99\tp99.9\tmax\tpacer lag p99\tCPU busy\tother procs\tsteal\t")
+	fmt.Fprintln(tw, "run\ttarget\tsent\tanswered\terrors\tnon-2xx\tbad envelope\trefused\tthroughput/s\tp50\tp90\tp99\tp99.9\tmax\tpacer lag p99\tCPU busy\tother procs\tsteal\tserver µs\tredis µs\tloadgen µs\t")
 	for _, run := range r.Runs {
 		lag := "-"
 		if run.Mode == "open" {
 			lag = ms(run.PacerLag.P99)
 		}
 		busy, others, steal := "-", "-", "-"
+		var per map[string]float64
 		if run.CPU != nil {
 			busy, others, steal = fmt.Sprintf("%.0f%%", run.CPU.Busy), fmt.Sprintf("%.0f%%", run.CPU.Others), fmt.Sprintf("%.1f%%", run.CPU.Steal)
+			per = run.CPU.PerCallback
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			run.Name, run.Target, run.Sent, run.Answered, run.Errors, run.Non2xx, run.BadEnvelope, run.Refused,
 			run.Throughput, ms(run.Latency.P50), ms(run.Latency.P90), ms(run.Latency.P99), ms(run.Latency.P999), ms(run.Latency.Max), lag,
-			busy, others, steal)
+			busy, others, steal, us(per, "server"), us(per, "redis"), us(per, "loadgen"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -304,8 +462,20 @@ func (r *report) writeText(w io.Writer) error {
 			fmt.Fprintf(bw, "first error (%s, %s): %s\n", run.Name, run.Target, run.FirstError)
 		}
 	}
-	if r.Ratio > 0 {
-		fmt.Fprintf(bw, "\nthroughput bot / bare handler (closed loop): %.2f\n", r.Ratio)
+	if len(r.Closed) > 0 {
+		fmt.Fprintf(bw, "\nclosed loop, median of the rounds:\n")
+		tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "target\trounds\tthroughput/s\tp50\tp99\tserver µs/callback\tredis µs/callback\tloadgen µs/callback\t")
+		for _, m := range r.Closed {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", m.Target, m.Rounds, m.Throughput, ms(m.P50), ms(m.P99),
+				us(m.CPU, "server"), us(m.CPU, "redis"), us(m.CPU, "loadgen"))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, rt := range r.Ratios {
+		fmt.Fprintf(bw, "throughput %s (closed loop): %.2f, median of rounds %s\n", rt.Of, rt.Median, joinFloats(rt.Rounds))
 	}
 	for _, run := range r.Runs {
 		if run.Actions == nil {

@@ -10,6 +10,10 @@ func BenchmarkEnrich5Counters(b *testing.B) {
 	storetest.BenchEnrich5Counters(b, New(Options{}))
 }
 
+func BenchmarkEnrich5CountersAndActivity(b *testing.B) {
+	storetest.BenchEnrich5CountersAndActivity(b, New(Options{}))
+}
+
 func BenchmarkOutboxCycle(b *testing.B) {
 	storetest.BenchOutboxCycle(b, New(Options{}))
 }

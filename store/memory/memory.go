@@ -68,11 +68,14 @@ type Store struct {
 
 	windows map[string]*window // counter key -> window
 	strikes map[strikeKey]*window
-	dedupe  map[string]int64 // key -> expiry (ms)
-	claims  map[string]int64 // ClaimOnce key -> expiry (ms)
-	roles   map[string]roleCache
-	modes   map[string]int64 // mode -> until (ms)
-	mutes   map[string]map[string]store.Mute
+	// activity is each user's activity in a group (user.first_seen,
+	// user.messages).
+	activity map[strikeKey]*activity
+	dedupe   map[string]int64 // key -> expiry (ms)
+	claims   map[string]int64 // ClaimOnce key -> expiry (ms)
+	roles    map[string]roleCache
+	modes    map[string]int64 // mode -> until (ms)
+	mutes    map[string]map[string]store.Mute
 
 	decisions   ring
 	decisionSeq int64
@@ -106,6 +109,7 @@ func New(opts Options) *Store {
 		tokenBase:    hex.EncodeToString(b[:]),
 		windows:      make(map[string]*window),
 		strikes:      make(map[strikeKey]*window),
+		activity:     make(map[strikeKey]*activity),
 		dedupe:       make(map[string]int64),
 		claims:       make(map[string]int64),
 		roles:        make(map[string]roleCache),
@@ -119,6 +123,14 @@ func New(opts Options) *Store {
 }
 
 type strikeKey struct{ group, user string }
+
+// activity is what the store knows of one user in one group.
+type activity struct {
+	firstSeen int64  // ms, the event's time
+	messages  int64  // messages counted
+	last      string // the name of the message counted last
+	expires   int64  // store clock (ms)
+}
 
 type roleCache struct {
 	roles   map[string]string
@@ -157,6 +169,7 @@ func (s *Store) sweep(wall int64) {
 			delete(s.strikes, k)
 		}
 	}
+	maps.DeleteFunc(s.activity, func(_ strikeKey, a *activity) bool { return a.expires <= wall })
 	maps.DeleteFunc(s.dedupe, func(_ string, exp int64) bool { return exp <= wall })
 	maps.DeleteFunc(s.claims, func(_ string, exp int64) bool { return exp <= wall })
 	maps.DeleteFunc(s.done, func(_ string, exp int64) bool { return exp <= wall })
@@ -301,7 +314,43 @@ func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.Enri
 			}
 		}
 	}
+	if len(req.Activity) > 0 {
+		res.FirstSeen = make([]time.Time, len(req.Activity))
+		res.Messages = make([]int64, len(req.Activity))
+		for i, ref := range req.Activity {
+			a := s.touchActivity(ref, now, wall, req.ActivityTTL)
+			if a == nil {
+				continue
+			}
+			res.FirstSeen[i] = time.UnixMilli(a.firstSeen).UTC()
+			res.Messages[i] = a.messages
+		}
+	}
 	return res, nil
+}
+
+// touchActivity records what ref says the event adds to a user's activity
+// and returns it (nil when the store knows nothing of the user).
+func (s *Store) touchActivity(ref store.ActivityRef, now, wall int64, ttl time.Duration) *activity {
+	key := strikeKey{ref.Group, ref.User}
+	a := s.activity[key]
+	if a != nil && a.expires <= wall {
+		delete(s.activity, key)
+		a = nil
+	}
+	if !ref.Seen {
+		return a
+	}
+	if a == nil {
+		a = &activity{firstSeen: now}
+		s.activity[key] = a
+	}
+	if ref.Message != "" && ref.Message != a.last {
+		a.messages++
+		a.last = ref.Message
+	}
+	a.expires = wall + ttl.Milliseconds()
+	return a
 }
 
 // Commit writes a decision's strikes, window touches, actions and decision

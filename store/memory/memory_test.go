@@ -130,6 +130,10 @@ func TestSweepDropsExpiredKeys(t *testing.T) {
 	if err := s.SetRoles(ctx, "g", nil, time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Enrich(ctx, store.EnrichRequest{Now: clk.Now(), ActivityTTL: time.Second,
+		Activity: []store.ActivityRef{{UserRef: store.UserRef{Group: "g", User: "u"}, Seen: true}}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.SetMute(ctx, store.Mute{Group: "g", User: "u", Until: clk.Now().Add(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
@@ -143,10 +147,39 @@ func TestSweepDropsExpiredKeys(t *testing.T) {
 	for name, n := range map[string]int{
 		"windows": len(s.windows), "strikes": len(s.strikes), "dedupe": len(s.dedupe),
 		"claims": len(s.claims), "roles": len(s.roles), "mutes": len(s.mutes),
+		"activity": len(s.activity),
 	} {
 		if n != 0 {
 			t.Errorf("%s left after the sweep: %d", name, n)
 		}
+	}
+}
+
+func TestActivityIsKeptATTLAfterItWasLastRecorded(t *testing.T) {
+	clk := testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := New(Options{Now: clk.Now})
+	alice := store.UserRef{Group: "g", User: "alice"}
+	enrich := func(seen bool) store.EnrichResult {
+		t.Helper()
+		res, err := s.Enrich(t.Context(), store.EnrichRequest{Now: clk.Now(), ActivityTTL: time.Hour,
+			Activity: []store.ActivityRef{{UserRef: alice, Seen: seen, Message: clk.Now().String()}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := clk.Now()
+	enrich(true)
+	clk.Add(50 * time.Minute)
+	enrich(true) // keeps it another hour
+	clk.Add(50 * time.Minute)
+	if res := enrich(false); !res.FirstSeen[0].Equal(first) || res.Messages[0] != 2 {
+		t.Fatalf("100 minutes after the first of two sightings 50 minutes apart: first seen %s, messages %d; want %s and 2",
+			res.FirstSeen[0], res.Messages[0], first)
+	}
+	clk.Add(11 * time.Minute) // reading did not keep it
+	if res := enrich(false); !res.FirstSeen[0].IsZero() || res.Messages[0] != 0 {
+		t.Fatalf("an hour after the last sighting: first seen %s, messages %d; want forgotten", res.FirstSeen[0], res.Messages[0])
 	}
 }
 

@@ -22,13 +22,25 @@ const roleMarker = ""
 
 func ms(n int64) string { return strconv.FormatInt(n, 10) }
 
-// touch queues one window's ZREMRANGEBYSCORE, ZADD NX, PEXPIRE and ZCOUNT on
-// pipe: entries at or before now-span leave, EventID/0..add-1 join at now,
-// and the count covers (now-span, now].
-func touch(ctx context.Context, pipe goredis.Pipeliner, key, id string, add int, span time.Duration, now int64) *goredis.IntCmd {
-	from := now - span.Milliseconds()
-	pipe.ZRemRangeByScore(ctx, key, "-inf", ms(from))
+// touch queues one window's commands on pipe: EventID/0..add-1 join at
+// now (ZADD NX, then PEXPIRE so that an idle window goes away), and with
+// read the count of (now-span, now] (ZCOUNT; nil without read). Entries at
+// or before now-span leave (ZREMRANGEBYSCORE) on one adding touch in
+// trimEvery, chosen by the event: the count is exact whatever is left to
+// trim, as ZCOUNT reads the window's range only, and a busy window keeps
+// no more than a few touches' worth of stale entries. A touch that only
+// reads is one command. nowS is now formatted, shared by the touches of
+// one pipeline.
+func touch(ctx context.Context, pipe goredis.Pipeliner, key, id string, add int, span time.Duration, now int64, nowS string, read bool) *goredis.IntCmd {
+	trim := add > 0 && trims(id)
+	var fromS string
+	if read || trim {
+		fromS = ms(now - span.Milliseconds())
+	}
 	if add > 0 {
+		if trim {
+			pipe.ZRemRangeByScore(ctx, key, "-inf", fromS)
+		}
 		zs := make([]goredis.Z, add)
 		for i := range zs {
 			zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
@@ -36,7 +48,24 @@ func touch(ctx context.Context, pipe goredis.Pipeliner, key, id string, add int,
 		pipe.ZAddNX(ctx, key, zs...)
 		pipe.PExpire(ctx, key, span+storeutil.ExpirySlack)
 	}
-	return pipe.ZCount(ctx, key, "("+ms(from), ms(now))
+	if !read {
+		return nil
+	}
+	return pipe.ZCount(ctx, key, "("+fromS, nowS)
+}
+
+// trimEvery is how many adding touches of a window there are for one that
+// drops its stale entries, on average.
+const trimEvery = 4
+
+// trims says whether touches by the event id trim their windows (FNV-1a).
+func trims(id string) bool {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return h%trimEvery == 0
 }
 
 // chunk bounds the commands of one round trip: an event with thousands of
@@ -66,15 +95,21 @@ func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.Enri
 	// The first pipeline carries the dedupe mark, the modes and the role
 	// cache's marker; counters, strikes and roles fill pipelines of at most
 	// chunk items, in that order.
+	if len(req.Activity) > 0 {
+		res.FirstSeen = make([]time.Time, len(req.Activity))
+		res.Messages = make([]int64, len(req.Activity))
+	}
 	var p enrichPart
-	for first := true; first || p.ce < len(req.Counters) || p.se < len(req.Strikes) || p.re < roleUsers; first = false {
-		p = enrichPart{first: first, ci: p.ce, si: p.se, ri: p.re}
+	for first := true; first || p.ce < len(req.Counters) || p.se < len(req.Strikes) || p.re < roleUsers || p.ae < len(req.Activity); first = false {
+		p = enrichPart{first: first, ci: p.ce, si: p.se, ri: p.re, ai: p.ae}
 		budget := chunk
 		p.ce = p.ci + min(budget, len(req.Counters)-p.ci)
 		budget -= p.ce - p.ci
 		p.se = p.si + min(budget, len(req.Strikes)-p.si)
 		budget -= p.se - p.si
 		p.re = p.ri + min(budget, roleUsers-p.ri)
+		budget -= p.re - p.ri
+		p.ae = p.ai + min(budget, len(req.Activity)-p.ai)
 		if err := s.enrichPart(ctx, req, &res, now, p); err != nil {
 			return res, err
 		}
@@ -83,20 +118,22 @@ func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.Enri
 }
 
 // enrichPart is one pipeline of Enrich: the counters [ci, ce), strikes
-// [si, se) and roles [ri, re), and with first the dedupe mark and modes.
+// [si, se), roles [ri, re) and activity [ai, ae), and with first the dedupe
+// mark and modes.
 type enrichPart struct {
 	first          bool
 	ci, ce, si, se int
-	ri, re         int
+	ri, re, ai, ae int
 }
 
 func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *store.EnrichResult, now int64, p enrichPart) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	pipe := s.rdb.Pipeline()
+	nowS := ms(now)
 	counts := make([]*goredis.IntCmd, p.ce-p.ci)
 	for i, c := range req.Counters[p.ci:p.ce] {
-		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
+		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, nowS, true)
 	}
 	var dedupe *goredis.BoolCmd
 	var modes *goredis.MapStringStringCmd
@@ -110,16 +147,30 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	}
 	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
 	strikes := make([]*goredis.IntCmd, se-si)
-	from := ms(now - req.StrikeDecay.Milliseconds())
+	var from string
+	if se > si {
+		from = "(" + ms(now-req.StrikeDecay.Milliseconds())
+	}
 	for i, u := range req.Strikes[si:se] {
-		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), "("+from, ms(now))
+		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), from, nowS)
 	}
 	var roles *goredis.SliceCmd
 	if req.RoleGroup != "" && (first || ri < re) {
 		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers[ri:re]...)...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return s.result("enrich", req.EventID, err)
+	activity := make([]*goredis.Cmd, p.ae-p.ai)
+	for i, a := range req.Activity[p.ai:p.ae] {
+		activity[i] = s.scripts.activity.EvalSha(ctx, pipe, []string{s.k.activity(a.Group, a.User)}, s.activityArgs(req, a)...)
+	}
+	if cmds, err := s.exec(ctx, pipe); err != nil {
+		// cmds is nil when the pipeline was not sent at all (the caller's
+		// deadline passed while it waited for a batch).
+		if cmds == nil {
+			return s.result("enrich", req.EventID, err)
+		}
+		if err := s.activityAgain(ctx, req, p, cmds, activity); err != nil {
+			return s.result("enrich", req.EventID, err)
+		}
 	}
 	_ = s.result("enrich", req.EventID, nil)
 
@@ -152,6 +203,20 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 			clear(res.Roles)
 		}
 	}
+	for i, c := range activity {
+		vals, err := c.StringSlice()
+		if err != nil || len(vals) != 2 {
+			return fmt.Errorf("redis enrich: activity of %q in %q: %v %w", req.Activity[p.ai+i].User, req.Activity[p.ai+i].Group, vals, err)
+		}
+		if vals[0] != "" {
+			first, err := strconv.ParseInt(vals[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("redis enrich: activity of %q in %q: first seen %q: %w", req.Activity[p.ai+i].User, req.Activity[p.ai+i].Group, vals[0], err)
+			}
+			res.FirstSeen[p.ai+i] = time.UnixMilli(first).UTC()
+		}
+		res.Messages[p.ai+i], _ = strconv.ParseInt(vals[1], 10, 64)
+	}
 	if modes != nil {
 		res.Modes = make(map[string]time.Time)
 		for name, v := range modes.Val() {
@@ -165,6 +230,50 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 		}
 	}
 	return nil
+}
+
+func (s *Store) activityArgs(req store.EnrichRequest, a store.ActivityRef) []any {
+	seen := "0"
+	if a.Seen {
+		seen = "1"
+	}
+	return []any{ms(storeutil.Ms(req.Now)), seen, a.Message, ms(req.ActivityTTL.Milliseconds())}
+}
+
+// activityAgain looks at a failed enrich pipeline: when only activity
+// scripts failed, and only because Redis lost its script cache (a
+// restart), they did nothing and are sent again with EVAL in a second trip,
+// which fills cmds' places in activity. Any other failure is returned.
+func (s *Store) activityAgain(ctx context.Context, req store.EnrichRequest, p enrichPart, cmds []goredis.Cmder, activity []*goredis.Cmd) error {
+	missing := map[goredis.Cmder]bool{}
+	for _, c := range activity {
+		missing[c] = true
+	}
+	var again []int
+	for _, c := range cmds {
+		cerr := c.Err()
+		if cerr == nil || errors.Is(cerr, goredis.Nil) {
+			continue
+		}
+		if !missing[c] || !goredis.HasErrorPrefix(cerr, "NOSCRIPT") {
+			return cerr
+		}
+	}
+	for i, c := range activity {
+		if c.Err() != nil {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, i := range again {
+		a := req.Activity[p.ai+i]
+		activity[i] = s.scripts.activity.Eval(ctx, pipe, []string{s.k.activity(a.Group, a.User)}, s.activityArgs(req, a)...)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // Commit writes a decision's strikes, window touches, actions and decision
@@ -241,7 +350,7 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		}
 	}
 	for _, c := range req.Touch {
-		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now)
+		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, "", false)
 	}
 	var enqueue *goredis.Cmd
 	var enqueueArgs []any
@@ -255,9 +364,12 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	for _, d := range req.Decisions {
 		s.addDecision(ctx, pipe, d)
 	}
-	cmds, err := pipe.Exec(ctx)
+	cmds, err := s.exec(ctx, pipe)
 	if err == nil {
 		return s.result("commit", req.EventID, nil)
+	}
+	if cmds == nil {
+		return s.result("commit", req.EventID, err)
 	}
 	// Commands fail one by one in a pipeline: report the first failure that
 	// is not the enqueue script missing from the cache.

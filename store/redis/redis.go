@@ -11,6 +11,7 @@
 //
 //	P w:KEY                      counter window (zset EventID/i -> ms)
 //	P s:LEN:GROUP:USER           strikes (zset ID/i -> ms)
+//	P a:LEN:GROUP:USER           activity (hash f first seen ms, m messages, e last message; PX ttl)
 //	P d:KEY                      dedupe mark (string, PX ttl)
 //	P c:KEY                      ClaimOnce mark (string, PX ttl)
 //	P r:GROUP                    cached roles (hash user -> role, PX ttl)
@@ -41,6 +42,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/timguard/timguard/store"
@@ -80,6 +82,12 @@ type Options struct {
 	// dead-lettered, those dead-lettered longer ago are dropped with their
 	// data. Default DefaultDeadTTL (7 days).
 	DeadTTL time.Duration
+	// Batch configures how concurrent Enrich and Commit calls share
+	// pipelines (see BatchOptions).
+	Batch BatchOptions
+	// Registerer, when set, receives the store's metrics
+	// (timguard_store_batch_size).
+	Registerer prometheus.Registerer
 }
 
 // Defaults of the dead-letter retention, shared with store/memory.
@@ -102,6 +110,7 @@ func (o *Options) defaults() error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	storeutil.RetentionDefaults(&o.DoneTTL, &o.MaxDecisions, &o.DeadMax, &o.DeadTTL)
+	o.Batch.defaults()
 	return nil
 }
 
@@ -118,6 +127,9 @@ type Store struct {
 	deadTTL      time.Duration
 	log          *slog.Logger
 	down         atomic.Bool
+	// batch shares pipelines between concurrent calls; nil when batching
+	// is off.
+	batch *batcher
 }
 
 var _ store.Store = (*Store)(nil)
@@ -158,7 +170,7 @@ func NewFromClient(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	return &Store{
+	s := &Store{
 		rdb:          rdb,
 		limiter:      redis_rate.NewLimiter(rdb),
 		scripts:      newScripts(),
@@ -169,7 +181,11 @@ func NewFromClient(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 		deadMax:      opts.DeadMax,
 		deadTTL:      opts.DeadTTL,
 		log:          opts.Logger.With("component", "store.redis"),
-	}, nil
+	}
+	if opts.Batch.MaxSize > 1 {
+		s.batch = newBatcher(rdb, opts.Batch, opts.Registerer)
+	}
+	return s, nil
 }
 
 // newClient builds a single-node, Sentinel or Cluster client from rawURL.
@@ -245,6 +261,24 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.timeout)
 }
 
+// exec sends the commands queued on pipe: in a pipeline shared with
+// concurrent calls when batching is on and they are few, else in one of
+// their own. Like Pipeliner.Exec it returns the commands and the first
+// error among them; it returns no commands when they did not run, or may
+// still be running for a caller that stopped waiting: their values must not
+// be read then.
+func (s *Store) exec(ctx context.Context, pipe goredis.Pipeliner) ([]goredis.Cmder, error) {
+	if s.batch == nil || pipe.Len() > batchMaxCommands {
+		return pipe.Exec(ctx)
+	}
+	cmds := pipe.Cmds()
+	ran, err := s.batch.do(ctx, cmds)
+	if !ran {
+		return nil, err
+	}
+	return cmds, err
+}
+
 // result turns a go-redis error into the store's: nil stays nil (and notes
 // that Redis answers), unreachable or slow Redis wraps store.ErrUnavailable,
 // and every error names the operation and the key.
@@ -300,8 +334,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.result("ping", s.k.ready, s.rdb.Set(ctx, s.k.ready, "1", time.Minute).Err())
 }
 
-// Close closes the client.
+// Close sends the calls waiting for a pipeline, then closes the client.
 func (s *Store) Close() error {
+	if s.batch != nil {
+		s.batch.close()
+	}
 	if err := s.rdb.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
 		return fmt.Errorf("redis close: %w", err)
 	}
@@ -405,6 +442,12 @@ func (k keys) groupMutes(group string) string {
 // ("a:b", "c") and ("a", "b:c") apart.
 func (k keys) strikes(group, user string) string {
 	return k.prefix + "s:" + strconv.Itoa(len(group)) + ":" + group + ":" + user
+}
+
+// activity names a user's activity in a group (user.first_seen,
+// user.messages), keyed like strikes.
+func (k keys) activity(group, user string) string {
+	return k.prefix + "a:" + strconv.Itoa(len(group)) + ":" + group + ":" + user
 }
 
 // randomToken returns 16 random hex digits.

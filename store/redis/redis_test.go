@@ -174,7 +174,9 @@ func TestEnrichAndCommitAreOneRoundTrip(t *testing.T) {
 		Strikes: []store.UserRef{alice}, StrikeDecay: time.Hour,
 		Dedupe: "ev1", DedupeTTL: time.Minute,
 		RoleGroup: "g", RoleUsers: []string{"alice", "bob"},
-		WithModes: true,
+		WithModes:   true,
+		Activity:    []store.ActivityRef{{UserRef: alice, Seen: true, Message: "ev1"}, {UserRef: store.UserRef{Group: "g", User: "bob"}}},
+		ActivityTTL: time.Hour,
 	}
 	for i := range 5 {
 		enrich.Counters = append(enrich.Counters, store.CounterTouch{Key: "c" + string(rune('0'+i)), Window: time.Minute, Add: 1})
@@ -188,15 +190,19 @@ func TestEnrichAndCommitAreOneRoundTrip(t *testing.T) {
 			Decisions: []store.DecisionRecord{{Time: now, Group: "g", User: "alice", Body: []byte("{}")}},
 		}
 	}
-	// The first commit may have to load the enqueue script.
+	// The first commit may have to load the enqueue script, the first
+	// enrich the activity script.
 	if err := s.Commit(ctx, commit("warm")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enrich(ctx, store.EnrichRequest{Now: now, Activity: enrich.Activity[1:]}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
 		name string
 		call func() error
 	}{
-		{"Enrich with five counters, strikes, dedupe, roles and modes", func() error {
+		{"Enrich with five counters, strikes, dedupe, roles, modes and activity", func() error {
 			_, err := s.Enrich(ctx, enrich)
 			return err
 		}},
@@ -213,6 +219,35 @@ func TestEnrichAndCommitAreOneRoundTrip(t *testing.T) {
 				t.Errorf("%d pipelines and %d single commands, want 1 pipeline", p, n)
 			}
 		})
+	}
+}
+
+// A sighting keeps a user's activity for another ActivityTTL; a read does not.
+func TestActivityTTLIsRefreshedBySightingsOnly(t *testing.T) {
+	s, _ := countingStore(t)
+	ctx := t.Context()
+	alice := store.UserRef{Group: "g", User: "alice"}
+	key := s.k.activity("g", "alice")
+	for _, c := range []struct {
+		seen bool
+		ttl  time.Duration
+		want time.Duration
+	}{
+		{true, time.Hour, time.Hour},
+		{false, 90 * 24 * time.Hour, time.Hour},
+		{true, 90 * 24 * time.Hour, 90 * 24 * time.Hour},
+	} {
+		if _, err := s.Enrich(ctx, store.EnrichRequest{Now: time.Now(), ActivityTTL: c.ttl,
+			Activity: []store.ActivityRef{{UserRef: alice, Seen: c.seen}}}); err != nil {
+			t.Fatal(err)
+		}
+		left, err := s.rdb.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left > c.want || left < c.want-time.Minute {
+			t.Errorf("after an enrich with seen %v and ttl %s, the activity has %s left; want about %s", c.seen, c.ttl, left, c.want)
+		}
 	}
 }
 
@@ -248,6 +283,11 @@ func TestRestartedRedisIsUsedAgain(t *testing.T) {
 		}
 		if _, _, err := s.Allow(ctx, 1, 100); err != nil {
 			t.Fatalf("allow: %v", err)
+		}
+		res, err := s.Enrich(ctx, store.EnrichRequest{Now: now, ActivityTTL: time.Hour,
+			Activity: []store.ActivityRef{{UserRef: store.UserRef{Group: "g", User: "u"}, Seen: true, Message: id}}})
+		if err != nil || res.FirstSeen[0].IsZero() {
+			t.Fatalf("enrich with activity: %v, first seen %v", err, res.FirstSeen)
 		}
 	}
 	cycle(t, "before")
@@ -472,6 +512,10 @@ func BenchmarkEnrich5Counters(b *testing.B) {
 	storetest.BenchEnrich5Counters(b, freshStore(b, Options{}))
 }
 
+func BenchmarkEnrich5CountersAndActivity(b *testing.B) {
+	storetest.BenchEnrich5CountersAndActivity(b, freshStore(b, Options{}))
+}
+
 func BenchmarkOutboxCycle(b *testing.B) {
 	storetest.BenchOutboxCycle(b, freshStore(b, Options{}))
 }
@@ -486,13 +530,14 @@ func TestAnEventWithThousandsOfSubjectsIsSplitIntoBoundedRoundTrips(t *testing.T
 	now := time.Now()
 	const members = 8000
 	enrich := store.EnrichRequest{Now: now, EventID: "wave", StrikeDecay: time.Hour, RoleGroup: "g", WithModes: true,
-		Dedupe: "wave", DedupeTTL: time.Minute}
+		Dedupe: "wave", DedupeTTL: time.Minute, ActivityTTL: time.Hour}
 	commit := store.CommitRequest{Now: now, EventID: "wave", StrikeDecay: time.Hour}
 	for i := range members {
 		u := fmt.Sprintf("new%05d", i)
 		enrich.Counters = append(enrich.Counters, store.CounterTouch{Key: "joins/" + u, Window: time.Minute, Add: 1})
 		enrich.Strikes = append(enrich.Strikes, store.UserRef{Group: "g", User: u})
 		enrich.RoleUsers = append(enrich.RoleUsers, u)
+		enrich.Activity = append(enrich.Activity, store.ActivityRef{UserRef: store.UserRef{Group: "g", User: u}, Seen: true})
 		commit.Strikes = append(commit.Strikes, store.StrikeAdd{UserRef: store.UserRef{Group: "g", User: u}, N: 1, ID: "wave/" + u})
 		commit.Actions = append(commit.Actions, store.Action{ID: "wave/" + u + "/mute", Kind: "mute", Group: "g", User: u, Seconds: 300, Created: now})
 		commit.Decisions = append(commit.Decisions, store.DecisionRecord{Time: now, Group: "g", User: u, Body: []byte(`{"kind":"decision"}`)})
@@ -524,6 +569,9 @@ func TestAnEventWithThousandsOfSubjectsIsSplitIntoBoundedRoundTrips(t *testing.T
 		if res.Counts[i] != 1 || res.Strikes[i] != 0 {
 			t.Fatalf("member %d: count %d, strikes %d; want 1 and 0", i, res.Counts[i], res.Strikes[i])
 		}
+	}
+	if len(res.FirstSeen) != members || !res.FirstSeen[members-1].Equal(now.Truncate(time.Millisecond)) {
+		t.Errorf("enrich answered %d first sightings, the last %v; want %d, the last at %v", len(res.FirstSeen), res.FirstSeen[len(res.FirstSeen)-1], members, now)
 	}
 	if res.Roles[42] != store.RoleAdmin || res.Roles[7999] != store.RoleOwner || res.Roles[4000] != store.RoleMember {
 		t.Errorf("roles of members 42, 7999 and 4000 = %q, %q, %q; want admin, owner, member", res.Roles[42], res.Roles[7999], res.Roles[4000])

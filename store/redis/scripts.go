@@ -253,11 +253,32 @@ end
 return live
 `
 
+// activityLua reads, and with seen records, one user's activity in a group
+// (a hash: f first seen in ms, m messages counted, e the name of the last
+// message counted). KEYS[1] the hash; ARGV: now (ms), seen (0/1), the
+// message's name (” for none), ttl (ms). Returns {first seen or ”,
+// messages}.
+const activityLua = `
+local f = redis.call('HGET', KEYS[1], 'f')
+if ARGV[2] == '1' then
+  if not f then
+    f = ARGV[1]
+    redis.call('HSET', KEYS[1], 'f', f)
+  end
+  if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'e') ~= ARGV[3] then
+    redis.call('HINCRBY', KEYS[1], 'm', 1)
+    redis.call('HSET', KEYS[1], 'e', ARGV[3])
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+return {f or '', redis.call('HGET', KEYS[1], 'm') or '0'}
+`
+
 // scripts holds the store's Lua scripts. Script.Run sends EVALSHA and falls
 // back to EVAL when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
 type scripts struct {
 	enqueue, claim, extend, complete, retry, release, deadLetter *goredis.Script
-	stats, pending, dead, mutes                                  *goredis.Script
+	stats, pending, dead, mutes, activity                        *goredis.Script
 }
 
 func newScripts() scripts {
@@ -273,5 +294,6 @@ func newScripts() scripts {
 		pending:    goredis.NewScript(pendingLua),
 		dead:       goredis.NewScript(deadLua),
 		mutes:      goredis.NewScript(mutesLua),
+		activity:   goredis.NewScript(activityLua),
 	}
 }

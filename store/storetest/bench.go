@@ -12,7 +12,14 @@ import (
 // BenchEnrich5Counters measures the per-event round trip: Enrich touching
 // five counters, reading the user's strikes and marking a dedupe key. Events
 // come from 1000 users in turn, as a busy group's traffic would.
-func BenchEnrich5Counters(b *testing.B, s store.Store) {
+func BenchEnrich5Counters(b *testing.B, s store.Store) { benchEnrich(b, s, false) }
+
+// BenchEnrich5CountersAndActivity is BenchEnrich5Counters with the user's
+// activity (user.first_seen, user.messages) read and recorded, as for a
+// message when rules read them.
+func BenchEnrich5CountersAndActivity(b *testing.B, s store.Store) { benchEnrich(b, s, true) }
+
+func benchEnrich(b *testing.B, s store.Store, activity bool) {
 	ctx := context.Background()
 	const users = 1000
 	reqs := make([]store.EnrichRequest, users)
@@ -28,6 +35,10 @@ func BenchEnrich5Counters(b *testing.B, s store.Store) {
 				Key: "c" + strconv.Itoa(i) + "|@TGS#bench/" + user, Window: 10 * time.Second, Add: 1,
 			})
 		}
+		if activity {
+			reqs[u].Activity = []store.ActivityRef{{UserRef: store.UserRef{Group: "@TGS#bench", User: user}, Seen: true}}
+			reqs[u].ActivityTTL = 90 * 24 * time.Hour
+		}
 	}
 	i := 0
 	b.ReportAllocs()
@@ -37,6 +48,9 @@ func BenchEnrich5Counters(b *testing.B, s store.Store) {
 		req.Now = time.Now()
 		req.EventID = "ev" + strconv.Itoa(i)
 		req.Dedupe = req.EventID
+		if activity {
+			req.Activity = []store.ActivityRef{{UserRef: req.Activity[0].UserRef, Seen: true, Message: req.EventID}}
+		}
 		if _, err := s.Enrich(ctx, req); err != nil {
 			b.Fatal(err)
 		}

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"counters", counterTests()},
 		{"strikes", strikeTests()},
 		{"enrich", enrichTests()},
+		{"activity", activityTests()},
 		{"commit", commitTests()},
 		{"outbox", outboxTests()},
 		{"claim once", claimOnceTests()},
@@ -397,6 +398,70 @@ func enrichTests() []test {
 		}},
 		{"ping answers", func(t *testing.T, s store.Store) {
 			check(t, "ping", s.Ping(t.Context()))
+		}},
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Activity.
+
+func activityTests() []test {
+	alice := store.UserRef{Group: "g", User: "alice"}
+	bob := store.UserRef{Group: "g", User: "bob"}
+	seen := func(ref store.UserRef, msg string) store.ActivityRef {
+		return store.ActivityRef{UserRef: ref, Seen: true, Message: msg}
+	}
+	read := func(ref store.UserRef) store.ActivityRef { return store.ActivityRef{UserRef: ref} }
+	req := func(now time.Time, refs ...store.ActivityRef) store.EnrichRequest {
+		return store.EnrichRequest{Now: now, Activity: refs, ActivityTTL: time.Hour}
+	}
+	return []test{
+		{"a user never seen reads no first sighting and no messages", func(t *testing.T, s store.Store) {
+			res := enrich(t, s, req(t0(), read(alice)))
+			equal(t, "first seen is zero", res.FirstSeen[0].IsZero(), true)
+			equalSlice(t, "messages", res.Messages, []int64{0})
+			res = enrich(t, s, req(t0(), read(alice)))
+			equal(t, "reading does not record", res.FirstSeen[0].IsZero(), true)
+		}},
+		{"the first sighting is kept and messages are counted, this one included", func(t *testing.T, s store.Store) {
+			res := enrich(t, s, req(t0(), seen(alice, "m1")))
+			equal(t, "first seen", res.FirstSeen[0].Equal(t0()), true)
+			equalSlice(t, "messages after the first", res.Messages, []int64{1})
+			res = enrich(t, s, req(t0().Add(time.Minute), seen(alice, "m2"), read(bob)))
+			equal(t, "first seen stays", res.FirstSeen[0].Equal(t0()), true)
+			equalSlice(t, "messages after the second", res.Messages, []int64{2, 0})
+			res = enrich(t, s, req(t0().Add(2*time.Minute), seen(alice, "")))
+			equalSlice(t, "a sighting without a message", res.Messages, []int64{2})
+		}},
+		{"a message named twice in a row is counted once", func(t *testing.T, s store.Store) {
+			enrich(t, s, req(t0(), seen(alice, "m1")))
+			res := enrich(t, s, req(t0(), seen(alice, "m1")))
+			equalSlice(t, "messages", res.Messages, []int64{1})
+		}},
+		{"users and groups are kept apart", func(t *testing.T, s store.Store) {
+			other := store.UserRef{Group: "g2", User: "alice"}
+			enrich(t, s, req(t0(), seen(alice, "m1")))
+			res := enrich(t, s, req(t0().Add(time.Hour/2), seen(other, "m2"), read(bob), read(alice)))
+			equal(t, "first seen in the other group", res.FirstSeen[0].Equal(t0().Add(time.Hour/2)), true)
+			equal(t, "bob never seen", res.FirstSeen[1].IsZero(), true)
+			equal(t, "alice in g", res.FirstSeen[2].Equal(t0()), true)
+			equalSlice(t, "messages", res.Messages, []int64{1, 0, 1})
+		}},
+		{"activity is forgotten a TTL after it was last recorded, and starts again", func(t *testing.T, s store.Store) {
+			r := store.EnrichRequest{Now: t0(), Activity: []store.ActivityRef{seen(alice, "m1")}, ActivityTTL: 200 * time.Millisecond}
+			enrich(t, s, r)
+			time.Sleep(600 * time.Millisecond)
+			res := enrich(t, s, req(t0(), read(alice)))
+			equal(t, "forgotten", res.FirstSeen[0].IsZero(), true)
+			equalSlice(t, "messages forgotten", res.Messages, []int64{0})
+			res = enrich(t, s, req(t0().Add(time.Hour), seen(alice, "m2")))
+			equal(t, "seen again", res.FirstSeen[0].Equal(t0().Add(time.Hour)), true)
+			equalSlice(t, "messages start again", res.Messages, []int64{1})
+		}},
+		{"a request without activity returns none", func(t *testing.T, s store.Store) {
+			res := enrich(t, s, store.EnrichRequest{Now: t0()})
+			equal(t, "first seen", res.FirstSeen == nil, true)
+			equal(t, "messages", res.Messages == nil, true)
 		}},
 	}
 }

@@ -67,10 +67,14 @@ type BotConfig struct {
 	// StateDir is state_dir: where the bot keeps the decisions Redis did
 	// not take (none when empty).
 	StateDir string
+	// AuditFile is audit.file, an absolute path (audit.jsonl beside the
+	// config when empty). The bot watches the config's directory for
+	// reloads: an audit log elsewhere spares it a file event per record.
+	AuditFile string
 }
 
-// YAML renders the config file. The rules are in rules.yaml and the audit
-// log goes to audit.jsonl, both beside it.
+// YAML renders the config file. The rules are in rules.yaml beside it; the
+// audit log goes to AuditFile, or audit.jsonl beside it.
 func (c BotConfig) YAML() string {
 	var b strings.Builder
 	dur := func(d time.Duration) string { return strconv.Quote(d.String()) }
@@ -93,7 +97,7 @@ func (c BotConfig) YAML() string {
 			fmt.Fprintf(&b, "    %s: %s\n", k, c.FailMode[k])
 		}
 	}
-	b.WriteString("rules_file: rules.yaml\naudit:\n  file: audit.jsonl\n")
+	fmt.Fprintf(&b, "rules_file: rules.yaml\naudit:\n  file: %q\n", orString(c.AuditFile, "audit.jsonl"))
 	if c.StateDir != "" {
 		fmt.Fprintf(&b, "state_dir: %q\n", c.StateDir)
 	}
@@ -151,9 +155,12 @@ type Bot struct {
 	Name string
 	// URL is the base URL, http://127.0.0.1:PORT.
 	URL string
-	// Dir holds config.yaml, rules.yaml, audit.jsonl and bot.log (the
+	// Dir holds config.yaml, rules.yaml, audit.jsonl (unless
+	// BotConfig.AuditFile names another file) and bot.log (the
 	// operational log, standard error).
 	Dir string
+
+	audit string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -163,7 +170,12 @@ type Bot struct {
 }
 
 // AuditPath is the bot's audit log.
-func (b *Bot) AuditPath() string { return filepath.Join(b.Dir, "audit.jsonl") }
+func (b *Bot) AuditPath() string {
+	if b.audit != "" {
+		return b.audit
+	}
+	return filepath.Join(b.Dir, "audit.jsonl")
+}
 
 // LogPath is the bot's operational log.
 func (b *Bot) LogPath() string { return filepath.Join(b.Dir, "bot.log") }
@@ -218,7 +230,7 @@ func startBot(ctx context.Context, name, binary, dir string, cfg BotConfig) (*Bo
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
-	b := &Bot{Name: name, URL: "http://127.0.0.1:" + strconv.Itoa(cfg.Port), Dir: dir, cmd: cmd, exited: make(chan struct{})}
+	b := &Bot{Name: name, URL: "http://127.0.0.1:" + strconv.Itoa(cfg.Port), Dir: dir, audit: cfg.AuditFile, cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
 		b.mu.Lock()

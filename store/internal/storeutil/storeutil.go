@@ -95,6 +95,14 @@ func CheckEnrich(req store.EnrichRequest) error {
 	if req.Dedupe != "" && req.DedupeTTL < time.Millisecond {
 		return fmt.Errorf("enrich: dedupe %q: ttl %s is shorter than 1ms", req.Dedupe, req.DedupeTTL)
 	}
+	for _, a := range req.Activity {
+		if a.Group == "" || a.User == "" {
+			return fmt.Errorf("enrich: activity of %q in %q: group and user are required", a.User, a.Group)
+		}
+		if a.Seen && req.ActivityTTL < time.Millisecond {
+			return fmt.Errorf("enrich: activity of %q in %q: ttl %s is shorter than 1ms", a.User, a.Group, req.ActivityTTL)
+		}
+	}
 	return nil
 }
 

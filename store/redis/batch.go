@@ -1,0 +1,256 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// BatchOptions configure how the Enrich and Commit calls of concurrent
+// callers share pipelines. Zero values take the defaults.
+//
+// Each call builds its commands on its own, then hands them to one of a few
+// sender goroutines. A sender takes the first call waiting and every other
+// call already waiting, up to MaxSize, and sends them all in one pipeline:
+// one write, one read and one connection from the pool for all of them,
+// and for Redis one read event instead of one per call. While pipelines are
+// out, new calls wait, so under load pipelines fill without any delay; a
+// call that finds a sender free goes at once.
+//
+// A call waits for its pipeline no longer than its own deadline (its
+// context, bounded by Options.Timeout): one slow pipeline never holds a
+// callback past it, and the other senders go on meanwhile. A call whose
+// commands fail (a wrong type, a missing script) fails alone; one that
+// cannot reach Redis fails with store.ErrUnavailable, as without batching.
+type BatchOptions struct {
+	// MaxSize is the most calls one pipeline carries. Default 32; 1 turns
+	// batching off: each call sends its own pipeline.
+	MaxSize int
+	// MaxWait is how long a sender whose pipeline is not full keeps
+	// gathering calls, yielding the CPU to the goroutines about to make
+	// them. Default 0: only calls already waiting join. A wait costs CPU
+	// (the sender spins) and adds up to MaxWait to a call's latency.
+	MaxWait time.Duration
+	// Senders is the most pipelines out at once. Default 2.
+	Senders int
+}
+
+// Batch defaults.
+const (
+	DefaultBatchMaxSize = 32
+	DefaultBatchSenders = 2
+)
+
+func (o *BatchOptions) defaults() {
+	if o.MaxSize <= 0 {
+		o.MaxSize = DefaultBatchMaxSize
+	}
+	if o.Senders <= 0 {
+		o.Senders = DefaultBatchSenders
+	}
+	o.MaxWait = max(o.MaxWait, 0)
+}
+
+// batchMaxCommands is the most commands a call may have to be batched;
+// larger calls (an event with very many subjects) send their own pipeline,
+// so that a batch stays small enough to answer quickly.
+const batchMaxCommands = 64
+
+// call is one Enrich or Commit part waiting for a pipeline.
+type call struct {
+	ctx  context.Context
+	cmds []goredis.Cmder
+	// done receives once the pipeline has run (or the call was skipped
+	// because its context ended first).
+	done chan struct{}
+	// err is a failure of the whole pipeline that go-redis set on none of
+	// its commands.
+	err error
+}
+
+// batcher runs the senders.
+type batcher struct {
+	rdb     goredis.UniversalClient
+	opts    BatchOptions
+	queue   chan *call
+	stop    chan struct{}
+	stopOne sync.Once
+	stopped sync.WaitGroup
+	sizes   prometheus.Observer
+	calls   sync.Pool
+}
+
+func newBatcher(rdb goredis.UniversalClient, opts BatchOptions, reg prometheus.Registerer) *batcher {
+	b := &batcher{
+		rdb:   rdb,
+		opts:  opts,
+		queue: make(chan *call, opts.MaxSize*opts.Senders*4),
+		stop:  make(chan struct{}),
+		calls: sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }},
+	}
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "timguard_store_batch_size",
+		Help:    "Enrich and Commit calls sent to Redis in one pipeline.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+	})
+	if reg != nil {
+		if err := reg.Register(h); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				if existing, ok := are.ExistingCollector.(prometheus.Histogram); ok {
+					h = existing
+				}
+			}
+		}
+	}
+	b.sizes = h
+	for range opts.Senders {
+		b.stopped.Go(b.send)
+	}
+	return b
+}
+
+// close stops the senders once the calls they hold are sent.
+func (b *batcher) close() {
+	b.stopOne.Do(func() { close(b.stop) })
+	b.stopped.Wait()
+}
+
+// do sends cmds, built on a pipeline of the caller's, in a shared pipeline
+// and waits for it, or for ctx. It returns the first error of cmds other
+// than goredis.Nil, as Exec would for a pipeline of their own, and whether
+// they ran: when ctx ends first, cmds may still be in use and must not be
+// read.
+func (b *batcher) do(ctx context.Context, cmds []goredis.Cmder) (bool, error) {
+	c := b.calls.Get().(*call)
+	c.ctx, c.cmds, c.err = ctx, cmds, nil
+	select {
+	case b.queue <- c:
+	case <-b.stop:
+		c.ctx, c.cmds = nil, nil
+		b.calls.Put(c)
+		return false, goredis.ErrClosed
+	case <-ctx.Done():
+		c.ctx, c.cmds = nil, nil
+		b.calls.Put(c)
+		return false, ctx.Err()
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		// The sender still holds c: it is not reused.
+		return false, ctx.Err()
+	}
+	err := c.err
+	c.ctx, c.cmds, c.err = nil, nil, nil
+	b.calls.Put(c)
+	if err != nil {
+		return false, err
+	}
+	return true, firstErr(cmds)
+}
+
+// firstErr is the first error of cmds other than goredis.Nil.
+func firstErr(cmds []goredis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+			return err
+		}
+	}
+	return nil
+}
+
+// send is one sender: it gathers calls and sends them until close.
+func (b *batcher) send() {
+	batch := make([]*call, 0, b.opts.MaxSize)
+	for {
+		var first *call
+		select {
+		case first = <-b.queue:
+		case <-b.stop:
+			// Send what is still waiting, then stop.
+			for {
+				batch = b.gather(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				b.exec(batch)
+				clear(batch)
+			}
+		}
+		batch = b.gather(append(batch[:0], first))
+		b.exec(batch)
+		clear(batch)
+	}
+}
+
+// gather adds the calls waiting, up to MaxSize, and with MaxWait keeps
+// gathering for that long while the pipeline is not full.
+func (b *batcher) gather(batch []*call) []*call {
+	var start time.Time
+	for len(batch) < b.opts.MaxSize {
+		select {
+		case c := <-b.queue:
+			batch = append(batch, c)
+			continue
+		default:
+		}
+		if b.opts.MaxWait <= 0 || len(batch) == 0 {
+			break
+		}
+		if start.IsZero() {
+			start = time.Now()
+		} else if time.Since(start) >= b.opts.MaxWait {
+			break
+		}
+		runtime.Gosched()
+	}
+	return batch
+}
+
+// exec sends the calls of batch whose callers still wait in one pipeline,
+// bounded by the latest of their deadlines, and tells each caller.
+func (b *batcher) exec(batch []*call) {
+	pipe := b.rdb.Pipeline()
+	var deadline time.Time
+	bounded, live := true, 0
+	for _, c := range batch {
+		if err := c.ctx.Err(); err != nil {
+			c.err = err // its caller has gone, or goes now
+			continue
+		}
+		if d, ok := c.ctx.Deadline(); !ok {
+			bounded = false
+		} else if d.After(deadline) {
+			deadline = d
+		}
+		_ = pipe.BatchProcess(c.ctx, c.cmds...)
+		live++
+	}
+	if live > 0 {
+		b.sizes.Observe(float64(live))
+		ctx := context.Background()
+		if bounded {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		if cmds, err := pipe.Exec(ctx); err != nil && firstErr(cmds) == nil {
+			// go-redis sets a failure of the whole pipeline on each of its
+			// commands; should it not, every caller gets it.
+			for _, c := range batch {
+				if c.err == nil {
+					c.err = err
+				}
+			}
+		}
+	}
+	for _, c := range batch {
+		c.done <- struct{}{}
+	}
+}

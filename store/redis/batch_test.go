@@ -1,0 +1,342 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/timguard/timguard/internal/redistest"
+	"github.com/timguard/timguard/store"
+	"github.com/timguard/timguard/store/storetest"
+)
+
+func TestConformanceWithoutBatching(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return freshStore(t, Options{Batch: BatchOptions{MaxSize: 1}}) })
+}
+
+// gate holds the pipelines go-redis sends until it is opened, and counts
+// them and their commands.
+type gate struct {
+	mu        sync.Mutex
+	pipelines []int // commands per pipeline, in order
+	held      chan struct{}
+	open      chan struct{}
+	once      sync.Once
+}
+
+func newGate() *gate { return &gate{held: make(chan struct{}, 100), open: make(chan struct{})} }
+
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+func (g *gate) DialHook(next goredis.DialHook) goredis.DialHook          { return next }
+func (g *gate) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+func (g *gate) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		switch cmds[0].Name() {
+		case "hello", "client", "auth", "select":
+			return next(ctx, cmds) // a new connection's handshake
+		}
+		g.mu.Lock()
+		g.pipelines = append(g.pipelines, len(cmds))
+		g.mu.Unlock()
+		g.held <- struct{}{}
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (g *gate) sent() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.pipelines...)
+}
+
+// gatedStore is a store with one batch sender on a client whose pipelines
+// wait at g, and the registry of its metrics.
+func gatedStore(t *testing.T, timeout time.Duration) (*Store, *gate, *prometheus.Registry) {
+	t.Helper()
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t)
+	redistest.CleanupPrefix(t, url, prefix)
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Skipf("REDIS_URL %s is not a single node: %v", url, err)
+	}
+	opts.ContextTimeoutEnabled = true
+	rdb := goredis.NewClient(opts)
+	g := newGate()
+	rdb.AddHook(g)
+	reg := prometheus.NewRegistry()
+	s, err := NewFromClient(rdb, Options{KeyPrefix: prefix, Timeout: timeout, Registerer: reg,
+		Batch: BatchOptions{MaxSize: 64, Senders: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.release()
+		_ = s.Close()
+	})
+	return s, g, reg
+}
+
+// queued waits until n calls wait for the sender.
+func queued(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for len(s.batch.queue) < n {
+		if t.Context().Err() != nil {
+			t.Fatal("the calls never queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func enrichOne(key, id string) store.EnrichRequest {
+	return store.EnrichRequest{Now: time.Now(), EventID: id, Dedupe: id, DedupeTTL: time.Minute,
+		Counters: []store.CounterTouch{{Key: key, Window: time.Minute, Add: 1}}}
+}
+
+// Calls made while a pipeline is out wait and then go together, in one
+// pipeline, and each caller reads its own answers.
+func TestCallsMadeWhileAPipelineIsOutShareTheNext(t *testing.T) {
+	s, g, reg := gatedStore(t, 10*time.Second)
+	ctx := t.Context()
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Enrich(ctx, enrichOne("first", "e0"))
+		first <- err
+	}()
+	<-g.held // the first pipeline is out, and held
+
+	const n = 20
+	type answer struct {
+		res store.EnrichResult
+		err error
+	}
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			// Every caller touches a window of its own i+1 times over
+			// (i entries added before, one now): its count says whose
+			// answer it got.
+			key := "w" + strconv.Itoa(i)
+			req := enrichOne(key, "e"+strconv.Itoa(i+1))
+			req.Counters[0].Add = i + 1
+			answers[i].res, answers[i].err = s.Enrich(ctx, req)
+		})
+	}
+	queued(t, s, n)
+	g.release()
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range answers {
+		if a.err != nil {
+			t.Fatalf("call %d: %v", i, a.err)
+		}
+		if len(a.res.Counts) != 1 || a.res.Counts[0] != int64(i+1) || a.res.Duplicate {
+			t.Errorf("call %d got %+v, want a count of %d and no duplicate", i, a.res, i+1)
+		}
+	}
+	if sent := g.sent(); len(sent) != 2 {
+		t.Errorf("pipelines of %v commands, want two: the first call's and the %d others'", sent, n)
+	}
+	count, sum := batchSizes(t, reg)
+	if count != 2 || sum != n+1 {
+		t.Errorf("timguard_store_batch_size: %d observations summing to %g, want 2 summing to %d", count, sum, n+1)
+	}
+}
+
+// A call whose commands fail (here a window key that holds a string)
+// fails alone; the calls sharing its pipeline get their answers.
+func TestACallThatFailsFailsAloneInItsPipeline(t *testing.T) {
+	s, g, _ := gatedStore(t, 10*time.Second)
+	ctx := t.Context()
+	if err := s.rdb.Set(ctx, s.k.window("wrong"), "a string", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = s.Enrich(ctx, enrichOne("first", "e0")) }()
+	<-g.held
+
+	var bad, good error
+	var goodRes store.EnrichResult
+	var wg sync.WaitGroup
+	wg.Go(func() { _, bad = s.Enrich(ctx, enrichOne("wrong", "e1")) })
+	queued(t, s, 1)
+	wg.Go(func() { goodRes, good = s.Enrich(ctx, enrichOne("right", "e2")) })
+	queued(t, s, 2)
+	g.release()
+	wg.Wait()
+	if errors.Is(bad, store.ErrUnavailable) || !containsWrongType(bad) {
+		t.Errorf("the call on a string key: err = %v, want WRONGTYPE (not ErrUnavailable)", bad)
+	}
+	if good != nil || len(goodRes.Counts) != 1 || goodRes.Counts[0] != 1 {
+		t.Errorf("the call beside it: %+v, %v; want a count of 1", goodRes, good)
+	}
+	if sent := g.sent(); len(sent) != 2 {
+		t.Errorf("pipelines of %v commands, want two", sent)
+	}
+}
+
+func containsWrongType(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if goredis.HasErrorPrefix(err, "WRONGTYPE") {
+			return true
+		}
+	}
+	return false
+}
+
+// A pipeline that hangs holds no caller past its deadline: the calls
+// waiting behind it give up with ErrUnavailable in time, and once Redis
+// answers again the next calls go through.
+func TestACallWaitsForItsPipelineNoLongerThanItsDeadline(t *testing.T) {
+	s, g, _ := gatedStore(t, 200*time.Millisecond)
+	ctx := t.Context()
+	go func() { _, _ = s.Enrich(ctx, enrichOne("first", "e0")) }()
+	<-g.held
+
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Go(func() {
+			if i%2 == 0 {
+				_, errs[i] = s.Enrich(ctx, enrichOne("k"+strconv.Itoa(i), "e"+strconv.Itoa(i+1)))
+				return
+			}
+			errs[i] = s.Commit(ctx, store.CommitRequest{Now: time.Now(), EventID: "c" + strconv.Itoa(i),
+				Touch: []store.CounterTouch{{Key: "budget", Window: time.Minute, Add: 1}}})
+		})
+	}
+	wg.Wait() // returns although the gate is still closed
+	for i, err := range errs {
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("call %d: err = %v, want ErrUnavailable", i, err)
+		}
+	}
+	g.release()
+	res, err := s.Enrich(ctx, enrichOne("after", "e9"))
+	if err != nil || res.Counts[0] != 1 {
+		t.Errorf("a call once Redis answers: %+v, %v", res, err)
+	}
+}
+
+// Calls still waiting when the store closes are sent first; calls after
+// Close fail.
+func TestCloseSendsTheCallsWaiting(t *testing.T) {
+	s := freshStore(t, Options{Batch: BatchOptions{MaxSize: 8, Senders: 1}})
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if _, err := s.Enrich(ctx, enrichOne("k"+strconv.Itoa(i), "e"+strconv.Itoa(i))); err != nil {
+				t.Errorf("call %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enrich(ctx, enrichOne("late", "late")); err == nil {
+		t.Error("a call after Close succeeded")
+	}
+}
+
+// batchSizes reads the histogram's count and sum.
+func batchSizes(t *testing.T, reg *prometheus.Registry) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "timguard_store_batch_size" && mf.GetType() == dto.MetricType_HISTOGRAM {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatal("no timguard_store_batch_size histogram")
+	return 0, 0
+}
+
+// BenchmarkEnrichParallel measures Enrich from many goroutines at once, as
+// concurrent callbacks make it, with and without batching.
+func BenchmarkEnrichParallel(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		batch BatchOptions
+	}{
+		{"unbatched", BatchOptions{MaxSize: 1}},
+		{"batched", BatchOptions{}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := freshStore(b, Options{Batch: c.batch})
+			ctx := context.Background()
+			var n sync.Mutex
+			next := 0
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					n.Lock()
+					next++
+					i := next
+					n.Unlock()
+					user := "u" + strconv.Itoa(i%1000)
+					req := store.EnrichRequest{Now: time.Now(), EventID: "ev" + strconv.Itoa(i), Dedupe: "ev" + strconv.Itoa(i),
+						DedupeTTL: time.Minute, StrikeDecay: time.Hour, Strikes: []store.UserRef{{Group: "g", User: user}}}
+					for k := range 3 {
+						req.Counters = append(req.Counters, store.CounterTouch{Key: "c" + strconv.Itoa(k) + "|" + user, Window: 10 * time.Second, Add: 1})
+					}
+					if _, err := s.Enrich(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// A window is trimmed on some of the touches only, yet every count is
+// exact, and a busy window keeps no more than a few touches' worth of
+// stale entries.
+func TestWindowCountsAreExactAndItsStaleEntriesBounded(t *testing.T) {
+	s := freshStore(t, Options{})
+	ctx := t.Context()
+	start := time.Now()
+	const span = time.Second
+	for i := range 300 {
+		now := start.Add(time.Duration(i) * 100 * time.Millisecond)
+		res, err := s.Enrich(ctx, store.EnrichRequest{Now: now, EventID: "ev" + strconv.Itoa(i),
+			Counters: []store.CounterTouch{{Key: "busy", Window: span, Add: 1}, {Key: "busy", Window: span}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Entries in (now-1s, now]: ten, or fewer at the start.
+		want := int64(min(i+1, 10))
+		if res.Counts[0] != want || res.Counts[1] != want {
+			t.Fatalf("event %d: counts %v, want %d", i, res.Counts, want)
+		}
+	}
+	n, err := s.rdb.ZCard(ctx, s.k.window("busy")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > 10+8*trimEvery {
+		t.Errorf("the window holds %d entries, want its 10 live ones and few stale ones", n)
+	}
+}
