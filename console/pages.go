@@ -290,12 +290,40 @@ func traceOf(sd *storedDecision, set *rules.Set) ([]traceStep, string) {
 	}
 	var out []traceStep
 	if len(sd.Trace) > 0 {
+		// The recorded trace holds the rules that matched or failed. With
+		// the same rules in force, the other rules of the event's kind are
+		// shown in their place as not matched.
+		recorded := map[string]traceStep{}
 		for _, s := range sd.Trace {
 			ts := traceStep{Rule: s.Rule, Matched: s.Matched, Shadow: s.Shadow, Skipped: s.Skipped, Error: s.Error}
 			describe(&ts)
+			recorded[s.Rule] = ts
+		}
+		if set == nil || (sd.RulesVersion != "" && sd.RulesVersion != set.Version) {
+			for _, s := range sd.Trace {
+				out = append(out, recorded[s.Rule])
+			}
+			return out, "as evaluated: the rules that matched or failed"
+		}
+		for _, r := range set.Rules {
+			if ts, ok := recorded[r.Name]; ok {
+				out = append(out, ts)
+				delete(recorded, r.Name)
+				continue
+			}
+			if sd.Event != "" && !slices.Contains(r.On, rules.Kind(sd.Event)) {
+				continue
+			}
+			ts := traceStep{Rule: r.Name}
+			describe(&ts)
 			out = append(out, ts)
 		}
-		return out, "as evaluated"
+		for _, s := range sd.Trace { // rules no longer in the set
+			if ts, ok := recorded[s.Rule]; ok {
+				out = append(out, ts)
+			}
+		}
+		return out, "as evaluated; the other rules of the event did not match or were not evaluated"
 	}
 	if set == nil {
 		return nil, ""
