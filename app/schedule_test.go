@@ -150,14 +150,22 @@ func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	// The clock jumps only once the mute is recorded done: an action still
 	// in flight when it jumps finds its lease passed, and another replica
 	// carries it out again (a 15-minute stall, as the test tells it).
-	waitFor(t, 60*time.Second, "the raid mute done and its delayed unmute", func() bool {
-		pending, _ := bots[1].app.store.Pending(context.Background(), 100)
-		for _, a := range pending {
-			if strings.HasSuffix(a.ID, mutes.EndSuffix) {
-				return im.Group(raid).MuteAllMember && raidMuteDone(bots)
-			}
+	// The wave's 4th, 5th and 6th joins each decide a mute_group: every one
+	// of them must be done (none left in the outbox but the delayed ends),
+	// not only the first.
+	waitFor(t, 60*time.Second, "the raid mutes done and their delayed unmute", func() bool {
+		pending, err := bots[1].app.store.Pending(context.Background(), 100)
+		if err != nil {
+			return false
 		}
-		return false
+		ends := 0
+		for _, a := range pending {
+			if !strings.HasSuffix(a.ID, mutes.EndSuffix) {
+				return false
+			}
+			ends++
+		}
+		return ends > 0 && im.Group(raid).MuteAllMember && raidMuteDone(bots)
 	})
 	clk.Add(15 * time.Minute)
 	waitFor(t, 60*time.Second, "the unmute and its announcement", func() bool {
