@@ -22,7 +22,7 @@ import (
 // out, new calls wait, so under load pipelines fill without any delay; a
 // call that finds a sender free goes at once.
 //
-// A call waits for its pipeline no longer than its own deadline (its
+// A call waits for its pipeline no longer than its own deadline (that of its
 // context, bounded by Options.Timeout): one slow pipeline never holds a
 // callback past it, and the other senders go on meanwhile. A call whose
 // commands fail (a wrong type, a missing script) fails alone; one that
@@ -63,8 +63,12 @@ const batchMaxCommands = 64
 
 // call is one Enrich or Commit part waiting for a pipeline.
 type call struct {
-	ctx  context.Context
-	cmds []goredis.Cmder
+	ctx context.Context
+	// deadline is the call's, which ctx may not carry: the caller waits
+	// no longer, on timer.
+	deadline time.Time
+	timer    *time.Timer
+	cmds     []goredis.Cmder
 	// done receives once the pipeline has run (or the call was skipped
 	// because its context ended first).
 	done chan struct{}
@@ -91,7 +95,11 @@ func newBatcher(rdb goredis.UniversalClient, opts BatchOptions, reg prometheus.R
 		opts:  opts,
 		queue: make(chan *call, opts.MaxSize*opts.Senders*4),
 		stop:  make(chan struct{}),
-		calls: sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }},
+		calls: sync.Pool{New: func() any {
+			t := time.NewTimer(time.Hour)
+			t.Stop()
+			return &call{done: make(chan struct{}, 1), timer: t}
+		}},
 	}
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "timguard_store_batch_size",
@@ -121,38 +129,49 @@ func (b *batcher) close() {
 	b.stopped.Wait()
 }
 
-// do sends cmds, built on a pipeline of the caller's, in a shared pipeline
-// and waits for it, or for ctx. It returns the first error of cmds other
-// than goredis.Nil, as Exec would for a pipeline of their own, and whether
-// they ran: when ctx ends first, cmds may still be in use and must not be
-// read.
-func (b *batcher) do(ctx context.Context, cmds []goredis.Cmder) (bool, error) {
+// do sends cmds in a shared pipeline and waits for it, for ctx, or until
+// deadline. It returns the first error of cmds other than goredis.Nil, as
+// Exec would for a pipeline of their own, and whether they ran: when the
+// wait ends first, cmds may still be in use and must not be read.
+func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmder) (bool, error) {
 	c := b.calls.Get().(*call)
-	c.ctx, c.cmds, c.err = ctx, cmds, nil
+	c.ctx, c.deadline, c.cmds, c.err = ctx, deadline, cmds, nil
+	// Since Go 1.23 a timer stopped or reset delivers nothing stale.
+	c.timer.Reset(time.Until(deadline))
 	select {
 	case b.queue <- c:
 	case <-b.stop:
-		c.ctx, c.cmds = nil, nil
-		b.calls.Put(c)
+		b.release(c)
 		return false, goredis.ErrClosed
 	case <-ctx.Done():
-		c.ctx, c.cmds = nil, nil
-		b.calls.Put(c)
+		b.release(c)
 		return false, ctx.Err()
+	case <-c.timer.C:
+		b.release(c)
+		return false, context.DeadlineExceeded
 	}
 	select {
 	case <-c.done:
 	case <-ctx.Done():
 		// The sender still holds c: it is not reused.
+		c.timer.Stop()
 		return false, ctx.Err()
+	case <-c.timer.C:
+		return false, context.DeadlineExceeded
 	}
 	err := c.err
-	c.ctx, c.cmds, c.err = nil, nil, nil
-	b.calls.Put(c)
+	b.release(c)
 	if err != nil {
 		return false, err
 	}
 	return true, firstErr(cmds)
+}
+
+// release puts back a call no sender holds.
+func (b *batcher) release(c *call) {
+	c.timer.Stop()
+	c.ctx, c.cmds, c.err = nil, nil, nil
+	b.calls.Put(c)
 }
 
 // firstErr is the first error of cmds other than goredis.Nil.
@@ -165,9 +184,11 @@ func firstErr(cmds []goredis.Cmder) error {
 	return nil
 }
 
-// send is one sender: it gathers calls and sends them until close.
+// send is one sender: it gathers calls and sends them until close. Its
+// pipeline and the list of commands are reused from batch to batch.
 func (b *batcher) send() {
 	batch := make([]*call, 0, b.opts.MaxSize)
+	x := &sender{pipe: b.rdb.Pipeline()}
 	for {
 		var first *call
 		select {
@@ -179,14 +200,20 @@ func (b *batcher) send() {
 				if len(batch) == 0 {
 					return
 				}
-				b.exec(batch)
+				b.exec(x, batch)
 				clear(batch)
 			}
 		}
 		batch = b.gather(append(batch[:0], first))
-		b.exec(batch)
+		b.exec(x, batch)
 		clear(batch)
 	}
+}
+
+// sender is what one sender reuses.
+type sender struct {
+	pipe goredis.Pipeliner
+	cmds []goredis.Cmder
 }
 
 // gather adds the calls waiting, up to MaxSize, and with MaxWait keeps
@@ -215,32 +242,33 @@ func (b *batcher) gather(batch []*call) []*call {
 
 // exec sends the calls of batch whose callers still wait in one pipeline,
 // bounded by the latest of their deadlines, and tells each caller.
-func (b *batcher) exec(batch []*call) {
-	pipe := b.rdb.Pipeline()
+func (b *batcher) exec(x *sender, batch []*call) {
+	now := time.Now()
 	var deadline time.Time
-	bounded, live := true, 0
+	live := 0
 	for _, c := range batch {
 		if err := c.ctx.Err(); err != nil {
 			c.err = err // its caller has gone, or goes now
 			continue
 		}
-		if d, ok := c.ctx.Deadline(); !ok {
-			bounded = false
-		} else if d.After(deadline) {
-			deadline = d
+		if !now.Before(c.deadline) {
+			c.err = context.DeadlineExceeded
+			continue
 		}
-		_ = pipe.BatchProcess(c.ctx, c.cmds...)
+		if c.deadline.After(deadline) {
+			deadline = c.deadline
+		}
+		x.cmds = append(x.cmds, c.cmds...)
 		live++
 	}
 	if live > 0 {
 		b.sizes.Observe(float64(live))
-		ctx := context.Background()
-		if bounded {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, deadline)
-			defer cancel()
-		}
-		if cmds, err := pipe.Exec(ctx); err != nil && firstErr(cmds) == nil {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		// The pipeline takes a copy of the list, which Exec hands on.
+		_ = x.pipe.BatchProcess(ctx, x.cmds...)
+		clear(x.cmds)
+		x.cmds = x.cmds[:0]
+		if cmds, err := x.pipe.Exec(ctx); err != nil && firstErr(cmds) == nil {
 			// go-redis sets a failure of the whole pipeline on each of its
 			// commands; should it not, every caller gets it.
 			for _, c := range batch {
@@ -249,6 +277,7 @@ func (b *batcher) exec(batch []*call) {
 				}
 			}
 		}
+		cancel()
 	}
 	for _, c := range batch {
 		c.done <- struct{}{}

@@ -22,38 +22,6 @@ const roleMarker = ""
 
 func ms(n int64) string { return strconv.FormatInt(n, 10) }
 
-// touch queues one window's commands on pipe: EventID/0..add-1 join at
-// now (ZADD NX, then PEXPIRE so that an idle window goes away), and with
-// read the count of (now-span, now] (ZCOUNT; nil without read). Entries at
-// or before now-span leave (ZREMRANGEBYSCORE) on one adding touch in
-// trimEvery, chosen by the event: the count is exact whatever is left to
-// trim, as ZCOUNT reads the window's range only, and a busy window keeps
-// no more than a few touches' worth of stale entries. A touch that only
-// reads is one command. nowS is now formatted, shared by the touches of
-// one pipeline.
-func touch(ctx context.Context, pipe goredis.Pipeliner, key, id string, add int, span time.Duration, now int64, nowS string, read bool) *goredis.IntCmd {
-	trim := add > 0 && trims(id)
-	var fromS string
-	if read || trim {
-		fromS = ms(now - span.Milliseconds())
-	}
-	if add > 0 {
-		if trim {
-			pipe.ZRemRangeByScore(ctx, key, "-inf", fromS)
-		}
-		zs := make([]goredis.Z, add)
-		for i := range zs {
-			zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(id, i)}
-		}
-		pipe.ZAddNX(ctx, key, zs...)
-		pipe.PExpire(ctx, key, span+storeutil.ExpirySlack)
-	}
-	if !read {
-		return nil
-	}
-	return pipe.ZCount(ctx, key, "("+fromS, nowS)
-}
-
 // trimEvery is how many adding touches of a window there are for one that
 // drops its stale entries, on average.
 const trimEvery = 4
@@ -85,8 +53,10 @@ func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.Enri
 		return res, err
 	}
 	now := storeutil.Ms(req.Now)
-	res.Counts = make([]int64, len(req.Counters))
-	res.Strikes = make([]int64, len(req.Strikes))
+	// Counts and Strikes share one array.
+	nc := len(req.Counters)
+	ints := make([]int64, nc+len(req.Strikes))
+	res.Counts, res.Strikes = ints[:nc:nc], ints[nc:]
 	roleUsers := 0
 	if req.RoleGroup != "" {
 		res.Roles = make([]string, len(req.RoleUsers))
@@ -127,42 +97,70 @@ type enrichPart struct {
 }
 
 func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *store.EnrichResult, now int64, p enrichPart) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	pipe := s.rdb.Pipeline()
-	nowS := ms(now)
-	counts := make([]*goredis.IntCmd, p.ce-p.ci)
+	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
+	var b cmdBuf
+	b.init(ctx, s.rdb, s.enrichSize(req, p))
+	nowA := b.num("", now)
+	// reads holds the counts, then the strikes; on the stack unless
+	// there are many.
+	var readsBuf [16]*goredis.IntCmd
+	var reads []*goredis.IntCmd
+	if n := p.ce - p.ci + se - si; n > len(readsBuf) {
+		reads = make([]*goredis.IntCmd, n)
+	} else {
+		reads = readsBuf[:n]
+	}
 	for i, c := range req.Counters[p.ci:p.ce] {
-		counts[i] = touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, nowS, true)
+		reads[i] = b.touch(b.cat(s.k.w, c.Key), req.EventID, c.Add, c.Window, now, nowA, true)
 	}
 	var dedupe *goredis.BoolCmd
 	var modes *goredis.MapStringStringCmd
-	if p.first {
+	if first {
 		if req.Dedupe != "" {
-			dedupe = pipe.SetNX(ctx, s.k.dedupe(req.Dedupe), "1", req.DedupeTTL)
+			// SetNX(key, "1", ttl) as go-redis sends it: PX for a ttl
+			// that is not whole seconds, else EX.
+			start := len(b.args)
+			b.args = append(b.args, "set", b.cat(s.k.d, req.Dedupe), "1")
+			if ttl := req.DedupeTTL; ttl < time.Second || ttl%time.Second != 0 {
+				b.args = append(b.args, "px", b.num("", int64(ttl/time.Millisecond)))
+			} else {
+				b.args = append(b.args, "ex", b.num("", int64(ttl/time.Second)))
+			}
+			b.args = append(b.args, "nx")
+			dedupe = b.boolCmd(start)
 		}
 		if req.WithModes {
-			modes = pipe.HGetAll(ctx, s.k.modes)
+			modes = goredis.NewMapStringStringCmd(ctx, "hgetall", b.str(s.k.modes))
+			b.add(modes)
 		}
 	}
-	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
-	strikes := make([]*goredis.IntCmd, se-si)
-	var from string
 	if se > si {
-		from = "(" + ms(now-req.StrikeDecay.Milliseconds())
-	}
-	for i, u := range req.Strikes[si:se] {
-		strikes[i] = pipe.ZCount(ctx, s.k.strikes(u.Group, u.User), from, nowS)
+		from := b.num("(", now-req.StrikeDecay.Milliseconds())
+		for i, u := range req.Strikes[si:se] {
+			start := len(b.args)
+			b.args = append(b.args, "zcount", b.userKey(s.k.s, u.Group, u.User), from, nowA)
+			reads[p.ce-p.ci+i] = b.intCmd(start)
+		}
 	}
 	var roles *goredis.SliceCmd
 	if req.RoleGroup != "" && (first || ri < re) {
-		roles = pipe.HMGet(ctx, s.k.roles(req.RoleGroup), append([]string{roleMarker}, req.RoleUsers[ri:re]...)...)
+		start := len(b.args)
+		b.args = append(b.args, "hmget", b.cat(s.k.r, req.RoleGroup), roleMarker)
+		for _, u := range req.RoleUsers[ri:re] {
+			b.args = append(b.args, b.str(u))
+		}
+		roles = goredis.NewSliceCmd(ctx, b.argsFrom(start)...)
+		b.add(roles)
 	}
-	activity := make([]*goredis.Cmd, p.ae-p.ai)
-	for i, a := range req.Activity[p.ai:p.ae] {
-		activity[i] = s.scripts.activity.EvalSha(ctx, pipe, []string{s.k.activity(a.Group, a.User)}, s.activityArgs(req, a)...)
+	var activity []*goredis.Cmd
+	if p.ae > p.ai {
+		activity = make([]*goredis.Cmd, p.ae-p.ai)
+		for i, a := range req.Activity[p.ai:p.ae] {
+			activity[i] = s.scripts.activity.EvalSha(ctx, b.typedCmds(), []string{s.k.activity(a.Group, a.User)}, s.activityArgs(req, a)...)
+			b.add(activity[i])
+		}
 	}
-	if cmds, err := s.exec(ctx, pipe); err != nil {
+	if cmds, err := s.run(ctx, b.cmds); err != nil {
 		// cmds is nil when the pipeline was not sent at all (the caller's
 		// deadline passed while it waited for a batch).
 		if cmds == nil {
@@ -174,10 +172,10 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	}
 	_ = s.result("enrich", req.EventID, nil)
 
-	for i, c := range counts {
+	for i, c := range reads[:p.ce-p.ci] {
 		res.Counts[p.ci+i] = c.Val()
 	}
-	for i, c := range strikes {
+	for i, c := range reads[p.ce-p.ci:] {
 		res.Strikes[si+i] = c.Val()
 	}
 	if dedupe != nil {
@@ -232,6 +230,28 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	return nil
 }
 
+// enrichSize is what the part p of req holds (cmdBuf).
+func (s *Store) enrichSize(req store.EnrichRequest, p enrichPart) bufSize {
+	ns := p.se - p.si
+	z := bufSize{cmds: 1 + 1 + ns + 1, args: 2 + 6 + 2 + 4*ns, strs: 2 + 2 + 2*ns, bytes: 21 + 21}
+	for _, c := range req.Counters[p.ci:p.ce] {
+		z.add(touchSize(len(s.k.w)+len(c.Key), req.EventID, c.Add))
+	}
+	if p.first && req.Dedupe != "" {
+		z.bytes += len(s.k.d) + len(req.Dedupe) + 20
+	}
+	for _, u := range req.Strikes[p.si:p.se] {
+		z.bytes += len(s.k.s) + 20 + len(u.Group) + len(u.User) + 2
+	}
+	if req.RoleGroup != "" {
+		z.args += 3 + p.re - p.ri
+		z.strs += 1 + p.re - p.ri
+		z.bytes += len(s.k.r) + len(req.RoleGroup)
+	}
+	z.cmds += p.ae - p.ai
+	return z
+}
+
 func (s *Store) activityArgs(req store.EnrichRequest, a store.ActivityRef) []any {
 	seen := "0"
 	if a.Seen {
@@ -267,6 +287,8 @@ func (s *Store) activityAgain(ctx context.Context, req store.EnrichRequest, p en
 	if len(again) == 0 {
 		return nil
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	pipe := s.rdb.Pipeline()
 	for _, i := range again {
 		a := req.Activity[p.ai+i]
@@ -332,25 +354,34 @@ func splitCommit(req store.CommitRequest, n int) []store.CommitRequest {
 // EVALSHA; if Redis lost its script cache (a restart), it is sent again
 // with EVAL in a second trip.
 func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	now := storeutil.Ms(req.Now)
-	pipe := s.rdb.Pipeline()
+	var b cmdBuf
+	b.init(ctx, s.rdb, s.commitSize(req))
+	nowA := b.num("", now)
 	decay := req.StrikeDecay
+	var from, ttl any
+	if len(req.Strikes) > 0 {
+		from, ttl = b.num("", now-decay.Milliseconds()), b.num("", (decay+storeutil.ExpirySlack).Milliseconds())
+	}
 	for _, st := range req.Strikes {
-		key := s.k.strikes(st.Group, st.User)
-		pipe.ZRemRangeByScore(ctx, key, "-inf", ms(now-decay.Milliseconds()))
+		key := b.userKey(s.k.s, st.Group, st.User)
+		start := len(b.args)
+		b.args = append(b.args, "zremrangebyscore", key, "-inf", from)
+		b.intCmd(start)
 		if st.N > 0 {
-			zs := make([]goredis.Z, st.N)
-			for i := range zs {
-				zs[i] = goredis.Z{Score: float64(now), Member: storeutil.Member(st.ID, i)}
+			start := len(b.args)
+			b.args = append(b.args, "zadd", key, "nx")
+			for i := range st.N {
+				b.args = append(b.args, nowA, b.member(st.ID, i))
 			}
-			pipe.ZAddNX(ctx, key, zs...)
-			pipe.PExpire(ctx, key, decay+storeutil.ExpirySlack)
+			b.intCmd(start)
+			start = len(b.args)
+			b.args = append(b.args, "pexpire", key, ttl)
+			b.boolCmd(start)
 		}
 	}
 	for _, c := range req.Touch {
-		touch(ctx, pipe, s.k.window(c.Key), req.EventID, c.Add, c.Window, now, "", false)
+		b.touch(b.cat(s.k.w, c.Key), req.EventID, c.Add, c.Window, now, nowA, false)
 	}
 	var enqueue *goredis.Cmd
 	var enqueueArgs []any
@@ -359,12 +390,13 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		if enqueueArgs, err = s.enqueueArgs(req.Actions); err != nil {
 			return err
 		}
-		enqueue = s.scripts.enqueue.EvalSha(ctx, pipe, s.k.outbox, enqueueArgs...)
+		enqueue = s.scripts.enqueue.EvalSha(ctx, b.typedCmds(), s.k.outbox, enqueueArgs...)
+		b.add(enqueue)
 	}
 	for _, d := range req.Decisions {
-		s.addDecision(ctx, pipe, d)
+		b.add(s.addDecision(ctx, b.typedCmds(), d))
 	}
-	cmds, err := s.exec(ctx, pipe)
+	cmds, err := s.run(ctx, b.cmds)
 	if err == nil {
 		return s.result("commit", req.EventID, nil)
 	}
@@ -382,10 +414,25 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		}
 	}
 	if enqueue != nil && enqueue.Err() != nil {
+		ctx, cancel := s.bound(ctx)
+		defer cancel()
 		err := s.scripts.enqueue.Run(ctx, s.rdb, s.k.outbox, enqueueArgs...).Err()
 		return s.result("commit enqueue", req.EventID, err)
 	}
 	return s.result("commit", req.EventID, err)
+}
+
+// commitSize is what req holds (cmdBuf).
+func (s *Store) commitSize(req store.CommitRequest) bufSize {
+	z := bufSize{cmds: len(req.Actions) + len(req.Decisions), strs: 3, bytes: 3 * 21}
+	for _, st := range req.Strikes {
+		z.add(bufSize{cmds: 3, args: 4 + 3 + 2*st.N + 3, strs: 1 + st.N,
+			bytes: len(s.k.s) + 20 + len(st.Group) + len(st.User) + 2 + st.N*(len(st.ID)+21)})
+	}
+	for _, c := range req.Touch {
+		z.add(touchSize(len(s.k.w)+len(c.Key), req.EventID, c.Add))
+	}
+	return z
 }
 
 // ClaimOnce sets the key if it is not set; true means this caller won.
@@ -426,8 +473,8 @@ func (s *Store) Allow(ctx context.Context, n int, perSecond int) (bool, time.Dur
 // ---------------------------------------------------------------------------
 // Decisions.
 
-func (s *Store) addDecision(ctx context.Context, pipe goredis.Pipeliner, d store.DecisionRecord) {
-	pipe.XAdd(ctx, &goredis.XAddArgs{
+func (s *Store) addDecision(ctx context.Context, pipe goredis.Pipeliner, d store.DecisionRecord) *goredis.StringCmd {
+	return pipe.XAdd(ctx, &goredis.XAddArgs{
 		Stream: s.k.decisions,
 		MaxLen: int64(s.maxDecisions),
 		Approx: true,

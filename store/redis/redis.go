@@ -261,18 +261,28 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// exec sends the commands queued on pipe: in a pipeline shared with
-// concurrent calls when batching is on and they are few, else in one of
-// their own. Like Pipeliner.Exec it returns the commands and the first
-// error among them; it returns no commands when they did not run, or may
-// still be running for a caller that stopped waiting: their values must not
-// be read then.
-func (s *Store) exec(ctx context.Context, pipe goredis.Pipeliner) ([]goredis.Cmder, error) {
-	if s.batch == nil || pipe.Len() > batchMaxCommands {
+// run sends cmds: in a pipeline shared with concurrent calls when batching
+// is on and they are few, else in one of their own. Either way the call is
+// bounded like bound's: by ctx and Options.Timeout. Like Pipeliner.Exec it
+// returns the commands and the first error among them; it returns no
+// commands when they did not run, or may still be running for a caller that
+// stopped waiting: their values must not be read then.
+func (s *Store) run(ctx context.Context, cmds []goredis.Cmder) ([]goredis.Cmder, error) {
+	if s.batch == nil || len(cmds) > batchMaxCommands {
+		ctx, cancel := s.bound(ctx)
+		defer cancel()
+		pipe := s.rdb.Pipeline()
+		_ = pipe.BatchProcess(ctx, cmds...)
 		return pipe.Exec(ctx)
 	}
-	cmds := pipe.Cmds()
-	ran, err := s.batch.do(ctx, cmds)
+	// A batched call needs no context of its own for its deadline (which
+	// costs a timer, a context and a child in ctx's): the batcher waits
+	// for its pipeline until then on a timer it reuses.
+	deadline := time.Now().Add(s.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ran, err := s.batch.do(ctx, deadline, cmds)
 	if !ran {
 		return nil, err
 	}
@@ -410,6 +420,9 @@ type keys struct {
 	mutes     string // prefix of a group's mute hash
 	muted     string
 	outbox    []string // the outbox scripts' KEYS, see scripts.go
+	// The prefixes of the keys Enrich and Commit name per call, joined
+	// once here rather than on every call.
+	w, s, d, r string
 }
 
 func newKeys(p string) keys {
@@ -417,6 +430,10 @@ func newKeys(p string) keys {
 	ob := p + "{" + p + "outbox}:"
 	return keys{
 		prefix:    p,
+		w:         p + "w:",
+		s:         p + "s:",
+		d:         p + "d:",
+		r:         p + "r:",
 		modes:     p + "modes",
 		decisions: p + "decisions",
 		rate:      p + "rest",
@@ -430,10 +447,10 @@ func newKeys(p string) keys {
 	}
 }
 
-func (k keys) window(key string) string    { return k.prefix + "w:" + key }
-func (k keys) dedupe(key string) string    { return k.prefix + "d:" + key }
+func (k keys) window(key string) string    { return k.w + key }
+func (k keys) dedupe(key string) string    { return k.d + key }
 func (k keys) claimOnce(key string) string { return k.prefix + "c:" + key }
-func (k keys) roles(group string) string   { return k.prefix + "r:" + group }
+func (k keys) roles(group string) string   { return k.r + group }
 func (k keys) groupMutes(group string) string {
 	return k.mutes + group
 }
@@ -441,7 +458,7 @@ func (k keys) groupMutes(group string) string {
 // strikes names a user's strikes in a group; the group's length keeps
 // ("a:b", "c") and ("a", "b:c") apart.
 func (k keys) strikes(group, user string) string {
-	return k.prefix + "s:" + strconv.Itoa(len(group)) + ":" + group + ":" + user
+	return k.s + strconv.Itoa(len(group)) + ":" + group + ":" + user
 }
 
 // activity names a user's activity in a group (user.first_seen,

@@ -1,0 +1,199 @@
+package redis
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/timguard/timguard/store/internal/storeutil"
+)
+
+// cmdBuf builds the commands of one Enrich or Commit part with a handful
+// of allocations in all instead of five or six per command, as go-redis'
+// typed methods make them (a pipeline, an argument slice per command, an
+// interface box per string argument, the strings themselves): the
+// arguments of every command share one backing array; the strings made
+// for them (keys, entry names, times) are cut from one buffer; and each
+// string goes in as a *string, which go-redis writes as the string itself
+// and which fits in an interface without an allocation. What remains is
+// one go-redis command object per command.
+//
+// The bytes sent are those of the typed methods (TestBuiltCommandsAreTheTypedOnes).
+// A *string shows as an address in Cmder.String, which nothing here prints.
+type cmdBuf struct {
+	ctx  context.Context
+	cmds []goredis.Cmder
+	args []any
+	strs []string
+	sb   strings.Builder
+	// memberID, member0 and members cache the entry names ID/0, ID/1
+	// ...: every window an event touches gets the same ones.
+	memberID string
+	member0  any
+	members  []any
+	// typed, made on first use, builds the rare commands with go-redis'
+	// own methods (scripts, streams); it is never executed itself.
+	typed goredis.Pipeliner
+	rdb   goredis.UniversalClient
+}
+
+// bufSize is about how much a cmdBuf will hold: cmds commands of args
+// arguments in all, strs of them strings made for them of bytes bytes in
+// all. The sizes only save allocations: a buffer outgrown grows.
+type bufSize struct{ cmds, args, strs, bytes int }
+
+func (z *bufSize) add(o bufSize) {
+	z.cmds, z.args, z.strs, z.bytes = z.cmds+o.cmds, z.args+o.args, z.strs+o.strs, z.bytes+o.bytes
+}
+
+// init readies b (which may not be copied afterwards) for commands sent
+// with ctx on rdb.
+func (b *cmdBuf) init(ctx context.Context, rdb goredis.UniversalClient, z bufSize) {
+	b.ctx, b.rdb = ctx, rdb
+	b.cmds = make([]goredis.Cmder, 0, z.cmds)
+	b.args = make([]any, 0, z.args)
+	b.strs = make([]string, 0, z.strs)
+	b.sb.Grow(z.bytes)
+}
+
+// str keeps s for the commands and returns it as an argument. The
+// pointer stays valid when strs grows: the old array keeps the string.
+func (b *cmdBuf) str(s string) any {
+	b.strs = append(b.strs, s)
+	return &b.strs[len(b.strs)-1]
+}
+
+// cat returns x+y as an argument.
+func (b *cmdBuf) cat(x, y string) any {
+	start := b.sb.Len()
+	b.sb.WriteString(x)
+	b.sb.WriteString(y)
+	// Builder never changes bytes it has written, so the string cut
+	// here stays as it is while the buffer grows.
+	return b.str(b.sb.String()[start:])
+}
+
+// userKey returns keys.strikes or keys.activity: prefix, then the group's
+// length, the group and the user.
+func (b *cmdBuf) userKey(prefix, group, user string) any {
+	start := b.sb.Len()
+	b.sb.WriteString(prefix)
+	var d [20]byte
+	b.sb.Write(strconv.AppendInt(d[:0], int64(len(group)), 10))
+	b.sb.WriteByte(':')
+	b.sb.WriteString(group)
+	b.sb.WriteByte(':')
+	b.sb.WriteString(user)
+	return b.str(b.sb.String()[start:])
+}
+
+// num returns prefix followed by n in decimal as an argument.
+func (b *cmdBuf) num(prefix string, n int64) any {
+	start := b.sb.Len()
+	b.sb.WriteString(prefix)
+	var d [20]byte
+	b.sb.Write(strconv.AppendInt(d[:0], n, 10))
+	return b.str(b.sb.String()[start:])
+}
+
+// member returns the name of entry i added by id (storeutil.Member).
+func (b *cmdBuf) member(id string, i int) any {
+	if id != b.memberID || b.member0 == nil {
+		b.memberID, b.member0, b.members = id, b.entry(id, 0), b.members[:0]
+	}
+	if i == 0 {
+		return b.member0
+	}
+	for len(b.members) < i {
+		b.members = append(b.members, b.entry(id, len(b.members)+1))
+	}
+	return b.members[i-1]
+}
+
+func (b *cmdBuf) entry(id string, i int) any {
+	start := b.sb.Len()
+	b.sb.WriteString(id)
+	b.sb.WriteByte('/')
+	var d [20]byte
+	b.sb.Write(strconv.AppendInt(d[:0], int64(i), 10))
+	return b.str(b.sb.String()[start:])
+}
+
+// argsFrom returns the arguments added since start, capped so that the
+// next command's cannot run into them.
+func (b *cmdBuf) argsFrom(start int) []any {
+	return b.args[start:len(b.args):len(b.args)]
+}
+
+func (b *cmdBuf) intCmd(start int) *goredis.IntCmd {
+	cmd := goredis.NewIntCmd(b.ctx, b.argsFrom(start)...)
+	b.cmds = append(b.cmds, cmd)
+	return cmd
+}
+
+func (b *cmdBuf) boolCmd(start int) *goredis.BoolCmd {
+	cmd := goredis.NewBoolCmd(b.ctx, b.argsFrom(start)...)
+	b.cmds = append(b.cmds, cmd)
+	return cmd
+}
+
+// typedCmds returns the pipeline the rare commands are built on. Their
+// commands are taken from it as they are made (add), in order with the
+// others.
+func (b *cmdBuf) typedCmds() goredis.Pipeliner {
+	if b.typed == nil {
+		b.typed = b.rdb.Pipeline()
+	}
+	return b.typed
+}
+
+// add appends cmd, made on typedCmds, in its turn.
+func (b *cmdBuf) add(cmd goredis.Cmder) {
+	b.cmds = append(b.cmds, cmd)
+}
+
+// touch queues one window's commands: EventID/0..add-1 join at now (ZADD
+// NX, then PEXPIRE so that an idle window goes away), and with read the
+// count of (now-span, now] (ZCOUNT; nil without read). Entries at or
+// before now-span leave (ZREMRANGEBYSCORE) on one adding touch in
+// trimEvery, chosen by the event: the count is exact whatever is left to
+// trim, as ZCOUNT reads the window's range only, and a busy window keeps
+// no more than a few touches' worth of stale entries. A touch that only
+// reads is one command. nowA is now as an argument, shared by the touches
+// of one part.
+func (b *cmdBuf) touch(key any, id string, add int, span time.Duration, now int64, nowA any, read bool) *goredis.IntCmd {
+	from := now - span.Milliseconds()
+	if add > 0 {
+		if trims(id) {
+			start := len(b.args)
+			b.args = append(b.args, "zremrangebyscore", key, "-inf", b.num("", from))
+			b.intCmd(start)
+		}
+		// ZADD key NX score member ...: the score is now, which go-redis
+		// would write as a float64 in the same digits.
+		start := len(b.args)
+		b.args = append(b.args, "zadd", key, "nx")
+		for i := range add {
+			b.args = append(b.args, nowA, b.member(id, i))
+		}
+		b.intCmd(start)
+		start = len(b.args)
+		b.args = append(b.args, "pexpire", key, b.num("", (span+storeutil.ExpirySlack).Milliseconds()))
+		b.boolCmd(start)
+	}
+	if !read {
+		return nil
+	}
+	start := len(b.args)
+	b.args = append(b.args, "zcount", key, b.num("(", from), nowA)
+	return b.intCmd(start)
+}
+
+// touchSize is the most a touch of a window whose key is keyLen long adds
+// with entries named by id.
+func touchSize(keyLen int, id string, add int) bufSize {
+	return bufSize{cmds: 4, args: 4 + 3 + 2*add + 3 + 4, strs: 4 + add, bytes: keyLen + add*(len(id)+21) + 3*21}
+}
