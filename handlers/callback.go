@@ -26,9 +26,9 @@ type callbackHandler struct {
 
 // serve is POST {callback.path}: authenticate, decode, decide, answer.
 func (h *callbackHandler) serve(c *gin.Context) {
-	q := c.Request.URL.Query()
-	command := q.Get("CallbackCommand")
-	if err := h.authenticate(q.Get("SdkAppid"), q.Get("RequestTime"), q.Get("Sign")); err != nil {
+	q := parseCallbackQuery(c.Request.URL.RawQuery)
+	command := q.command
+	if err := h.authenticate(q.appID, q.requestTime, q.sign); err != nil {
 		var ae *tim.AuthError
 		code := "unauthorized"
 		if errors.As(err, &ae) {
@@ -67,7 +67,7 @@ func (h *callbackHandler) serve(c *gin.Context) {
 
 	now := h.deps.Now()
 	ev := policy.NewEvent(cb, body.Bytes(), now)
-	ev.Platform = q.Get("OptPlatform")
+	ev.Platform = q.platform
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.cfg.Deadline)
 	out := h.deps.Decider.Handle(ctx, ev)
 	cancel()
