@@ -238,11 +238,17 @@ func (t EventTime) MarshalJSON() ([]byte, error) {
 // Random) that would be too thinly named: the caller then names it by its
 // bytes.
 func Identity(ev Event) (id []byte, ok bool) {
+	return AppendIdentity(nil, ev)
+}
+
+// AppendIdentity appends Identity(ev) to dst: the caller hashing it at
+// once may give a buffer of its stack.
+func AppendIdentity(dst []byte, ev Event) (id []byte, ok bool) {
 	h := ev.Header()
 	if h.EventTime == 0 {
 		return nil, false
 	}
-	b := identityField(nil, h.CallbackCommand)
+	b := identityField(dst, h.CallbackCommand)
 	b = identityField(b, h.GroupID)
 	b = identityField(b, h.TopicID)
 	b = strconv.AppendInt(b, int64(h.EventTime), 10)
