@@ -403,15 +403,21 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 //
 // Messages (BeforeSendMsg and AfterSendMsg) are read by a decoder of their
 // own that gives the same event as encoding/json, or leaves the body to it
-// when the body is unusual in any way (decodeMessage); every other body, and
-// every refusal, comes from encoding/json.
+// when the body is unusual in any way (decodeMessage); so are join
+// requests, joins and exits (decodeMemberEvent). Every other body, and every
+// refusal, comes from encoding/json.
 func DecodeCallback(command string, body []byte) (Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, &DecodeError{Command: command, Reason: "body is not a JSON object"}
 	}
-	if command == CmdBeforeSendMsg || command == CmdAfterSendMsg {
+	switch command {
+	case CmdBeforeSendMsg, CmdAfterSendMsg:
 		if ev, ok := decodeMessage(command, body); ok {
+			return ev, nil
+		}
+	case CmdBeforeApplyJoinGroup, CmdAfterNewMemberJoin, CmdAfterMemberExit:
+		if ev, ok := decodeMemberEvent(command, body); ok {
 			return ev, nil
 		}
 	}
