@@ -210,7 +210,7 @@ func New(ctx context.Context, configPath string, opts Options) (*App, error) {
 	a.router = handlers.New(handlers.Config{
 		CallbackPath:   cfg.Callback.Path,
 		SDKAppID:       cfg.Tencent.SDKAppID,
-		Tokens:         func() []string { return a.config().CallbackTokens() },
+		Tokens:         a.callbackTokens(),
 		MaxClockSkew:   cfg.Callback.MaxClockSkew.D(),
 		MaxBodyBytes:   cfg.Callback.MaxBodyBytes,
 		Deadline:       cfg.Callback.Deadline.D(),
@@ -455,6 +455,27 @@ func (a *App) Run(ctx context.Context, reload <-chan os.Signal) error {
 			a.log.Info("HTTP server stopped; stopping the executor")
 			return nil
 		}
+	}
+}
+
+// callbackTokens gives the router the callback tokens of the configuration
+// in force. The router asks on every callback; the list is built once per
+// configuration (a reload stores a new one, never changes one in place) and
+// shared, read only.
+func (a *App) callbackTokens() func() []string {
+	type tokens struct {
+		cfg  *config.Config
+		list []string
+	}
+	var last atomic.Pointer[tokens]
+	return func() []string {
+		cfg := a.config()
+		if t := last.Load(); t != nil && t.cfg == cfg {
+			return t.list
+		}
+		t := &tokens{cfg: cfg, list: cfg.CallbackTokens()}
+		last.Store(t)
+		return t.list
 	}
 }
 

@@ -38,6 +38,12 @@ type Event struct {
 	Received time.Time
 
 	urlsFound bool
+	// subject and types hold Subjects and Base.Types of a message from
+	// one sender with one element, the most common callback, so that they
+	// take no allocation of their own (the slices are full: an append
+	// copies them).
+	subject [1]string
+	types   [1]string
 }
 
 // EventID hashes a callback's command and body (or, for an "after"
@@ -58,7 +64,9 @@ func NewEvent(cb tim.Event, body []byte, now time.Time) *Event {
 	// An "after" callback delivered twice, even in other bytes, keeps its
 	// ID: the dedupe mark and the IDs of its actions follow from it.
 	named := body
-	if id, ok := tim.Identity(cb); ok {
+	// Identities are a few dozen bytes: built on the stack.
+	var idBuf [256]byte
+	if id, ok := tim.AppendIdentity(idBuf[:0], cb); ok {
 		named = id
 	}
 	ev := &Event{
@@ -98,15 +106,19 @@ func NewEvent(cb tim.Event, body []byte, now time.Time) *Event {
 }
 
 func (ev *Event) fillMessage(e *tim.BeforeSendMsg) {
-	ev.Subjects = []string{e.From}
+	ev.subject[0] = e.From
+	ev.Subjects = ev.subject[:]
 	ev.Base.OperatorID = e.Operator
 	if ev.Base.OperatorID == "" {
 		ev.Base.OperatorID = e.From
 	}
 	ev.Body = e.MsgBody
-	texts := tim.Texts(e.MsgBody)
-	ev.Base.Text = strings.Join(texts, "\n")
-	ev.Base.Types = make([]string, len(e.MsgBody))
+	ev.Base.Text = joinTexts(e.MsgBody)
+	if len(e.MsgBody) <= len(ev.types) {
+		ev.Base.Types = ev.types[:len(e.MsgBody):len(e.MsgBody)]
+	} else {
+		ev.Base.Types = make([]string, len(e.MsgBody))
+	}
 	for i, el := range e.MsgBody {
 		ev.Base.Types[i] = el.MsgType
 	}
@@ -119,6 +131,35 @@ func (ev *Event) fillMessage(e *tim.BeforeSendMsg) {
 			ev.Base.Mentions = append(ev.Base.Mentions, at.Account)
 		}
 	}
+}
+
+// joinTexts is strings.Join(tim.Texts(body), "\n") without the slice of
+// texts, and without copying the text of a message of one text element.
+func joinTexts(body []tim.MsgElem) string {
+	n, size, one := 0, 0, ""
+	for _, el := range body {
+		if el.MsgType == tim.ElemText {
+			n++
+			size += len(el.MsgContent.Text)
+			one = el.MsgContent.Text
+		}
+	}
+	if n <= 1 {
+		return one
+	}
+	var b strings.Builder
+	b.Grow(size + n - 1)
+	first := true
+	for _, el := range body {
+		if el.MsgType == tim.ElemText {
+			if !first {
+				b.WriteByte('\n')
+			}
+			first = false
+			b.WriteString(el.MsgContent.Text)
+		}
+	}
+	return b.String()
 }
 
 // prepare works out what only some rule sets read: the links in the text,

@@ -238,11 +238,17 @@ func (t EventTime) MarshalJSON() ([]byte, error) {
 // Random) that would be too thinly named: the caller then names it by its
 // bytes.
 func Identity(ev Event) (id []byte, ok bool) {
+	return AppendIdentity(nil, ev)
+}
+
+// AppendIdentity appends Identity(ev) to dst: the caller hashing it at
+// once may give a buffer of its stack.
+func AppendIdentity(dst []byte, ev Event) (id []byte, ok bool) {
 	h := ev.Header()
 	if h.EventTime == 0 {
 		return nil, false
 	}
-	b := identityField(nil, h.CallbackCommand)
+	b := identityField(dst, h.CallbackCommand)
 	b = identityField(b, h.GroupID)
 	b = identityField(b, h.TopicID)
 	b = strconv.AppendInt(b, int64(h.EventTime), 10)
@@ -397,15 +403,21 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 //
 // Messages (BeforeSendMsg and AfterSendMsg) are read by a decoder of their
 // own that gives the same event as encoding/json, or leaves the body to it
-// when the body is unusual in any way (decodeMessage); every other body, and
-// every refusal, comes from encoding/json.
+// when the body is unusual in any way (decodeMessage); so are join
+// requests, joins and exits (decodeMemberEvent). Every other body, and every
+// refusal, comes from encoding/json.
 func DecodeCallback(command string, body []byte) (Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, &DecodeError{Command: command, Reason: "body is not a JSON object"}
 	}
-	if command == CmdBeforeSendMsg || command == CmdAfterSendMsg {
+	switch command {
+	case CmdBeforeSendMsg, CmdAfterSendMsg:
 		if ev, ok := decodeMessage(command, body); ok {
+			return ev, nil
+		}
+	case CmdBeforeApplyJoinGroup, CmdAfterNewMemberJoin, CmdAfterMemberExit:
+		if ev, ok := decodeMemberEvent(command, body); ok {
 			return ev, nil
 		}
 	}

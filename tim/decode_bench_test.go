@@ -59,3 +59,26 @@ func BenchmarkDecodeCallback(b *testing.B) {
 		})
 	}
 }
+
+// typicalJoin is an AfterNewMemberJoin as the IM server sends it.
+const typicalJoin = `{"CallbackCommand":"Group.CallbackAfterNewMemberJoin","GroupId":"@TGS#2J4SZEAEL","Type":"Public","JoinType":"Apply","Operator_Account":"user_01234","NewMemberList":[{"Member_Account":"user_01234"}],"EventTime":1670574414123}`
+
+func BenchmarkDecodeMemberEvent(b *testing.B) {
+	body := []byte(typicalJoin)
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeStd(CmdAfterNewMemberJoin, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("DecodeCallback", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeCallback(CmdAfterNewMemberJoin, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

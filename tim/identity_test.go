@@ -55,3 +55,16 @@ func identityOf(t *testing.T, cmd, body string) ([]byte, bool) {
 	}
 	return Identity(ev)
 }
+
+func TestAppendIdentityAppendsIdentity(t *testing.T) {
+	ev := &AfterNewMemberJoin{Common: Common{CallbackCommand: CmdAfterNewMemberJoin, GroupID: "g", EventTime: 5},
+		JoinType: "Apply", Operator: "op", NewMemberList: []Member{{"b"}, {"a"}}}
+	id, ok := Identity(ev)
+	got, ok2 := AppendIdentity([]byte("prefix"), ev)
+	if !ok || !ok2 || string(got) != "prefix"+string(id) {
+		t.Errorf("AppendIdentity %q, %v; want %q after the prefix", got, ok2, id)
+	}
+	if got, ok := AppendIdentity([]byte("prefix"), &BeforeSendMsg{}); ok || got != nil {
+		t.Errorf("a before callback: %q, %v", got, ok)
+	}
+}

@@ -29,3 +29,26 @@ func TestMessageDecoderReadsTheLoadMix(t *testing.T) {
 		t.Fatalf("only %d of 2000 requests were messages", messages)
 	}
 }
+
+// TestMemberEventDecoderReadsTheLoadMix checks the same of the mix's join
+// requests, joins and exits.
+func TestMemberEventDecoderReadsTheLoadMix(t *testing.T) {
+	mix := harness.NewLoadMix(1, 1000, 20000)
+	now := time.Unix(1700000000, 0)
+	events := 0
+	for i := range 4000 {
+		req := mix.Request(i, now)
+		switch req.Command {
+		case tim.CmdBeforeApplyJoinGroup, tim.CmdAfterNewMemberJoin, tim.CmdAfterMemberExit:
+		default:
+			continue
+		}
+		events++
+		if _, ok := tim.DecodeMemberEvent(req.Command, req.Body); !ok {
+			t.Fatalf("request %d (%s) was left to encoding/json: %s", i, req.Class, req.Body)
+		}
+	}
+	if events < 200 {
+		t.Fatalf("only %d of 4000 requests were join requests, joins or exits", events)
+	}
+}
