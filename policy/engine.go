@@ -209,7 +209,11 @@ func New(cfg Config) *Engine {
 // Handle decides one callback: enrich, decide, commit, record. The reply is
 // always usable, even when the store fails.
 func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
-	c := &call{ev: ev, set: e.cfg.Rules.Rules(), start: ev.Received, out: Outcome{Reply: tim.OK()}}
+	c, _ := calls.Get().(*call)
+	if c == nil {
+		c = &call{}
+	}
+	*c = call{ev: ev, set: e.cfg.Rules.Rules(), start: ev.Received, out: Outcome{Reply: tim.OK()}}
 	if c.start.IsZero() {
 		c.start = e.cfg.Now()
 	}
@@ -217,12 +221,19 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 		if c.env != nil {
 			c.env.Release()
 		}
+		// Nothing keeps the call past Handle: the stages hand on its
+		// parts (the outcome, the state, the lines), never the call.
+		*c = call{}
+		calls.Put(c)
 	}()
 	for _, s := range e.stages {
 		s.exec(ctx, c)
 	}
 	return c.out
 }
+
+// calls are the calls of finished callbacks, for the next ones.
+var calls sync.Pool
 
 // encode encodes the decisions' records, with the latency so far, and how
 // they came about.

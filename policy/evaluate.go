@@ -239,7 +239,7 @@ func evaluate(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env
 	out := Outcome{Reply: tim.OK()}
 	plan := set.Plan(ev.Kind)
 	env.SetCounters(st.Counters)
-	budgets := budgetUse(st.Budgets)
+	budgets := &budgetUse{spent: st.Budgets}
 	out.Decisions = make([]Decision, 0, len(ev.Subjects))
 	for si, user := range ev.Subjects {
 		role := roleOf(user, st.Roles, opts.AppAdmin)
@@ -259,12 +259,20 @@ func evaluate(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env
 	return out
 }
 
-func budgetUse(in map[string]int) map[string]int {
-	out := make(map[string]int, len(in))
-	for k, v := range in {
-		out[k] = v
+// budgetUse is the actions budgeted rules took in their window: those the
+// store counted (spent, which evaluation leaves as it is) and those this
+// event's earlier subjects decided (added, made on the first).
+type budgetUse struct {
+	spent, added map[string]int
+}
+
+func (b *budgetUse) used(rule string) int { return b.spent[rule] + b.added[rule] }
+
+func (b *budgetUse) add(rule string, n int) {
+	if b.added == nil {
+		b.added = map[string]int{}
 	}
-	return out
+	b.added[rule] += n
 }
 
 func roleOf(user string, roles map[string]string, appAdmin string) rules.Role {
@@ -278,7 +286,7 @@ func roleOf(user string, roles map[string]string, appAdmin string) rules.Role {
 }
 
 // decide evaluates every rule of the plan for subject number si.
-func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int, user string, role rules.Role, strikes int, st *State, budgets map[string]int, opts Options) Decision {
+func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int, user string, role rules.Role, strikes int, st *State, budgets *budgetUse, opts Options) Decision {
 	d := Decision{
 		Time: ev.Received, Kind: audit.KindDecision,
 		EventID: ev.ID, Event: ev.Kind, Command: ev.Command, Group: ev.Base.GroupID,
@@ -319,11 +327,11 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int,
 		actions := resolveActions(ev, r, env, &d, opts.Trace, rules.Placeholders{User: user, Rule: r.Name, Words: words})
 		shadow := r.Shadow || opts.DryRun
 		if !shadow && r.Budget != nil && len(actions) > 0 {
-			if budgets[r.Name]+len(actions) > r.Budget.Actions {
+			if budgets.used(r.Name)+len(actions) > r.Budget.Actions {
 				shadow = true
 				d.Budget = append(d.Budget, r.Name)
 			} else {
-				budgets[r.Name] += len(actions)
+				budgets.add(r.Name, len(actions))
 			}
 		}
 		step := Step{Rule: r.Name, Matched: true, Shadow: shadow, Verdict: r.Verdict}
@@ -417,13 +425,20 @@ func stateRead(plan *rules.Plan, st *State, user string, strikes int) *StateRead
 	if len(plan.Rules) == 0 && len(plan.Counters) == 0 {
 		return nil
 	}
-	sr := &StateRead{Strikes: strikes}
+	// The StateRead and its counts in one allocation when they fit.
+	buf := &stateReadCounts{}
+	sr := &buf.StateRead
+	sr.Strikes = strikes
 	if len(plan.Counters) > 0 {
 		values := st.Counters
 		if sc, ok := st.SubjectCounters[user]; ok {
 			values = sc
 		}
-		sr.Counters = make(Counts, 0, len(plan.Counters))
+		if len(plan.Counters) <= len(buf.counts) {
+			sr.Counters = buf.counts[:0:len(plan.Counters)]
+		} else {
+			sr.Counters = make(Counts, 0, len(plan.Counters))
+		}
 		for _, cu := range plan.Counters {
 			v := 0
 			if i := cu.Counter.Index; i < len(values) {
@@ -441,6 +456,12 @@ func stateRead(plan *rules.Plan, st *State, user string, strikes int) *StateRead
 		slices.Sort(sr.Modes)
 	}
 	return sr
+}
+
+// stateReadCounts is a StateRead with room for the counts of most kinds.
+type stateReadCounts struct {
+	StateRead
+	counts [3]Count
 }
 
 // resolveActions works out the durations of r's actions for the subject,

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,57 @@ type Metrics struct {
 	ruleHits     *prometheus.CounterVec
 	ruleErrors   *prometheus.CounterVec
 	storeErrors  *prometheus.CounterVec
+
+	// The children of the vectors the callback path counts in, by their
+	// labels: WithLabelValues hashes the labels and locks the vector on
+	// every call.
+	decided children[decidedLabels, decidedMetrics]
+	hits    children[hitLabels, prometheus.Counter]
+}
+
+type decidedLabels struct{ command, verdict string }
+
+type decidedMetrics struct {
+	decisions prometheus.Counter
+	time      prometheus.Observer
+}
+
+type hitLabels struct {
+	rule   string
+	shadow bool
+}
+
+// children caches a vector's children by their labels. Reads take no
+// lock: the map is replaced, never changed, when a child is added (rarely:
+// the labels are commands, verdicts and rule names).
+type children[K comparable, V any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]V]
+}
+
+func (c *children[K, V]) get(k K, newChild func() V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	next := newChild()
+	m := map[K]V{k: next}
+	if old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	c.m.Store(&m)
+	return next
 }
 
 // NewMetrics registers the policy metrics on reg.
@@ -61,13 +114,18 @@ func (m *Metrics) Decided(command string, verdict rules.Verdict, latency time.Du
 	if !tim.KnownCommand(command) {
 		command = "other"
 	}
-	m.decisions.WithLabelValues(command, v).Inc()
-	m.decisionTime.WithLabelValues(command).Observe(latency.Seconds())
+	d := m.decided.get(decidedLabels{command, v}, func() decidedMetrics {
+		return decidedMetrics{decisions: m.decisions.WithLabelValues(command, v), time: m.decisionTime.WithLabelValues(command)}
+	})
+	d.decisions.Inc()
+	d.time.Observe(latency.Seconds())
 }
 
 // RuleMatched implements Observer.
 func (m *Metrics) RuleMatched(rule string, shadow bool) {
-	m.ruleHits.WithLabelValues(rule, strconv.FormatBool(shadow)).Inc()
+	m.hits.get(hitLabels{rule, shadow}, func() prometheus.Counter {
+		return m.ruleHits.WithLabelValues(rule, strconv.FormatBool(shadow))
+	}).Inc()
 }
 
 // RuleHitTotals returns every rule's matches since the start, shadow ones

@@ -96,6 +96,9 @@ func (s *enricher) fillRoles(ctx context.Context, ev *Event, cached bool, st *St
 	}
 	for _, u := range ev.Subjects {
 		if r, ok := roles[u]; ok {
+			if st.Roles == nil {
+				st.Roles = make(map[string]string, len(ev.Subjects))
+			}
 			st.Roles[u] = r
 		}
 	}
@@ -118,8 +121,10 @@ func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rul
 		WithModes:   plan.UsesModes,
 	}
 	var keys []counterKey
-	if len(plan.Counters) > 0 {
-		byKey := make(map[string]int, len(plan.Counters))
+	if n := len(plan.Counters) * len(ev.Subjects); n > 0 {
+		// Sized once: a message touches a few keys and reads its strikes.
+		req.Counters = make([]store.CounterTouch, 0, n+len(plan.Budgeted))
+		keys = make([]counterKey, 0, n)
 		for si, user := range ev.Subjects {
 			env.SetUser(user, "", 0)
 			for _, cu := range plan.Counters {
@@ -133,10 +138,9 @@ func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rul
 						continue
 					}
 				}
-				i, seen := byKey[key]
-				if !seen {
+				i := touchIndex(req.Counters, key)
+				if i < 0 {
 					i = len(req.Counters)
-					byKey[key] = i
 					req.Counters = append(req.Counters, store.CounterTouch{Key: key, Window: cu.Counter.Window})
 				}
 				if cu.Touch && counts {
@@ -150,6 +154,7 @@ func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rul
 		req.Counters = append(req.Counters, store.CounterTouch{Key: budgetKey(r.Name, ev.Base.GroupID), Window: r.Budget.Per})
 	}
 	if len(plan.Rules) > 0 {
+		req.Strikes = make([]store.UserRef, 0, len(ev.Subjects))
 		for _, user := range ev.Subjects {
 			if user != "" {
 				req.Strikes = append(req.Strikes, store.UserRef{Group: ev.Base.GroupID, User: user})
@@ -180,17 +185,34 @@ func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rul
 	return req, keys
 }
 
+// touchIndex is the index of the touch of key in touches, -1 if there is
+// none. An event touches a few keys (its counters times its subjects): a
+// scan costs less than a map built per event.
+func touchIndex(touches []store.CounterTouch, key string) int {
+	for i := range touches {
+		if touches[i].Key == key {
+			return i
+		}
+	}
+	return -1
+}
+
 func budgetKey(rule, group string) string { return "budget|" + rule + "|" + group }
 
 // stateFrom spreads the store's answer over subjects and counters. With
 // several subjects, a counter keyed by user differs per subject, so each
 // subject gets its own values.
 func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequest, res store.EnrichResult, keys []counterKey) *State {
-	st := &State{
-		Counters: make([]int, len(set.Counters)),
-		Strikes:  map[string]int{},
-		Roles:    map[string]string{},
+	// The State and its counters in one allocation; Roles is made when
+	// a role is known (most subjects are members with none cached).
+	sc := &stateCounters{}
+	st := &sc.State
+	if n := len(set.Counters); n <= len(sc.values) {
+		st.Counters = sc.values[:n:n]
+	} else {
+		st.Counters = make([]int, n)
 	}
+	st.Strikes = make(map[string]int, len(req.Strikes))
 	if len(ev.Subjects) > 1 {
 		st.SubjectCounters = make(map[string][]int, len(ev.Subjects))
 		for _, u := range ev.Subjects {
@@ -226,6 +248,9 @@ func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequ
 	if res.RolesCached {
 		for i, u := range req.RoleUsers {
 			if i < len(res.Roles) && res.Roles[i] != "" {
+				if st.Roles == nil {
+					st.Roles = make(map[string]string, len(req.RoleUsers))
+				}
 				st.Roles[u] = res.Roles[i]
 			}
 		}
@@ -249,6 +274,12 @@ func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequ
 		}
 	}
 	return st
+}
+
+// stateCounters is a State with room for the counters of most rule files.
+type stateCounters struct {
+	State
+	values [4]int
 }
 
 // ownMessage reports whether ev is a message the bot's own REST account

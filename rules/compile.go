@@ -174,7 +174,7 @@ func (c *compiler) compile(spec *fileSpec) *Set {
 			c.add(cs.Line, "counter", cs.Name, "name", "is also used by the counter on line %d", prev)
 		}
 		seen[cs.Name] = cs.Line
-		set.Counters = append(set.Counters, &Counter{Name: cs.Name, Line: cs.Line, Index: i})
+		set.Counters = append(set.Counters, &Counter{Name: cs.Name, Line: cs.Line, Index: i, varName: prefixCounters + cs.Name})
 	}
 	c.env = newCompileEnv(set.Counters, set.Lists)
 	for i := range spec.Counters {

@@ -31,6 +31,7 @@ func (c *compiler) counter(cs *counterSpec, ctr *Counter) {
 		add("key", "cannot read %s: counters are keyed before the store is read", bad)
 	} else {
 		ctr.key = p
+		ctr.keyParts, _ = joinParts(p.prog.Node())
 	}
 	if strings.TrimSpace(cs.If.Src) != "" {
 		if p, errs := c.env.compile(cs.If.Src, expr.AsBool()); len(errs) > 0 {

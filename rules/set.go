@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/timguard/timguard/rules/wordlist"
@@ -107,6 +108,14 @@ type Counter struct {
 	Index int
 	key   *program
 	cond  *program
+	// varName is counters.NAME, the environment's key for the counter,
+	// made once: building it per event cost an allocation per counter.
+	varName string
+	// keyParts is the key expression when it only joins event fields and
+	// string literals with + (the common group.id + "/" + user.id):
+	// KeyFor then appends the parts itself instead of running the
+	// expression, whose every + allocates a string. nil otherwise.
+	keyParts []keyPart
 }
 
 // Definition describes what the counter counts (its kinds, window, key and
@@ -133,20 +142,94 @@ func (c *Counter) Definition() string {
 // subject counts (the counter's `if` holds). The key is returned either way:
 // an event that does not count still reads the count.
 func (c *Counter) KeyFor(e *Env) (key string, counts bool, err error) {
-	out, err := e.run(c.key)
-	if err != nil {
-		return "", false, fmt.Errorf("counter %s: key: %w", c.Name, err)
+	key, ok := c.joinKey(e)
+	if !ok {
+		key, err = c.keyByVM(e)
+		if err != nil {
+			return "", false, err
+		}
 	}
-	s, _ := out.(string)
-	key = c.Name + "|" + s
 	if c.cond == nil {
 		return key, true, nil
 	}
-	ok, err := e.runBool(c.cond)
+	counts, err = e.runBool(c.cond)
 	if err != nil {
 		return key, false, fmt.Errorf("counter %s: if: %w", c.Name, err)
 	}
-	return key, ok, nil
+	return key, counts, nil
+}
+
+// keyByVM is the counter's key as the expression computes it.
+func (c *Counter) keyByVM(e *Env) (string, error) {
+	out, err := e.run(c.key)
+	if err != nil {
+		return "", fmt.Errorf("counter %s: key: %w", c.Name, err)
+	}
+	s, _ := out.(string)
+	return c.Name + "|" + s, nil
+}
+
+// joinKey is the counter's key for a key expression of keyParts, appended
+// in e's buffer and made a string once. ok is false when the key is not
+// such an expression or a field does not hold a string (the expression
+// then says what is wrong).
+func (c *Counter) joinKey(e *Env) (string, bool) {
+	if c.keyParts == nil {
+		return "", false
+	}
+	b := append(e.keyBuf[:0], c.Name...)
+	b = append(b, '|')
+	for _, p := range c.keyParts {
+		if p.field == "" {
+			b = append(b, p.lit...)
+			continue
+		}
+		s, ok := e.m[p.field].(string)
+		if !ok {
+			return "", false
+		}
+		b = append(b, s...)
+	}
+	e.keyBuf = b
+	return string(b), true
+}
+
+// keyPart is a string literal (field "") or a string field of the
+// environment, one operand of a key expression that joins them with +.
+type keyPart struct {
+	lit, field string
+}
+
+// joinParts flattens a key expression that only joins string fields and
+// string literals with + into its operands, left to right; ok is false for
+// anything else. n is the checked (and optimized) tree expr runs.
+func joinParts(n ast.Node) (parts []keyPart, ok bool) {
+	switch n := n.(type) {
+	case *ast.BinaryNode:
+		if n.Operator != "+" {
+			return nil, false
+		}
+		left, ok := joinParts(n.Left)
+		if !ok {
+			return nil, false
+		}
+		right, ok := joinParts(n.Right)
+		if !ok {
+			return nil, false
+		}
+		return append(left, right...), true
+	case *ast.StringNode:
+		return []keyPart{{lit: n.Value}}, true
+	case *ast.ConstantNode:
+		if s, ok := n.Value.(string); ok {
+			return []keyPart{{lit: s}}, true
+		}
+	case *ast.IdentifierNode:
+		if _, ok := fieldProto[n.Value].(string); ok {
+			return []keyPart{{field: n.Value}}, true
+		}
+	}
+	return nil, false
 }
 
 // Reply is a custom answer to a refused event.
@@ -463,6 +546,8 @@ type Env struct {
 	m     map[string]any
 	vm    vm.VM
 	words *wordEnv
+	// keyBuf is where counter keys are put together.
+	keyBuf []byte
 }
 
 // Env returns an environment for this set, from a pool.
@@ -485,12 +570,12 @@ func (e *Env) Release() { e.set.envs.Put(e) }
 // Fill sets every variable from in. Counters missing from in read as 0.
 func (e *Env) Fill(in *Input) {
 	m := e.m
-	m[varEvent] = string(in.Kind)
+	m[varEvent] = boxKind(in.Kind)
 	m[varNow] = in.Now
 	m[varGroupID] = in.GroupID
-	m[varGroupType] = in.GroupType
+	m[varGroupType] = boxName(in.GroupType)
 	m[varUserID] = in.UserID
-	m[varUserRole] = string(in.UserRole) // expressions compare it with strings
+	m[varUserRole] = boxRole(in.UserRole) // expressions compare it with strings
 	m[varUserStrikes] = in.UserStrikes
 	m[varFirstSeen] = boxTime(in.UserFirstSeen)
 	m[varMessages] = in.UserMessages
@@ -508,8 +593,8 @@ func (e *Env) Fill(in *Input) {
 	m[varMentions] = boxList(in.Mentions)
 	m[varAtAll] = in.AtAll
 	m[varApplyMsg] = in.ApplyMsg
-	m[varJoinType] = in.JoinType
-	m[varExitType] = in.ExitType
+	m[varJoinType] = boxName(in.JoinType)
+	m[varExitType] = boxName(in.ExitType)
 	e.SetCounters(in.Counters)
 }
 
@@ -517,8 +602,79 @@ func (e *Env) Fill(in *Input) {
 // member.
 func (e *Env) SetUser(id string, role Role, strikes int) {
 	e.m[varUserID] = id
-	e.m[varUserRole] = string(role)
+	e.m[varUserRole] = boxRole(role)
 	e.m[varUserStrikes] = strikes
+}
+
+// boxRole is string(role) as an expression reads it, boxed without an
+// allocation for the roles there are (an interface holding a constant
+// needs none).
+func boxRole(role Role) any {
+	switch role {
+	case "":
+		return ""
+	case RoleMember:
+		return string(RoleMember)
+	case RoleAdmin:
+		return string(RoleAdmin)
+	case RoleOwner:
+		return string(RoleOwner)
+	case RoleAppAdmin:
+		return string(RoleAppAdmin)
+	}
+	return string(role)
+}
+
+// boxKind is string(kind), boxed without an allocation for the kinds there
+// are.
+func boxKind(k Kind) any {
+	switch k {
+	case "":
+		return ""
+	case JoinRequest:
+		return string(JoinRequest)
+	case Invite:
+		return string(Invite)
+	case Message:
+		return string(Message)
+	case MessageSent:
+		return string(MessageSent)
+	case MemberJoined:
+		return string(MemberJoined)
+	case MemberLeft:
+		return string(MemberLeft)
+	case GroupDestroyed:
+		return string(GroupDestroyed)
+	}
+	return string(k)
+}
+
+// boxName is a group type, join type or exit type boxed without an
+// allocation for the names the IM server uses.
+func boxName(t string) any {
+	switch t {
+	case "":
+		return ""
+	case tim.GroupPrivate:
+		return tim.GroupPrivate
+	case tim.GroupPublic:
+		return tim.GroupPublic
+	case tim.GroupChatRoom:
+		return tim.GroupChatRoom
+	case tim.GroupAVChatRoom:
+		return tim.GroupAVChatRoom
+	case tim.GroupCommunity:
+		return tim.GroupCommunity
+	case "Apply":
+		return "Apply"
+	case "Invited":
+		return "Invited"
+	case "Kicked":
+		return "Kicked"
+	case "Quit":
+		return "Quit"
+	}
+	return t
 }
 
 // SetActivity changes the subject's user.first_seen and user.messages, for
@@ -554,7 +710,11 @@ func (e *Env) SetCounters(values []int) {
 		if i < len(values) {
 			v = values[i]
 		}
-		e.m[prefixCounters+c.Name] = v
+		name := c.varName
+		if name == "" {
+			name = prefixCounters + c.Name
+		}
+		e.m[name] = v
 	}
 }
 
