@@ -26,9 +26,11 @@ import (
 // come first served, and one goroutine (the asker, running only while
 // someone waits) asks the store on behalf of them all: when the store grants
 // a call the asker hands it to the first waiter in the queue; when the store
-// refuses, the asker sleeps the wait the store named and asks again. So the
-// store is asked about twice per call granted, however many workers wait,
-// where each waiter polling it would ask about once per waiter.
+// refuses, the asker sleeps the wait the store named and asks again. After
+// a grant with more waiters queued it first sleeps 1/PerSecond, the least
+// time before the paced budget can grant another call. So the store is asked
+// about once per call granted, however many workers wait, where each waiter
+// polling it would ask about once per waiter.
 //
 // A waiter whose context ends leaves the queue and returns the context's
 // error. A call the store granted as its waiter was leaving goes to the next
@@ -43,8 +45,8 @@ type SharedLimiter struct {
 	mu     sync.Mutex
 	queue  []*budgetWaiter // in order of arrival
 	asking bool            // the asker is running
-	// wake tells a sleeping asker that a waiter left, so that it stops
-	// when the queue is empty.
+	// wake tells a sleeping asker that the queue emptied (a waiter left,
+	// or took the call one leaving passed on), so that it stops.
 	wake chan struct{}
 	// lapsed counts granted calls no waiter was left to take.
 	lapsed int
@@ -86,15 +88,14 @@ func (l *SharedLimiter) Wait(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if w.served {
-		if w.err == nil {
-			// Granted as the context ended: the next waiter takes it.
-			l.serveLocked(nil)
+	switch {
+	case !w.served:
+		if i := slices.Index(l.queue, w); i >= 0 {
+			l.queue = slices.Delete(l.queue, i, i+1)
 		}
-		return ctx.Err()
-	}
-	if i := slices.Index(l.queue, w); i >= 0 {
-		l.queue = slices.Delete(l.queue, i, i+1)
+	case w.err == nil:
+		// Granted as the context ended: the next waiter takes it.
+		l.serveLocked(nil)
 	}
 	if len(l.queue) == 0 {
 		select {
@@ -130,7 +131,15 @@ func (l *SharedLimiter) ask() {
 		case ok:
 			l.mu.Lock()
 			l.serveLocked(nil)
+			more := len(l.queue) > 0
 			l.mu.Unlock()
+			// The budget is paced (store.Limiter): no call is granted,
+			// to this replica or another, sooner than 1/PerSecond after
+			// this one. Asking before then would only be refused, at the
+			// cost of a script run in the store.
+			if more && !l.sleep(time.Second/time.Duration(l.PerSecond)) {
+				return
+			}
 		default:
 			if !l.sleep(after) {
 				return

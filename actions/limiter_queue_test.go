@@ -240,8 +240,16 @@ func TestSharedLimiterAccountsForEveryCallWhenAWaiterLeavesAsItIsServed(t *testi
 				granted := 1
 				synctest.Wait()
 				// Grant every call the asker still asks for until it stops.
-				for ; int(g.asked.Load()) > granted; granted++ {
+				// After a grant it waits the budget's pace (1/PerSecond)
+				// before asking for the next waiter.
+				for {
+					time.Sleep(time.Second / 10)
+					synctest.Wait()
+					if int(g.asked.Load()) <= granted {
+						break
+					}
 					g.answers <- budgetAnswer{ok: true}
+					granted++
 					synctest.Wait()
 				}
 				made := 0
