@@ -27,8 +27,8 @@ import (
 // someone waits) asks the store on behalf of them all: when the store grants
 // a call the asker hands it to the first waiter in the queue; when the store
 // refuses, the asker sleeps the wait the store named and asks again. After
-// a grant with more waiters queued it first sleeps 1/PerSecond, the least
-// time before the paced budget can grant another call. So the store is asked
+// a grant with more waiters queued it first sleeps the budget's pace, the
+// least time before it can grant another call. So the store is asked
 // about once per call granted, however many workers wait, where each waiter
 // polling it would ask about once per waiter.
 //
@@ -134,10 +134,10 @@ func (l *SharedLimiter) ask() {
 			more := len(l.queue) > 0
 			l.mu.Unlock()
 			// The budget is paced (store.Limiter): no call is granted,
-			// to this replica or another, sooner than 1/PerSecond after
+			// to this replica or another, sooner than paceInterval after
 			// this one. Asking before then would only be refused, at the
 			// cost of a script run in the store.
-			if more && !l.sleep(time.Second/time.Duration(l.PerSecond)) {
+			if more && !l.sleep(paceInterval(l.PerSecond)) {
 				return
 			}
 		default:
@@ -146,6 +146,17 @@ func (l *SharedLimiter) ask() {
 			}
 		}
 	}
+}
+
+// paceInterval is the time between two calls the shared budget grants at
+// its fastest: both stores pace perSecond calls over a second stretched by
+// a fiftieth (storeutil.PaceMargin, out of this package's reach), so that
+// jitter never puts more than perSecond calls into one second at the IM
+// server. Asking sooner after a grant is refused with a wait of at least a
+// millisecond, which would slow the calls down; a store pacing faster would
+// only see its budget used a fiftieth below its rate.
+func paceInterval(perSecond int) time.Duration {
+	return (time.Second + time.Second/50) / time.Duration(perSecond)
 }
 
 // serveLocked hands a granted call (err nil) or an error to the first
