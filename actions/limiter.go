@@ -26,9 +26,11 @@ import (
 // come first served, and one goroutine (the asker, running only while
 // someone waits) asks the store on behalf of them all: when the store grants
 // a call the asker hands it to the first waiter in the queue; when the store
-// refuses, the asker sleeps the wait the store named and asks again. So the
-// store is asked about twice per call granted, however many workers wait,
-// where each waiter polling it would ask about once per waiter.
+// refuses, the asker sleeps the wait the store named and asks again. After
+// a grant with more waiters queued it first sleeps the budget's pace, the
+// least time before it can grant another call. So the store is asked
+// about once per call granted, however many workers wait, where each waiter
+// polling it would ask about once per waiter.
 //
 // A waiter whose context ends leaves the queue and returns the context's
 // error. A call the store granted as its waiter was leaving goes to the next
@@ -43,8 +45,8 @@ type SharedLimiter struct {
 	mu     sync.Mutex
 	queue  []*budgetWaiter // in order of arrival
 	asking bool            // the asker is running
-	// wake tells a sleeping asker that a waiter left, so that it stops
-	// when the queue is empty.
+	// wake tells a sleeping asker that the queue emptied (a waiter left,
+	// or took the call one leaving passed on), so that it stops.
 	wake chan struct{}
 	// lapsed counts granted calls no waiter was left to take.
 	lapsed int
@@ -86,15 +88,14 @@ func (l *SharedLimiter) Wait(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if w.served {
-		if w.err == nil {
-			// Granted as the context ended: the next waiter takes it.
-			l.serveLocked(nil)
+	switch {
+	case !w.served:
+		if i := slices.Index(l.queue, w); i >= 0 {
+			l.queue = slices.Delete(l.queue, i, i+1)
 		}
-		return ctx.Err()
-	}
-	if i := slices.Index(l.queue, w); i >= 0 {
-		l.queue = slices.Delete(l.queue, i, i+1)
+	case w.err == nil:
+		// Granted as the context ended: the next waiter takes it.
+		l.serveLocked(nil)
 	}
 	if len(l.queue) == 0 {
 		select {
@@ -130,13 +131,32 @@ func (l *SharedLimiter) ask() {
 		case ok:
 			l.mu.Lock()
 			l.serveLocked(nil)
+			more := len(l.queue) > 0
 			l.mu.Unlock()
+			// The budget is paced (store.Limiter): no call is granted,
+			// to this replica or another, sooner than paceInterval after
+			// this one. Asking before then would only be refused, at the
+			// cost of a script run in the store.
+			if more && !l.sleep(paceInterval(l.PerSecond)) {
+				return
+			}
 		default:
 			if !l.sleep(after) {
 				return
 			}
 		}
 	}
+}
+
+// paceInterval is the time between two calls the shared budget grants at
+// its fastest: both stores pace perSecond calls over a second stretched by
+// a fiftieth (storeutil.PaceMargin, out of this package's reach), so that
+// jitter never puts more than perSecond calls into one second at the IM
+// server. Asking sooner after a grant is refused with a wait of at least a
+// millisecond, which would slow the calls down; a store pacing faster would
+// only see its budget used a fiftieth below its rate.
+func paceInterval(perSecond int) time.Duration {
+	return (time.Second + time.Second/50) / time.Duration(perSecond)
 }
 
 // serveLocked hands a granted call (err nil) or an error to the first

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -98,8 +99,16 @@ type Filler struct {
 	mu     sync.Mutex
 	closed bool
 	failed map[string]time.Time // group -> end of its cooldown
-	fresh  map[string]time.Time // group -> when this replica last had its roles refreshed
+	// fresh maps a group to when this replica last had its roles refreshed
+	// (a *freshMark). RefreshRoles reads it on every callback of every
+	// group, from all callback goroutines at once: a lock-free read there
+	// keeps them from queueing on mu. It is written under mu.
+	fresh sync.Map
 }
+
+// freshMark is when a group's roles were last refreshed. The time is held
+// by pointer so that a reader never sees half of one.
+type freshMark struct{ at atomic.Pointer[time.Time] }
 
 // New returns a Filler; Close it to stop its background fills.
 func New(cfg Config) *Filler {
@@ -118,7 +127,7 @@ func New(cfg Config) *Filler {
 	return &Filler{
 		cfg: cfg, log: cfg.Logger.With("component", "rolecache"),
 		sem: make(chan struct{}, cfg.MaxFills), ctx: ctx, cancel: cancel,
-		failed: map[string]time.Time{}, fresh: map[string]time.Time{},
+		failed: map[string]time.Time{},
 	}
 }
 
@@ -158,17 +167,23 @@ func (f *Filler) RefreshRoles(group, groupType string, force bool) {
 		return
 	}
 	now := f.cfg.Now()
+	if !force && !f.old(group, now) {
+		return
+	}
 	f.mu.Lock()
-	if !force && now.Sub(f.fresh[group]) < f.cfg.Refresh {
+	// Again under mu: of callers that found the roles old together, one
+	// refreshes.
+	if !force && !f.old(group, now) {
 		f.mu.Unlock()
 		return
 	}
-	f.fresh[group] = now // one refresh per Refresh, even if this replica loses the claim
-	for g, at := range f.fresh {
-		if now.Sub(at) > f.cfg.TTL {
-			delete(f.fresh, g)
+	f.markFreshLocked(group, now) // one refresh per Refresh, even if this replica loses the claim
+	f.fresh.Range(func(g, m any) bool {
+		if now.Sub(*m.(*freshMark).at.Load()) > f.cfg.TTL {
+			f.fresh.Delete(g)
 		}
-	}
+		return true
+	})
 	f.mu.Unlock()
 	f.background(group, groupType, !force, nil)
 }
@@ -204,9 +219,7 @@ func (f *Filler) background(group, groupType string, claim bool, done func(error
 		}
 		roles, err := f.fetch(ctx, group, groupType, false)
 		if err == nil {
-			f.mu.Lock()
-			f.fresh[group] = f.cfg.Now()
-			f.mu.Unlock()
+			f.markFresh(group, f.cfg.Now())
 		} else {
 			f.mu.Lock()
 			f.failed[group] = f.cfg.Now().Add(f.cfg.Cooldown)
@@ -378,4 +391,29 @@ func setDefault[T comparable](v *T, def T) {
 	if *v == zero {
 		*v = def
 	}
+}
+
+// old reports whether this replica last had the group's roles refreshed
+// Refresh or longer before now (or never). It takes no lock and allocates
+// nothing.
+func (f *Filler) old(group string, now time.Time) bool {
+	m, ok := f.fresh.Load(group)
+	return !ok || now.Sub(*m.(*freshMark).at.Load()) >= f.cfg.Refresh
+}
+
+// markFresh records that the group's roles were refreshed at at.
+func (f *Filler) markFresh(group string, at time.Time) {
+	f.mu.Lock()
+	f.markFreshLocked(group, at)
+	f.mu.Unlock()
+}
+
+func (f *Filler) markFreshLocked(group string, at time.Time) {
+	if m, ok := f.fresh.Load(group); ok {
+		m.(*freshMark).at.Store(&at)
+		return
+	}
+	m := &freshMark{}
+	m.at.Store(&at)
+	f.fresh.Store(group, m)
 }

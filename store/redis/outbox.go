@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -93,11 +94,16 @@ func (s *Store) held(ctx context.Context, op string, script *goredis.Script, c s
 		return s.result(op, c.ID, err)
 	}
 	_ = s.result(op, c.ID, nil)
+	return heldResult(op, c.ID, int64(n))
+}
+
+// heldResult is the error of a script reply that checked a claim's token.
+func heldResult(op, id string, n int64) error {
 	switch n {
 	case 0:
-		return fmt.Errorf("redis %s %q: %w", op, c.ID, store.ErrLeaseLost)
+		return fmt.Errorf("redis %s %q: %w", op, id, store.ErrLeaseLost)
 	case -1:
-		return fmt.Errorf("redis %s %q: %w", op, c.ID, store.ErrActionUnknown)
+		return fmt.Errorf("redis %s %q: %w", op, id, store.ErrActionUnknown)
 	}
 	return nil
 }
@@ -111,9 +117,117 @@ func (s *Store) Extend(ctx context.Context, c store.Claimed, now time.Time, leas
 }
 
 // Complete finishes a claimed action and remembers its id for DoneTTL.
+//
+// Concurrent calls share one script run: the executor completes the
+// actions of one REST call together, and a script run costs Redis more than
+// the few commands it runs for one action. The first caller runs the script
+// for itself and whoever queued before it starts; callers arriving while a
+// run is under way queue, and the first of them runs the next one for all
+// of them. So no caller waits for a timer, and none runs more than one
+// script. Each action is settled as a call of its own would settle it.
 func (s *Store) Complete(ctx context.Context, c store.Claimed) error {
+	w := &completion{ctx: ctx, c: c, ready: make(chan struct{}, 1)}
+	q := &s.completions
+	q.mu.Lock()
+	q.queue = append(q.queue, w)
+	lead := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if !lead {
+		<-w.ready
+		if !w.lead {
+			return w.err
+		}
+	}
+	s.runCompletions()
+	return w.err
+}
+
+// completeBatchMax bounds the claims one complete script settles, so that
+// one run stays short.
+const completeBatchMax = 256
+
+// completions is the queue of Complete calls waiting for a script run.
+// While running is set one caller runs it; queue is empty otherwise.
+type completions struct {
+	mu      sync.Mutex
+	queue   []*completion
+	running bool
+}
+
+// completion is one Complete call.
+type completion struct {
+	ctx   context.Context
+	c     store.Claimed
+	ready chan struct{} // signalled once err is set, or lead
+	lead  bool          // woken to run the script for the queue
+	err   error
+}
+
+// runCompletions runs the complete script for the claims at the head of the
+// queue (the caller's own first), hands every caller its result, and passes
+// the turn to the first caller still queued.
+func (s *Store) runCompletions() {
+	q := &s.completions
+	q.mu.Lock()
+	n := min(len(q.queue), completeBatchMax)
+	batch := q.queue[:n:n]
+	q.queue = q.queue[n:]
+	if len(q.queue) == 0 {
+		q.queue = nil
+	}
+	q.mu.Unlock()
+
+	s.completeBatch(batch)
+
+	q.mu.Lock()
+	if len(q.queue) > 0 {
+		next := q.queue[0]
+		next.lead = true
+		next.ready <- struct{}{}
+	} else {
+		q.running = false
+	}
+	q.mu.Unlock()
+	for _, w := range batch[1:] {
+		w.ready <- struct{}{}
+	}
+}
+
+// completeBatch settles the claims of batch in one script run and sets
+// each one's err. A caller whose context ended before the run is not
+// settled. The run has the store's timeout of its own: the callers' contexts
+// cannot bound it, since it serves them all.
+func (s *Store) completeBatch(batch []*completion) {
 	now := time.Now().UnixMilli()
-	return s.held(ctx, "complete", s.scripts.complete, c, ms(now+s.doneTTL.Milliseconds()), ms(now))
+	args := make([]any, 2, 2+2*len(batch))
+	args[0], args[1] = ms(now+s.doneTTL.Milliseconds()), ms(now)
+	live := batch[:0:0]
+	for _, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			w.err = s.result("complete", w.c.ID, err)
+			continue
+		}
+		live = append(live, w)
+		args = append(args, w.c.ID, w.c.Token)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := s.bound(context.WithoutCancel(live[0].ctx))
+	defer cancel()
+	res, err := s.scripts.complete.Run(ctx, s.rdb, s.k.outbox, args...).Int64Slice()
+	if err == nil && len(res) != len(live) {
+		err = fmt.Errorf("redis complete: %d results for %d claims", len(res), len(live))
+	}
+	for i, w := range live {
+		if err != nil {
+			w.err = s.result("complete", w.c.ID, err)
+			continue
+		}
+		_ = s.result("complete", w.c.ID, nil)
+		w.err = heldResult("complete", w.c.ID, res[i])
+	}
 }
 
 // Retry puts a claimed action back, due at at, with errText recorded.

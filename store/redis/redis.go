@@ -130,6 +130,8 @@ type Store struct {
 	// batch shares pipelines between concurrent calls; nil when batching
 	// is off.
 	batch *batcher
+	// completions merges concurrent Complete calls (outbox.go).
+	completions completions
 }
 
 var _ store.Store = (*Store)(nil)

@@ -86,15 +86,35 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
 `
 
-// completeLua finishes a held claim and remembers the id. ARGV: id, token,
-// remember until, now. Returns 1, or 0 when the token is not the current one.
-const completeLua = notHeldLua + `
-local id = ARGV[1]
-redis.call('ZREM', KEYS[2], id)
-for k = 5, 10 do redis.call('HDEL', KEYS[k], id) end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[4])
-redis.call('ZADD', KEYS[4], ARGV[3], id)
-return 1
+// completeLua finishes held claims and remembers their ids. ARGV: remember
+// until, now, then id, token for each claim. Returns one result per claim,
+// in order: 1, or 0 when the token is not the current one (-1 when the
+// action is unknown, as notHeldLua). Each claim is settled as if alone, one
+// after the other; the done set is trimmed once, before the first id is
+// remembered.
+const completeLua = `
+local out = {}
+local trimmed = false
+for i = 3, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', KEYS[7], id) ~= token then
+    if redis.call('HEXISTS', KEYS[5], id) == 0 and not redis.call('ZSCORE', KEYS[4], id) then
+      out[#out + 1] = -1
+    else
+      out[#out + 1] = 0
+    end
+  else
+    redis.call('ZREM', KEYS[2], id)
+    for k = 5, 10 do redis.call('HDEL', KEYS[k], id) end
+    if not trimmed then
+      redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
+      trimmed = true
+    end
+    redis.call('ZADD', KEYS[4], ARGV[1], id)
+    out[#out + 1] = 1
+  end
+end
+return out
 `
 
 // retryLua puts a held claim back, due at a new time, with the error.
