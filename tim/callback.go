@@ -241,8 +241,9 @@ func Identity(ev Event) (id []byte, ok bool) {
 	return AppendIdentity(nil, ev)
 }
 
-// AppendIdentity appends Identity(ev) to dst: the caller hashing it at
-// once may give a buffer of its stack.
+// AppendIdentity appends Identity(ev) to dst, or returns nil and false as
+// Identity does: a caller hashing the identity at once may give a buffer of
+// its stack.
 func AppendIdentity(dst []byte, ev Event) (id []byte, ok bool) {
 	h := ev.Header()
 	if h.EventTime == 0 {
