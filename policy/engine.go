@@ -174,6 +174,9 @@ type call struct {
 	lines [][]byte
 	// lineBuf holds lines for events with few subjects (most have one).
 	lineBuf [2][]byte
+	// keys is enrich's room for the counter keys it asked the store for;
+	// kept with the call for the next callback.
+	keys []counterKey
 }
 
 // SetDryRun switches dry run on or off (a configuration reload).
@@ -217,7 +220,8 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 	if c == nil {
 		c = &call{}
 	}
-	*c = call{ev: ev, set: e.cfg.Rules.Rules(), start: ev.Received, out: Outcome{Reply: tim.OK()}}
+	keys := c.keys
+	*c = call{ev: ev, set: e.cfg.Rules.Rules(), start: ev.Received, out: Outcome{Reply: tim.OK()}, keys: keys[:0]}
 	if c.start.IsZero() {
 		c.start = e.cfg.Now()
 	}
@@ -232,7 +236,8 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 		}
 		// Nothing keeps the call past Handle: the stages hand on its
 		// parts (the outcome, the state, the lines), never the call.
-		*c = call{}
+		keys := c.keys
+		*c = call{keys: keys[:0]}
 		calls.Put(c)
 	}()
 	for _, s := range e.stages {

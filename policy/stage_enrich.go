@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +54,8 @@ func (s *enricher) exec(ctx context.Context, c *call) {
 	c.env = c.set.Env()
 	in := ev.Base
 	c.env.Fill(&in)
-	req, keys := s.request(c.set, c.plan, ev, c.env)
+	req, keys := s.request(c.set, c.plan, ev, c.env, c.keys[:0])
+	c.keys = keys
 	// The store bounds the call with its own timeout (store.Store's
 	// contract); a second timer here would only cost.
 	res, err := s.store.Enrich(ctx, req)
@@ -111,19 +113,19 @@ type counterKey struct {
 	reqIdx  int
 }
 
-// request is the one store read an event needs.
-func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env) (store.EnrichRequest, []counterKey) {
+// request is the one store read an event needs, and which counter each of
+// its touches feeds, appended to keys.
+func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, keys []counterKey) (store.EnrichRequest, []counterKey) {
 	req := store.EnrichRequest{
 		Now:         ev.Received,
 		EventID:     ev.ID,
 		StrikeDecay: set.StrikeDecay,
 		WithModes:   plan.UsesModes,
 	}
-	var keys []counterKey
 	if n := len(plan.Counters) * len(ev.Subjects); n > 0 {
 		// Sized once: a message touches a few keys and reads its strikes.
 		req.Counters = make([]store.CounterTouch, 0, n+len(plan.Budgeted))
-		keys = make([]counterKey, 0, n)
+		keys = slices.Grow(keys, n)
 		for si, user := range ev.Subjects {
 			env.SetUser(user, "", 0)
 			for _, cu := range plan.Counters {
