@@ -154,8 +154,10 @@ type call struct {
 	// env is the rule environment filled from the event, shared by the
 	// counter keys and the evaluation; nil until enrich makes it.
 	env *rules.Env
-	// state is what the store said; nil when it was not read.
-	state *State
+	// state is what the store said; nil when it was not read. stateBuf
+	// holds it when enrich read it.
+	state    *State
+	stateBuf *stateBuf
 	// cause is the store failure the event is decided without.
 	cause error
 	// settled: no rule is evaluated for the event (not evaluated, the
@@ -170,6 +172,11 @@ type call struct {
 	// lines are the decisions' encoded records; nil until encoded, and
 	// again when a later stage changed the decisions.
 	lines [][]byte
+	// lineBuf holds lines for events with few subjects (most have one).
+	lineBuf [2][]byte
+	// keys is enrich's room for the counter keys it asked the store for;
+	// kept with the call for the next callback.
+	keys []counterKey
 }
 
 // SetDryRun switches dry run on or off (a configuration reload).
@@ -213,7 +220,8 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 	if c == nil {
 		c = &call{}
 	}
-	*c = call{ev: ev, set: e.cfg.Rules.Rules(), start: ev.Received, out: Outcome{Reply: tim.OK()}}
+	keys := c.keys
+	*c = call{ev: ev, set: e.cfg.Rules.Rules(), start: ev.Received, out: Outcome{Reply: tim.OK()}, keys: keys[:0]}
 	if c.start.IsZero() {
 		c.start = e.cfg.Now()
 	}
@@ -221,9 +229,15 @@ func (e *Engine) Handle(ctx context.Context, ev *Event) Outcome {
 		if c.env != nil {
 			c.env.Release()
 		}
+		// The outcome holds copies of what it read of the state; only a
+		// Recorder may keep the state itself (Recorded.State).
+		if c.stateBuf != nil && e.cfg.Recorder == nil {
+			c.stateBuf.release()
+		}
 		// Nothing keeps the call past Handle: the stages hand on its
 		// parts (the outcome, the state, the lines), never the call.
-		*c = call{}
+		keys := c.keys
+		*c = call{keys: keys[:0]}
 		calls.Put(c)
 	}()
 	for _, s := range e.stages {
@@ -238,7 +252,10 @@ var calls sync.Pool
 // encode encodes the decisions' records, with the latency so far, and how
 // they came about.
 func (c *call) encode(now time.Time, log *slog.Logger) [][]byte {
-	lines := make([][]byte, 0, len(c.out.Decisions))
+	lines := c.lineBuf[:0]
+	if len(c.out.Decisions) > len(c.lineBuf) {
+		lines = make([][]byte, 0, len(c.out.Decisions))
+	}
 	latency := now.Sub(c.start).Microseconds()
 	for i := range c.out.Decisions {
 		d := &c.out.Decisions[i]

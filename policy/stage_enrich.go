@@ -3,7 +3,9 @@ package policy
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/timguard/timguard/audit"
@@ -52,7 +54,8 @@ func (s *enricher) exec(ctx context.Context, c *call) {
 	c.env = c.set.Env()
 	in := ev.Base
 	c.env.Fill(&in)
-	req, keys := s.request(c.set, c.plan, ev, c.env)
+	req, keys := s.request(c.set, c.plan, ev, c.env, c.keys[:0])
+	c.keys = keys
 	// The store bounds the call with its own timeout (store.Store's
 	// contract); a second timer here would only cost.
 	res, err := s.store.Enrich(ctx, req)
@@ -65,7 +68,8 @@ func (s *enricher) exec(ctx context.Context, c *call) {
 		c.settled, c.quiet, c.result = true, true, audit.ResultDup
 		return
 	}
-	c.state = stateFrom(c.set, c.plan, ev, req, res, keys)
+	c.stateBuf = stateFrom(c.set, c.plan, ev, req, res, keys)
+	c.state = &c.stateBuf.State
 	s.fillRoles(ctx, ev, res.RolesCached, c.state)
 }
 
@@ -96,9 +100,6 @@ func (s *enricher) fillRoles(ctx context.Context, ev *Event, cached bool, st *St
 	}
 	for _, u := range ev.Subjects {
 		if r, ok := roles[u]; ok {
-			if st.Roles == nil {
-				st.Roles = make(map[string]string, len(ev.Subjects))
-			}
 			st.Roles[u] = r
 		}
 	}
@@ -112,19 +113,19 @@ type counterKey struct {
 	reqIdx  int
 }
 
-// request is the one store read an event needs.
-func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env) (store.EnrichRequest, []counterKey) {
+// request is the one store read an event needs, and which counter each of
+// its touches feeds, appended to keys.
+func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, keys []counterKey) (store.EnrichRequest, []counterKey) {
 	req := store.EnrichRequest{
 		Now:         ev.Received,
 		EventID:     ev.ID,
 		StrikeDecay: set.StrikeDecay,
 		WithModes:   plan.UsesModes,
 	}
-	var keys []counterKey
 	if n := len(plan.Counters) * len(ev.Subjects); n > 0 {
 		// Sized once: a message touches a few keys and reads its strikes.
 		req.Counters = make([]store.CounterTouch, 0, n+len(plan.Budgeted))
-		keys = make([]counterKey, 0, n)
+		keys = slices.Grow(keys, n)
 		for si, user := range ev.Subjects {
 			env.SetUser(user, "", 0)
 			for _, cu := range plan.Counters {
@@ -202,17 +203,15 @@ func budgetKey(rule, group string) string { return "budget|" + rule + "|" + grou
 // stateFrom spreads the store's answer over subjects and counters. With
 // several subjects, a counter keyed by user differs per subject, so each
 // subject gets its own values.
-func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequest, res store.EnrichResult, keys []counterKey) *State {
-	// The State and its counters in one allocation; Roles is made when
-	// a role is known (most subjects are members with none cached).
-	sc := &stateCounters{}
-	st := &sc.State
-	if n := len(set.Counters); n <= len(sc.values) {
-		st.Counters = sc.values[:n:n]
+func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequest, res store.EnrichResult, keys []counterKey) *stateBuf {
+	sb := newStateBuf()
+	st := &sb.State
+	if n := len(set.Counters); n <= len(sb.values) {
+		st.Counters = sb.values[:n:n]
 	} else {
 		st.Counters = make([]int, n)
 	}
-	st.Strikes = make(map[string]int, len(req.Strikes))
+	st.Strikes, st.Roles = sb.strikes, sb.roles
 	if len(ev.Subjects) > 1 {
 		st.SubjectCounters = make(map[string][]int, len(ev.Subjects))
 		for _, u := range ev.Subjects {
@@ -233,7 +232,7 @@ func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequ
 	}
 	base := len(req.Counters) - len(plan.Budgeted)
 	if len(plan.Budgeted) > 0 {
-		st.Budgets = map[string]int{}
+		st.Budgets = sb.budgets
 		for i, r := range plan.Budgeted {
 			if base+i < len(res.Counts) {
 				st.Budgets[r.Name] = int(res.Counts[base+i])
@@ -248,9 +247,6 @@ func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequ
 	if res.RolesCached {
 		for i, u := range req.RoleUsers {
 			if i < len(res.Roles) && res.Roles[i] != "" {
-				if st.Roles == nil {
-					st.Roles = make(map[string]string, len(req.RoleUsers))
-				}
 				st.Roles[u] = res.Roles[i]
 			}
 		}
@@ -273,13 +269,39 @@ func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequ
 			}
 		}
 	}
-	return st
+	return sb
 }
 
-// stateCounters is a State with room for the counters of most rule files.
-type stateCounters struct {
+// stateBuf is a State with room for the counters of most rule files and
+// the maps it lends the State, kept for the next callback: the maps' first
+// entries cost an allocation each otherwise.
+type stateBuf struct {
 	State
-	values [4]int
+	values  [4]int
+	strikes map[string]int
+	roles   map[string]string
+	budgets map[string]int
+}
+
+var stateBufs sync.Pool
+
+func newStateBuf() *stateBuf {
+	if sb, ok := stateBufs.Get().(*stateBuf); ok {
+		return sb
+	}
+	return &stateBuf{strikes: map[string]int{}, roles: map[string]string{}, budgets: map[string]int{}}
+}
+
+// release empties sb for the next callback. Nothing may read its State
+// afterwards: the engine releases it only when no Recorder may have kept
+// it.
+func (sb *stateBuf) release() {
+	clear(sb.strikes)
+	clear(sb.roles)
+	clear(sb.budgets)
+	sb.State = State{}
+	sb.values = [4]int{}
+	stateBufs.Put(sb)
 }
 
 // ownMessage reports whether ev is a message the bot's own REST account

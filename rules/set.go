@@ -548,6 +548,11 @@ type Env struct {
 	words *wordEnv
 	// keyBuf is where counter keys are put together.
 	keyBuf []byte
+	// userID is the subject user.id holds, boxed as userBox: the engine
+	// sets the same subject for its counter keys and again for its
+	// rules, and boxing a string allocates.
+	userID  string
+	userBox any
 }
 
 // Env returns an environment for this set, from a pool.
@@ -574,7 +579,7 @@ func (e *Env) Fill(in *Input) {
 	m[varNow] = in.Now
 	m[varGroupID] = in.GroupID
 	m[varGroupType] = boxName(in.GroupType)
-	m[varUserID] = in.UserID
+	m[varUserID] = e.boxUser(in.UserID)
 	m[varUserRole] = boxRole(in.UserRole) // expressions compare it with strings
 	m[varUserStrikes] = in.UserStrikes
 	m[varFirstSeen] = boxTime(in.UserFirstSeen)
@@ -601,9 +606,17 @@ func (e *Env) Fill(in *Input) {
 // SetUser changes only the subject's fields, for events evaluated per
 // member.
 func (e *Env) SetUser(id string, role Role, strikes int) {
-	e.m[varUserID] = id
+	e.m[varUserID] = e.boxUser(id)
 	e.m[varUserRole] = boxRole(role)
 	e.m[varUserStrikes] = strikes
+}
+
+// boxUser is id boxed, once per subject.
+func (e *Env) boxUser(id string) any {
+	if e.userBox == nil || id != e.userID {
+		e.userID, e.userBox = id, id
+	}
+	return e.userBox
 }
 
 // boxRole is string(role) as an expression reads it, boxed without an
