@@ -27,10 +27,10 @@ import (
 // someone waits) asks the store on behalf of them all: when the store grants
 // a call the asker hands it to the first waiter in the queue; when the store
 // refuses, the asker sleeps the wait the store named and asks again. After
-// a grant with more waiters queued it first sleeps the budget's pace, the
-// least time before it can grant another call. So the store is asked
-// about once per call granted, however many workers wait, where each waiter
-// polling it would ask about once per waiter.
+// a grant it first sleeps the budget's pace, the least time before the store
+// can grant another call. So the store is asked about once per call granted,
+// however many workers wait, where each waiter polling it would ask about
+// once per waiter.
 //
 // A waiter whose context ends leaves the queue and returns the context's
 // error. A call the store granted as its waiter was leaving goes to the next
@@ -50,6 +50,9 @@ type SharedLimiter struct {
 	wake chan struct{}
 	// lapsed counts granted calls no waiter was left to take.
 	lapsed int
+	// granted is when the store last granted this replica a call (when
+	// its answer came).
+	granted time.Time
 }
 
 // budgetWaiter is one Wait in the queue.
@@ -115,7 +118,20 @@ func (l *SharedLimiter) ask() {
 			l.mu.Unlock()
 			return
 		}
+		// The budget is paced (store.Limiter): no call is granted, to
+		// this replica or another, sooner than paceInterval after the
+		// last one this replica was granted. Asking before then would
+		// only be refused, at the cost of a script run in the store; so
+		// the asker waits, also when it starts anew after the queue ran
+		// empty.
+		wait := paceInterval(l.PerSecond) - time.Since(l.granted)
 		l.mu.Unlock()
+		if wait > 0 {
+			if !l.sleep(wait) {
+				return
+			}
+			continue
+		}
 		// No waiter's context: one leaving must not fail the others'
 		// call. The store bounds the call with its own timeout.
 		ok, after, err := l.Store.Allow(context.Background(), 1, l.PerSecond)
@@ -130,16 +146,9 @@ func (l *SharedLimiter) ask() {
 			l.mu.Unlock()
 		case ok:
 			l.mu.Lock()
+			l.granted = time.Now()
 			l.serveLocked(nil)
-			more := len(l.queue) > 0
 			l.mu.Unlock()
-			// The budget is paced (store.Limiter): no call is granted,
-			// to this replica or another, sooner than paceInterval after
-			// this one. Asking before then would only be refused, at the
-			// cost of a script run in the store.
-			if more && !l.sleep(paceInterval(l.PerSecond)) {
-				return
-			}
 		default:
 			if !l.sleep(after) {
 				return

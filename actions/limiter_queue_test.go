@@ -419,3 +419,28 @@ func scriptMicros(b *testing.B, rdb *goredis.Client) float64 {
 	}
 	return total
 }
+
+// A worker that waits again as soon as it was served finds the queue empty
+// each time, and a new asker starts for it: that asker too waits the
+// budget's pace since the last grant before asking, so that its ask is
+// granted rather than refused.
+func TestSharedLimiterAsksOncePerCallForOneWaiterAtATime(t *testing.T) {
+	for _, perSecond := range []int{1, 20, 200} {
+		t.Run(strconv.Itoa(perSecond), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const total = 30
+				s := &countingBudget{Limiter: memory.New(memory.Options{})}
+				l := &SharedLimiter{Store: s, PerSecond: perSecond}
+				for range total {
+					if err := l.Wait(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+					synctest.Wait() // the asker has found the queue empty and stopped
+				}
+				if got := s.asked.Load(); got != total {
+					t.Errorf("the store was asked %d times for %d calls, want %d", got, total, total)
+				}
+			})
+		})
+	}
+}
