@@ -305,6 +305,9 @@ func (s *Store) Commit(ctx context.Context, req store.CommitRequest) error {
 	if err := storeutil.CheckCommit(req); err != nil {
 		return err
 	}
+	if len(req.Strikes)+len(req.Touch)+len(req.Actions)+len(req.Decisions) <= chunk {
+		return s.commitPart(ctx, req) // without the copy splitCommit makes
+	}
 	for _, part := range splitCommit(req, chunk) {
 		if err := s.commitPart(ctx, part); err != nil {
 			return err
