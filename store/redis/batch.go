@@ -136,7 +136,6 @@ func (b *batcher) close() {
 func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmder) (bool, error) {
 	c := b.calls.Get().(*call)
 	c.ctx, c.deadline, c.cmds, c.err = ctx, deadline, cmds, nil
-	// Since Go 1.23 a timer stopped or reset delivers nothing stale.
 	c.timer.Reset(time.Until(deadline))
 	// The queue has room but when Redis falls behind: try it first, on
 	// its own, which costs less than the select over every case below.
@@ -182,6 +181,12 @@ func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmd
 // release puts back a call no sender holds.
 func (b *batcher) release(c *call) {
 	c.timer.Stop()
+	// Under GODEBUG=asynctimerchan=1 (timers before Go 1.23) a tick may
+	// wait in the channel after Stop: it must not end the next call's wait.
+	select {
+	case <-c.timer.C:
+	default:
+	}
 	c.ctx, c.cmds, c.err = nil, nil, nil
 	b.calls.Put(c)
 }
