@@ -47,6 +47,13 @@ const chunk = 256
 // Enrich touches and reads what rule evaluation needs in one pipeline (one
 // per chunk of counters, strikes and roles for events with very many
 // subjects).
+//
+// Plain commands, not one Lua script carrying them all: measured on
+// redis-server 7.0 with pipelines of four enrich calls (three windows, one
+// adding, strikes and roles), the script cost Redis about 20-25 µs of CPU
+// a call against 11-13 µs for the commands, as each redis.call inside a
+// script costs more than a pipelined command; and a script would have to
+// keep its keys in one Cluster slot.
 func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.EnrichResult, error) {
 	var res store.EnrichResult
 	if err := storeutil.CheckEnrich(req); err != nil {
