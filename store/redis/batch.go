@@ -14,8 +14,8 @@ import (
 // BatchOptions configure how the Enrich and Commit calls of concurrent
 // callers share pipelines. Zero values take the defaults.
 //
-// Each call builds its commands on its own, then hands them to one of a few
-// sender goroutines. A sender takes the first call waiting and every other
+// Each call builds its commands on its own, then hands them to a sender
+// goroutine (Senders of them). A sender takes the first call waiting and every other
 // call already waiting, up to MaxSize, and sends them all in one pipeline:
 // one write, one read and one connection from the pool for all of them,
 // and for Redis one read event instead of one per call. While pipelines are
@@ -24,7 +24,7 @@ import (
 //
 // A call waits for its pipeline no longer than its own deadline (that of its
 // context, bounded by Options.Timeout): one slow pipeline never holds a
-// callback past it, and the other senders go on meanwhile. A call whose
+// callback past it, and other senders, if any, go on meanwhile. A call whose
 // commands fail (a wrong type, a missing script) fails alone; one that
 // cannot reach Redis fails with store.ErrUnavailable, as without batching.
 type BatchOptions struct {
@@ -36,14 +36,19 @@ type BatchOptions struct {
 	// them. Default 0: only calls already waiting join. A wait costs CPU
 	// (the sender spins) and adds up to MaxWait to a call's latency.
 	MaxWait time.Duration
-	// Senders is the most pipelines out at once. Default 2.
+	// Senders is the most pipelines out at once. Default 1: every call
+	// made while the pipeline is out joins the next, so pipelines carry
+	// about half again as many calls as with two out, and each pipeline
+	// costs the bot and Redis a write and a read on the socket (on
+	// loopback, about as much CPU as its commands). A call waits for at
+	// most the pipeline out and its own.
 	Senders int
 }
 
 // Batch defaults.
 const (
 	DefaultBatchMaxSize = 32
-	DefaultBatchSenders = 2
+	DefaultBatchSenders = 1
 )
 
 func (o *BatchOptions) defaults() {
