@@ -14,8 +14,8 @@ import (
 // BatchOptions configure how the Enrich and Commit calls of concurrent
 // callers share pipelines. Zero values take the defaults.
 //
-// Each call builds its commands on its own, then hands them to one of a few
-// sender goroutines. A sender takes the first call waiting and every other
+// Each call builds its commands on its own, then hands them to a sender
+// goroutine (Senders of them). A sender takes the first call waiting and every other
 // call already waiting, up to MaxSize, and sends them all in one pipeline:
 // one write, one read and one connection from the pool for all of them,
 // and for Redis one read event instead of one per call. While pipelines are
@@ -24,7 +24,7 @@ import (
 //
 // A call waits for its pipeline no longer than its own deadline (that of its
 // context, bounded by Options.Timeout): one slow pipeline never holds a
-// callback past it, and the other senders go on meanwhile. A call whose
+// callback past it, and other senders, if any, go on meanwhile. A call whose
 // commands fail (a wrong type, a missing script) fails alone; one that
 // cannot reach Redis fails with store.ErrUnavailable, as without batching.
 type BatchOptions struct {
@@ -36,14 +36,19 @@ type BatchOptions struct {
 	// them. Default 0: only calls already waiting join. A wait costs CPU
 	// (the sender spins) and adds up to MaxWait to a call's latency.
 	MaxWait time.Duration
-	// Senders is the most pipelines out at once. Default 2.
+	// Senders is the most pipelines out at once. Default 1: every call
+	// made while the pipeline is out joins the next, so pipelines carry
+	// about half again as many calls as with two out, and each pipeline
+	// costs the bot and Redis a write and a read on the socket (on
+	// loopback, about as much CPU as its commands). A call waits for at
+	// most the pipeline out and its own.
 	Senders int
 }
 
 // Batch defaults.
 const (
 	DefaultBatchMaxSize = 32
-	DefaultBatchSenders = 2
+	DefaultBatchSenders = 1
 )
 
 func (o *BatchOptions) defaults() {
@@ -136,19 +141,30 @@ func (b *batcher) close() {
 func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmder) (bool, error) {
 	c := b.calls.Get().(*call)
 	c.ctx, c.deadline, c.cmds, c.err = ctx, deadline, cmds, nil
-	// Since Go 1.23 a timer stopped or reset delivers nothing stale.
 	c.timer.Reset(time.Until(deadline))
+	// The queue has room but when Redis falls behind: try it first, on
+	// its own, which costs less than the select over every case below.
 	select {
-	case b.queue <- c:
 	case <-b.stop:
 		b.release(c)
 		return false, goredis.ErrClosed
-	case <-ctx.Done():
-		b.release(c)
-		return false, ctx.Err()
-	case <-c.timer.C:
-		b.release(c)
-		return false, context.DeadlineExceeded
+	default:
+	}
+	select {
+	case b.queue <- c:
+	default:
+		select {
+		case b.queue <- c:
+		case <-b.stop:
+			b.release(c)
+			return false, goredis.ErrClosed
+		case <-ctx.Done():
+			b.release(c)
+			return false, ctx.Err()
+		case <-c.timer.C:
+			b.release(c)
+			return false, context.DeadlineExceeded
+		}
 	}
 	select {
 	case <-c.done:
@@ -170,6 +186,12 @@ func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmd
 // release puts back a call no sender holds.
 func (b *batcher) release(c *call) {
 	c.timer.Stop()
+	// Under GODEBUG=asynctimerchan=1 (timers before Go 1.23) a tick may
+	// wait in the channel after Stop: it must not end the next call's wait.
+	select {
+	case <-c.timer.C:
+	default:
+	}
 	c.ctx, c.cmds, c.err = nil, nil, nil
 	b.calls.Put(c)
 }

@@ -38,6 +38,17 @@ type cmdBuf struct {
 	// own methods (scripts, streams); it is never executed itself.
 	typed goredis.Pipeliner
 	rdb   goredis.UniversalClient
+	size  bufSize // as init sized it
+}
+
+// built is called with what a part's buffer holds once its commands are
+// built, and what init was told; tests set it to check the sizes. It takes
+// values: a *cmdBuf passed to it would move every buffer to the heap.
+var built = func(got, sized bufSize) {}
+
+// used is what b holds.
+func (b *cmdBuf) used() bufSize {
+	return bufSize{cmds: len(b.cmds), args: len(b.args), strs: len(b.strs), bytes: b.sb.Len()}
 }
 
 // bufSize is about how much a cmdBuf will hold: cmds commands of args
@@ -52,7 +63,7 @@ func (z *bufSize) add(o bufSize) {
 // init readies b (which may not be copied afterwards) for commands sent
 // with ctx on rdb.
 func (b *cmdBuf) init(ctx context.Context, rdb goredis.UniversalClient, z bufSize) {
-	b.ctx, b.rdb = ctx, rdb
+	b.ctx, b.rdb, b.size = ctx, rdb, z
 	b.cmds = make([]goredis.Cmder, 0, z.cmds)
 	b.args = make([]any, 0, z.args)
 	b.strs = make([]string, 0, z.strs)
@@ -192,8 +203,23 @@ func (b *cmdBuf) touch(key any, id string, add int, span time.Duration, now int6
 	return b.intCmd(start)
 }
 
-// touchSize is the most a touch of a window whose key is keyLen long adds
-// with entries named by id.
-func touchSize(keyLen int, id string, add int) bufSize {
-	return bufSize{cmds: 4, args: 4 + 3 + 2*add + 3 + 4, strs: 4 + add, bytes: keyLen + add*(len(id)+21) + 3*21}
+// touchSize is what touch adds for a window whose key is keyLen long,
+// with entries named by id, but for the entry names (memberSize).
+func touchSize(keyLen int, id string, add int, read bool) bufSize {
+	z := bufSize{strs: 1, bytes: keyLen}
+	if add > 0 {
+		z.add(bufSize{cmds: 2, args: 3 + 2*add + 3, strs: 1, bytes: 20})
+		if trims(id) {
+			z.add(bufSize{cmds: 1, args: 4, strs: 1, bytes: 20})
+		}
+	}
+	if read {
+		z.add(bufSize{cmds: 1, args: 4, strs: 1, bytes: 21})
+	}
+	return z
+}
+
+// memberSize is what the names of n entries added by id take (member).
+func memberSize(id string, n int) bufSize {
+	return bufSize{strs: n, bytes: n * (len(id) + 21)}
 }

@@ -190,6 +190,24 @@ func TestBuiltCommandsAreTheTypedOnes(t *testing.T) {
 		{"touches", store.CommitRequest{Now: now, EventID: trimming, Touch: counters(1, 0, 2)}},
 		{"touches that keep", store.CommitRequest{Now: now, EventID: keeping, Touch: counters(2, 1)}},
 	}
+	// Every buffer is sized right: no command, argument, string or byte
+	// more than init was told. (Activity and other typed commands are
+	// counted by cmds only.)
+	var sizes sync.Mutex
+	var wrong []string
+	built = func(got, sized bufSize) {
+		if got.cmds > sized.cmds || got.args > sized.args || got.strs > sized.strs || got.bytes > sized.bytes {
+			sizes.Lock()
+			wrong = append(wrong, fmt.Sprintf("built %+v in a buffer sized %+v", got, sized))
+			sizes.Unlock()
+		}
+	}
+	t.Cleanup(func() {
+		built = func(bufSize, bufSize) {}
+		for _, w := range wrong {
+			t.Error(w)
+		}
+	})
 	for _, batch := range []BatchOptions{{MaxSize: 1}, {}} {
 		t.Run(fmt.Sprintf("batch size %d", batch.MaxSize), func(t *testing.T) {
 			// Nothing reaches this address: capture sends nothing.

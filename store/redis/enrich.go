@@ -47,6 +47,13 @@ const chunk = 256
 // Enrich touches and reads what rule evaluation needs in one pipeline (one
 // per chunk of counters, strikes and roles for events with very many
 // subjects).
+//
+// Plain commands, not one Lua script carrying them all: measured on
+// redis-server 7.0 with pipelines of four enrich calls (three windows, one
+// adding, strikes and roles), the script cost Redis about 20-25 µs of CPU
+// a call against 11-13 µs for the commands, as each redis.call inside a
+// script costs more than a pipelined command; and a script would have to
+// keep its keys in one Cluster slot.
 func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.EnrichResult, error) {
 	var res store.EnrichResult
 	if err := storeutil.CheckEnrich(req); err != nil {
@@ -160,6 +167,7 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 			b.add(activity[i])
 		}
 	}
+	built(b.used(), b.size)
 	if cmds, err := s.run(ctx, b.cmds); err != nil {
 		// cmds is nil when the pipeline was not sent at all (the caller's
 		// deadline passed while it waited for a batch).
@@ -232,21 +240,27 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 
 // enrichSize is what the part p of req holds (cmdBuf).
 func (s *Store) enrichSize(req store.EnrichRequest, p enrichPart) bufSize {
-	ns := p.se - p.si
-	z := bufSize{cmds: 1 + 1 + ns + 1, args: 2 + 6 + 2 + 4*ns, strs: 2 + 2 + 2*ns, bytes: 21 + 21}
+	z := bufSize{strs: 1, bytes: 20} // now
+	most := 0
 	for _, c := range req.Counters[p.ci:p.ce] {
-		z.add(touchSize(len(s.k.w)+len(c.Key), req.EventID, c.Add))
+		z.add(touchSize(len(s.k.w)+len(c.Key), req.EventID, c.Add, true))
+		most = max(most, c.Add)
 	}
+	z.add(memberSize(req.EventID, most))
 	if p.first && req.Dedupe != "" {
-		z.bytes += len(s.k.d) + len(req.Dedupe) + 20
+		z.add(bufSize{cmds: 1, args: 6, strs: 2, bytes: len(s.k.d) + len(req.Dedupe) + 20})
 	}
-	for _, u := range req.Strikes[p.si:p.se] {
-		z.bytes += len(s.k.s) + 20 + len(u.Group) + len(u.User) + 2
+	if p.first && req.WithModes {
+		z.add(bufSize{cmds: 1, strs: 1})
+	}
+	if p.se > p.si {
+		z.add(bufSize{strs: 1, bytes: 21})
+		for _, u := range req.Strikes[p.si:p.se] {
+			z.add(bufSize{cmds: 1, args: 4, strs: 1, bytes: len(s.k.s) + 20 + len(u.Group) + len(u.User) + 2})
+		}
 	}
 	if req.RoleGroup != "" {
-		z.args += 3 + p.re - p.ri
-		z.strs += 1 + p.re - p.ri
-		z.bytes += len(s.k.r) + len(req.RoleGroup)
+		z.add(bufSize{cmds: 1, args: 3 + p.re - p.ri, strs: 1 + p.re - p.ri, bytes: len(s.k.r) + len(req.RoleGroup)})
 	}
 	z.cmds += p.ae - p.ai
 	return z
@@ -304,6 +318,9 @@ func (s *Store) activityAgain(ctx context.Context, req store.EnrichRequest, p en
 func (s *Store) Commit(ctx context.Context, req store.CommitRequest) error {
 	if err := storeutil.CheckCommit(req); err != nil {
 		return err
+	}
+	if len(req.Strikes)+len(req.Touch)+len(req.Actions)+len(req.Decisions) <= chunk {
+		return s.commitPart(ctx, req) // without the copy splitCommit makes
 	}
 	for _, part := range splitCommit(req, chunk) {
 		if err := s.commitPart(ctx, part); err != nil {
@@ -396,6 +413,7 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	for _, d := range req.Decisions {
 		b.add(s.addDecision(ctx, b.typedCmds(), d))
 	}
+	built(b.used(), b.size)
 	cmds, err := s.run(ctx, b.cmds)
 	if err == nil {
 		return s.result("commit", req.EventID, nil)
@@ -424,14 +442,20 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 
 // commitSize is what req holds (cmdBuf).
 func (s *Store) commitSize(req store.CommitRequest) bufSize {
-	z := bufSize{cmds: len(req.Actions) + len(req.Decisions), strs: 3, bytes: 3 * 21}
+	z := bufSize{cmds: len(req.Actions) + len(req.Decisions), strs: 3, bytes: 3 * 20} // now, strikes' from and ttl
 	for _, st := range req.Strikes {
-		z.add(bufSize{cmds: 3, args: 4 + 3 + 2*st.N + 3, strs: 1 + st.N,
-			bytes: len(s.k.s) + 20 + len(st.Group) + len(st.User) + 2 + st.N*(len(st.ID)+21)})
+		z.add(bufSize{cmds: 1, args: 4, strs: 1, bytes: len(s.k.s) + 20 + len(st.Group) + len(st.User) + 2})
+		if st.N > 0 {
+			z.add(bufSize{cmds: 2, args: 3 + 2*st.N + 3})
+			z.add(memberSize(st.ID, st.N))
+		}
 	}
+	most := 0
 	for _, c := range req.Touch {
-		z.add(touchSize(len(s.k.w)+len(c.Key), req.EventID, c.Add))
+		z.add(touchSize(len(s.k.w)+len(c.Key), req.EventID, c.Add, false))
+		most = max(most, c.Add)
 	}
+	z.add(memberSize(req.EventID, most))
 	return z
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -702,5 +703,24 @@ func TestLibraryMessagesAreStructuredLogRecords(t *testing.T) {
 	}
 	if recs[1]["repeats_not_logged"] != float64(39) {
 		t.Errorf("the second record counts %v repeats not logged, want 39", recs[1]["repeats_not_logged"])
+	}
+}
+
+// BenchmarkCommitStrikeAndTouch measures the commit of a typical decision:
+// one strike and one budget touch, without actions or decision records.
+func BenchmarkCommitStrikeAndTouch(b *testing.B) {
+	s := freshStore(b, Options{})
+	ctx := context.Background()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		id := "ev" + strconv.Itoa(i)
+		req := store.CommitRequest{Now: time.Now(), EventID: id, StrikeDecay: 24 * time.Hour,
+			Strikes: []store.StrikeAdd{{UserRef: store.UserRef{Group: "@TGS#bench", User: "u" + strconv.Itoa(i%1000)}, N: 1, ID: id}},
+			Touch:   []store.CounterTouch{{Key: "budget|flood|@TGS#bench", Window: time.Minute, Add: 1}}}
+		if err := s.Commit(ctx, req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
