@@ -152,7 +152,11 @@ func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 	// carries it out again (a 15-minute stall, as the test tells it).
 	// The wave's 4th, 5th and 6th joins each decide a mute_group: every one
 	// of them must be done (none left in the outbox but the delayed ends),
-	// not only the first.
+	// not only the first. They share one call, and each job of it settles on
+	// its own: one may still be claimed when another is recorded done and
+	// its delayed unmute queued, and Pending lists only what waits. So the
+	// outbox's counts, read at once, must show nothing claimed and nothing
+	// waiting but those ends.
 	waitFor(t, 60*time.Second, "the raid mutes done and their delayed unmute", func() bool {
 		pending, err := bots[1].app.store.Pending(context.Background(), 100)
 		if err != nil {
@@ -164,6 +168,10 @@ func TestE2EARaidMuteEndsWithOneUnmuteAcrossThreeReplicas(t *testing.T) {
 				return false
 			}
 			ends++
+		}
+		st, err := bots[1].app.store.Stats(context.Background(), clk.Now())
+		if err != nil || st.Claimed != 0 || st.Ready != ends {
+			return false
 		}
 		return ends > 0 && im.Group(raid).MuteAllMember && raidMuteDone(bots)
 	})
