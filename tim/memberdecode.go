@@ -55,25 +55,11 @@ func decodeMemberEvent(command string, body []byte) (ev Event, ok bool) {
 			break
 		}
 		var bit uint8
-		switch k := string(key); {
-		case k == "CallbackCommand":
-			bit = 1
-			s, ok2 := d.str()
-			ok = ok2 && (len(s) == 0 || string(s) == command)
-		case k == "GroupId":
-			bit = 2
-			ok = d.strInto(&c.GroupID)
-		case k == "Type":
-			bit = 4
-			var s []byte
-			s, ok = d.str()
-			c.Type = groupType(s)
-		case k == "EventTime":
-			bit = 8
-			ok = d.eventTime(&c.EventTime)
-		case k == "TopicId":
-			bit = 16
-			ok = d.strInto(&c.TopicID)
+		k := string(key)
+		switch f := commonFieldOf(k); {
+		case f != fieldUnknown:
+			bit = 1 << f
+			ok = d.common(f, c, command)
 		case k == strs[0].name:
 			bit = 32
 			ok = d.strInto(strs[0].dst)

@@ -64,21 +64,8 @@ func decodeMessage(command string, body []byte) (ev Event, ok bool) {
 		}
 		seen |= 1 << f
 		switch f {
-		case fieldCommand:
-			s, ok := d.str()
-			if !ok || (len(s) != 0 && string(s) != command) {
-				return nil, false
-			}
-		case fieldGroupID:
-			ok = d.strInto(&m.GroupID)
-		case fieldType:
-			var s []byte
-			s, ok = d.str()
-			m.Type = groupType(s)
-		case fieldEventTime:
-			ok = d.eventTime(&m.EventTime)
-		case fieldTopicID:
-			ok = d.strInto(&m.TopicID)
+		case fieldCommand, fieldGroupID, fieldType, fieldEventTime, fieldTopicID:
+			ok = d.common(f, &m.Common, command)
 		case fieldFrom:
 			ok = d.strInto(&m.From)
 		case fieldOperator:
@@ -152,10 +139,10 @@ const (
 	fieldFolded  = -2 // a field's key in another case: encoding/json decides
 )
 
-// msgFieldOf names the field key is, for a BeforeSendMsg or (after) an
-// AfterSendMsg.
-func msgFieldOf(key []byte, after bool) int {
-	switch string(key) {
+// commonFieldOf names the field of Common key is (fieldCommand to
+// fieldTopicID), or gives fieldUnknown.
+func commonFieldOf(key string) int {
+	switch key {
 	case "CallbackCommand":
 		return fieldCommand
 	case "GroupId":
@@ -166,6 +153,38 @@ func msgFieldOf(key []byte, after bool) int {
 		return fieldEventTime
 	case "TopicId":
 		return fieldTopicID
+	}
+	return fieldUnknown
+}
+
+// common reads the value of Common's field f (fieldCommand to fieldTopicID)
+// into c. A CallbackCommand other than command (or empty) is refused.
+func (d *msgDecoder) common(f int, c *Common, command string) bool {
+	switch f {
+	case fieldCommand:
+		s, ok := d.str()
+		return ok && (len(s) == 0 || string(s) == command)
+	case fieldGroupID:
+		return d.strInto(&c.GroupID)
+	case fieldType:
+		s, ok := d.str()
+		c.Type = groupType(s)
+		return ok
+	case fieldEventTime:
+		return d.eventTime(&c.EventTime)
+	case fieldTopicID:
+		return d.strInto(&c.TopicID)
+	}
+	return false
+}
+
+// msgFieldOf names the field key is, for a BeforeSendMsg or (after) an
+// AfterSendMsg.
+func msgFieldOf(key []byte, after bool) int {
+	if f := commonFieldOf(string(key)); f != fieldUnknown {
+		return f
+	}
+	switch string(key) {
 	case "From_Account":
 		return fieldFrom
 	case "Operator_Account":
