@@ -16,11 +16,6 @@ import (
 // did: a known command by its name, any other as "other", the status as
 // its number; a series appears once it is counted.
 func TestCallbackMetricsLabelAsTheVectorDoes(t *testing.T) {
-	for _, cmd := range metricCommands[:len(metricCommands)-1] {
-		if !tim.KnownCommand(cmd) {
-			t.Errorf("metric label %q is not a known command", cmd)
-		}
-	}
 	calls := []struct {
 		command string
 		status  int
@@ -57,9 +52,6 @@ func TestCallbackMetricsLabelAsTheVectorDoes(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("series %v; want %v", got, want)
-	}
-	if statusIndex(http.StatusTeapot) >= 0 {
-		t.Error("418 has a cached counter")
 	}
 }
 

@@ -2,14 +2,13 @@ package policy
 
 import (
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/timguard/timguard/internal/promcache"
 	"github.com/timguard/timguard/rules"
 	"github.com/timguard/timguard/tim"
 )
@@ -27,8 +26,8 @@ type Metrics struct {
 	// The children of the vectors the callback path counts in, by their
 	// labels: WithLabelValues hashes the labels and locks the vector on
 	// every call.
-	decided children[decidedLabels, decidedMetrics]
-	hits    children[hitLabels, prometheus.Counter]
+	decided promcache.Children[decidedLabels, decidedMetrics]
+	hits    promcache.Children[hitLabels, prometheus.Counter]
 }
 
 type decidedLabels struct{ command, verdict string }
@@ -41,39 +40,6 @@ type decidedMetrics struct {
 type hitLabels struct {
 	rule   string
 	shadow bool
-}
-
-// children caches a vector's children by their labels. Reads take no
-// lock: the map is replaced, never changed, when a child is added (rarely:
-// the labels are commands, verdicts and rule names).
-type children[K comparable, V any] struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[K]V]
-}
-
-func (c *children[K, V]) get(k K, newChild func() V) V {
-	if m := c.m.Load(); m != nil {
-		if v, ok := (*m)[k]; ok {
-			return v
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.m.Load()
-	if old != nil {
-		if v, ok := (*old)[k]; ok {
-			return v
-		}
-	}
-	next := newChild()
-	m := map[K]V{k: next}
-	if old != nil {
-		for k, v := range *old {
-			m[k] = v
-		}
-	}
-	c.m.Store(&m)
-	return next
 }
 
 // NewMetrics registers the policy metrics on reg.
@@ -114,7 +80,7 @@ func (m *Metrics) Decided(command string, verdict rules.Verdict, latency time.Du
 	if !tim.KnownCommand(command) {
 		command = "other"
 	}
-	d := m.decided.get(decidedLabels{command, v}, func() decidedMetrics {
+	d := m.decided.Get(decidedLabels{command, v}, func() decidedMetrics {
 		return decidedMetrics{decisions: m.decisions.WithLabelValues(command, v), time: m.decisionTime.WithLabelValues(command)}
 	})
 	d.decisions.Inc()
@@ -123,7 +89,7 @@ func (m *Metrics) Decided(command string, verdict rules.Verdict, latency time.Du
 
 // RuleMatched implements Observer.
 func (m *Metrics) RuleMatched(rule string, shadow bool) {
-	m.hits.get(hitLabels{rule, shadow}, func() prometheus.Counter {
+	m.hits.Get(hitLabels{rule, shadow}, func() prometheus.Counter {
 		return m.ruleHits.WithLabelValues(rule, strconv.FormatBool(shadow))
 	}).Inc()
 }
