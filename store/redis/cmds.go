@@ -41,11 +41,6 @@ type cmdBuf struct {
 	size  bufSize // as init sized it
 }
 
-// built is called with what a part's buffer holds once its commands are
-// built, and what init was told; tests set it to check the sizes. It takes
-// values: a *cmdBuf passed to it would move every buffer to the heap.
-var built = func(got, sized bufSize) {}
-
 // used is what b holds.
 func (b *cmdBuf) used() bufSize {
 	return bufSize{cmds: len(b.cmds), args: len(b.args), strs: len(b.strs), bytes: b.sb.Len()}

@@ -195,7 +195,7 @@ func TestBuiltCommandsAreTheTypedOnes(t *testing.T) {
 	// counted by cmds only.)
 	var sizes sync.Mutex
 	var wrong []string
-	built = func(got, sized bufSize) {
+	built := func(got, sized bufSize) {
 		if got.cmds > sized.cmds || got.args > sized.args || got.strs > sized.strs || got.bytes > sized.bytes {
 			sizes.Lock()
 			wrong = append(wrong, fmt.Sprintf("built %+v in a buffer sized %+v", got, sized))
@@ -203,7 +203,6 @@ func TestBuiltCommandsAreTheTypedOnes(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
-		built = func(bufSize, bufSize) {}
 		for _, w := range wrong {
 			t.Error(w)
 		}
@@ -218,6 +217,7 @@ func TestBuiltCommandsAreTheTypedOnes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			s.built = built
 			t.Cleanup(func() { _ = s.Close() })
 			ctx := t.Context()
 			check := func(t *testing.T, call func() error, typed func(goredis.Pipeliner)) {

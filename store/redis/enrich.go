@@ -167,7 +167,9 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 			b.add(activity[i])
 		}
 	}
-	built(b.used(), b.size)
+	if s.built != nil {
+		s.built(b.used(), b.size)
+	}
 	if cmds, err := s.run(ctx, b.cmds); err != nil {
 		// cmds is nil when the pipeline was not sent at all (the caller's
 		// deadline passed while it waited for a batch).
@@ -413,7 +415,9 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	for _, d := range req.Decisions {
 		b.add(s.addDecision(ctx, b.typedCmds(), d))
 	}
-	built(b.used(), b.size)
+	if s.built != nil {
+		s.built(b.used(), b.size)
+	}
 	cmds, err := s.run(ctx, b.cmds)
 	if err == nil {
 		return s.result("commit", req.EventID, nil)

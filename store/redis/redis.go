@@ -132,6 +132,11 @@ type Store struct {
 	batch *batcher
 	// completions merges concurrent Complete calls (outbox.go).
 	completions completions
+	// built, when set (by tests), is called with what a part's command
+	// buffer holds once its commands are built, and what init was told,
+	// to check the sizes. It takes values: a *cmdBuf passed to it would
+	// move every buffer to the heap.
+	built func(got, sized bufSize)
 }
 
 var _ store.Store = (*Store)(nil)
