@@ -49,6 +49,11 @@ func TestStopWithASlowClientCutsItAndEndsCleanly(t *testing.T) {
 	b := startPlainBot(t, "")
 	// Signed: the bot reads its body, which never comes whole.
 	conn := slowClient(t, b.base)
+	// Stop only once the bot serves the slow request (its handler waits
+	// for the rest of the body): on a busy machine the connection may
+	// still sit in the listen queue, and closing the listener would reset
+	// it without the bot ever holding it.
+	waitFor(t, 10*time.Second, "the slow request to be served", func() bool { return b.app.requests.Load() == 1 })
 	// The bot answers others meanwhile.
 	if r := b.message(e2eGroup, "frank", "hello"); r.ErrorCode != 0 {
 		t.Fatalf("a callback answered %+v", r)
