@@ -24,6 +24,7 @@ import (
 	_ "time/tzdata" // schedules name IANA zones; do not depend on the machine's tzdata
 
 	"github.com/timguard/timguard/app"
+	"github.com/timguard/timguard/internal/gcfloor"
 	"github.com/timguard/timguard/store/redis"
 )
 
@@ -120,6 +121,10 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	// the process routes it through its own log here, once, rather than
 	// app.New, which tests call for many apps in one process.
 	redis.RouteLibraryLog(a.Logger())
+	// The collector's pace is the process's too: set here, not in app.New.
+	gc, why := gcfloor.Start(gcfloor.DefaultFloor)
+	defer gc.Stop()
+	a.Logger().Info("garbage collector: " + why)
 	if err := a.Run(ctx, reload); err != nil {
 		a.Logger().Error("stopped with an error", "err", err)
 		return 1
