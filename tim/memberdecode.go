@@ -94,42 +94,19 @@ func decodeMemberEvent(command string, body []byte) (ev Event, ok bool) {
 
 // members reads a member list: an array of {Member_Account} objects.
 func (d *msgDecoder) members() ([]Member, bool) {
-	if !d.consume('[') {
-		return nil, false
-	}
 	out := []Member{}
-	for n := 0; ; n++ {
-		done, ok := d.element(n)
-		if !ok {
-			return nil, false
+	var m Member
+	seen := false
+	ok := d.objects(func(key []byte) bool {
+		if string(key) == "Member_Account" {
+			ok := !seen && d.strInto(&m.Account)
+			seen = true
+			return ok
 		}
-		if done {
-			return out, true
-		}
-		var m Member
-		if !d.consume('{') {
-			return nil, false
-		}
-		seen := false
-		for k := 0; ; k++ {
-			key, done, ok := d.member(k)
-			if !ok {
-				return nil, false
-			}
-			if done {
-				break
-			}
-			if string(key) == "Member_Account" {
-				if seen || !d.strInto(&m.Account) {
-					return nil, false
-				}
-				seen = true
-				continue
-			}
-			if folds(key, "Member_Account") || !d.skip(1) {
-				return nil, false
-			}
-		}
+		return !folds(key, "Member_Account") && d.skip(1)
+	}, func() {
 		out = append(out, m)
-	}
+		m, seen = Member{}, false
+	})
+	return out, ok
 }

@@ -275,58 +275,32 @@ func elemType(s []byte) string {
 // msgBody reads MsgBody: an array of {MsgType, MsgContent} objects. Each
 // MsgContent's raw bytes alias the body until ownContents copies them.
 func (d *msgDecoder) msgBody() ([]MsgElem, bool) {
-	if !d.consume('[') {
-		return nil, false
-	}
 	out := []MsgElem{}
-	for n := 0; ; n++ {
-		done, ok := d.element(n)
-		if !ok {
-			return nil, false
-		}
-		if done {
-			return out, true
-		}
-		var el MsgElem
-		if !d.consume('{') {
-			return nil, false
-		}
-		var seen uint8
-		for k := 0; ; k++ {
-			key, done, ok := d.member(k)
-			if !ok {
-				return nil, false
+	var el MsgElem
+	var seen uint8
+	ok := d.objects(func(key []byte) bool {
+		switch string(key) {
+		case "MsgType":
+			if seen&1 != 0 {
+				return false
 			}
-			if done {
-				break
+			seen |= 1
+			s, ok := d.str()
+			el.MsgType = elemType(s)
+			return ok
+		case "MsgContent":
+			if seen&2 != 0 {
+				return false
 			}
-			switch string(key) {
-			case "MsgType":
-				if seen&1 != 0 {
-					return nil, false
-				}
-				seen |= 1
-				s, ok := d.str()
-				if !ok {
-					return nil, false
-				}
-				el.MsgType = elemType(s)
-			case "MsgContent":
-				if seen&2 != 0 {
-					return nil, false
-				}
-				seen |= 2
-				if !d.content(&el.MsgContent) {
-					return nil, false
-				}
-			default:
-				if folds(key, "MsgType", "MsgContent") || !d.skip(1) {
-					return nil, false
-				}
-			}
+			seen |= 2
+			return d.content(&el.MsgContent)
 		}
+		return !folds(key, "MsgType", "MsgContent") && d.skip(1)
+	}, func() {
 		out = append(out, el)
-	}
+		el, seen = MsgElem{}, 0
+	})
+	return out, ok
 }
 
 // content reads a MsgContent object as MsgContent.UnmarshalJSON does when
@@ -397,49 +371,63 @@ func ownContents(body []MsgElem) {
 // groupAtInfo reads GroupAtInfo: an array of {GroupAtAllFlag,
 // GroupAt_Account} objects.
 func (d *msgDecoder) groupAtInfo() ([]GroupAt, bool) {
-	if !d.consume('[') {
-		return nil, false
-	}
 	out := []GroupAt{}
+	var at GroupAt
+	var seen uint8
+	ok := d.objects(func(key []byte) bool {
+		switch string(key) {
+		case "GroupAtAllFlag":
+			i, ok := d.int(math.MinInt, math.MaxInt)
+			at.AtAllFlag = int(i)
+			ok = ok && seen&1 == 0
+			seen |= 1
+			return ok
+		case "GroupAt_Account":
+			ok := seen&2 == 0 && d.strInto(&at.Account)
+			seen |= 2
+			return ok
+		}
+		return !folds(key, "GroupAtAllFlag", "GroupAt_Account") && d.skip(1)
+	}, func() {
+		out = append(out, at)
+		at, seen = GroupAt{}, 0
+	})
+	return out, ok
+}
+
+// objects reads an array of objects: field reads the value of each member
+// of an object (the decoder is at the value), and end is called after each
+// object. It stops with false at anything malformed or when field returns
+// false. The three lists the fast path reads (MsgBody, GroupAtInfo and the
+// member lists) are read so.
+func (d *msgDecoder) objects(field func(key []byte) bool, end func()) bool {
+	if !d.consume('[') {
+		return false
+	}
 	for n := 0; ; n++ {
 		done, ok := d.element(n)
 		if !ok {
-			return nil, false
+			return false
 		}
 		if done {
-			return out, true
+			return true
 		}
-		var at GroupAt
 		if !d.consume('{') {
-			return nil, false
+			return false
 		}
-		var seen uint8
 		for k := 0; ; k++ {
 			key, done, ok := d.member(k)
 			if !ok {
-				return nil, false
+				return false
 			}
 			if done {
 				break
 			}
-			switch string(key) {
-			case "GroupAtAllFlag":
-				var i int64
-				i, ok = d.int(math.MinInt, math.MaxInt)
-				at.AtAllFlag = int(i)
-				ok = ok && seen&1 == 0
-				seen |= 1
-			case "GroupAt_Account":
-				ok = seen&2 == 0 && d.strInto(&at.Account)
-				seen |= 2
-			default:
-				ok = !folds(key, "GroupAtAllFlag", "GroupAt_Account") && d.skip(1)
-			}
-			if !ok {
-				return nil, false
+			if !field(key) {
+				return false
 			}
 		}
-		out = append(out, at)
+		end()
 	}
 }
 
