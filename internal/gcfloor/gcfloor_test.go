@@ -61,15 +61,23 @@ func percentInForce() int64 {
 	return int64(p)
 }
 
-func TestFloorRaisesTheHeapGoalOfASmallHeap(t *testing.T) {
+// startTuned starts a tuner with floor on a quiet collector, stopped after
+// the test, and waits until it has looked at two collections.
+func startTuned(t *testing.T, floor uint64) *Tuner {
+	t.Helper()
 	quietCollector(t)
-	const floor = 32 << 20
 	tu, why := Start(floor)
 	if tu == nil {
 		t.Fatalf("Start left the collector alone: %s", why)
 	}
-	defer tu.Stop()
+	t.Cleanup(tu.Stop)
 	collectUntilTuned(t, tu, 2)
+	return tu
+}
+
+func TestFloorRaisesTheHeapGoalOfASmallHeap(t *testing.T) {
+	const floor = 32 << 20
+	tu := startTuned(t, floor)
 	runtime.GC() // a cycle with the percent in force sets the goal from it
 
 	if got := percentInForce(); got != tu.Percent() {
@@ -103,14 +111,8 @@ func TestFloorRaisesTheHeapGoalOfASmallHeap(t *testing.T) {
 }
 
 func TestALiveHeapPastTheFloorGetsTheDefault(t *testing.T) {
-	quietCollector(t)
 	const floor = 16 << 20
-	tu, why := Start(floor)
-	if tu == nil {
-		t.Fatalf("Start left the collector alone: %s", why)
-	}
-	defer tu.Stop()
-	collectUntilTuned(t, tu, 2)
+	tu := startTuned(t, floor)
 	if tu.Percent() <= basePercent {
 		t.Fatalf("percent %d for a small heap, want more than %d", tu.Percent(), basePercent)
 	}
