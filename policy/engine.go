@@ -41,8 +41,10 @@ type RoleFiller interface {
 	// admins (user -> role), waiting at most until ctx is done.
 	FillRoles(ctx context.Context, group, groupType string) (map[string]string, error)
 	// RefreshRoles refreshes cached roles in the background when they are
-	// old (at once with force). It returns at once.
-	RefreshRoles(group, groupType string, force bool)
+	// old: read from the IM server at cachedAt (EnrichResult.RolesAt; zero
+	// when not known) too long ago. With force it refreshes at once. It
+	// returns at once.
+	RefreshRoles(group, groupType string, cachedAt time.Time, force bool)
 }
 
 // Observer hears about each decision, for metrics. All methods must be

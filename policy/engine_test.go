@@ -52,6 +52,7 @@ type fakeFiller struct {
 	groups    []string
 	types     []string
 	refreshed []string
+	cachedAt  []time.Time // of the refreshes not forced
 	roles     map[string]string
 	err       error
 }
@@ -64,11 +65,13 @@ func (f *fakeFiller) FillRoles(_ context.Context, g, typ string) (map[string]str
 	return f.roles, f.err
 }
 
-func (f *fakeFiller) RefreshRoles(g, _ string, force bool) {
+func (f *fakeFiller) RefreshRoles(g, _ string, cachedAt time.Time, force bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if force {
 		f.refreshed = append(f.refreshed, g)
+	} else {
+		f.cachedAt = append(f.cachedAt, cachedAt)
 	}
 }
 
@@ -300,7 +303,8 @@ func TestEngineSkipsOwnMessagesAndFillsRoles(t *testing.T) {
 	if len(h.filler.groups) == 0 || h.filler.groups[0] != "@TGS#g1" || h.filler.types[0] != tim.GroupPublic {
 		t.Errorf("role cache fill asked for %v of types %v, want @TGS#g1, Public (the callback's type)", h.filler.groups, h.filler.types)
 	}
-	if err := h.store.SetRoles(context.Background(), "@TGS#g1", map[string]string{"boss": "admin"}, time.Hour); err != nil {
+	readAt := h.now.Add(-time.Minute)
+	if err := h.store.SetRoles(context.Background(), "@TGS#g1", map[string]string{"boss": "admin"}, readAt, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 6; i++ {
@@ -309,6 +313,16 @@ func TestEngineSkipsOwnMessagesAndFillsRoles(t *testing.T) {
 	}
 	if rec := h.audit.last(); rec.Role != "admin" || len(rec.Actions) != 0 {
 		t.Errorf("an admin who floods got %+v; want role admin and no actions", rec)
+	}
+	// Each event with roles cached tells the filler when they were read,
+	// so that it refreshes them only when they are old.
+	if n := len(h.filler.cachedAt); n != 6 {
+		t.Fatalf("%d refreshes asked for, want one per event with roles cached (6)", n)
+	}
+	for _, at := range h.filler.cachedAt {
+		if !at.Equal(readAt.Truncate(time.Millisecond)) {
+			t.Errorf("the filler was told the roles were read at %v, want %v", at, readAt)
+		}
 	}
 }
 
@@ -475,7 +489,7 @@ func TestAMemberFieldChangeLooksRolesUpOnlyWhenTheRoleChanged(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, engineRules)
 			if tt.cached != nil {
-				if err := h.store.SetRoles(context.Background(), group, tt.cached, time.Hour); err != nil {
+				if err := h.store.SetRoles(context.Background(), group, tt.cached, h.now, time.Hour); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -70,7 +70,7 @@ func (s *enricher) exec(ctx context.Context, c *call) {
 	}
 	c.stateBuf = stateFrom(c.set, c.plan, ev, req, res, keys)
 	c.state = &c.stateBuf.State
-	s.fillRoles(ctx, ev, res.RolesCached, c.state)
+	s.fillRoles(ctx, ev, res, c.state)
 }
 
 // roleWait bounds the wait for a group's roles when an event finds none
@@ -81,13 +81,13 @@ const roleWait = 300 * time.Millisecond
 // an empty cache is filled now (briefly waited for: with no roles the owner
 // and admins would be judged as members), a cached one refreshed in the
 // background when it is old.
-func (s *enricher) fillRoles(ctx context.Context, ev *Event, cached bool, st *State) {
+func (s *enricher) fillRoles(ctx context.Context, ev *Event, res store.EnrichResult, st *State) {
 	group := ev.Base.GroupID
 	if s.roles == nil || group == "" {
 		return
 	}
-	if cached {
-		s.roles.RefreshRoles(group, ev.Base.GroupType, false)
+	if res.RolesCached {
+		s.roles.RefreshRoles(group, ev.Base.GroupType, res.RolesAt, false)
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, roleWait)
@@ -325,7 +325,7 @@ func (s *enricher) other(ctx context.Context, ev *Event) {
 			// A name card changed: the roles the rules read did not.
 		case s.roles != nil:
 			// Refresh, keeping the roles known until the new ones arrive.
-			s.roles.RefreshRoles(g, ev.Base.GroupType, true)
+			s.roles.RefreshRoles(g, ev.Base.GroupType, time.Time{}, true)
 		default:
 			sctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 			if err := s.store.ForgetRoles(sctx, g); err != nil {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -137,7 +138,16 @@ func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
 			t.Fatal(err)
 		}
 		calls := func() int { synctest.Wait(); return len(fc.CallsTo(tim.CommandGetGroupMemberInfo)) }
-		f.RefreshRoles(grp, tim.GroupPublic, false)
+		// What the policy engine passes: when the store says the roles were
+		// read.
+		cachedAt := func() time.Time {
+			res, _ := s.Enrich(t.Context(), store.EnrichRequest{Now: time.Now(), RoleGroup: grp})
+			return res.RolesAt
+		}
+		if at := cachedAt(); !at.Equal(time.Now().Truncate(time.Millisecond)) {
+			t.Fatalf("the fill cached roles read at %v, want now (%v)", at, time.Now())
+		}
+		f.RefreshRoles(grp, tim.GroupPublic, cachedAt(), false)
 		if n := calls(); n != 1 {
 			t.Fatalf("%d calls: fresh roles were refreshed", n)
 		}
@@ -145,8 +155,9 @@ func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
 		fc.mu.Lock()
 		fc.roles[grp]["carol"] = tim.RoleAdmin
 		fc.mu.Unlock()
-		f.RefreshRoles(grp, tim.GroupPublic, false)
-		f.RefreshRoles(grp, tim.GroupPublic, false)
+		old := cachedAt()
+		f.RefreshRoles(grp, tim.GroupPublic, old, false)
+		f.RefreshRoles(grp, tim.GroupPublic, old, false)
 		if n := calls(); n != 2 {
 			t.Fatalf("%d calls after the refresh interval, want one refresh", n)
 		}
@@ -154,10 +165,71 @@ func TestRoleFillerRefreshesOldRolesOncePerInterval(t *testing.T) {
 		if !res.RolesCached || res.Roles[0] != "admin" {
 			t.Errorf("after the refresh carol is %v, want admin", res.Roles)
 		}
-		// A role change the IM server reports refreshes at once.
-		f.RefreshRoles(grp, tim.GroupPublic, true)
+		if !res.RolesAt.After(old) {
+			t.Errorf("after the refresh the roles were read at %v, want later than %v", res.RolesAt, old)
+		}
+		// An event that read the old time before the refresh landed asks
+		// again: this replica refreshed them already.
+		f.RefreshRoles(grp, tim.GroupPublic, old, false)
+		if n := calls(); n != 2 {
+			t.Errorf("%d calls after a late event, want no second refresh", n)
+		}
+		// Roles cached without a time (zero: unknown) are refreshed once per
+		// interval too.
+		time.Sleep(DefaultRefresh + time.Second)
+		f.RefreshRoles(grp, tim.GroupPublic, time.Time{}, false)
+		f.RefreshRoles(grp, tim.GroupPublic, time.Time{}, false)
 		if n := calls(); n != 3 {
+			t.Errorf("%d calls for roles of unknown age, want one refresh more", n)
+		}
+		// A role change the IM server reports refreshes at once.
+		f.RefreshRoles(grp, tim.GroupPublic, cachedAt(), true)
+		if n := calls(); n != 4 {
 			t.Errorf("%d calls after a reported role change, want a forced refresh", n)
 		}
 	})
+}
+
+// TestRolesAnotherReplicaRefreshedAreNotRefreshedAgain: replicas share the
+// store, so the time the roles were read there tells every replica they are
+// fresh, not only the one that read them.
+func TestRolesAnotherReplicaRefreshedAreNotRefreshedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, fc, a := newRoleRig(t)
+		bs := &claimCounter{Store: s}
+		b := New(Config{Client: fc, Store: bs, Cooldown: time.Minute})
+		t.Cleanup(b.Close)
+		calls := func() int { synctest.Wait(); return len(fc.CallsTo(tim.CommandGetGroupMemberInfo)) }
+		cachedAt := func() time.Time {
+			res, _ := s.Enrich(t.Context(), store.EnrichRequest{Now: time.Now(), RoleGroup: grp})
+			return res.RolesAt
+		}
+		if _, err := a.FillRoles(t.Context(), grp, tim.GroupPublic); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(DefaultRefresh + time.Second)
+		a.RefreshRoles(grp, tim.GroupPublic, cachedAt(), false)
+		if n := calls(); n != 2 {
+			t.Fatalf("%d calls, want the fill and replica a's refresh", n)
+		}
+		// Replica b never refreshed this group itself.
+		b.RefreshRoles(grp, tim.GroupPublic, cachedAt(), false)
+		if n := calls(); n != 2 {
+			t.Errorf("%d calls: replica b refreshed roles replica a had just refreshed", n)
+		}
+		if n := bs.claims.Load(); n != 0 {
+			t.Errorf("replica b asked the store for the refresh claim %d times, want none: the roles were fresh", n)
+		}
+	})
+}
+
+// claimCounter is a role filler's store that counts refresh claims.
+type claimCounter struct {
+	Store
+	claims atomic.Int32
+}
+
+func (c *claimCounter) ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	c.claims.Add(1)
+	return c.Store.ClaimOnce(ctx, key, ttl)
 }

@@ -126,9 +126,12 @@ type EnrichResult struct {
 	// Roles holds "owner", "admin" or "member" per RoleUsers entry when the
 	// group's roles are cached (users not listed in the cache are members),
 	// and "" for every entry when they are not. RolesCached says which; the
-	// caller should fill the cache when it is false.
+	// caller should fill the cache when it is false. RolesAt is when the
+	// cached roles were read from the IM server (SetRoles's at), to the
+	// millisecond; it is zero when they are not cached.
 	Roles       []string
 	RolesCached bool
+	RolesAt     time.Time
 	// Modes maps each mode switched on to when it switches off.
 	Modes map[string]time.Time
 	// FirstSeen and Messages answer Activity, in its order: when the user
@@ -355,8 +358,10 @@ const (
 // Reads happen in Enrich.
 type Roles interface {
 	// SetRoles replaces the group's cached roles (users not listed are
-	// members) for ttl.
-	SetRoles(ctx context.Context, group string, roles map[string]string, ttl time.Duration) error
+	// members), read from the IM server at at, for ttl. Enrich returns at
+	// with them (RolesAt), so that every replica knows how old they are
+	// without a lookup of its own.
+	SetRoles(ctx context.Context, group string, roles map[string]string, at time.Time, ttl time.Duration) error
 	// ForgetRoles drops the group's cache so the next event refills it.
 	ForgetRoles(ctx context.Context, group string) error
 }

@@ -134,6 +134,7 @@ type activity struct {
 
 type roleCache struct {
 	roles   map[string]string
+	at      time.Time // SetRoles's at, to the millisecond
 	expires int64
 }
 
@@ -300,7 +301,7 @@ func (s *Store) Enrich(ctx context.Context, req store.EnrichRequest) (store.Enri
 	if req.RoleGroup != "" {
 		res.Roles = make([]string, len(req.RoleUsers))
 		if rc, ok := s.roles[req.RoleGroup]; ok && rc.expires > wall {
-			res.RolesCached = true
+			res.RolesCached, res.RolesAt = true, rc.at
 			for i, u := range req.RoleUsers {
 				res.Roles[i] = cmp.Or(rc.roles[u], store.RoleMember)
 			}
@@ -867,9 +868,9 @@ func (s *Store) MutedGroups(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// SetRoles replaces the group's cached roles for ttl.
-func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]string, ttl time.Duration) error {
-	if err := storeutil.CheckRoles(group, roles, ttl); err != nil {
+// SetRoles replaces the group's cached roles, read at at, for ttl.
+func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]string, at time.Time, ttl time.Duration) error {
+	if err := storeutil.CheckRoles(group, roles, at, ttl); err != nil {
 		return err
 	}
 	wall, err := s.begin(ctx, "set roles")
@@ -877,7 +878,7 @@ func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]str
 		return err
 	}
 	defer s.mu.Unlock()
-	s.roles[group] = roleCache{roles: maps.Clone(roles), expires: wall + ttl.Milliseconds()}
+	s.roles[group] = roleCache{roles: maps.Clone(roles), at: time.UnixMilli(at.UnixMilli()).UTC(), expires: wall + ttl.Milliseconds()}
 	return nil
 }
 

@@ -127,7 +127,7 @@ func TestSweepDropsExpiredKeys(t *testing.T) {
 		Strikes: []store.StrikeAdd{{UserRef: store.UserRef{Group: "g", User: "u"}, N: 1, ID: "x"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetRoles(ctx, "g", nil, time.Second); err != nil {
+	if err := s.SetRoles(ctx, "g", nil, clk.Now(), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Enrich(ctx, store.EnrichRequest{Now: clk.Now(), ActivityTTL: time.Second,

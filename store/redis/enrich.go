@@ -17,7 +17,9 @@ import (
 
 // roleMarker is the field that says a group's roles are cached, so that a
 // group with no owner or admin listed is told apart from an uncached one.
-// No user id is empty, so no user collides with it.
+// Its value is when the roles were read, in ms (SetRoles's at; "1" from
+// versions that did not keep it reads as long ago). No user id is empty, so
+// no user collides with it.
 const roleMarker = ""
 
 func ms(n int64) string { return strconv.FormatInt(n, 10) }
@@ -196,6 +198,10 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 		cached := len(vals) > 0 && vals[0] != nil
 		if first {
 			res.RolesCached = cached
+			if cached {
+				at, _ := vals[0].(string)
+				res.RolesAt = rolesAt(at)
+			}
 		}
 		if res.RolesCached && cached {
 			for i := range req.RoleUsers[ri:re] {
@@ -207,7 +213,7 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 		} else if res.RolesCached {
 			// The cache expired between two pipelines: the event is
 			// judged as if nothing were cached.
-			res.RolesCached = false
+			res.RolesCached, res.RolesAt = false, time.Time{}
 			clear(res.Roles)
 		}
 	}
@@ -653,16 +659,28 @@ func (s *Store) MutedGroups(ctx context.Context) ([]string, error) {
 // ---------------------------------------------------------------------------
 // Roles and modes.
 
-// SetRoles replaces the group's cached roles for ttl in one transaction.
-func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]string, ttl time.Duration) error {
-	if err := storeutil.CheckRoles(group, roles, ttl); err != nil {
+// rolesAt reads the role marker's value; a value that is not a time in ms
+// (an older version's "1") reads as long ago, 1970, so the roles are
+// refreshed.
+func rolesAt(marker string) time.Time {
+	n, err := strconv.ParseInt(marker, 10, 64)
+	if err != nil || n <= 0 {
+		n = 1
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// SetRoles replaces the group's cached roles, read at at, for ttl in one
+// transaction.
+func (s *Store) SetRoles(ctx context.Context, group string, roles map[string]string, at time.Time, ttl time.Duration) error {
+	if err := storeutil.CheckRoles(group, roles, at, ttl); err != nil {
 		return err
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	key := s.k.roles(group)
 	fields := make([]any, 0, 2+2*len(roles))
-	fields = append(fields, roleMarker, "1")
+	fields = append(fields, roleMarker, ms(at.UnixMilli()))
 	for u, r := range roles {
 		fields = append(fields, u, r)
 	}

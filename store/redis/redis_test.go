@@ -252,6 +252,28 @@ func TestActivityTTLIsRefreshedBySightingsOnly(t *testing.T) {
 	}
 }
 
+// TestRolesCachedByAnOlderVersionReadAsLongAgo: a role cache written before
+// the marker held the time the roles were read (its value "1") is still a
+// cache, read as refreshed in 1970, so the next event refreshes it.
+func TestRolesCachedByAnOlderVersionReadAsLongAgo(t *testing.T) {
+	s, _ := countingStore(t)
+	ctx := t.Context()
+	key := s.k.roles("g")
+	if err := s.rdb.HSet(ctx, key, roleMarker, "1", "ann", store.RoleAdmin).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Enrich(ctx, store.EnrichRequest{Now: time.Now(), RoleGroup: "g", RoleUsers: []string{"ann", "bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.RolesCached || res.Roles[0] != store.RoleAdmin || res.Roles[1] != store.RoleMember {
+		t.Errorf("cached %v, roles %q; want cached, admin and member", res.RolesCached, res.Roles)
+	}
+	if want := time.UnixMilli(1).UTC(); !res.RolesAt.Equal(want) {
+		t.Errorf("read at %v, want %v", res.RolesAt, want)
+	}
+}
+
 // TestRestartedRedisIsUsedAgain restarts Redis under a live store: the
 // store reconnects, and the scripts, gone from Redis' cache, are sent again
 // (by Script.Run, and by Commit for the EVALSHA in its pipeline).
@@ -375,7 +397,7 @@ func TestUnreachableRedisFailsFast(t *testing.T) {
 				{"recent decisions", func() error { _, err := s.RecentDecisions(ctx, store.DecisionFilter{}); return err }},
 				{"list mutes", func() error { _, err := s.ListMutes(ctx, "g"); return err }},
 				{"muted groups", func() error { _, err := s.MutedGroups(ctx); return err }},
-				{"set roles", func() error { return s.SetRoles(ctx, "g", nil, time.Minute) }},
+				{"set roles", func() error { return s.SetRoles(ctx, "g", nil, now, time.Minute) }},
 				{"set mode", func() error { return s.SetMode(ctx, "m", now) }},
 			} {
 				t.Run(call.name, func(t *testing.T) {
@@ -543,7 +565,7 @@ func TestAnEventWithThousandsOfSubjectsIsSplitIntoBoundedRoundTrips(t *testing.T
 		commit.Actions = append(commit.Actions, store.Action{ID: "wave/" + u + "/mute", Kind: "mute", Group: "g", User: u, Seconds: 300, Created: now})
 		commit.Decisions = append(commit.Decisions, store.DecisionRecord{Time: now, Group: "g", User: u, Body: []byte(`{"kind":"decision"}`)})
 	}
-	if err := s.SetRoles(ctx, "g", map[string]string{"new00042": store.RoleAdmin, "new07999": store.RoleOwner}, time.Minute); err != nil {
+	if err := s.SetRoles(ctx, "g", map[string]string{"new00042": store.RoleAdmin, "new07999": store.RoleOwner}, now, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	trips.reset()
@@ -573,6 +595,9 @@ func TestAnEventWithThousandsOfSubjectsIsSplitIntoBoundedRoundTrips(t *testing.T
 	}
 	if len(res.FirstSeen) != members || !res.FirstSeen[members-1].Equal(now.Truncate(time.Millisecond)) {
 		t.Errorf("enrich answered %d first sightings, the last %v; want %d, the last at %v", len(res.FirstSeen), res.FirstSeen[len(res.FirstSeen)-1], members, now)
+	}
+	if !res.RolesAt.Equal(now.Truncate(time.Millisecond)) {
+		t.Errorf("roles read at %v, want %v", res.RolesAt, now.Truncate(time.Millisecond))
 	}
 	if res.Roles[42] != store.RoleAdmin || res.Roles[7999] != store.RoleOwner || res.Roles[4000] != store.RoleMember {
 		t.Errorf("roles of members 42, 7999 and 4000 = %q, %q, %q; want admin, owner, member", res.Roles[42], res.Roles[7999], res.Roles[4000])

@@ -344,16 +344,22 @@ func enrichTests() []test {
 			res := enrich(t, s, req)
 			equal(t, "cached before SetRoles", res.RolesCached, false)
 			equalSlice(t, "roles before SetRoles", res.Roles, []string{"", "", ""})
+			equal(t, "read at, before SetRoles", res.RolesAt, time.Time{})
 
-			check(t, "set roles", s.SetRoles(t.Context(), "g", map[string]string{"ann": store.RoleOwner, "bob": store.RoleAdmin}, time.Minute))
+			// at keeps its milliseconds, not finer.
+			at := t0().Add(-time.Hour + 1500*time.Microsecond)
+			check(t, "set roles", s.SetRoles(t.Context(), "g", map[string]string{"ann": store.RoleOwner, "bob": store.RoleAdmin}, at, time.Minute))
 			res = enrich(t, s, req)
 			equal(t, "cached after SetRoles", res.RolesCached, true)
 			equalSlice(t, "roles after SetRoles", res.Roles, []string{store.RoleOwner, store.RoleAdmin, store.RoleMember})
+			equal(t, "read at, after SetRoles", res.RolesAt, t0().Add(-time.Hour+time.Millisecond))
 
-			check(t, "set roles", s.SetRoles(t.Context(), "g", map[string]string{"cid": store.RoleAdmin}, time.Minute))
-			equalSlice(t, "roles after replacing them", enrich(t, s, req).Roles, []string{store.RoleMember, store.RoleMember, store.RoleAdmin})
+			check(t, "set roles", s.SetRoles(t.Context(), "g", map[string]string{"cid": store.RoleAdmin}, t0(), time.Minute))
+			res = enrich(t, s, req)
+			equalSlice(t, "roles after replacing them", res.Roles, []string{store.RoleMember, store.RoleMember, store.RoleAdmin})
+			equal(t, "read at, after replacing them", res.RolesAt, t0())
 
-			check(t, "set roles", s.SetRoles(t.Context(), "g", nil, time.Minute))
+			check(t, "set roles", s.SetRoles(t.Context(), "g", nil, t0(), time.Minute))
 			res = enrich(t, s, req)
 			equal(t, "cached with no admins", res.RolesCached, true)
 			equalSlice(t, "roles with no admins", res.Roles, []string{store.RoleMember, store.RoleMember, store.RoleMember})
@@ -362,10 +368,11 @@ func enrichTests() []test {
 			res = enrich(t, s, req)
 			equal(t, "cached after ForgetRoles", res.RolesCached, false)
 			equalSlice(t, "roles after ForgetRoles", res.Roles, []string{"", "", ""})
+			equal(t, "read at, after ForgetRoles", res.RolesAt, time.Time{})
 			check(t, "forget roles twice", s.ForgetRoles(t.Context(), "g"))
 		}},
 		{"cached roles expire after their TTL", func(t *testing.T, s store.Store) {
-			check(t, "set roles", s.SetRoles(t.Context(), "g", map[string]string{"ann": store.RoleOwner}, time.Second))
+			check(t, "set roles", s.SetRoles(t.Context(), "g", map[string]string{"ann": store.RoleOwner}, t0(), time.Second))
 			req := store.EnrichRequest{Now: t0(), RoleGroup: "g", RoleUsers: []string{"ann"}}
 			equal(t, "cached at once", enrich(t, s, req).RolesCached, true)
 			time.Sleep(1500 * time.Millisecond)
@@ -1214,7 +1221,10 @@ func validationTests() []test {
 			return err
 		}},
 		{"roles with an unknown role", func(s store.Store) error {
-			return s.SetRoles(ctx(), "g", map[string]string{"a": "king"}, time.Minute)
+			return s.SetRoles(ctx(), "g", map[string]string{"a": "king"}, t0(), time.Minute)
+		}},
+		{"roles without the time they were read", func(s store.Store) error {
+			return s.SetRoles(ctx(), "g", map[string]string{"a": store.RoleAdmin}, time.Time{}, time.Minute)
 		}},
 		{"a mute without a group", func(s store.Store) error {
 			return s.SetMute(ctx(), store.Mute{User: "a"})

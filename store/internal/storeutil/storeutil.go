@@ -161,9 +161,12 @@ func CheckTTL(op, key string, ttl time.Duration) error {
 }
 
 // CheckRoles validates a role map for SetRoles.
-func CheckRoles(group string, roles map[string]string, ttl time.Duration) error {
+func CheckRoles(group string, roles map[string]string, at time.Time, ttl time.Duration) error {
 	if err := CheckTTL("set roles", group, ttl); err != nil {
 		return err
+	}
+	if at.UnixMilli() <= 0 {
+		return fmt.Errorf("set roles %q: no time the roles were read at (%v)", group, at)
 	}
 	for user, role := range roles {
 		if user == "" {
