@@ -34,6 +34,24 @@ func BenchmarkEnvFill(b *testing.B) {
 	}
 }
 
+// BenchmarkEnvFillFewReads fills the environment of a set whose rules read
+// a few variables, as most rule files do.
+func BenchmarkEnvFillFewReads(b *testing.B) {
+	set, err := Parse("rules.yaml", []byte(ruleIf(`user.strikes > 3 || (counters.user_msgs > 5 && message.text contains "t.me/")`)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := sampleInput()
+	in.Text = "Good morning, everyone"
+	in.Counters = []int{300, 400}
+	e := set.Env()
+	defer e.Release()
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Fill(&in)
+	}
+}
+
 // BenchmarkMatchExampleMessage evaluates every message rule of the example
 // on a message no rule matches: the common path.
 func BenchmarkMatchExampleMessage(b *testing.B) {
