@@ -206,6 +206,7 @@ func (c *compiler) compile(spec *fileSpec) *Set {
 	c.plan(set)
 	c.compileWordLists(set)
 	c.boxLists(set)
+	set.findReaders()
 	// Tests decode events against the finished set.
 	for i := range spec.Rules {
 		rs := &spec.Rules[i]

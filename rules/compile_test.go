@@ -319,8 +319,16 @@ func TestPatchedExpressionsMeanWhatTheyWouldUnpatched(t *testing.T) {
 	}
 }
 
+// readsEverything is a condition that reads every event variable and
+// counter of behaviourHeader: Fill sets only what the set reads.
+const readsEverything = `event != "" || now.Year() > 0 || group.id != "" || group.type != "" || group.topic != "" || ` +
+	`user.id != "" || user.role != "" || user.strikes > 0 || user.first_seen.Year() > 0 || user.messages > 0 || ` +
+	`operator.id != "" || message.text != "" || lower(message.text) != "" || len(message.types) > 0 || ` +
+	`len(message.urls) > 0 || len(message.mentions) > 0 || message.at_all || apply.msg != "" || join.type != "" || ` +
+	`exit.type != "" || counters.user_msgs > 0 || counters.group_joins > 0`
+
 func TestEnvFillSetsEveryVariable(t *testing.T) {
-	set := mustParse(t, behaviourHeader+"  - {name: t, on: message, if: \"true\", verdict: block}\n")
+	set := mustParse(t, ruleIf(readsEverything))
 	e := set.Env()
 	defer e.Release()
 	in := sampleInput()
@@ -382,7 +390,7 @@ func TestEnvFillSetsEveryVariable(t *testing.T) {
 }
 
 func TestEnvSetUserAndSetCountersChangeOnlyTheirFields(t *testing.T) {
-	set := mustParse(t, behaviourHeader+"  - {name: t, on: member_joined, if: \"user.id == 'bob' && user.role == 'admin' && user.strikes == 4 && counters.group_joins == 9\", actions: [strike]}\n")
+	set := mustParse(t, behaviourHeader+"  - {name: t, on: member_joined, if: \"user.id == 'bob' && user.role == 'admin' && user.strikes == 4 && counters.group_joins == 9 && group.id != '' && message.text != '' && counters.user_msgs >= 0\", actions: [strike]}\n")
 	e := set.Env()
 	defer e.Release()
 	in := sampleInput()

@@ -43,6 +43,10 @@ type Set struct {
 	words       map[string]*wordlist.List
 	defaultNorm *wordlist.Normalizer
 	listFiles   []string
+	// reads are the event variables something can read of the environment
+	// and readCounters the counters (findReaders): Fill sets only those.
+	reads        reads
+	readCounters []*Counter
 }
 
 // Plan is what evaluating one event kind needs, worked out at load time.
@@ -572,43 +576,68 @@ func (s *Set) Env() *Env {
 // Release returns e to its set's pool.
 func (e *Env) Release() { e.set.envs.Put(e) }
 
-// Fill sets every variable from in. Counters missing from in read as 0.
+// Fill sets every variable the set can read from in (the others nothing
+// reads). Counters missing from in read as 0.
 func (e *Env) Fill(in *Input) {
-	m := e.m
-	m[varEvent] = boxKind(in.Kind)
-	m[varNow] = in.Now
-	m[varGroupID] = in.GroupID
-	m[varGroupType] = boxName(in.GroupType)
-	m[varUserID] = e.boxUser(in.UserID)
-	m[varUserRole] = boxRole(in.UserRole) // expressions compare it with strings
-	m[varUserStrikes] = in.UserStrikes
-	m[varFirstSeen] = boxTime(in.UserFirstSeen)
-	m[varMessages] = in.UserMessages
-	m[varGroupTopic] = in.TopicID
-	m[varOperatorID] = in.OperatorID
-	m[varText] = in.Text
-	e.words.matched = e.words.matched[:0]
-	if lower := strings.ToLower(in.Text); lower == in.Text {
-		m[varTextLower] = m[varText]
-	} else {
-		m[varTextLower] = lower
+	m, r := e.m, e.set.reads
+	if r&readEvent != 0 {
+		m[varEvent] = boxKind(in.Kind)
 	}
-	m[varTypes] = boxList(in.Types)
-	m[varURLs] = boxList(in.URLs)
-	m[varMentions] = boxList(in.Mentions)
-	m[varAtAll] = in.AtAll
-	m[varApplyMsg] = in.ApplyMsg
-	m[varJoinType] = boxName(in.JoinType)
-	m[varExitType] = boxName(in.ExitType)
+	if r&readNow != 0 {
+		m[varNow] = in.Now
+	}
+	if r&readGroupID != 0 {
+		m[varGroupID] = in.GroupID
+	}
+	if r&readGroupType != 0 {
+		m[varGroupType] = boxName(in.GroupType)
+	}
+	e.SetUser(in.UserID, in.UserRole, in.UserStrikes)
+	e.SetActivity(in.UserFirstSeen, in.UserMessages)
+	if r&readGroupTopic != 0 {
+		m[varGroupTopic] = in.TopicID
+	}
+	if r&readOperatorID != 0 {
+		m[varOperatorID] = in.OperatorID
+	}
+	e.SetText(in.Text)
+	if r&readTypes != 0 {
+		m[varTypes] = boxList(in.Types)
+	}
+	if r&readURLs != 0 {
+		m[varURLs] = boxList(in.URLs)
+	}
+	if r&readMentions != 0 {
+		m[varMentions] = boxList(in.Mentions)
+	}
+	if r&readAtAll != 0 {
+		m[varAtAll] = in.AtAll
+	}
+	if r&readApplyMsg != 0 {
+		m[varApplyMsg] = in.ApplyMsg
+	}
+	if r&readJoinType != 0 {
+		m[varJoinType] = boxName(in.JoinType)
+	}
+	if r&readExitType != 0 {
+		m[varExitType] = boxName(in.ExitType)
+	}
 	e.SetCounters(in.Counters)
 }
 
 // SetUser changes only the subject's fields, for events evaluated per
 // member.
 func (e *Env) SetUser(id string, role Role, strikes int) {
-	e.m[varUserID] = e.boxUser(id)
-	e.m[varUserRole] = boxRole(role)
-	e.m[varUserStrikes] = strikes
+	r := e.set.reads
+	if r&readUserID != 0 {
+		e.m[varUserID] = e.boxUser(id)
+	}
+	if r&readUserRole != 0 {
+		e.m[varUserRole] = boxRole(role) // expressions compare it with strings
+	}
+	if r&readUserStrikes != 0 {
+		e.m[varUserStrikes] = strikes
+	}
 }
 
 // boxUser is id boxed, once per subject.
@@ -693,8 +722,13 @@ func boxName(t string) any {
 // SetActivity changes the subject's user.first_seen and user.messages, for
 // events evaluated per member.
 func (e *Env) SetActivity(firstSeen time.Time, messages int) {
-	e.m[varFirstSeen] = boxTime(firstSeen)
-	e.m[varMessages] = messages
+	r := e.set.reads
+	if r&readFirstSeen != 0 {
+		e.m[varFirstSeen] = boxTime(firstSeen)
+	}
+	if r&readMessages != 0 {
+		e.m[varMessages] = messages
+	}
 }
 
 // zeroTime is the zero time boxed once: most events read no first
@@ -712,15 +746,31 @@ func boxTime(t time.Time) any {
 // rewrites made of the message.
 func (e *Env) SetText(text string) {
 	e.words.matched = e.words.matched[:0]
-	e.m[varText] = text
-	e.m[varTextLower] = strings.ToLower(text)
+	r := e.set.reads
+	var boxed any
+	if r&readText != 0 {
+		boxed = text
+		e.m[varText] = boxed
+	}
+	if r&readTextLower == 0 {
+		return
+	}
+	// A text already in lower case is boxed once for both.
+	if lower := strings.ToLower(text); lower != text {
+		e.m[varTextLower] = lower
+	} else if boxed != nil {
+		e.m[varTextLower] = boxed
+	} else {
+		e.m[varTextLower] = text
+	}
 }
 
-// SetCounters sets counters.NAME from values indexed like Set.Counters.
+// SetCounters sets counters.NAME from values indexed like Set.Counters, for
+// the counters the set reads.
 func (e *Env) SetCounters(values []int) {
-	for i, c := range e.set.Counters {
+	for _, c := range e.set.readCounters {
 		v := 0
-		if i < len(values) {
+		if i := c.Index; i < len(values) {
 			v = values[i]
 		}
 		name := c.varName
