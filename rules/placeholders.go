@@ -176,6 +176,7 @@ func (r *Rule) MatchedWords(e *Env) []string {
 	if len(r.wordLists) == 0 {
 		return nil
 	}
+	// findReaders marks both read for a rule that looks up words.
 	text, _ := e.m[varText].(string)
 	if text == "" {
 		text, _ = e.m[varApplyMsg].(string)

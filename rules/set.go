@@ -544,7 +544,9 @@ type ModeSwitch struct {
 
 // Env is the environment one subject's expressions run in. Get one with
 // Set.Env, fill it, and Release it when done. It is not safe for concurrent
-// use.
+// use. Fill sets only what the set's programs and Rule.MatchedWords read
+// (Set.findReaders): code that reads m outside a program must be known
+// there, or it may read a value left by an earlier event.
 type Env struct {
 	set   *Set
 	m     map[string]any
