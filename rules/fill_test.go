@@ -94,6 +94,12 @@ func TestFillSetsWhatEachVariableRuleReads(t *testing.T) {
 		tc{name: "$env by name", cond: `$env["user.id"] == "bob" && $env["counters.group_joins"] == 9`},
 		tc{name: "$env by a computed name", cond: `let k = "group." + "topic"; $env[k] == "@TGS#2@TOPIC#t"`},
 		tc{name: "counters.NAME of the second counter", cond: `counters.group_joins == 9`},
+		// expr's optimizer folds map(filter(xs, p), q) into one builtin
+		// that keeps q where ast.Walk does not look.
+		tc{name: "join.type in map(filter(...), ...)", cond: `"Invited" in map(filter(message.mentions, # != ""), join.type)`},
+		tc{name: "operator.id in map(filter(...), ...)", cond: `first(map(filter(message.mentions, # != ""), operator.id)) == "op2"`},
+		tc{name: "user.strikes in map(filter(...), ...)", cond: `count(map(filter(message.mentions, # != ""), user.strikes), # == 5) == 2`},
+		tc{name: "counters.NAME in map(filter(...), ...)", cond: `count(map(filter(message.mentions, # != ""), counters.group_joins), # == 9) == 2`},
 		tc{name: "user.id by SetUser", cond: conds["user.id"], set: setUser},
 		tc{name: "user.role by SetUser", cond: conds["user.role"], set: setUser},
 		tc{name: "user.strikes by SetUser", cond: conds["user.strikes"], set: setUser},

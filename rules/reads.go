@@ -5,8 +5,9 @@ import (
 )
 
 // reads is a set of event variables, one bit each: those something can read
-// of a Set's environment. Fill sets only those; the others keep whatever an
-// earlier use of the pooled Env left there, which nothing reads.
+// of a Set's environment. Fill sets only those; the others are never set in
+// the Set's Envs, so a reader findReaders missed would see nil (a condition
+// quietly false, or a type error).
 type reads uint32
 
 const (
@@ -67,7 +68,20 @@ var readBits = map[string]reads{
 func (s *Set) findReaders() {
 	v := &identVisitor{names: map[string]bool{}}
 	walk := func(p *program) {
-		if p != nil && p.prog != nil {
+		if p == nil {
+			return
+		}
+		// What the patcher saw the expression read, before expr's
+		// optimizer moved parts of it where ast.Walk does not look ...
+		for name := range p.use.fields {
+			v.names[name] = true
+		}
+		for name := range p.use.counters {
+			v.names[prefixCounters+name] = true
+		}
+		// ... and the names of the program as it runs, with those the
+		// patcher added (lower(message.text) reads message.text#lower).
+		if p.prog != nil {
 			node := p.prog.Node()
 			ast.Walk(&node, v)
 		}
@@ -120,6 +134,11 @@ type identVisitor struct {
 }
 
 func (v *identVisitor) Visit(node *ast.Node) {
+	// The optimizer folds map(filter(xs, p), q) into filter(xs, p) with q
+	// in Map, which ast.Walk does not visit.
+	if b, ok := (*node).(*ast.BuiltinNode); ok && b.Map != nil {
+		ast.Walk(&b.Map, v)
+	}
 	if id, ok := (*node).(*ast.IdentifierNode); ok {
 		if id.Value == "$env" {
 			v.env = true

@@ -546,7 +546,7 @@ type ModeSwitch struct {
 // Set.Env, fill it, and Release it when done. It is not safe for concurrent
 // use. Fill sets only what the set's programs and Rule.MatchedWords read
 // (Set.findReaders): code that reads m outside a program must be known
-// there, or it may read a value left by an earlier event.
+// there, or it reads nil.
 type Env struct {
 	set   *Set
 	m     map[string]any
