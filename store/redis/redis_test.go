@@ -274,6 +274,46 @@ func TestRolesCachedByAnOlderVersionReadAsLongAgo(t *testing.T) {
 	}
 }
 
+// TestRolesExpiringBetweenPipelinesAreNotCached: an event with more role
+// users than one pipeline carries reads the roles in several; when the cache
+// goes between them, the event is judged as if nothing were cached, with no
+// time the roles were read.
+func TestRolesExpiringBetweenPipelinesAreNotCached(t *testing.T) {
+	s, _ := countingStore(t)
+	ctx := t.Context()
+	now := time.Now()
+	users := make([]string, chunk+10)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%04d", i)
+	}
+	if err := s.SetRoles(ctx, "g", map[string]string{"u0000": store.RoleAdmin, users[chunk+5]: store.RoleOwner}, now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	parts := 0
+	s.built = func(bufSize, bufSize) {
+		if parts++; parts == 2 {
+			if err := s.rdb.Del(ctx, s.k.roles("g")).Err(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	res, err := s.Enrich(ctx, store.EnrichRequest{Now: now, RoleGroup: "g", RoleUsers: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parts < 2 {
+		t.Fatalf("the enrich took %d pipelines, want at least 2", parts)
+	}
+	if res.RolesCached || !res.RolesAt.IsZero() {
+		t.Errorf("cached %v, read at %v; want not cached and no time", res.RolesCached, res.RolesAt)
+	}
+	for i, r := range res.Roles {
+		if r != "" {
+			t.Fatalf("user %d has role %q, want none", i, r)
+		}
+	}
+}
+
 // TestRestartedRedisIsUsedAgain restarts Redis under a live store: the
 // store reconnects, and the scripts, gone from Redis' cache, are sent again
 // (by Script.Run, and by Commit for the EVALSHA in its pipeline).
