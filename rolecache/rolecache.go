@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -100,9 +99,11 @@ type Filler struct {
 	closed bool
 	failed map[string]time.Time // group -> end of its cooldown
 	// fresh maps a group to when this replica last refreshed its roles,
-	// or asked for it. RefreshRoles reads it only for roles the store says
-	// are old.
-	fresh map[string]time.Time
+	// or asked for it (a time.Time). RefreshRoles reads it only for roles
+	// the store says are old, without a lock: while the IM server refuses
+	// a group, every callback of the group reads it. It is written under
+	// mu.
+	fresh sync.Map
 }
 
 // New returns a Filler; Close it to stop its background fills.
@@ -122,7 +123,7 @@ func New(cfg Config) *Filler {
 	return &Filler{
 		cfg: cfg, log: cfg.Logger.With("component", "rolecache"),
 		sem: make(chan struct{}, cfg.MaxFills), ctx: ctx, cancel: cancel,
-		failed: map[string]time.Time{}, fresh: map[string]time.Time{},
+		failed: map[string]time.Time{},
 	}
 }
 
@@ -164,21 +165,31 @@ func (f *Filler) RefreshRoles(group, groupType string, cachedAt time.Time, force
 		return
 	}
 	now := f.cfg.Now()
-	// Roles the store says are fresh, those of nearly every callback, cost
-	// no lookup of this replica's marks: with thousands of groups they are
-	// not in the CPU's caches, and reading one was about 2% of the bot's
-	// CPU under load.
-	if !force && now.Sub(cachedAt) < f.cfg.Refresh {
+	// Roles the store says are fresh, those of nearly every callback, are
+	// decided on without this replica's marks, which with thousands of
+	// groups are not in the CPU's caches. A time ahead of this replica's
+	// clock (another replica's runs fast) is not taken for fresh: the
+	// marks allow one refresh per Refresh meanwhile.
+	if age := now.Sub(cachedAt); !force && age >= 0 && age < f.cfg.Refresh {
+		return
+	}
+	if !force && !f.old(group, now) {
 		return
 	}
 	f.mu.Lock()
-	// Of callers that found the roles old together, one refreshes.
-	if !force && now.Sub(f.fresh[group]) < f.cfg.Refresh {
+	// Again under mu: of callers that found the roles old together, one
+	// refreshes.
+	if !force && !f.old(group, now) {
 		f.mu.Unlock()
 		return
 	}
-	f.fresh[group] = now // one refresh per Refresh, even if this replica loses the claim
-	maps.DeleteFunc(f.fresh, func(_ string, at time.Time) bool { return now.Sub(at) > f.cfg.TTL })
+	f.fresh.Store(group, now) // one refresh per Refresh, even if this replica loses the claim
+	f.fresh.Range(func(g, at any) bool {
+		if now.Sub(at.(time.Time)) > f.cfg.TTL {
+			f.fresh.Delete(g)
+		}
+		return true
+	})
 	f.mu.Unlock()
 	f.background(group, groupType, !force, nil)
 }
@@ -389,9 +400,16 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
+// old reports whether this replica last refreshed the group's roles, or
+// asked for it, Refresh or longer before now (or never).
+func (f *Filler) old(group string, now time.Time) bool {
+	at, ok := f.fresh.Load(group)
+	return !ok || now.Sub(at.(time.Time)) >= f.cfg.Refresh
+}
+
 // markFresh records that the group's roles were refreshed at at.
 func (f *Filler) markFresh(group string, at time.Time) {
 	f.mu.Lock()
-	f.fresh[group] = at
+	f.fresh.Store(group, at)
 	f.mu.Unlock()
 }

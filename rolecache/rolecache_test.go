@@ -223,6 +223,50 @@ func TestRolesAnotherReplicaRefreshedAreNotRefreshedAgain(t *testing.T) {
 	})
 }
 
+// TestRolesReadAheadOfThisClockAreNotTakenForFresh: a time the roles were
+// read that is ahead of this replica's clock (the replica that read them
+// runs fast) does not keep them from refreshing: this replica refreshes
+// them once per interval, as if it did not know when they were read.
+func TestRolesReadAheadOfThisClockAreNotTakenForFresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, fc, f := newRoleRig(t)
+		calls := func() int { synctest.Wait(); return len(fc.CallsTo(tim.CommandGetGroupMemberInfo)) }
+		ahead := time.Now().Add(time.Hour)
+		f.RefreshRoles(grp, tim.GroupPublic, ahead, false)
+		f.RefreshRoles(grp, tim.GroupPublic, ahead, false)
+		if n := calls(); n != 1 {
+			t.Errorf("%d calls for roles read an hour ahead of this clock, want one refresh", n)
+		}
+	})
+}
+
+// TestFailedRefreshesAreNotRepeatedWithinTheInterval: while the IM server
+// refuses to list a group, its roles stay old in the store and every event
+// asks again; this replica tries once per interval.
+func TestFailedRefreshesAreNotRepeatedWithinTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, fc, f := newRoleRig(t)
+		fc.fail = func(fakeCall) error {
+			return &tim.APIError{Command: tim.CommandGetGroupMemberInfo, Code: 10002, Info: "internal error"}
+		}
+		calls := func() int { synctest.Wait(); return len(fc.CallsTo(tim.CommandGetGroupMemberInfo)) }
+		old := time.Now().Add(-time.Hour)
+		for range 5 {
+			f.RefreshRoles(grp, tim.GroupPublic, old, false)
+			synctest.Wait()
+		}
+		if n := calls(); n != 1 {
+			t.Fatalf("%d calls while the IM server refuses, want one", n)
+		}
+		time.Sleep(DefaultRefresh + time.Second)
+		f.RefreshRoles(grp, tim.GroupPublic, old, false)
+		f.RefreshRoles(grp, tim.GroupPublic, old, false)
+		if n := calls(); n != 2 {
+			t.Errorf("%d calls an interval later, want one more", n)
+		}
+	})
+}
+
 // claimCounter is a role filler's store that counts refresh claims.
 type claimCounter struct {
 	Store
