@@ -18,8 +18,10 @@ import (
 // arguments of every command share one backing array; the strings made
 // for them (keys, entry names, times) are cut from one buffer; and each
 // string goes in as a *string, which go-redis writes as the string itself
-// and which fits in an interface without an allocation. What remains is
-// one go-redis command object per command.
+// and which fits in an interface without an allocation; and the integer
+// commands, nearly all of them, are go-redis command objects cut from one
+// array. What remains is one object per other command (HMGET, SET NX,
+// scripts).
 //
 // The bytes sent are those of the typed methods (TestBuiltCommandsAreTheTypedOnes).
 // A *string shows as an address in Cmder.String, which nothing here prints.
@@ -28,6 +30,9 @@ type cmdBuf struct {
 	cmds []goredis.Cmder
 	args []any
 	strs []string
+	// ints holds the integer commands; the pointers in cmds stay valid
+	// when it is full: the next ones go in a new array.
+	ints []goredis.IntCmd
 	sb   strings.Builder
 	// memberID, member0 and members cache the entry names ID/0, ID/1
 	// ...: every window an event touches gets the same ones.
@@ -62,6 +67,7 @@ func (b *cmdBuf) init(ctx context.Context, rdb goredis.UniversalClient, z bufSiz
 	b.cmds = make([]goredis.Cmder, 0, z.cmds)
 	b.args = make([]any, 0, z.args)
 	b.strs = make([]string, 0, z.strs)
+	b.ints = make([]goredis.IntCmd, 0, z.cmds)
 	b.sb.Grow(z.bytes)
 }
 
@@ -134,8 +140,15 @@ func (b *cmdBuf) argsFrom(start int) []any {
 	return b.args[start:len(b.args):len(b.args)]
 }
 
+// intCmd adds a command whose reply is an integer (ZADD, ZCOUNT,
+// PEXPIRE...). NewIntCmd's object is copied into ints, as go-redis made
+// it, without being allocated on its own.
 func (b *cmdBuf) intCmd(start int) *goredis.IntCmd {
-	cmd := goredis.NewIntCmd(b.ctx, b.argsFrom(start)...)
+	if len(b.ints) == cap(b.ints) {
+		b.ints = make([]goredis.IntCmd, 0, max(2*cap(b.ints), 4))
+	}
+	b.ints = append(b.ints, *goredis.NewIntCmd(b.ctx, b.argsFrom(start)...))
+	cmd := &b.ints[len(b.ints)-1]
 	b.cmds = append(b.cmds, cmd)
 	return cmd
 }
@@ -188,7 +201,7 @@ func (b *cmdBuf) touch(key any, id string, add int, span time.Duration, now int6
 		b.intCmd(start)
 		start = len(b.args)
 		b.args = append(b.args, "pexpire", key, b.num("", (span+storeutil.ExpirySlack).Milliseconds()))
-		b.boolCmd(start)
+		b.intCmd(start) // its 0 or 1 is not read
 	}
 	if !read {
 		return nil

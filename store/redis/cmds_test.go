@@ -251,3 +251,39 @@ func TestBuiltCommandsAreTheTypedOnes(t *testing.T) {
 		})
 	}
 }
+
+// Integer commands past the size init was given go in a new array: each
+// command handed out keeps its own arguments and reads its own reply.
+func TestIntCommandsPastTheSizeHintReadTheirOwnReplies(t *testing.T) {
+	s := freshStore(t, Options{})
+	for _, hint := range []int{0, 1, 3, 16} {
+		t.Run(fmt.Sprintf("hint %d", hint), func(t *testing.T) {
+			var b cmdBuf
+			b.init(t.Context(), s.rdb, bufSize{cmds: hint})
+			const n = 9
+			key := b.cat(s.k.w, "hint"+strconv.Itoa(hint))
+			cmds := make([]*goredis.IntCmd, n)
+			for i := range n {
+				start := len(b.args)
+				b.args = append(b.args, "incrby", key, b.num("", int64(i+1)))
+				cmds[i] = b.intCmd(start)
+			}
+			if len(b.cmds) != n {
+				t.Fatalf("%d commands queued, want %d", len(b.cmds), n)
+			}
+			if _, err := s.run(t.Context(), b.cmds); err != nil {
+				t.Fatal(err)
+			}
+			sum := int64(0)
+			for i, c := range cmds {
+				sum += int64(i + 1)
+				if b.cmds[i] != goredis.Cmder(c) {
+					t.Errorf("command %d queued is not the one handed out", i)
+				}
+				if got := c.Val(); got != sum {
+					t.Errorf("command %d (%v) read %d, want %d", i, c.Args(), got, sum)
+				}
+			}
+		})
+	}
+}

@@ -402,7 +402,7 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 			b.intCmd(start)
 			start = len(b.args)
 			b.args = append(b.args, "pexpire", key, ttl)
-			b.boolCmd(start)
+			b.intCmd(start) // its 0 or 1 is not read
 		}
 	}
 	for _, c := range req.Touch {
