@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/timguard/timguard/internal/lazyctx"
 	"github.com/timguard/timguard/policy"
 	"github.com/timguard/timguard/tim"
 )
@@ -69,7 +69,8 @@ func (h *callbackHandler) serve(c *gin.Context) {
 	now := h.deps.Now()
 	ev := policy.NewEvent(cb, body.Bytes(), now)
 	ev.Platform = q.platform
-	ctx, cancel := context.WithTimeout(c.Request.Context(), h.cfg.Deadline)
+	// Done of this context makes its timer: only what waits on it pays.
+	ctx, cancel := lazyctx.WithDeadline(c.Request.Context(), time.Now().Add(h.cfg.Deadline))
 	out := h.deps.Decider.Handle(ctx, ev)
 	cancel()
 

@@ -24,7 +24,12 @@ import (
 //
 // A call waits for its pipeline no longer than its own deadline (that of its
 // context, bounded by Options.Timeout): one slow pipeline never holds a
-// callback past it, and other senders, if any, go on meanwhile. A call whose
+// callback past it, and other senders, if any, go on meanwhile. The wait is
+// on a timer the call reuses, not on the context's Done: a callback's
+// context (lazyctx) makes its own timer and done channel only for what
+// waits on Done. A call whose context is cancelled before its pipeline is
+// sent is left out of it and fails with the context's error; once sent, its
+// caller waits for the pipeline, up to its deadline, as for one of its own. A call whose
 // commands fail (a wrong type, a missing script) fails alone; one that
 // cannot reach Redis fails with store.ErrUnavailable, as without batching.
 type BatchOptions struct {
@@ -134,8 +139,9 @@ func (b *batcher) close() {
 	b.stopped.Wait()
 }
 
-// do sends cmds in a shared pipeline and waits for it, for ctx, or until
-// deadline. It returns the first error of cmds other than goredis.Nil, as
+// do sends cmds in a shared pipeline and waits for it until deadline (ctx's
+// cancellation leaves cmds out of a pipeline not yet sent, with ctx's
+// error, but does not end the wait: see BatchOptions). It returns the first error of cmds other than goredis.Nil, as
 // Exec would for a pipeline of their own, and whether they ran: when the
 // wait ends first, cmds may still be in use and must not be read.
 func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmder) (bool, error) {
@@ -158,9 +164,6 @@ func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmd
 		case <-b.stop:
 			b.release(c)
 			return false, goredis.ErrClosed
-		case <-ctx.Done():
-			b.release(c)
-			return false, ctx.Err()
 		case <-c.timer.C:
 			b.release(c)
 			return false, context.DeadlineExceeded
@@ -168,11 +171,8 @@ func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmd
 	}
 	select {
 	case <-c.done:
-	case <-ctx.Done():
-		// The sender still holds c: it is not reused.
-		c.timer.Stop()
-		return false, ctx.Err()
 	case <-c.timer.C:
+		// The sender still holds c: it is not reused.
 		return false, context.DeadlineExceeded
 	}
 	err := c.err

@@ -233,6 +233,41 @@ func TestACallWaitsForItsPipelineNoLongerThanItsDeadline(t *testing.T) {
 	}
 }
 
+// A call whose context is cancelled while it waits for a pipeline is left
+// out of the pipeline: its commands never reach Redis, its caller gets the
+// context's error, and the call beside it gets its answer.
+func TestACallCancelledBeforeItsPipelineGoesIsLeftOut(t *testing.T) {
+	s, g, _ := gatedStore(t, 10*time.Second)
+	ctx := t.Context()
+	go func() { _, _ = s.Enrich(ctx, enrichOne("first", "e0")) }()
+	<-g.held
+
+	cctx, cancel := context.WithCancel(ctx)
+	var gone, kept error
+	var keptRes store.EnrichResult
+	var wg sync.WaitGroup
+	wg.Go(func() { _, gone = s.Enrich(cctx, enrichOne("gone", "e1")) })
+	queued(t, s, 1)
+	wg.Go(func() { keptRes, kept = s.Enrich(ctx, enrichOne("kept", "e2")) })
+	queued(t, s, 2)
+	cancel()
+	g.release()
+	wg.Wait()
+	if !errors.Is(gone, context.Canceled) {
+		t.Errorf("the cancelled call: err = %v, want context.Canceled", gone)
+	}
+	if kept != nil || len(keptRes.Counts) != 1 || keptRes.Counts[0] != 1 {
+		t.Errorf("the call beside it: %+v, %v; want a count of 1", keptRes, kept)
+	}
+	n, err := s.rdb.Exists(ctx, s.k.window("gone")).Result()
+	if err != nil || n != 0 {
+		t.Errorf("the cancelled call's window exists (%d, %v): its commands were sent", n, err)
+	}
+	if sent := g.sent(); len(sent) != 2 {
+		t.Errorf("pipelines of %v commands, want two", sent)
+	}
+}
+
 // Calls still waiting when the store closes are sent first; calls after
 // Close fail.
 func TestCloseSendsTheCallsWaiting(t *testing.T) {
