@@ -152,7 +152,7 @@ func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rul
 		}
 	}
 	for _, r := range plan.Budgeted {
-		req.Counters = append(req.Counters, store.CounterTouch{Key: budgetKey(r.Name, ev.Base.GroupID), Window: r.Budget.Per})
+		req.Counters = append(req.Counters, store.CounterTouch{Key: env.Key(budgetPrefix, r.Name, "|", ev.Base.GroupID), Window: r.Budget.Per})
 	}
 	if len(plan.Rules) > 0 {
 		req.Strikes = make([]store.UserRef, 0, len(ev.Subjects))
@@ -198,7 +198,10 @@ func touchIndex(touches []store.CounterTouch, key string) int {
 	return -1
 }
 
-func budgetKey(rule, group string) string { return "budget|" + rule + "|" + group }
+// budgetKey is the key of a rule's budget in a group: "budget|RULE|GROUP".
+func budgetKey(rule, group string) string { return budgetPrefix + rule + "|" + group }
+
+const budgetPrefix = "budget|"
 
 // stateFrom spreads the store's answer over subjects and counters. With
 // several subjects, a counter keyed by user differs per subject, so each

@@ -150,3 +150,33 @@ func BenchmarkCounterKeyFor(b *testing.B) {
 		}
 	})
 }
+
+// Keys are cut from a buffer the Env keeps from callback to callback: a key
+// stays what it was however many keys (and Env.Key joins) come after it,
+// in the same buffer or in the next ones.
+func TestCounterKeysStayWhatTheyWereAfterManyMore(t *testing.T) {
+	set := keySet(t)
+	e := set.Env()
+	defer e.Release()
+	type kept struct{ key, want string }
+	var keys []kept
+	for i := range 200 {
+		in := Input{Kind: Message, GroupID: "@TGS#" + strconv.Itoa(i), UserID: "user" + strconv.Itoa(i), Text: strings.Repeat("x", i)}
+		e.Fill(&in)
+		for _, c := range set.Counters {
+			got, _, err := c.KeyFor(e)
+			if err != nil {
+				continue
+			}
+			want, _ := c.keyByVM(e)
+			keys = append(keys, kept{got, strings.Clone(want)})
+		}
+		joined := e.Key("budget|", "r"+strconv.Itoa(i), "|", in.GroupID)
+		keys = append(keys, kept{joined, "budget|r" + strconv.Itoa(i) + "|" + in.GroupID})
+	}
+	for i, k := range keys {
+		if k.key != k.want {
+			t.Fatalf("key %d is %q, want %q", i, k.key, k.want)
+		}
+	}
+}

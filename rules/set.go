@@ -181,21 +181,48 @@ func (c *Counter) joinKey(e *Env) (string, bool) {
 	if c.keyParts == nil {
 		return "", false
 	}
-	b := append(e.keyBuf[:0], c.Name...)
-	b = append(b, '|')
+	start := e.startKey()
+	e.keys.WriteString(c.Name)
+	e.keys.WriteByte('|')
 	for _, p := range c.keyParts {
 		if p.field == "" {
-			b = append(b, p.lit...)
+			e.keys.WriteString(p.lit)
 			continue
 		}
 		s, ok := e.m[p.field].(string)
 		if !ok {
 			return "", false
 		}
-		b = append(b, s...)
+		e.keys.WriteString(s)
 	}
-	e.keyBuf = b
-	return string(b), true
+	return e.keys.String()[start:], true
+}
+
+// keyRoom is the room a new key buffer of an Env gets: a few callbacks'
+// keys.
+const keyRoom = 1 << 10
+
+// startKey readies e.keys for a key and returns where it starts. A buffer
+// with less than a common key's room left is left to the keys cut from it
+// and a new one begun: strings.Builder never changes bytes it has written,
+// so every key cut from it stays as it is, wherever it is kept. (A store
+// that keeps a key for long copies it, not to keep the whole buffer.)
+func (e *Env) startKey() int {
+	if e.keys.Cap()-e.keys.Len() < 128 {
+		e.keys = strings.Builder{}
+		e.keys.Grow(keyRoom)
+	}
+	return e.keys.Len()
+}
+
+// Key returns parts joined, cut from the buffer counter keys are put
+// together in, without an allocation of its own (see startKey).
+func (e *Env) Key(parts ...string) string {
+	start := e.startKey()
+	for _, p := range parts {
+		e.keys.WriteString(p)
+	}
+	return e.keys.String()[start:]
 }
 
 // keyPart is a string literal (field "") or a string field of the
@@ -552,8 +579,9 @@ type Env struct {
 	m     map[string]any
 	vm    vm.VM
 	words *wordEnv
-	// keyBuf is where counter keys are put together.
-	keyBuf []byte
+	// keys is where counter keys are put together; each key is a string
+	// cut from it (startKey).
+	keys strings.Builder
 	// userID is the subject user.id holds, boxed as userBox: the engine
 	// sets the same subject for its counter keys and again for its
 	// rules, and boxing a string allocates.

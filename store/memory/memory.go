@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -241,7 +242,7 @@ func (w *window) count(from, to int64) int64 {
 
 // touch trims, adds and counts one window in ws, as Redis does with
 // ZREMRANGEBYSCORE, ZADD NX, ZCOUNT and PEXPIRE.
-func touch[K comparable](ws map[K]*window, key K, id string, add int, span time.Duration, now, wall int64) int64 {
+func touch(ws map[string]*window, key string, id string, add int, span time.Duration, now, wall int64) int64 {
 	w := ws[key]
 	if w != nil && w.expires <= wall {
 		delete(ws, key)
@@ -252,7 +253,9 @@ func touch[K comparable](ws map[K]*window, key K, id string, add int, span time.
 			return 0
 		}
 		w = &window{members: make(map[string]struct{})}
-		ws[key] = w
+		// A copy: the caller's key may be cut from a buffer of many
+		// (rules.Env's), which a kept key would keep whole.
+		ws[strings.Clone(key)] = w
 	}
 	spanMs := span.Milliseconds()
 	w.trim(now - spanMs)
