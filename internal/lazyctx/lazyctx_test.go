@@ -240,3 +240,51 @@ func TestNoDoneNoAllocationBeyondTheContext(t *testing.T) {
 		t.Errorf("%v allocations per context nobody waits on (context.WithDeadline's: %v), want 2", lazy, std)
 	}
 }
+
+// Err, once it is not nil, stays what it was (context.Context's contract):
+// whatever comes after, a Done called late or the parent ending late.
+func TestErrDoesNotChangeOnceSet(t *testing.T) {
+	t.Run("cancelled, then Done after the deadline", func(t *testing.T) {
+		d := time.Now().Add(5 * time.Millisecond)
+		c, cancel := WithDeadline(context.Background(), d)
+		cancel()
+		first := c.Err()
+		for time.Now().Before(d) {
+			time.Sleep(time.Millisecond)
+		}
+		<-c.Done()
+		if err := c.Err(); err != first {
+			t.Errorf("Err = %v after Done, %v before", err, first)
+		}
+	})
+	t.Run("deadline passed, then the parent cancelled", func(t *testing.T) {
+		parent, cancelParent := context.WithCancel(context.Background())
+		c, cancel := WithDeadline(parent, time.Now().Add(-time.Millisecond))
+		defer cancel()
+		first := c.Err()
+		if !errors.Is(first, context.DeadlineExceeded) {
+			t.Fatalf("Err = %v, want DeadlineExceeded", first)
+		}
+		cancelParent()
+		if err := c.Err(); err != first {
+			t.Errorf("Err = %v after the parent ended, %v before", err, first)
+		}
+		<-c.Done()
+		if err := c.Err(); err != first {
+			t.Errorf("Err = %v after Done, %v before", err, first)
+		}
+	})
+	t.Run("a child made late ends with the same error", func(t *testing.T) {
+		parent, cancelParent := context.WithCancel(context.Background())
+		c, cancel := WithDeadline(parent, time.Now().Add(-time.Millisecond))
+		defer cancel()
+		first := c.Err()
+		cancelParent()
+		child, cancelChild := context.WithCancel(c)
+		defer cancelChild()
+		<-child.Done()
+		if err := child.Err(); err != first {
+			t.Errorf("child's Err = %v, the context's %v", err, first)
+		}
+	})
+}
