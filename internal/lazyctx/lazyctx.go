@@ -31,10 +31,13 @@ import (
 // came after d), else the parent's error. cancel must be called, as with
 // context.WithDeadline.
 //
+// Err, once not nil, stays what it was, and a Done called after that is
+// closed at once (it makes no real context).
+//
 // Two differences, both before Done was first called: when the parent has
-// ended and d has passed too, Err gives the parent's error, which
-// context.WithDeadline gives only when the parent ended first; and
-// context.Cause gives the parent's cause.
+// ended and d has passed too by the time Err (or cancel) first looks, Err
+// gives the parent's error, which context.WithDeadline gives only when the
+// parent ended first; and context.Cause gives the parent's cause.
 func WithDeadline(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
 	c := &ctx{parent: parent, deadline: d}
 	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
@@ -51,8 +54,11 @@ type ctx struct {
 	// without the lock, set under it.
 	real atomic.Pointer[realCtx]
 	mu   sync.Mutex
-	// canceledAt is when cancel was called before any Done (under mu).
-	canceledAt time.Time
+	// err is what the context ended with before any Done (under mu): set
+	// by cancel, or by the first Err that found it ended, and kept, as Err
+	// must not change once it is not nil. A Done after it is closedDone,
+	// never a real context (whose Err could differ).
+	err error
 }
 
 type realCtx struct {
@@ -60,9 +66,17 @@ type realCtx struct {
 	stop context.CancelFunc
 }
 
+// closedDone is the Done of a context that ended before its first Done.
+var closedDone = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
 func (c *ctx) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// Done makes the real context on its first call.
+// Done makes the real context on its first call, unless the context has
+// ended already.
 func (c *ctx) Done() <-chan struct{} {
 	if r := c.real.Load(); r != nil {
 		return r.Done()
@@ -71,11 +85,11 @@ func (c *ctx) Done() <-chan struct{} {
 	defer c.mu.Unlock()
 	r := c.real.Load()
 	if r == nil {
+		if c.err != nil {
+			return closedDone
+		}
 		r = new(realCtx)
 		r.Context, r.stop = context.WithDeadline(c.parent, c.deadline)
-		if !c.canceledAt.IsZero() {
-			r.stop()
-		}
 		c.real.Store(r)
 	}
 	return r.Done()
@@ -85,16 +99,25 @@ func (c *ctx) Err() error {
 	if r := c.real.Load(); r != nil {
 		return r.Err()
 	}
+	err := c.ended()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.real.Load(); r != nil {
+		return r.Err()
+	}
+	if c.err == nil {
+		c.err = err
+	}
+	return c.err
+}
+
+// ended is why the context has ended without a cancel, nil if it has not:
+// the parent's error, else DeadlineExceeded once the deadline has passed.
+func (c *ctx) ended() error {
 	if err := c.parent.Err(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	canceledAt := c.canceledAt
-	c.mu.Unlock()
-	if !canceledAt.IsZero() && canceledAt.Before(c.deadline) {
-		return context.Canceled
-	}
-	if !canceledAt.IsZero() || !time.Now().Before(c.deadline) {
+	if !time.Now().Before(c.deadline) {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -108,14 +131,18 @@ func (c *ctx) Value(key any) any {
 }
 
 func (c *ctx) cancel() {
+	err := c.ended()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r := c.real.Load(); r != nil {
 		r.stop()
 		return
 	}
-	if c.canceledAt.IsZero() {
-		c.canceledAt = time.Now()
+	if c.err == nil {
+		c.err = err
+		if c.err == nil {
+			c.err = context.Canceled
+		}
 	}
 }
 
