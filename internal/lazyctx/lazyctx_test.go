@@ -288,3 +288,98 @@ func TestErrDoesNotChangeOnceSet(t *testing.T) {
 		}
 	})
 }
+
+// FuzzActsLikeContextWithDeadline runs a sequence of operations (Done, Err,
+// cancel, the parent's cancel, a child derived) on a context of this
+// package and on context.WithDeadline's side by side, with a deadline
+// passed or an hour away, and compares them after every step: the same
+// Err (but for the one difference the package documents), an Err that
+// never changes once set, a Done closed exactly when Err is set, and
+// children that end as the standard library's do.
+func FuzzActsLikeContextWithDeadline(f *testing.F) {
+	f.Add(false, []byte{0, 1, 2, 1})
+	f.Add(true, []byte{3, 1, 0, 1})
+	f.Add(true, []byte{1, 3, 1, 0, 4, 1})
+	f.Add(false, []byte{4, 3, 1, 5})
+	f.Add(false, []byte{2, 0, 4, 5, 3})
+	f.Add(true, []byte{0, 2, 4, 1})
+	f.Fuzz(func(t *testing.T, past bool, ops []byte) {
+		if len(ops) > 64 {
+			ops = ops[:64]
+		}
+		d := time.Now().Add(time.Hour)
+		if past {
+			d = time.Now().Add(-time.Millisecond)
+		}
+		parent, cancelParent := context.WithCancel(context.Background())
+		defer cancelParent()
+		lazy, cancelLazy := WithDeadline(parent, d)
+		defer cancelLazy()
+		std, cancelStd := context.WithDeadline(parent, d)
+		defer cancelStd()
+
+		// exempt: the parent ended, with the deadline passed, before the
+		// lazy context first looked: its Err is then the parent's.
+		looked, exempt := false, false
+		var first error
+		type pair struct{ lazy, std context.Context }
+		var children []pair
+		check := func(step int) {
+			t.Helper()
+			got, want := lazy.Err(), std.Err()
+			looked = true
+			if !exempt && !errors.Is(got, want) || (got == nil) != (want == nil) {
+				t.Fatalf("step %d (%v): Err = %v, context.WithDeadline's %v", step, ops[:step+1], got, want)
+			}
+			if first != nil && got != first {
+				t.Fatalf("step %d (%v): Err changed from %v to %v", step, ops[:step+1], first, got)
+			}
+			if got != nil {
+				first = got
+			}
+			select {
+			case <-lazy.Done():
+				if got == nil {
+					t.Fatalf("step %d (%v): Done closed while Err is nil", step, ops[:step+1])
+				}
+			default:
+				if got != nil {
+					t.Fatalf("step %d (%v): Err %v but Done open", step, ops[:step+1], got)
+				}
+			}
+			for i, c := range children {
+				if cg, cw := c.lazy.Err(), c.std.Err(); (cg == nil) != (cw == nil) || !exempt && !errors.Is(cg, cw) {
+					t.Fatalf("step %d (%v): child %d's Err = %v, context.WithDeadline's child's %v", step, ops[:step+1], i, cg, cw)
+				}
+			}
+		}
+		for i, op := range ops {
+			switch op % 6 {
+			case 0:
+				_, _ = lazy.Done(), std.Done()
+				looked = true
+			case 1:
+				check(i)
+			case 2:
+				cancelLazy()
+				cancelStd()
+				looked = true
+			case 3:
+				if !looked && past {
+					exempt = true
+				}
+				cancelParent()
+			case 4:
+				lc, lcancel := context.WithCancel(lazy)
+				sc, scancel := context.WithCancel(std)
+				defer lcancel()
+				defer scancel()
+				children = append(children, pair{lc, sc})
+				looked = true
+			case 5:
+				check(i)
+			}
+		}
+		check(len(ops) - 1)
+	})
+}
