@@ -29,9 +29,10 @@ import (
 // context (lazyctx) makes its own timer and done channel only for what
 // waits on Done. A call whose context is cancelled before its pipeline is
 // sent is left out of it and fails with the context's error; once sent, its
-// caller waits for the pipeline, up to its deadline, as for one of its own. A call whose
-// commands fail (a wrong type, a missing script) fails alone; one that
-// cannot reach Redis fails with store.ErrUnavailable, as without batching.
+// caller waits for the pipeline, up to its deadline, as for one of its own.
+// A call whose commands fail (a wrong type, a missing script) fails alone;
+// one that cannot reach Redis fails with store.ErrUnavailable, as without
+// batching.
 type BatchOptions struct {
 	// MaxSize is the most calls one pipeline carries. Default 32; 1 turns
 	// batching off: each call sends its own pipeline.
@@ -141,9 +142,10 @@ func (b *batcher) close() {
 
 // do sends cmds in a shared pipeline and waits for it until deadline (ctx's
 // cancellation leaves cmds out of a pipeline not yet sent, with ctx's
-// error, but does not end the wait: see BatchOptions). It returns the first error of cmds other than goredis.Nil, as
-// Exec would for a pipeline of their own, and whether they ran: when the
-// wait ends first, cmds may still be in use and must not be read.
+// error, but does not end the wait: see BatchOptions). It returns the
+// first error of cmds other than goredis.Nil, as Exec would for a pipeline
+// of their own, and whether they ran: when the wait ends first, cmds may
+// still be in use and must not be read.
 func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmder) (bool, error) {
 	c := b.calls.Get().(*call)
 	c.ctx, c.deadline, c.cmds, c.err = ctx, deadline, cmds, nil
