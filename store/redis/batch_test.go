@@ -101,6 +101,25 @@ func queued(t *testing.T, s *Store, n int) {
 	}
 }
 
+// behindAHeldPipeline sends a first call whose pipeline g holds out, then
+// queues one and two behind it, in that order, runs beforeRelease (when
+// not nil), lets the pipeline go, and returns once one and two returned.
+func behindAHeldPipeline(t *testing.T, s *Store, g *gate, one, two, beforeRelease func()) {
+	t.Helper()
+	go func() { _, _ = s.Enrich(t.Context(), enrichOne("first", "e0")) }()
+	<-g.held
+	var wg sync.WaitGroup
+	wg.Go(one)
+	queued(t, s, 1)
+	wg.Go(two)
+	queued(t, s, 2)
+	if beforeRelease != nil {
+		beforeRelease()
+	}
+	g.release()
+	wg.Wait()
+}
+
 func enrichOne(key, id string) store.EnrichRequest {
 	return store.EnrichRequest{Now: time.Now(), EventID: id, Dedupe: id, DedupeTTL: time.Minute,
 		Counters: []store.CounterTouch{{Key: key, Window: time.Minute, Add: 1}}}
@@ -167,18 +186,12 @@ func TestACallThatFailsFailsAloneInItsPipeline(t *testing.T) {
 	if err := s.rdb.Set(ctx, s.k.window("wrong"), "a string", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _, _ = s.Enrich(ctx, enrichOne("first", "e0")) }()
-	<-g.held
-
 	var bad, good error
 	var goodRes store.EnrichResult
-	var wg sync.WaitGroup
-	wg.Go(func() { _, bad = s.Enrich(ctx, enrichOne("wrong", "e1")) })
-	queued(t, s, 1)
-	wg.Go(func() { goodRes, good = s.Enrich(ctx, enrichOne("right", "e2")) })
-	queued(t, s, 2)
-	g.release()
-	wg.Wait()
+	behindAHeldPipeline(t, s, g,
+		func() { _, bad = s.Enrich(ctx, enrichOne("wrong", "e1")) },
+		func() { goodRes, good = s.Enrich(ctx, enrichOne("right", "e2")) },
+		nil)
 	if errors.Is(bad, store.ErrUnavailable) || !containsWrongType(bad) {
 		t.Errorf("the call on a string key: err = %v, want WRONGTYPE (not ErrUnavailable)", bad)
 	}
@@ -239,20 +252,13 @@ func TestACallWaitsForItsPipelineNoLongerThanItsDeadline(t *testing.T) {
 func TestACallCancelledBeforeItsPipelineGoesIsLeftOut(t *testing.T) {
 	s, g, _ := gatedStore(t, 10*time.Second)
 	ctx := t.Context()
-	go func() { _, _ = s.Enrich(ctx, enrichOne("first", "e0")) }()
-	<-g.held
-
 	cctx, cancel := context.WithCancel(ctx)
 	var gone, kept error
 	var keptRes store.EnrichResult
-	var wg sync.WaitGroup
-	wg.Go(func() { _, gone = s.Enrich(cctx, enrichOne("gone", "e1")) })
-	queued(t, s, 1)
-	wg.Go(func() { keptRes, kept = s.Enrich(ctx, enrichOne("kept", "e2")) })
-	queued(t, s, 2)
-	cancel()
-	g.release()
-	wg.Wait()
+	behindAHeldPipeline(t, s, g,
+		func() { _, gone = s.Enrich(cctx, enrichOne("gone", "e1")) },
+		func() { keptRes, kept = s.Enrich(ctx, enrichOne("kept", "e2")) },
+		cancel)
 	if !errors.Is(gone, context.Canceled) {
 		t.Errorf("the cancelled call: err = %v, want context.Canceled", gone)
 	}
