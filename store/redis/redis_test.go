@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -543,6 +544,70 @@ func TestURLs(t *testing.T) {
 				t.Errorf("client %T, want cluster %v", rdb, c.cluster)
 			}
 		})
+	}
+}
+
+// The store speaks RESP2 unless the URL asks for a protocol: go-redis
+// would otherwise look for push notifications before every reply.
+func TestProtocolIsRESP2UnlessTheURLNamesOne(t *testing.T) {
+	protocolOf := func(rdb goredis.UniversalClient) int {
+		switch c := rdb.(type) {
+		case *goredis.Client:
+			return c.Options().Protocol
+		case *goredis.ClusterClient:
+			return c.Options().Protocol
+		}
+		t.Fatalf("client %T", rdb)
+		return 0
+	}
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{"redis://127.0.0.1:6379/2", 2},
+		{"redis://127.0.0.1:6379/2?protocol=3", 3},
+		{"redis://127.0.0.1:6379/2?protocol=2", 2},
+		{"unix:///run/redis.sock?db=1", 2},
+		{"unix:///run/redis.sock?db=1&protocol=3", 3},
+		{"redis-sentinel://s1:26379/0?master_name=mymaster", 2},
+		{"redis-sentinel://s1:26379/0?master_name=mymaster&protocol=3", 3},
+		{"redis-cluster://c1:7000?addr=c2:7001", 2},
+		{"redis-cluster://c1:7000?addr=c2:7001&protocol=3", 3},
+	} {
+		rdb, err := newClient(c.url, time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", c.url, err)
+		}
+		if got := protocolOf(rdb); got != c.want {
+			t.Errorf("%s: protocol %d, want %d", c.url, got, c.want)
+		}
+		_ = rdb.Close()
+	}
+
+	// And the server agrees: CLIENT INFO names the connection's protocol.
+	for _, c := range []struct {
+		query, want string
+	}{{"", "resp=2"}, {"protocol=3", "resp=3"}} {
+		url := redistest.URL(t)
+		if c.query != "" {
+			sep := "?"
+			if strings.Contains(url, "?") {
+				sep = "&"
+			}
+			url += sep + c.query
+		}
+		rdb, err := newClient(url, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := rdb.Do(t.Context(), "CLIENT", "INFO").Text()
+		_ = rdb.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(strings.Fields(info), c.want) {
+			t.Errorf("query %q: CLIENT INFO %q, want %s", c.query, info, c.want)
+		}
 	}
 }
 
