@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/timguard/timguard/store/redis"
 )
 
 // floorCommand is the hidden subcommand that serves the floor handler.
@@ -35,6 +38,15 @@ func serveFloor(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts, err := goredis.ParseURL(*url)
+	if err != nil {
+		fmt.Fprintf(stderr, "floor server: %v\n", err)
+		return 2
+	}
+	// The same RESP version as the bot's store, so that the floor pays
+	// what the bot's client pays per reply.
+	if u, perr := neturl.Parse(*url); perr == nil {
+		opts.Protocol, err = redis.Protocol(u.Query(), opts.Protocol)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "floor server: %v\n", err)
 		return 2

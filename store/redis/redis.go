@@ -223,7 +223,9 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, e
 			return nil, errors.New("redis store: sentinel URL without master_name")
 		}
 		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
-		o.Protocol = protocol(q, o.Protocol)
+		if o.Protocol, err = Protocol(q, o.Protocol); err != nil {
+			return nil, fmt.Errorf("redis store: sentinel URL: %w", err)
+		}
 		o.ContextTimeoutEnabled = true
 		return goredis.NewFailoverClient(o), nil
 	case plain && (kind == "cluster" || kind == "" && q.Has("addr")):
@@ -233,7 +235,9 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, e
 			return nil, fmt.Errorf("redis store: cluster URL: %w", err)
 		}
 		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
-		o.Protocol = protocol(q, o.Protocol)
+		if o.Protocol, err = Protocol(q, o.Protocol); err != nil {
+			return nil, fmt.Errorf("redis store: cluster URL: %w", err)
+		}
 		o.ContextTimeoutEnabled = true
 		return goredis.NewClusterClient(o), nil
 	case kind == "" && (plain || base == "unix"):
@@ -242,7 +246,9 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, e
 			return nil, fmt.Errorf("redis store: URL: %w", err)
 		}
 		tune(timeout, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries, &o.MaxRetryBackoff)
-		o.Protocol = protocol(q, o.Protocol)
+		if o.Protocol, err = Protocol(q, o.Protocol); err != nil {
+			return nil, fmt.Errorf("redis store: URL: %w", err)
+		}
 		o.ContextTimeoutEnabled = true
 		return goredis.NewClient(o), nil
 	default:
@@ -250,20 +256,26 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, e
 	}
 }
 
-// tune sets the timeouts the URL left unset to timeout, and retries a failed
-// command once, quickly: the call's own deadline bounds the rest.
-// protocol is the RESP version to speak: the URL's protocol parameter when
-// it has one, else 2. The store reads only integers, strings, arrays and
-// errors, which RESP2 carries as well as RESP3; on RESP3 go-redis looks
-// for push notifications (which the store never subscribes to) before
-// every reply it reads, a few percent of the bot's CPU at saturation.
-func protocol(q url.Values, parsed int) int {
-	if q.Has("protocol") {
-		return parsed
+// Protocol is the RESP version a client of the store speaks: the URL's
+// protocol parameter, 2 or 3, when it has one (parsed is what go-redis
+// read from it), else 2. The store reads only integers, strings, arrays
+// and errors, which RESP2 carries as well as RESP3; on RESP3 go-redis
+// looks for push notifications (which the store never subscribes to)
+// before every reply it reads, a few percent of the bot's CPU at
+// saturation. RESP3 is what go-redis' maintenance notifications and
+// client-side caching need; the store uses neither.
+func Protocol(q url.Values, parsed int) (int, error) {
+	if !q.Has("protocol") {
+		return 2, nil
 	}
-	return 2
+	if parsed != 2 && parsed != 3 {
+		return 0, fmt.Errorf("protocol=%s: want 2 or 3", q.Get("protocol"))
+	}
+	return parsed, nil
 }
 
+// tune sets the timeouts the URL left unset to timeout, and retries a failed
+// command once, quickly: the call's own deadline bounds the rest.
 func tune(timeout time.Duration, dial, read, write, pool *time.Duration, retries *int, maxBackoff *time.Duration) {
 	for _, d := range []*time.Duration{dial, read, write, pool} {
 		if *d == 0 {

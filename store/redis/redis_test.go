@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -562,19 +562,35 @@ func TestProtocolIsRESP2UnlessTheURLNamesOne(t *testing.T) {
 	}
 	for _, c := range []struct {
 		url  string
-		want int
+		want int    // 0: refused
+		err  string // what the refusal names
 	}{
-		{"redis://127.0.0.1:6379/2", 2},
-		{"redis://127.0.0.1:6379/2?protocol=3", 3},
-		{"redis://127.0.0.1:6379/2?protocol=2", 2},
-		{"unix:///run/redis.sock?db=1", 2},
-		{"unix:///run/redis.sock?db=1&protocol=3", 3},
-		{"redis-sentinel://s1:26379/0?master_name=mymaster", 2},
-		{"redis-sentinel://s1:26379/0?master_name=mymaster&protocol=3", 3},
-		{"redis-cluster://c1:7000?addr=c2:7001", 2},
-		{"redis-cluster://c1:7000?addr=c2:7001&protocol=3", 3},
+		{"redis://127.0.0.1:6379/2", 2, ""},
+		{"redis://127.0.0.1:6379/2?protocol=3", 3, ""},
+		{"redis://127.0.0.1:6379/2?protocol=2", 2, ""},
+		{"unix:///run/redis.sock?db=1", 2, ""},
+		{"unix:///run/redis.sock?db=1&protocol=3", 3, ""},
+		{"redis-sentinel://s1:26379/0?master_name=mymaster", 2, ""},
+		{"redis-sentinel://s1:26379/0?master_name=mymaster&protocol=3", 3, ""},
+		{"redis-cluster://c1:7000?addr=c2:7001", 2, ""},
+		{"redis-cluster://c1:7000?addr=c2:7001&protocol=3", 3, ""},
+		// go-redis would quietly speak RESP3 for these.
+		{"redis://127.0.0.1:6379/2?protocol=1", 0, "protocol=1"},
+		{"redis://127.0.0.1:6379/2?protocol=0", 0, "protocol=0"},
+		{"redis://127.0.0.1:6379/2?protocol=", 0, "protocol="},
+		{"redis-cluster://c1:7000?addr=c2:7001&protocol=4", 0, "protocol=4"},
+		{"redis-sentinel://s1:26379/0?master_name=mymaster&protocol=1", 0, "protocol=1"},
 	} {
 		rdb, err := newClient(c.url, time.Second)
+		if c.want == 0 {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: err = %v, want one naming %q", c.url, err, c.err)
+			}
+			if rdb != nil {
+				_ = rdb.Close()
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", c.url, err)
 		}
@@ -584,31 +600,51 @@ func TestProtocolIsRESP2UnlessTheURLNamesOne(t *testing.T) {
 		_ = rdb.Close()
 	}
 
-	// And the server agrees: CLIENT INFO names the connection's protocol.
-	for _, c := range []struct {
-		query, want string
-	}{{"", "resp=2"}, {"protocol=3", "resp=3"}} {
-		url := redistest.URL(t)
-		if c.query != "" {
-			sep := "?"
-			if strings.Contains(url, "?") {
-				sep = "&"
-			}
-			url += sep + c.query
+	// And the server agrees: HELLO without arguments names the
+	// connection's protocol (proto), as an array on RESP2, a map on RESP3.
+	u, err := url.Parse(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int64{2, 3} {
+		q := u.Query()
+		q.Del("protocol")
+		if want == 3 {
+			q.Set("protocol", "3")
 		}
-		rdb, err := newClient(url, 5*time.Second)
+		u.RawQuery = q.Encode()
+		rdb, err := newClient(u.String(), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := rdb.Do(t.Context(), "CLIENT", "INFO").Text()
+		hello, err := rdb.Do(t.Context(), "HELLO").Result()
 		_ = rdb.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(strings.Fields(info), c.want) {
-			t.Errorf("query %q: CLIENT INFO %q, want %s", c.query, info, c.want)
+		if got := helloProto(hello); got != want {
+			t.Errorf("protocol %d: HELLO says proto %d (%v)", want, got, hello)
 		}
 	}
+}
+
+// helloProto is the proto field of a HELLO reply, -1 if it has none.
+func helloProto(reply any) int64 {
+	switch r := reply.(type) {
+	case []any:
+		for i := 0; i+1 < len(r); i += 2 {
+			if r[i] == "proto" {
+				if n, ok := r[i+1].(int64); ok {
+					return n
+				}
+			}
+		}
+	case map[any]any:
+		if n, ok := r["proto"].(int64); ok {
+			return n
+		}
+	}
+	return -1
 }
 
 func TestKeyPrefixWithABraceIsRefused(t *testing.T) {
