@@ -646,6 +646,10 @@ func checkRedisURL(raw string) error {
 		// the password.
 		return errors.New("scheme is not redis, rediss, redis-sentinel, redis-cluster (or their TLS forms) or unix")
 	}
+	// The store speaks RESP2 unless protocol= says 3 (store/redis.Protocol).
+	if q := u.Query(); q.Has("protocol") && q.Get("protocol") != "2" && q.Get("protocol") != "3" {
+		return fmt.Errorf("protocol=%s: want 2 or 3 (or none: 2)", q.Get("protocol"))
+	}
 	return nil
 }
 

@@ -254,6 +254,8 @@ func TestParseRefusesBadValuesNamingKeyAndValue(t *testing.T) {
 		{"a redis_url without a scheme", app + "store: {redis_url: \"cache\"}", "store.redis_url", `scheme is not redis`},
 		{"a redis_url without a host", app + "store: {redis_url: \"redis://\"}", "store.redis_url", "has no host"},
 		{"a unix redis_url without a socket path", app + "store: {redis_url: \"unix://\"}", "store.redis_url", "has no socket path"},
+		{"a redis_url with protocol=1", app + "store: {redis_url: \"redis://cache:6379/0?protocol=1\"}", "store.redis_url", "protocol=1: want 2 or 3"},
+		{"a redis_url with an empty protocol", app + "store: {redis_url: \"redis-cluster://c1:7000?addr=c2:7001&protocol=\"}", "store.redis_url", "protocol=: want 2 or 3"},
 		{"a redis_url that is not a URL", app + "store: {redis_url: \"redis://h:port\"}", "store.redis_url", "is not a URL"},
 		{"a negative store timeout", app + "store: {timeout: -1s}", "store.timeout", "-1s must be positive"},
 		{"a negative batch size", app + "store: {batch: {max_size: -1}}", "store.batch.max_size", "-1 must be between 1 (no batching) and 1024"},
@@ -314,6 +316,8 @@ func TestParseAcceptsGoodEdgeValues(t *testing.T) {
 		{"a TLS cluster URL, which store/redis reads", app + "store: {redis_url: \"rediss-cluster://c1:7000?addr=c2:7001\"}"},
 		{"a TLS sentinel URL, which store/redis reads", app + "store: {redis_url: \"rediss-sentinel://s1:26379/0?master_name=m\"}"},
 		{"a unix socket", app + "store: {redis_url: \"unix:///var/run/redis.sock\"}"},
+		{"a redis URL asking for RESP3", app + "store: {redis_url: \"redis://localhost:6379/0?protocol=3\"}"},
+		{"a cluster URL asking for RESP2", app + "store: {redis_url: \"redis-cluster://c1:7000?addr=c2:7001&protocol=2\"}"},
 		{"upper-case log level", app + "log: {level: WARN}"},
 		{"the error log level", app + "log: {level: error}"},
 	}
