@@ -647,8 +647,11 @@ func checkRedisURL(raw string) error {
 		return errors.New("scheme is not redis, rediss, redis-sentinel, redis-cluster (or their TLS forms) or unix")
 	}
 	// The store speaks RESP2 unless protocol= says 3 (store/redis.Protocol).
-	if q := u.Query(); q.Has("protocol") && q.Get("protocol") != "2" && q.Get("protocol") != "3" {
-		return fmt.Errorf("protocol=%s: want 2 or 3 (or none: 2)", q.Get("protocol"))
+	switch vs := u.Query()["protocol"]; {
+	case len(vs) > 1:
+		return errors.New("protocol= is given more than once")
+	case len(vs) == 1 && vs[0] != "2" && vs[0] != "3":
+		return fmt.Errorf("protocol=%q: want 2 or 3 (or none: 2)", vs[0])
 	}
 	return nil
 }

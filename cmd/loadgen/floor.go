@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,18 +38,24 @@ func serveFloor(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	opts, err := goredis.ParseURL(*url)
+	// url.Error would print the URL, password included.
+	u, err := neturl.Parse(*url)
 	if err != nil {
-		fmt.Fprintf(stderr, "floor server: %v\n", err)
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		fmt.Fprintf(stderr, "floor server: -redis-url: %v\n", err)
 		return 2
 	}
-	// The same RESP version as the bot's store, so that the floor pays
-	// what the bot's client pays per reply.
-	if u, perr := neturl.Parse(*url); perr == nil {
+	opts, err := goredis.ParseURL(*url)
+	if err == nil {
+		// The same RESP version as the bot's store, so that the floor
+		// pays what the bot's client pays per reply.
 		opts.Protocol, err = redis.Protocol(u.Query(), opts.Protocol)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "floor server: %v\n", err)
+		fmt.Fprintf(stderr, "floor server: -redis-url: %v\n", err)
 		return 2
 	}
 	opts.ContextTimeoutEnabled = true

@@ -264,12 +264,17 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, e
 // before every reply it reads, a few percent of the bot's CPU at
 // saturation. RESP3 is what go-redis' maintenance notifications and
 // client-side caching need; the store uses neither.
+//
+// A URL naming it twice is refused: go-redis reads the last, most readers
+// the first.
 func Protocol(q url.Values, parsed int) (int, error) {
-	if !q.Has("protocol") {
+	switch vs := q["protocol"]; {
+	case len(vs) == 0:
 		return 2, nil
-	}
-	if parsed != 2 && parsed != 3 {
-		return 0, fmt.Errorf("protocol=%s: want 2 or 3", q.Get("protocol"))
+	case len(vs) > 1:
+		return 0, errors.New("protocol= is given more than once")
+	case parsed != 2 && parsed != 3:
+		return 0, fmt.Errorf("protocol=%q: want 2 or 3", vs[0])
 	}
 	return parsed, nil
 }

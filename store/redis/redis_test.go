@@ -575,11 +575,14 @@ func TestProtocolIsRESP2UnlessTheURLNamesOne(t *testing.T) {
 		{"redis-cluster://c1:7000?addr=c2:7001", 2, ""},
 		{"redis-cluster://c1:7000?addr=c2:7001&protocol=3", 3, ""},
 		// go-redis would quietly speak RESP3 for these.
-		{"redis://127.0.0.1:6379/2?protocol=1", 0, "protocol=1"},
-		{"redis://127.0.0.1:6379/2?protocol=0", 0, "protocol=0"},
-		{"redis://127.0.0.1:6379/2?protocol=", 0, "protocol="},
-		{"redis-cluster://c1:7000?addr=c2:7001&protocol=4", 0, "protocol=4"},
-		{"redis-sentinel://s1:26379/0?master_name=mymaster&protocol=1", 0, "protocol=1"},
+		{"redis://127.0.0.1:6379/2?protocol=1", 0, `protocol="1"`},
+		{"redis://127.0.0.1:6379/2?protocol=0", 0, `protocol="0"`},
+		{"redis://127.0.0.1:6379/2?protocol=", 0, `protocol=""`},
+		{"redis-cluster://c1:7000?addr=c2:7001&protocol=4", 0, `protocol="4"`},
+		{"redis-sentinel://s1:26379/0?master_name=mymaster&protocol=1", 0, `protocol="1"`},
+		// go-redis reads the last, a reader of the URL the first.
+		{"redis://127.0.0.1:6379/2?protocol=3&protocol=1", 0, "more than once"},
+		{"redis://127.0.0.1:6379/2?protocol=1&protocol=3", 0, "more than once"},
 	} {
 		rdb, err := newClient(c.url, time.Second)
 		if c.want == 0 {
