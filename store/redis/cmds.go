@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -60,15 +61,68 @@ func (z *bufSize) add(o bufSize) {
 	z.cmds, z.args, z.strs, z.bytes = z.cmds+o.cmds, z.args+o.args, z.strs+o.strs, z.bytes+o.bytes
 }
 
+// cmdBufs keeps the arrays of cmdBufs whose pipelines finished: an enrich
+// part's (a few hundred bytes of command objects and arguments, in
+// pointers the collector scans) cost every callback an allocation and its
+// zeroing otherwise.
+var cmdBufs = sync.Pool{New: func() any { return new(cmdBuf) }}
+
+// maxPooled bounds the commands of a cmdBuf put back in cmdBufs, so that
+// one event with thousands of subjects does not leave large arrays behind.
+const maxPooled = 64
+
+// newCmdBuf returns a cmdBuf readied by init, with the arrays of one
+// released earlier when there is one. Release it once its commands'
+// replies are read.
+func newCmdBuf(ctx context.Context, rdb goredis.UniversalClient, z bufSize) *cmdBuf {
+	b := cmdBufs.Get().(*cmdBuf)
+	b.init(ctx, rdb, z)
+	return b
+}
+
 // init readies b (which may not be copied afterwards) for commands sent
-// with ctx on rdb.
+// with ctx on rdb, reusing the arrays it has when they are large enough.
 func (b *cmdBuf) init(ctx context.Context, rdb goredis.UniversalClient, z bufSize) {
 	b.ctx, b.rdb, b.size = ctx, rdb, z
-	b.cmds = make([]goredis.Cmder, 0, z.cmds)
-	b.args = make([]any, 0, z.args)
-	b.strs = make([]string, 0, z.strs)
-	b.ints = make([]goredis.IntCmd, 0, z.cmds)
+	b.cmds = reuse(b.cmds, z.cmds)
+	b.args = reuse(b.args, z.args)
+	b.strs = reuse(b.strs, z.strs)
+	b.ints = reuse(b.ints, z.cmds)
+	// The strings cut from the builder stay as they are (a Builder never
+	// changes what it wrote): a new one for each use, as what the last
+	// use cut may still be held (in an error, say).
+	b.sb = strings.Builder{}
 	b.sb.Grow(z.bytes)
+	b.memberID, b.member0, b.members = "", nil, b.members[:0]
+	b.typed = nil
+}
+
+// reuse returns s emptied when it has room for n, else a new slice.
+func reuse[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:0]
+	}
+	return make([]T, 0, n)
+}
+
+// release puts b back in cmdBufs. Call it only once nothing uses its
+// commands any more: after their pipeline ran and their replies were
+// read, never after a wait for a pipeline that ended first (the sender may
+// still hold them). b must not be used afterwards.
+func (b *cmdBuf) release() {
+	if cap(b.cmds) > maxPooled || cap(b.ints) > maxPooled {
+		return
+	}
+	// What b refers to (the context, replies, strings) goes with it.
+	clear(b.cmds)
+	clear(b.args)
+	clear(b.strs)
+	clear(b.ints)
+	clear(b.members)
+	b.cmds, b.args, b.strs, b.ints, b.members = b.cmds[:0], b.args[:0], b.strs[:0], b.ints[:0], b.members[:0]
+	b.ctx, b.rdb, b.typed, b.member0, b.memberID = nil, nil, nil, nil, ""
+	b.sb = strings.Builder{}
+	cmdBufs.Put(b)
 }
 
 // str keeps s for the commands and returns it as an argument. The

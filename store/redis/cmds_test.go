@@ -287,3 +287,45 @@ func TestIntCommandsPastTheSizeHintReadTheirOwnReplies(t *testing.T) {
 		})
 	}
 }
+
+// A released buffer serves the next part with its arrays, emptied: the
+// next part's commands read their own replies, and a string the last part
+// cut (a key kept in an error, say) keeps its bytes.
+func TestReleasedBufferServesTheNextPart(t *testing.T) {
+	s := freshStore(t, Options{})
+	var kept string
+	var arrays *goredis.IntCmd
+	for round := range 3 {
+		b := newCmdBuf(t.Context(), s.rdb, bufSize{cmds: 4, args: 12, strs: 4, bytes: 64})
+		if len(b.cmds) != 0 || len(b.args) != 0 || len(b.strs) != 0 || len(b.ints) != 0 || b.typed != nil || b.member0 != nil {
+			t.Fatalf("round %d: the buffer is not empty: %d commands, %d arguments, %d strings, %d integer commands", round, len(b.cmds), len(b.args), len(b.strs), len(b.ints))
+		}
+		key := b.cat(s.k.w, "released"+strconv.Itoa(round))
+		if round == 0 {
+			kept = *key.(*string)
+		}
+		start := len(b.args)
+		b.args = append(b.args, "incrby", key, b.num("", int64(round+5)))
+		c := b.intCmd(start)
+		if round == 0 {
+			arrays = &b.ints[0]
+		} else if &b.ints[0] != arrays {
+			// sync.Pool may drop what it holds (a collection); the reuse
+			// is what the test is about, so it says so.
+			t.Logf("round %d: the pool gave a new buffer", round)
+		}
+		if _, err := s.run(t.Context(), b.cmds); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Val(); got != int64(round+5) {
+			t.Errorf("round %d: INCRBY read %d, want %d", round, got, round+5)
+		}
+		b.release()
+		if len(b.cmds) != 0 || b.ctx != nil {
+			t.Errorf("round %d: release left %d commands and the context", round, len(b.cmds))
+		}
+	}
+	if want := s.k.w + "released0"; kept != want {
+		t.Errorf("the first part's key reads %q after two reuses, want %q", kept, want)
+	}
+}

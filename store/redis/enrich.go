@@ -107,8 +107,7 @@ type enrichPart struct {
 
 func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *store.EnrichResult, now int64, p enrichPart) error {
 	first, si, se, ri, re := p.first, p.si, p.se, p.ri, p.re
-	var b cmdBuf
-	b.init(ctx, s.rdb, s.enrichSize(req, p))
+	b := newCmdBuf(ctx, s.rdb, s.enrichSize(req, p))
 	nowA := b.num("", now)
 	// reads holds the counts, then the strikes; on the stack unless
 	// there are many.
@@ -172,9 +171,13 @@ func (s *Store) enrichPart(ctx context.Context, req store.EnrichRequest, res *st
 	if s.built != nil {
 		s.built(b.used(), b.size)
 	}
-	if cmds, err := s.run(ctx, b.cmds); err != nil {
-		// cmds is nil when the pipeline was not sent at all (the caller's
-		// deadline passed while it waited for a batch).
+	cmds, err := s.run(ctx, b.cmds)
+	// cmds is nil when the wait for the pipeline ended first (the
+	// caller's deadline passed): the sender may still hold b's commands.
+	if cmds != nil {
+		defer b.release()
+	}
+	if err != nil {
 		if cmds == nil {
 			return s.result("enrich", req.EventID, err)
 		}
@@ -380,8 +383,7 @@ func splitCommit(req store.CommitRequest, n int) []store.CommitRequest {
 // with EVAL in a second trip.
 func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 	now := storeutil.Ms(req.Now)
-	var b cmdBuf
-	b.init(ctx, s.rdb, s.commitSize(req))
+	b := newCmdBuf(ctx, s.rdb, s.commitSize(req))
 	nowA := b.num("", now)
 	decay := req.StrikeDecay
 	var from, ttl any
@@ -425,6 +427,11 @@ func (s *Store) commitPart(ctx context.Context, req store.CommitRequest) error {
 		s.built(b.used(), b.size)
 	}
 	cmds, err := s.run(ctx, b.cmds)
+	// As in enrichPart: b is reused only when its pipeline is known to
+	// have finished.
+	if cmds != nil {
+		defer b.release()
+	}
 	if err == nil {
 		return s.result("commit", req.EventID, nil)
 	}
