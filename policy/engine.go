@@ -179,6 +179,9 @@ type call struct {
 	// keys is enrich's room for the counter keys it asked the store for;
 	// kept with the call for the next callback.
 	keys []counterKey
+	// budgetsUnread: the plan has budgeted rules whose budgets enrich did
+	// not read (decide has them read when it needs them).
+	budgetsUnread bool
 }
 
 // SetDryRun switches dry run on or off (a configuration reload).
@@ -202,11 +205,12 @@ func New(cfg Config) *Engine {
 	e.dryRun.Store(cfg.DryRun)
 	e.spool.max = maxSpooledActions
 	failures := &failureLog{logged: map[string]*failLog{}}
+	enrich := &enricher{store: cfg.Store, roles: cfg.Roles, breaker: &e.breaker, failures: failures, log: e.log,
+		appAdmin: cfg.AppAdmin, dedupeTTL: cfg.DedupeTTL, storeTimeout: cfg.StoreTimeout, eagerBudgets: cfg.Recorder != nil}
 	e.stages = []stage{
-		&enricher{store: cfg.Store, roles: cfg.Roles, breaker: &e.breaker, failures: failures, log: e.log,
-			appAdmin: cfg.AppAdmin, dedupeTTL: cfg.DedupeTTL, storeTimeout: cfg.StoreTimeout},
+		enrich,
 		&decider{dryRun: &e.dryRun, appAdmin: cfg.AppAdmin, failModes: cfg.FailModes, observer: cfg.Observer, log: e.log,
-			recorder: cfg.Recorder},
+			recorder: cfg.Recorder, readBudgets: enrich.readBudgets},
 		&committer{store: cfg.Store, breaker: &e.breaker, keep: e.keep, observer: cfg.Observer, log: e.log, now: cfg.Now},
 		&recorder{audit: cfg.Audit, now: cfg.Now, observer: cfg.Observer, log: e.log, failures: failures,
 			budgets: &budgetWarner{warned: map[string]time.Time{}}},

@@ -236,10 +236,19 @@ func Evaluate(set *rules.Set, ev *Event, st *State, opts Options) Outcome {
 
 // evaluate is Evaluate with an environment already filled from ev.Base.
 func evaluate(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env) Outcome {
+	out, _ := evaluateBudgets(set, ev, st, opts, env, false)
+	return out
+}
+
+// evaluateBudgets is evaluate; with unread, st.Budgets was not read: a
+// budgeted rule that matches with actions is taken as within its budget,
+// and returned, for the caller to read the budgets and evaluate again.
+// The outcome stands only when none is returned.
+func evaluateBudgets(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env, unread bool) (Outcome, []*rules.Rule) {
 	out := Outcome{Reply: tim.OK()}
 	plan := set.Plan(ev.Kind)
 	env.SetCounters(st.Counters)
-	budgets := &budgetUse{spent: st.Budgets}
+	budgets := &budgetUse{spent: st.Budgets, unread: unread}
 	out.Decisions = make([]Decision, 0, len(ev.Subjects))
 	for si, user := range ev.Subjects {
 		role := roleOf(user, st.Roles, opts.AppAdmin)
@@ -256,14 +265,24 @@ func evaluate(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env
 	for i := range out.Decisions {
 		out.Decisions[i].ReplyCode = out.Reply.ErrorCode
 	}
-	return out
+	return out, budgets.asked
 }
 
 // budgetUse is the actions budgeted rules took in their window: those the
 // store counted (spent, which evaluation leaves as it is) and those this
-// event's earlier subjects decided (added, made on the first).
+// event's earlier subjects decided (added, made on the first). With
+// unread, spent is not known: asked gathers the rules that needed it.
 type budgetUse struct {
 	spent, added map[string]int
+	unread       bool
+	asked        []*rules.Rule
+}
+
+// ask notes that r's budget decided something while unread.
+func (b *budgetUse) ask(r *rules.Rule) {
+	if b.unread && !slices.Contains(b.asked, r) {
+		b.asked = append(b.asked, r)
+	}
 }
 
 func (b *budgetUse) used(rule string) int { return b.spent[rule] + b.added[rule] }
@@ -327,6 +346,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int,
 		actions := resolveActions(ev, r, env, &d, opts.Trace, rules.Placeholders{User: user, Rule: r.Name, Words: words})
 		shadow := r.Shadow || opts.DryRun
 		if !shadow && r.Budget != nil && len(actions) > 0 {
+			budgets.ask(r)
 			if budgets.used(r.Name)+len(actions) > r.Budget.Actions {
 				shadow = true
 				d.Budget = append(d.Budget, r.Name)

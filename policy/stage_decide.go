@@ -10,8 +10,11 @@ import (
 )
 
 // decider is the second stage: it evaluates the rules against the state
-// enrich read (pure, in memory), or, when the store could not be read,
-// decides as the kind's fail mode says.
+// enrich read (in memory), or, when the store could not be read, decides as
+// the kind's fail mode says. When a budgeted rule matched with actions and
+// enrich did not read the budgets, it has them read (readBudgets, a second
+// round trip) and evaluates again; should that read fail, the rules' actions
+// go as if within budget, as in a degraded decision, and the record says so.
 type decider struct {
 	dryRun    *atomic.Bool
 	appAdmin  string
@@ -20,9 +23,11 @@ type decider struct {
 	log       *slog.Logger
 	// recorder, when set, hears every evaluated callback (record:).
 	recorder Recorder
+	// readBudgets reads budgets into the call's state (enricher).
+	readBudgets func(ctx context.Context, c *call, budgeted []*rules.Rule) error
 }
 
-func (s *decider) exec(_ context.Context, c *call) {
+func (s *decider) exec(ctx context.Context, c *call) {
 	if c.settled {
 		if c.result == "" {
 			// Nothing to evaluate: recorded without state, as a candidate
@@ -33,8 +38,20 @@ func (s *decider) exec(_ context.Context, c *call) {
 	}
 	opts := Options{DryRun: s.dryRun.Load(), AppAdmin: s.appAdmin}
 	if c.cause == nil {
-		c.out = evaluate(c.set, c.ev, c.state, opts, c.env)
-		s.record(c, c.state, false)
+		out, asked := evaluateBudgets(c.set, c.ev, c.state, opts, c.env, c.budgetsUnread)
+		if len(asked) > 0 {
+			if err := s.readBudgets(ctx, c, asked); err != nil {
+				if s.observer != nil {
+					s.observer.StoreError("budgets")
+				}
+				s.log.Warn("budgets unreadable; the rules' actions go as if within budget", "event_id", c.ev.ID, "command", c.ev.Command, "err", err)
+				c.result, c.errText = audit.ResultDegraded, "read budgets: "+err.Error()
+			} else {
+				out, _ = evaluateBudgets(c.set, c.ev, c.state, opts, c.env, false)
+			}
+		}
+		c.out = out
+		s.record(c, c.state, c.result == audit.ResultDegraded)
 		return
 	}
 	ev := c.ev

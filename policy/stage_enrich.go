@@ -16,8 +16,14 @@ import (
 
 // enricher is the first stage: it reads what the rules need from the store
 // in one round trip (counters touched and read, strikes, cached roles,
-// modes, budgets, the dedupe mark) into the call's State. It settles the
-// events no rule is evaluated for, and notes the store's failure for decide.
+// modes, the dedupe mark) into the call's State. It settles the events no
+// rule is evaluated for, and notes the store's failure for decide.
+//
+// Budgets are read later, by decide through readBudgets, and only when a
+// budgeted rule matched with actions: most events match none, and a budget
+// read in every event's round trip cost Redis a command each. With a
+// Recorder (eagerBudgets), they are read here for every event, as the
+// records keep them for replays of other rules.
 type enricher struct {
 	store        Store
 	roles        RoleFiller
@@ -27,6 +33,7 @@ type enricher struct {
 	appAdmin     string
 	dedupeTTL    time.Duration
 	storeTimeout time.Duration
+	eagerBudgets bool
 }
 
 func (s *enricher) exec(ctx context.Context, c *call) {
@@ -68,7 +75,13 @@ func (s *enricher) exec(ctx context.Context, c *call) {
 		c.settled, c.quiet, c.result = true, true, audit.ResultDup
 		return
 	}
-	c.stateBuf = stateFrom(c.set, c.plan, ev, req, res, keys)
+	var budgeted []*rules.Rule
+	if s.eagerBudgets {
+		budgeted = c.plan.Budgeted
+	} else {
+		c.budgetsUnread = len(c.plan.Budgeted) > 0
+	}
+	c.stateBuf = stateFrom(c.set, c.plan, ev, req, res, keys, budgeted)
 	c.state = &c.stateBuf.State
 	s.fillRoles(ctx, ev, res, c.state)
 }
@@ -151,8 +164,8 @@ func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rul
 			}
 		}
 	}
-	for _, r := range plan.Budgeted {
-		req.Counters = append(req.Counters, store.CounterTouch{Key: env.Key(budgetPrefix, r.Name, "|", ev.Base.GroupID), Window: r.Budget.Per})
+	if s.eagerBudgets {
+		req.Counters = appendBudgets(req.Counters, plan.Budgeted, ev, env)
 	}
 	if len(plan.Rules) > 0 {
 		req.Strikes = make([]store.UserRef, 0, len(ev.Subjects))
@@ -186,6 +199,40 @@ func (s *enricher) request(set *rules.Set, plan *rules.Plan, ev *Event, env *rul
 	return req, keys
 }
 
+// appendBudgets appends the reads of the budgets of rules in ev's group.
+func appendBudgets(touches []store.CounterTouch, budgeted []*rules.Rule, ev *Event, env *rules.Env) []store.CounterTouch {
+	for _, r := range budgeted {
+		touches = append(touches, store.CounterTouch{Key: env.Key(budgetPrefix, r.Name, "|", ev.Base.GroupID), Window: r.Budget.Per})
+	}
+	return touches
+}
+
+// readBudgets reads the budgets of rules in the event's group into the
+// call's State: one more round trip, for the events a budgeted rule
+// matched with actions (decide). The store's failure is the breaker's, as
+// enrich's is.
+func (s *enricher) readBudgets(ctx context.Context, c *call, budgeted []*rules.Rule) error {
+	if s.breaker.down() {
+		return errStoreDown
+	}
+	req := store.EnrichRequest{Now: c.ev.Received, EventID: c.ev.ID, Counters: appendBudgets(nil, budgeted, c.ev, c.env)}
+	res, err := s.store.Enrich(ctx, req)
+	s.breaker.note(err)
+	if err != nil {
+		return err
+	}
+	if c.state.Budgets == nil {
+		c.state.Budgets = c.stateBuf.budgets
+	}
+	for i, r := range budgeted {
+		if i < len(res.Counts) {
+			c.state.Budgets[r.Name] = int(res.Counts[i])
+		}
+	}
+	c.budgetsUnread = false
+	return nil
+}
+
 // touchIndex is the index of the touch of key in touches, -1 if there is
 // none. An event touches a few keys (its counters times its subjects): a
 // scan costs less than a map built per event.
@@ -206,7 +253,8 @@ const budgetPrefix = "budget|"
 // stateFrom spreads the store's answer over subjects and counters. With
 // several subjects, a counter keyed by user differs per subject, so each
 // subject gets its own values.
-func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequest, res store.EnrichResult, keys []counterKey) *stateBuf {
+// budgeted are the rules whose budgets req read, after the counters.
+func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequest, res store.EnrichResult, keys []counterKey, budgeted []*rules.Rule) *stateBuf {
 	sb := newStateBuf()
 	st := &sb.State
 	if n := len(set.Counters); n <= len(sb.values) {
@@ -233,10 +281,10 @@ func stateFrom(set *rules.Set, plan *rules.Plan, ev *Event, req store.EnrichRequ
 			st.SubjectCounters[ev.Subjects[k.subject]][k.index] = v
 		}
 	}
-	base := len(req.Counters) - len(plan.Budgeted)
-	if len(plan.Budgeted) > 0 {
+	base := len(req.Counters) - len(budgeted)
+	if len(budgeted) > 0 {
 		st.Budgets = sb.budgets
-		for i, r := range plan.Budgeted {
+		for i, r := range budgeted {
 			if base+i < len(res.Counts) {
 				st.Budgets[r.Name] = int(res.Counts[base+i])
 			}
