@@ -209,3 +209,72 @@ func TestFlushWaitsUntilTheOutputHasTheRecords(t *testing.T) {
 		}
 	})
 }
+
+// With Linger, the writer woken by a record waits for more before it
+// writes: one Write serves them all. Flush, Close and a quarter-full queue
+// end the wait at once (the bubble's clock shows no time passed).
+func TestLingerGathersRecordsIntoOneWrite(t *testing.T) {
+	const linger = 10 * time.Millisecond
+	newOut := func() *stalledOutput {
+		out := newStalledOutput()
+		close(out.release)
+		return out
+	}
+	writes := func(out *stalledOutput) int {
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		return out.writes
+	}
+	t.Run("the linger passes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			out := newOut()
+			w := NewWithOptions(out, Options{Linger: linger})
+			defer w.Close()
+			for i := range 50 {
+				w.WriteLine(record(i))
+			}
+			synctest.Wait()
+			if n := writes(out); n != 0 {
+				t.Fatalf("%d writes before the linger passed, want 0", n)
+			}
+			time.Sleep(linger)
+			synctest.Wait()
+			if n, lines := writes(out), len(out.lines()); n != 1 || lines != 50 {
+				t.Errorf("after the linger: %d writes of %d records, want 1 of 50", n, lines)
+			}
+		})
+	})
+	for _, tc := range []struct {
+		name  string
+		opts  Options
+		lines int
+		end   func(w *Writer) error
+	}{
+		{"Flush", Options{Linger: time.Hour}, 3, func(w *Writer) error { return w.Flush(context.Background()) }},
+		{"Close", Options{Linger: time.Hour}, 3, (*Writer).Close},
+		// 25 records of 40 bytes fill a quarter of 4,000 bytes with the
+		// last one.
+		{"a quarter-full queue", Options{Linger: time.Hour, Buffer: 4000}, 25, func(*Writer) error { synctest.Wait(); return nil }},
+	} {
+		t.Run(tc.name+" ends the linger", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				out := newOut()
+				w := NewWithOptions(out, tc.opts)
+				defer w.Close()
+				start := time.Now()
+				for i := range tc.lines {
+					w.WriteLine(record(i))
+				}
+				if err := tc.end(w); err != nil {
+					t.Fatal(err)
+				}
+				if n, lines := writes(out), len(out.lines()); n != 1 || lines != tc.lines {
+					t.Errorf("%d writes of %d records, want 1 of %d", n, lines, tc.lines)
+				}
+				if waited := time.Since(start); waited != 0 {
+					t.Errorf("the records waited %v", waited)
+				}
+			})
+		})
+	}
+}
