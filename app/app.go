@@ -51,8 +51,8 @@ type Options struct {
 // auditLinger is how long the audit writer lets records gather before it
 // writes them (audit.Options.Linger): at 10,000 callbacks a second, one
 // write and one wake-up of the writer for some twenty records instead of
-// a few. A reader of the file sees a record that much later; Flush and
-// shutdown do not wait for it.
+// a few. A reader of the file sees a record about that much later; Flush
+// and Close end the wait.
 const auditLinger = 2 * time.Millisecond
 
 // App is a running timguard: every part, built from one configuration.

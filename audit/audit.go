@@ -392,7 +392,7 @@ func (w *Writer) run() {
 		linger.Stop()
 	}
 	for range w.wake {
-		if linger != nil {
+		if linger != nil && w.queued() {
 			w.linger(linger)
 		}
 		for w.flushOnce() {
@@ -402,6 +402,14 @@ func (w *Writer) run() {
 	}
 }
 
+// queued reports whether records wait: a wake left over from records an
+// earlier write took starts no linger.
+func (w *Writer) queued() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) > 0
+}
+
 // linger waits Linger, or until something hurries the writer.
 func (w *Writer) linger(t *time.Timer) {
 	t.Reset(w.opts.Linger)
@@ -409,6 +417,11 @@ func (w *Writer) linger(t *time.Timer) {
 	case <-t.C:
 	case <-w.urgent:
 		t.Stop()
+		// Under GODEBUG=asynctimerchan=1 a tick may wait after Stop.
+		select {
+		case <-t.C:
+		default:
+		}
 	}
 }
 
@@ -508,7 +521,10 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	close(w.wake)
-	w.hurry()
+	// Closed, not signalled: no linger may begin after Close (a wake
+	// left in the channel would start one). Every other signal is sent
+	// under mu before closed is set.
+	close(w.urgent)
 	w.mu.Unlock()
 	t := time.NewTimer(closeWait)
 	defer t.Stop()

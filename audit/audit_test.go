@@ -278,3 +278,26 @@ func TestLingerGathersRecordsIntoOneWrite(t *testing.T) {
 		})
 	}
 }
+
+// A record that arrives while the writer lingers leaves a wake-up behind;
+// Close must not start a second linger on it.
+func TestCloseEndsEveryLinger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		out := newStalledOutput()
+		close(out.release)
+		w := NewWithOptions(out, Options{Linger: time.Hour})
+		start := time.Now()
+		w.WriteLine(record(1))
+		synctest.Wait() // the writer lingers
+		w.WriteLine(record(2))
+		if err := w.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if got := len(out.lines()); got != 2 {
+			t.Errorf("%d records written, want 2", got)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("Close waited %v", waited)
+		}
+	})
+}

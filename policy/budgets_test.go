@@ -140,3 +140,56 @@ func TestBudgetsAreReadWhenABudgetedRuleMatches(t *testing.T) {
 		}
 	})
 }
+
+// The second evaluation sees what the first saw: the event's own text
+// (the first's rewrites had changed message.text for the rules after
+// them), and every budget of the kind, also those of rules the first
+// evaluation never reached (past a budgeted stop rule it took as within
+// budget).
+func TestTheSecondEvaluationStartsAfresh(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	run := func(t *testing.T, src string, rec Recorder, events []*Event) (*lines, *memory.Store) {
+		t.Helper()
+		st := memory.New(memory.Options{})
+		l := &lines{}
+		e := New(Config{Rules: fixedRules{mustRules(t, src)}, Store: st, Audit: l, Recorder: rec, Now: func() time.Time { return now }})
+		for _, ev := range events {
+			ev.Received, ev.Base.Now = now, now
+			e.Handle(context.Background(), ev)
+		}
+		return l, st
+	}
+	t.Run("rewritten text", func(t *testing.T) {
+		const src = `version: 1
+rules:
+  - {name: r1, on: message, if: 'message.text contains "bad"', verdict: rewrite, rewrite: {text: 'replace(message.text, "bad", "good")'}}
+  - {name: r2, on: message, if: 'true', verdict: rewrite, rewrite: {text: 'message.text + "!"'}}
+  - {name: b, on: message, if: 'message.text contains "bad"', actions: [{mute: 1m}], budget: {actions: 5, per: 1m}}
+`
+		for _, rec := range []Recorder{nil, &keptRecords{}} {
+			l, _ := run(t, src, rec, []*Event{msgEvent(t, "eve", "bad word")})
+			got := l.last()
+			if !slices.Equal(got.Rules, []string{"r1", "r2", "b"}) || len(got.Actions) != 1 || got.Actions[0].Kind != "mute" {
+				t.Errorf("recorder %v: rules %v actions %+v; want r1, r2 and b with its mute", rec != nil, got.Rules, got.Actions)
+			}
+		}
+	})
+	t.Run("a budget the first evaluation did not reach", func(t *testing.T) {
+		const src = `version: 1
+rules:
+  - {name: a, on: member_joined, if: 'true', actions: [{mute_group: 1m}], budget: {actions: 1, per: 15m}, stop: true}
+  - {name: b, on: member_joined, if: 'true', actions: [{mute_group: 2m}], budget: {actions: 1, per: 15m}}
+`
+		for _, rec := range []Recorder{nil, &keptRecords{}} {
+			// Join 1: a acts and stops. Join 2: a is over budget (shadow,
+			// no stop), b acts. Join 3: both are over budget.
+			l, st := run(t, src, rec, []*Event{joinEvent(t, 1, "a"), joinEvent(t, 2, "b"), joinEvent(t, 3, "c")})
+			if got := l.last(); !slices.Equal(got.Budget, []string{"a", "b"}) {
+				t.Errorf("recorder %v: the third join's budget_exceeded is %v, want [a b]", rec != nil, got.Budget)
+			}
+			if pending, _ := st.Pending(context.Background(), 10); len(pending) != 2 {
+				t.Errorf("recorder %v: %d group mutes in the outbox, want 2 (one per budget)", rec != nil, len(pending))
+			}
+		}
+	})
+}

@@ -12,9 +12,12 @@ import (
 // decider is the second stage: it evaluates the rules against the state
 // enrich read (in memory), or, when the store could not be read, decides as
 // the kind's fail mode says. When a budgeted rule matched with actions and
-// enrich did not read the budgets, it has them read (readBudgets, a second
-// round trip) and evaluates again; should that read fail, the rules' actions
-// go as if within budget, as in a degraded decision, and the record says so.
+// enrich did not read the budgets, it has every budget of the kind read
+// (readBudgets, a second round trip: the second evaluation may reach
+// budgeted rules the first did not, past a stop rule now over budget) and
+// evaluates again from the event's own fields; should that read fail, the
+// first evaluation stands, its actions as if within budget, as in a
+// degraded decision, and the record says so.
 type decider struct {
 	dryRun    *atomic.Bool
 	appAdmin  string
@@ -40,13 +43,20 @@ func (s *decider) exec(ctx context.Context, c *call) {
 	if c.cause == nil {
 		out, asked := evaluateBudgets(c.set, c.ev, c.state, opts, c.env, c.budgetsUnread)
 		if len(asked) > 0 {
-			if err := s.readBudgets(ctx, c, asked); err != nil {
+			// Not cancelled with the request, as commit is not: a
+			// budget must not give way because the IM server hung up.
+			if err := s.readBudgets(context.WithoutCancel(ctx), c, c.plan.Budgeted); err != nil {
 				if s.observer != nil {
 					s.observer.StoreError("budgets")
 				}
 				s.log.Warn("budgets unreadable; the rules' actions go as if within budget", "event_id", c.ev.ID, "command", c.ev.Command, "err", err)
 				c.result, c.errText = audit.ResultDegraded, "read budgets: "+err.Error()
 			} else {
+				// Evaluation changed the environment (a rewrite sets
+				// message.text for the rules after it): start again
+				// from the event.
+				in := c.ev.Base
+				c.env.Fill(&in)
 				out, _ = evaluateBudgets(c.set, c.ev, c.state, opts, c.env, false)
 			}
 		}

@@ -110,7 +110,10 @@ func reuse[T any](s []T, n int) []T {
 // read, never after a wait for a pipeline that ended first (the sender may
 // still hold them). b must not be used afterwards.
 func (b *cmdBuf) release() {
-	if cap(b.cmds) > maxPooled || cap(b.ints) > maxPooled {
+	// A part of many commands, or of one with many arguments (a ZADD of
+	// a join wave's thousands of members), is not kept.
+	if cap(b.cmds) > maxPooled || cap(b.ints) > maxPooled || cap(b.args) > 8*maxPooled ||
+		cap(b.strs) > 8*maxPooled || cap(b.members) > maxPooled {
 		return
 	}
 	// What b refers to (the context, replies, strings) goes with it.
