@@ -242,9 +242,9 @@ func evaluate(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env
 
 // evaluateBudgets is evaluate; with unread, st.Budgets was not read: a
 // budgeted rule that matches with actions is taken as within its budget,
-// and returned, for the caller to read the budgets and evaluate again.
-// The outcome stands only when none is returned.
-func evaluateBudgets(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env, unread bool) (Outcome, []*rules.Rule) {
+// and the second result says one did, for the caller to read the budgets
+// and evaluate again. The outcome stands only when it is false.
+func evaluateBudgets(set *rules.Set, ev *Event, st *State, opts Options, env *rules.Env, unread bool) (Outcome, bool) {
 	out := Outcome{Reply: tim.OK()}
 	plan := set.Plan(ev.Kind)
 	env.SetCounters(st.Counters)
@@ -265,24 +265,16 @@ func evaluateBudgets(set *rules.Set, ev *Event, st *State, opts Options, env *ru
 	for i := range out.Decisions {
 		out.Decisions[i].ReplyCode = out.Reply.ErrorCode
 	}
-	return out, budgets.asked
+	return out, budgets.needed
 }
 
 // budgetUse is the actions budgeted rules took in their window: those the
 // store counted (spent, which evaluation leaves as it is) and those this
 // event's earlier subjects decided (added, made on the first). With
-// unread, spent is not known: asked gathers the rules that needed it.
+// unread, spent is not known: needed says a budget decided something.
 type budgetUse struct {
-	spent, added map[string]int
-	unread       bool
-	asked        []*rules.Rule
-}
-
-// ask notes that r's budget decided something while unread.
-func (b *budgetUse) ask(r *rules.Rule) {
-	if b.unread && !slices.Contains(b.asked, r) {
-		b.asked = append(b.asked, r)
-	}
+	spent, added   map[string]int
+	unread, needed bool
 }
 
 func (b *budgetUse) used(rule string) int { return b.spent[rule] + b.added[rule] }
@@ -346,7 +338,7 @@ func decide(set *rules.Set, plan *rules.Plan, ev *Event, env *rules.Env, si int,
 		actions := resolveActions(ev, r, env, &d, opts.Trace, rules.Placeholders{User: user, Rule: r.Name, Words: words})
 		shadow := r.Shadow || opts.DryRun
 		if !shadow && r.Budget != nil && len(actions) > 0 {
-			budgets.ask(r)
+			budgets.needed = budgets.unread
 			if budgets.used(r.Name)+len(actions) > r.Budget.Actions {
 				shadow = true
 				d.Budget = append(d.Budget, r.Name)

@@ -26,8 +26,9 @@ type decider struct {
 	log       *slog.Logger
 	// recorder, when set, hears every evaluated callback (record:).
 	recorder Recorder
-	// readBudgets reads budgets into the call's state (enricher).
-	readBudgets func(ctx context.Context, c *call, budgeted []*rules.Rule) error
+	// readBudgets reads the kind's budgets into the call's state
+	// (enricher).
+	readBudgets func(ctx context.Context, c *call) error
 }
 
 func (s *decider) exec(ctx context.Context, c *call) {
@@ -41,11 +42,11 @@ func (s *decider) exec(ctx context.Context, c *call) {
 	}
 	opts := Options{DryRun: s.dryRun.Load(), AppAdmin: s.appAdmin}
 	if c.cause == nil {
-		out, asked := evaluateBudgets(c.set, c.ev, c.state, opts, c.env, c.budgetsUnread)
-		if len(asked) > 0 {
+		out, needed := evaluateBudgets(c.set, c.ev, c.state, opts, c.env, c.budgetsUnread)
+		if needed {
 			// Not cancelled with the request, as commit is not: a
 			// budget must not give way because the IM server hung up.
-			if err := s.readBudgets(context.WithoutCancel(ctx), c, c.plan.Budgeted); err != nil {
+			if err := s.readBudgets(context.WithoutCancel(ctx), c); err != nil {
 				if s.observer != nil {
 					s.observer.StoreError("budgets")
 				}

@@ -207,11 +207,12 @@ func appendBudgets(touches []store.CounterTouch, budgeted []*rules.Rule, ev *Eve
 	return touches
 }
 
-// readBudgets reads the budgets of rules in the event's group into the
-// call's State: one more round trip, for the events a budgeted rule
-// matched with actions (decide). The store's failure is the breaker's, as
-// enrich's is.
-func (s *enricher) readBudgets(ctx context.Context, c *call, budgeted []*rules.Rule) error {
+// readBudgets reads the budgets of the plan's rules in the event's group
+// into the call's State: one more round trip, for the events a budgeted
+// rule matched with actions (decide). The store's failure is the
+// breaker's, as enrich's is.
+func (s *enricher) readBudgets(ctx context.Context, c *call) error {
+	budgeted := c.plan.Budgeted
 	if s.breaker.down() {
 		return errStoreDown
 	}
@@ -229,7 +230,6 @@ func (s *enricher) readBudgets(ctx context.Context, c *call, budgeted []*rules.R
 			c.state.Budgets[r.Name] = int(res.Counts[i])
 		}
 	}
-	c.budgetsUnread = false
 	return nil
 }
 
