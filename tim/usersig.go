@@ -270,19 +270,26 @@ func VerifyUserSig(sig string, sdkAppID uint64, secretKey, identifier string, no
 	if err != nil {
 		return err
 	}
-	if info.SDKAppID != sdkAppID {
-		return &UserSigError{Code: CodeUserSigWrongAppID, Reason: fmt.Sprintf("UserSig was issued for SDKAppID %d, not %d", info.SDKAppID, sdkAppID)}
+	return info.Verify(sdkAppID, secretKey, identifier, now)
+}
+
+// Verify makes every check of VerifyUserSig but the parse on a UserSig
+// ParseUserSig decoded, so that a server may keep decoded UserSigs (the
+// decoding inflates and parses JSON) and still check each request's.
+func (i UserSigInfo) Verify(sdkAppID uint64, secretKey, identifier string, now time.Time) error {
+	if i.SDKAppID != sdkAppID {
+		return &UserSigError{Code: CodeUserSigWrongAppID, Reason: fmt.Sprintf("UserSig was issued for SDKAppID %d, not %d", i.SDKAppID, sdkAppID)}
 	}
-	if info.Identifier != identifier {
-		return &UserSigError{Code: CodeUserSigWrongIdentity, Reason: fmt.Sprintf("UserSig was issued for identifier %q, not %q", info.Identifier, identifier)}
+	if i.Identifier != identifier {
+		return &UserSigError{Code: CodeUserSigWrongIdentity, Reason: fmt.Sprintf("UserSig was issued for identifier %q, not %q", i.Identifier, identifier)}
 	}
-	want := userSigHMAC(secretKey, userSigContent(info.Identifier, info.SDKAppID, info.Time, info.Expire))
-	got, _ := base64.StdEncoding.DecodeString(info.Sig) // ParseUserSig checked it.
-	if !hmac.Equal(got, want) {
+	want := userSigHMAC(secretKey, userSigContent(i.Identifier, i.SDKAppID, i.Time, i.Expire))
+	got, err := base64.StdEncoding.DecodeString(i.Sig) // ParseUserSig checked it
+	if err != nil || !hmac.Equal(got, want) {
 		return ErrUserSigBadSignature
 	}
-	if now.Unix() > info.Time+info.Expire {
-		return &UserSigError{Code: CodeUserSigExpired, Reason: fmt.Sprintf("UserSig expired at %s", info.ExpiresAt().UTC().Format(time.RFC3339))}
+	if now.Unix() > i.Time+i.Expire {
+		return &UserSigError{Code: CodeUserSigExpired, Reason: fmt.Sprintf("UserSig expired at %s", i.ExpiresAt().UTC().Format(time.RFC3339))}
 	}
 	return nil
 }

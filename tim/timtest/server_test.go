@@ -189,6 +189,43 @@ func TestAuthenticationFailures(t *testing.T) {
 	}
 }
 
+// TestAUserSigSeenBeforeIsCheckedOnEveryCall: the fake keeps UserSigs
+// decoded, but each call's is verified as the first was: one it accepted
+// is refused once the clock passes its expiry, and one it refused (signed
+// with another key, or naming another identifier) is refused again.
+func TestAUserSigSeenBeforeIsCheckedOnEveryCall(t *testing.T) {
+	s, clk := newServer(t, timtest.Options{})
+	sigFor := func(key, id string) string {
+		sig, err := tim.GenUserSig(timtest.DefaultSDKAppID, key, id, time.Hour, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	good := sigFor(timtest.DefaultSecretKey, timtest.DefaultAdmin)
+	forged := sigFor("wrong", timtest.DefaultAdmin)
+	jareds := sigFor(timtest.DefaultSecretKey, "jared")
+	call := func(identifier, sig string) int {
+		t.Helper()
+		return do(t, s, request{command: tim.CommandForbidSendMsg, identifier: identifier, sig: sig, body: mute(public, []string{"jared"}, 60)}).code
+	}
+	for i := range 2 {
+		if code := call("", good); code != 0 {
+			t.Fatalf("call %d with a valid UserSig: code %d", i+1, code)
+		}
+		if code := call("", forged); code != tim.CodeUserSigBadSignature {
+			t.Errorf("call %d with a forged UserSig: code %d, want %d", i+1, code, tim.CodeUserSigBadSignature)
+		}
+		if code := call(timtest.DefaultAdmin, jareds); code != tim.CodeUserSigWrongIdentity {
+			t.Errorf("call %d with another identifier's UserSig: code %d, want %d", i+1, code, tim.CodeUserSigWrongIdentity)
+		}
+	}
+	clk.Add(time.Hour + time.Second)
+	if code := call("", good); code != tim.CodeUserSigExpired {
+		t.Errorf("the UserSig accepted before, past its expiry: code %d, want %d", code, tim.CodeUserSigExpired)
+	}
+}
+
 func TestBodyValidation(t *testing.T) {
 	s, _ := newServer(t, timtest.Options{})
 	tests := []struct {
