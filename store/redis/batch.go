@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,9 +26,11 @@ import (
 // A call waits for its pipeline no longer than its own deadline (that of its
 // context, bounded by Options.Timeout): one slow pipeline never holds a
 // callback past it, and other senders, if any, go on meanwhile. The wait is
-// on a timer the call reuses, not on the context's Done: a callback's
-// context (lazyctx) makes its own timer and done channel only for what
-// waits on Done. A call whose context is cancelled before its pipeline is
+// on the call's own channel, which the sender or, at the deadline, a timer
+// the call reuses signals, whichever settles the call first: a receive on
+// one channel costs less than a select over two, and a callback's context
+// (lazyctx) makes its own timer and done channel only for what waits on
+// Done. A call whose context is cancelled before its pipeline is
 // sent is left out of it and fails with the context's error; once sent, its
 // caller waits for the pipeline, up to its deadline, as for one of its own.
 // A call whose commands fail (a wrong type, a missing script) fails alone;
@@ -78,14 +81,40 @@ type call struct {
 	// deadline is the call's, which ctx may not carry: the caller waits
 	// no longer, on timer.
 	deadline time.Time
-	timer    *time.Timer
-	cmds     []goredis.Cmder
-	// done receives once the pipeline has run (or the call was skipped
-	// because its context ended first).
+	// timer runs expire at the deadline.
+	timer *time.Timer
+	cmds  []goredis.Cmder
+	// state says who settled the call: no one yet (callWaiting), the
+	// sender (callRan: its pipeline ran, or it was left out because its
+	// context ended first) or the timer (callExpired).
+	state atomic.Int32
+	// done receives once, when the call is settled.
 	done chan struct{}
 	// err is a failure of the whole pipeline that go-redis set on none of
 	// its commands.
 	err error
+}
+
+// A call's states.
+const (
+	callWaiting int32 = iota
+	callRan
+	callExpired
+)
+
+// settle tells the waiter that the sender is done with c, unless its
+// deadline came first.
+func (c *call) settle() {
+	if c.state.CompareAndSwap(callWaiting, callRan) {
+		c.done <- struct{}{}
+	}
+}
+
+// expire ends the wait at the deadline, unless the sender settled c first.
+func (c *call) expire() {
+	if c.state.CompareAndSwap(callWaiting, callExpired) {
+		c.done <- struct{}{}
+	}
 }
 
 // batcher runs the senders.
@@ -107,9 +136,10 @@ func newBatcher(rdb goredis.UniversalClient, opts BatchOptions, reg prometheus.R
 		queue: make(chan *call, opts.MaxSize*opts.Senders*4),
 		stop:  make(chan struct{}),
 		calls: sync.Pool{New: func() any {
-			t := time.NewTimer(time.Hour)
-			t.Stop()
-			return &call{done: make(chan struct{}, 1), timer: t}
+			c := &call{done: make(chan struct{}, 1)}
+			c.timer = time.AfterFunc(time.Hour, c.expire)
+			c.timer.Stop()
+			return c
 		}},
 	}
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -149,6 +179,7 @@ func (b *batcher) close() {
 func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmder) (bool, error) {
 	c := b.calls.Get().(*call)
 	c.ctx, c.deadline, c.cmds, c.err = ctx, deadline, cmds, nil
+	c.state.Store(callWaiting)
 	c.timer.Reset(time.Until(deadline))
 	// The queue has room but when Redis falls behind: try it first, on
 	// its own, which costs less than the select over every case below.
@@ -166,14 +197,14 @@ func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmd
 		case <-b.stop:
 			b.release(c)
 			return false, goredis.ErrClosed
-		case <-c.timer.C:
-			b.release(c)
+		case <-c.done:
+			// Expired before a sender took it: no one holds c, but
+			// its timer has run, and c is left to the collector.
 			return false, context.DeadlineExceeded
 		}
 	}
-	select {
-	case <-c.done:
-	case <-c.timer.C:
+	<-c.done
+	if c.state.Load() == callExpired {
 		// The sender still holds c: it is not reused.
 		return false, context.DeadlineExceeded
 	}
@@ -185,17 +216,14 @@ func (b *batcher) do(ctx context.Context, deadline time.Time, cmds []goredis.Cmd
 	return true, firstErr(cmds)
 }
 
-// release puts back a call no sender holds.
+// release puts back a call no sender holds. A call whose timer has
+// started expire (which may still be running) is left to the collector:
+// reused, it could be expired by its previous deadline.
 func (b *batcher) release(c *call) {
-	c.timer.Stop()
-	// Under GODEBUG=asynctimerchan=1 (timers before Go 1.23) a tick may
-	// wait in the channel after Stop: it must not end the next call's wait.
-	select {
-	case <-c.timer.C:
-	default:
-	}
 	c.ctx, c.cmds, c.err = nil, nil, nil
-	b.calls.Put(c)
+	if c.timer.Stop() {
+		b.calls.Put(c)
+	}
 }
 
 // firstErr is the first error of cmds other than goredis.Nil.
@@ -304,6 +332,6 @@ func (b *batcher) exec(x *sender, batch []*call) {
 		cancel()
 	}
 	for _, c := range batch {
-		c.done <- struct{}{}
+		c.settle()
 	}
 }

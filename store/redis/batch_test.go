@@ -381,3 +381,64 @@ func TestWindowCountsAreExactAndItsStaleEntriesBounded(t *testing.T) {
 		t.Errorf("the window holds %d entries, want its 10 live ones and few stale ones", n)
 	}
 }
+
+// noIO answers every pipeline at once without sending it, so that a
+// benchmark measures the batcher's own work.
+type noIO struct{}
+
+func (noIO) DialHook(next goredis.DialHook) goredis.DialHook          { return next }
+func (noIO) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+func (noIO) ProcessPipelineHook(goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(context.Context, []goredis.Cmder) error { return nil }
+}
+
+// BenchmarkBatcherOverhead is what sharing pipelines costs per call when
+// Redis costs nothing: handing the call to the sender, its wait with a
+// deadline, and the wake-up when its pipeline has run.
+func BenchmarkBatcherOverhead(b *testing.B) {
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	rdb.AddHook(noIO{})
+	bt := newBatcher(rdb, BatchOptions{MaxSize: DefaultBatchMaxSize, Senders: DefaultBatchSenders}, nil)
+	defer bt.close()
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		cmds := []goredis.Cmder{goredis.NewIntCmd(ctx, "incr", "k")}
+		for pb.Next() {
+			if ran, err := bt.do(ctx, time.Now().Add(time.Second), cmds); !ran || err != nil {
+				b.Errorf("ran %v, err %v", ran, err)
+				return
+			}
+		}
+	})
+}
+
+// A call settled by its pipeline as its deadline came keeps the pipeline's
+// outcome, and is not reused: its timer's expire, which may still run,
+// must not end a later call's wait.
+func TestACallWhoseTimerRanIsNotReused(t *testing.T) {
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	rdb.AddHook(noIO{})
+	bt := newBatcher(rdb, BatchOptions{}, nil)
+	defer bt.close()
+	c := bt.calls.Get().(*call)
+	c.state.Store(callWaiting)
+	c.settle() // the pipeline ran
+	c.timer.Reset(0)
+	for c.timer.Stop() { // stopped before it fired: let it fire
+		c.timer.Reset(0)
+	}
+	if got := c.state.Load(); got != callRan {
+		t.Fatalf("state %d after the pipeline and then the deadline, want callRan", got)
+	}
+	if n := len(c.done); n != 1 {
+		t.Fatalf("%d wake-ups queued, want the pipeline's only", n)
+	}
+	bt.release(c)
+	for range 100 {
+		if bt.calls.Get().(*call) == c {
+			t.Fatal("a call whose timer ran was reused")
+		}
+	}
+}
