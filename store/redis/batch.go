@@ -85,8 +85,9 @@ type call struct {
 	timer *time.Timer
 	cmds  []goredis.Cmder
 	// state says who settled the call: no one yet (callWaiting), the
-	// sender (callRan: its pipeline ran, or it was left out because its
-	// context ended first) or the timer (callExpired).
+	// sender (callRan: its pipeline ran or failed, or the sender left it
+	// out because its context or deadline ended first) or the timer
+	// (callExpired).
 	state atomic.Int32
 	// done receives once, when the call is settled.
 	done chan struct{}
