@@ -109,6 +109,15 @@ type AuditSink interface {
 	WriteLine(line []byte)
 }
 
+// RecordSink is an AuditSink that also takes the record each line encodes,
+// so that it need not decode the line to read it (console.ActionResults
+// keeps each action's last result). The executor calls WriteRecord instead
+// of WriteLine when its sink has it; rec must not be kept.
+type RecordSink interface {
+	AuditSink
+	WriteRecord(rec *audit.Record, line []byte)
+}
+
 // Defaults for Config fields left zero.
 const (
 	DefaultLease        = 30 * time.Second
@@ -537,6 +546,10 @@ func (e *Executor) record(j *job, result, command, errText string) {
 	line, err := audit.Encode(rec)
 	if err != nil {
 		e.log.Error("encode action audit record", "action", a.ID, "err", err)
+		return
+	}
+	if rs, ok := e.cfg.Audit.(RecordSink); ok {
+		rs.WriteRecord(rec, line)
 		return
 	}
 	e.cfg.Audit.WriteLine(line)

@@ -1097,3 +1097,37 @@ func TestAFailedGroupLookupFailsOnlyTheActionsThatNeedIt(t *testing.T) {
 		t.Errorf("results %v, want the kick and the warning dead and the notice to all sent", got)
 	}
 }
+
+// recordLog is an audit sink that also takes each record (RecordSink).
+type recordLog struct {
+	auditLog
+	recs []audit.Record
+}
+
+func (l *recordLog) WriteRecord(rec *audit.Record, line []byte) {
+	l.WriteLine(line)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, *rec)
+}
+
+// A sink that takes records gets each one with the line that encodes it,
+// and no line without its record.
+func TestTheExecutorHandsARecordSinkEachRecordWithItsLine(t *testing.T) {
+	s := memory.New(memory.Options{})
+	log := &recordLog{}
+	e := newTestExecutor(t, s, newFakeClient(), nil, func(c *Config) { c.Audit = log })
+	enqueue(t, s, time.Now(), act("mute-a", string(rules.ActMute), grp, tim.GroupPublic, "a", 60, ""),
+		act("warn-b", string(rules.ActWarn), grp, tim.GroupPublic, "b", 0, "stop"))
+	drain(t, e)
+	lines := log.records(t)
+	if len(lines) != 2 || len(log.recs) != len(lines) {
+		t.Fatalf("%d lines and %d records, want 2 of each", len(lines), len(log.recs))
+	}
+	for i, rec := range log.recs {
+		if rec.Kind != audit.KindAction || rec.Result != audit.ResultDone || len(rec.Actions) != 1 ||
+			rec.Actions[0].ID != lines[i].Actions[0].ID || rec.Result != lines[i].Result {
+			t.Errorf("record %d %+v does not match its line %+v", i, rec, lines[i])
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/timguard/timguard/audit"
 )
 
 // LineWriter takes encoded audit records (audit.Writer implements it).
@@ -43,7 +45,7 @@ func NewActionResults(next LineWriter, limit int) *ActionResults {
 }
 
 // WriteLine writes line to the audit writer and, when it is an action
-// record, keeps its result.
+// record, keeps its result, which it decodes from line.
 func (a *ActionResults) WriteLine(line []byte) {
 	a.next.WriteLine(line)
 	if !bytes.Contains(line, []byte(`"kind":"action"`)) {
@@ -55,10 +57,29 @@ func (a *ActionResults) WriteLine(line []byte) {
 			ID string `json:"id"`
 		} `json:"actions"`
 	}
-	if err := json.Unmarshal(line, &rec); err != nil || len(rec.Actions) != 1 || rec.Actions[0].ID == "" {
+	if err := json.Unmarshal(line, &rec); err != nil || len(rec.Actions) != 1 {
 		return
 	}
-	id := rec.Actions[0].ID
+	a.keep(rec.Actions[0].ID, rec.actionResult)
+}
+
+// WriteRecord writes line, which encodes rec, to the audit writer and, when
+// rec is an action record, keeps its result without decoding line (the
+// executor calls it: actions.RecordSink).
+func (a *ActionResults) WriteRecord(rec *audit.Record, line []byte) {
+	a.next.WriteLine(line)
+	if rec.Kind != audit.KindAction || len(rec.Actions) != 1 {
+		return
+	}
+	a.keep(rec.Actions[0].ID, actionResult{Result: rec.Result, Error: rec.Error, Attempt: rec.Attempt, Time: rec.Time})
+}
+
+// keep remembers the result of the action id, forgetting the oldest action
+// beyond the limit.
+func (a *ActionResults) keep(id string, r actionResult) {
+	if id == "" {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ok := a.byID[id]; !ok {
@@ -68,7 +89,7 @@ func (a *ActionResults) WriteLine(line []byte) {
 			a.order = a.order[1:]
 		}
 	}
-	a.byID[id] = rec.actionResult
+	a.byID[id] = r
 }
 
 // lookup returns the last result seen of the action id.
