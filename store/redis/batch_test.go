@@ -442,3 +442,78 @@ func TestACallWhoseTimerRanIsNotReused(t *testing.T) {
 		}
 	}
 }
+
+// The executor's scripts (the REST budget, mutes, completions) made while
+// a pipeline is out share the next one, and each caller gets its answer.
+func TestTheExecutorsScriptsShareTheCallbacksPipelines(t *testing.T) {
+	s, g, _ := gatedStore(t, 10*time.Second)
+	ctx := t.Context()
+	now := time.Now()
+	// Enqueue and Claim are single commands: the gate holds pipelines only.
+	if err := s.Enqueue(ctx, store.Action{ID: "a1", Kind: "mute", Group: "g", User: "u", Seconds: 60, EventID: "e", Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := s.Claim(ctx, now, 10, time.Minute)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v, %v", claimed, err)
+	}
+	go func() { _, _ = s.Enrich(ctx, enrichOne("first", "e0")) }()
+	<-g.held
+
+	var allowed bool
+	var allowErr, muteErr, completeErr error
+	mute := store.Mute{Group: "g", User: "u", Until: now.Add(time.Hour).Truncate(time.Millisecond), Since: now.Truncate(time.Millisecond)}
+	var wg sync.WaitGroup
+	wg.Go(func() { allowed, _, allowErr = s.Allow(ctx, 1, 100) })
+	wg.Go(func() { muteErr = s.SetMute(ctx, mute) })
+	wg.Go(func() { completeErr = s.Complete(ctx, claimed[0]) })
+	queued(t, s, 3)
+	g.release()
+	wg.Wait()
+	if !allowed || allowErr != nil || muteErr != nil || completeErr != nil {
+		t.Fatalf("allow %v %v, set mute %v, complete %v", allowed, allowErr, muteErr, completeErr)
+	}
+	if sent := g.sent(); len(sent) != 2 || sent[1] != 3 {
+		t.Errorf("pipelines of %v commands, want the first call's, then one of the three scripts", sent)
+	}
+	mutes, err := s.ListMutes(ctx, "g")
+	if err != nil || len(mutes) != 1 || mutes[0].User != "u" {
+		t.Errorf("mutes %+v, %v; want u's", mutes, err)
+	}
+	if again, err := s.Claim(ctx, now.Add(2*time.Minute), 10, time.Minute); err != nil || len(again) != 0 {
+		t.Errorf("the completed action was claimed again: %+v, %v", again, err)
+	}
+}
+
+// When Redis has lost its script cache (a restart, SCRIPT FLUSH), the
+// scripts sent in shared pipelines run anyway (EVAL after NOSCRIPT).
+func TestSharedScriptsRunAfterTheScriptCacheIsFlushed(t *testing.T) {
+	s := freshStore(t, Options{})
+	ctx := t.Context()
+	now := time.Now()
+	if err := s.Enqueue(ctx, store.Action{ID: "a1", Kind: "mute", Group: "g", User: "u", Seconds: 60, EventID: "e", Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := s.Claim(ctx, now, 10, time.Minute)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v, %v", claimed, err)
+	}
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := s.Allow(ctx, 1, 100); !ok || err != nil {
+		t.Errorf("allow after a flush: %v, %v", ok, err)
+	}
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMute(ctx, store.Mute{Group: "g", User: "u", Until: now.Add(time.Hour), Since: now}); err != nil {
+		t.Errorf("set mute after a flush: %v", err)
+	}
+	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, claimed[0]); err != nil {
+		t.Errorf("complete after a flush: %v", err)
+	}
+}

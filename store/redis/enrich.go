@@ -602,7 +602,7 @@ func (s *Store) mutes(ctx context.Context, op, group string, args ...any) ([]sto
 	defer cancel()
 	keys := []string{s.k.groupMutes(group), s.k.muted}
 	argv := append([]any{op, group, ms(time.Now().UnixMilli())}, args...)
-	vals, err := s.scripts.mutes.Run(ctx, s.rdb, keys, argv...).StringSlice()
+	vals, err := s.scripts.mutes.Run(ctx, s.shared, keys, argv...).StringSlice()
 	if err != nil {
 		return nil, s.result(op+" mutes", group, err)
 	}

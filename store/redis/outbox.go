@@ -216,7 +216,7 @@ func (s *Store) completeBatch(batch []*completion) {
 	}
 	ctx, cancel := s.bound(context.WithoutCancel(live[0].ctx))
 	defer cancel()
-	res, err := s.scripts.complete.Run(ctx, s.rdb, s.k.outbox, args...).Int64Slice()
+	res, err := s.scripts.complete.Run(ctx, s.shared, s.k.outbox, args...).Int64Slice()
 	if err == nil && len(res) != len(live) {
 		err = fmt.Errorf("redis complete: %d results for %d claims", len(res), len(live))
 	}

@@ -117,6 +117,7 @@ func (o *Options) defaults() error {
 // Store is the Redis Store.
 type Store struct {
 	rdb          goredis.UniversalClient
+	shared       sharedScripter
 	limiter      *redis_rate.Limiter
 	scripts      scripts
 	k            keys
@@ -179,7 +180,6 @@ func NewFromClient(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		rdb:          rdb,
-		limiter:      redis_rate.NewLimiter(rdb),
 		scripts:      newScripts(),
 		k:            newKeys(opts.KeyPrefix),
 		timeout:      opts.Timeout,
@@ -192,6 +192,8 @@ func NewFromClient(rdb goredis.UniversalClient, opts Options) (*Store, error) {
 	if opts.Batch.MaxSize > 1 {
 		s.batch = newBatcher(rdb, opts.Batch, opts.Registerer)
 	}
+	s.shared = sharedScripter{UniversalClient: rdb, s: s}
+	s.limiter = redis_rate.NewLimiter(s.shared)
 	return s, nil
 }
 
@@ -326,6 +328,32 @@ func (s *Store) run(ctx context.Context, cmds []goredis.Cmder) ([]goredis.Cmder,
 		return nil, err
 	}
 	return cmds, err
+}
+
+// sharedScripter is the client with EVALSHA sent through run, in a
+// pipeline shared with concurrent calls: the scripts the executor runs one
+// call at a time (completions, mutes, the shared REST budget's limiter)
+// ride with the callbacks' reads and writes instead of paying a write and a
+// read of the socket each, in the bot and in Redis. Script.Run falls back to
+// EVAL, which goes to the client directly, when Redis does not have the
+// script cached (after a restart or a SCRIPT FLUSH).
+type sharedScripter struct {
+	goredis.UniversalClient
+	s *Store
+}
+
+// EvalSha runs the script sha1 through run. Its Cmd carries the error when
+// the call did not run (or its caller stopped waiting, while its own Cmd may
+// still be in use).
+func (c sharedScripter) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *goredis.Cmd {
+	// A pipeline only builds the command here: run sends it.
+	cmd := c.UniversalClient.Pipeline().EvalSha(ctx, sha1, keys, args...)
+	if cmds, err := c.s.run(ctx, []goredis.Cmder{cmd}); cmds == nil {
+		failed := goredis.NewCmd(ctx)
+		failed.SetErr(err)
+		return failed
+	}
+	return cmd
 }
 
 // result turns a go-redis error into the store's: nil stays nil (and notes
