@@ -13,7 +13,9 @@ import (
 )
 
 // BatchOptions configure how the Enrich and Commit calls of concurrent
-// callers share pipelines. Zero values take the defaults.
+// callers, and the scripts the executor runs one call at a time
+// (completions, mutes, the shared REST budget's limiter), share pipelines.
+// Zero values take the defaults.
 //
 // Each call builds its commands on its own, then hands them to a sender
 // goroutine (Senders of them). A sender takes the first call waiting and every other
@@ -145,7 +147,7 @@ func newBatcher(rdb goredis.UniversalClient, opts BatchOptions, reg prometheus.R
 	}
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "timguard_store_batch_size",
-		Help:    "Enrich and Commit calls sent to Redis in one pipeline.",
+		Help:    "Store calls (Enrich, Commit, the executor's scripts) sent to Redis in one pipeline.",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 	})
 	if reg != nil {

@@ -4,8 +4,10 @@
 //
 // What must be atomic runs as Lua scripts: the outbox keys share one hash
 // tag and the mute keys another, so each script touches a single Cluster
-// slot. Enrich and Commit send one pipeline each. Every call is bounded by
-// Options.Timeout, and failures to reach Redis wrap store.ErrUnavailable.
+// slot. Enrich and Commit send one pipeline each, shared with concurrent
+// calls as the scripts of completions, mutes and the REST budget are
+// (BatchOptions). Every call is bounded by Options.Timeout, and failures
+// to reach Redis wrap store.ErrUnavailable.
 //
 // Key layout under the prefix P (default "timguard:"):
 //
@@ -82,8 +84,8 @@ type Options struct {
 	// dead-lettered, those dead-lettered longer ago are dropped with their
 	// data. Default DefaultDeadTTL (7 days).
 	DeadTTL time.Duration
-	// Batch configures how concurrent Enrich and Commit calls share
-	// pipelines (see BatchOptions).
+	// Batch configures how concurrent Enrich and Commit calls and the
+	// executor's scripts share pipelines (see BatchOptions).
 	Batch BatchOptions
 	// Registerer, when set, receives the store's metrics
 	// (timguard_store_batch_size).
