@@ -446,13 +446,10 @@ func TestACallWhoseTimerRanIsNotReused(t *testing.T) {
 	}
 }
 
-// The executor's scripts (the REST budget, mutes, completions) made while
-// a pipeline is out share the next one, and each caller gets its answer.
-func TestTheExecutorsScriptsShareTheCallbacksPipelines(t *testing.T) {
-	s, g, _ := gatedStore(t, 10*time.Second)
+// claimOne enqueues a mute created at now and claims it.
+func claimOne(t *testing.T, s *Store, now time.Time) []store.Claimed {
+	t.Helper()
 	ctx := t.Context()
-	now := time.Now()
-	// Enqueue and Claim are single commands: the gate holds pipelines only.
 	if err := s.Enqueue(ctx, store.Action{ID: "a1", Kind: "mute", Group: "g", User: "u", Seconds: 60, EventID: "e", Created: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -460,6 +457,17 @@ func TestTheExecutorsScriptsShareTheCallbacksPipelines(t *testing.T) {
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v, %v", claimed, err)
 	}
+	return claimed
+}
+
+// The executor's scripts (the REST budget, mutes, completions) made while
+// a pipeline is out share the next one, and each caller gets its answer.
+func TestTheExecutorsScriptsShareTheCallbacksPipelines(t *testing.T) {
+	s, g, _ := gatedStore(t, 10*time.Second)
+	ctx := t.Context()
+	now := time.Now()
+	// Enqueue and Claim are single commands: the gate holds pipelines only.
+	claimed := claimOne(t, s, now)
 	go func() { _, _ = s.Enrich(ctx, enrichOne("first", "e0")) }()
 	<-g.held
 
@@ -497,13 +505,7 @@ func TestSharedScriptsRunAfterTheScriptCacheIsFlushed(t *testing.T) {
 	s := newTestStore(t, srv.URL(), "flush:", Options{})
 	ctx := t.Context()
 	now := time.Now()
-	if err := s.Enqueue(ctx, store.Action{ID: "a1", Kind: "mute", Group: "g", User: "u", Seconds: 60, EventID: "e", Created: now}); err != nil {
-		t.Fatal(err)
-	}
-	claimed, err := s.Claim(ctx, now, 10, time.Minute)
-	if err != nil || len(claimed) != 1 {
-		t.Fatalf("claim: %v, %v", claimed, err)
-	}
+	claimed := claimOne(t, s, now)
 	if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
