@@ -278,29 +278,37 @@ func (m metricSet) rulesVersion() string {
 	return ""
 }
 
-// watcherReady rewrites the rule file unchanged until the watcher reloads
-// it: the watcher starts with run, a little after the first callback can be
-// answered. It returns the metrics after that reload.
+// watcherReady waits until the file watcher, which starts with run a
+// little after the first callback can be answered, has logged that it
+// watches the rule file, then writes the file unchanged once and waits for
+// the one reload that follows. It returns the metrics after it. No other
+// reload can follow later: the watcher turns the events of one rename into
+// one reload.
 func (o *opsBot) watcherReady(rules string) metricSet {
 	o.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	o.watching("rules.yaml")
 	before, _ := o.scrape().reloads()
-	for time.Now().Before(deadline) {
-		writeAtomic(o.t, filepath.Join(o.dir, "rules.yaml"), rules)
-		until := time.Now().Add(2 * time.Second)
-		for time.Now().Before(until) {
-			m := o.scrape()
-			if ok, _ := m.reloads(); ok > before {
-				// One more settle period: a second event of the same write
-				// must not reload again while the test counts.
-				time.Sleep(500 * time.Millisecond)
-				return o.scrape()
+	writeAtomic(o.t, filepath.Join(o.dir, "rules.yaml"), rules)
+	return o.waitMetric(30*time.Second, "the watcher's reload of the unchanged rule file", func(m metricSet) bool {
+		ok, _ := m.reloads()
+		return ok > before
+	})
+}
+
+// watching waits until the file watcher has logged that it watches file,
+// a name in the test's directory: when it starts, and again after every
+// successful reload.
+func (o *opsBot) watching(file string) {
+	o.t.Helper()
+	path := filepath.Join(o.dir, file)
+	waitFor(o.t, 30*time.Second, "the file watcher to watch "+file, func() bool {
+		for line := range strings.Lines(o.stderr.String()) {
+			if strings.Contains(line, "watching files for changes") && strings.Contains(line, path) {
+				return true
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
-	}
-	o.t.Fatalf("the file watcher never reloaded the rules; log:\n%s", o.stderr.String())
-	return nil
+		return false
+	})
 }
 
 // lastDecision returns the newest decision record for user.
@@ -572,8 +580,6 @@ func TestOpsReloadKeepsTheOldRulesOnErrorAndSwapsGoodOnes(t *testing.T) {
 			t.Errorf("failed reload record %+v", r)
 		}
 	}
-	// watcherReady may have seen more than one reload of the unchanged
-	// file; what follows it is exact.
 	tail := reloads[len(reloads)-4:]
 	want := []string{"failed " + v1, "failed " + v1, "done " + v2, "done " + v2}
 	if !slices.Equal(tail, want) {
@@ -824,18 +830,18 @@ func TestOpsTheWatcherFollowsTheRulesFileAReloadNames(t *testing.T) {
 		n, _ := m.reloads()
 		return n == ok+1
 	})
-	time.Sleep(500 * time.Millisecond)
+	o.watching("rules-2.yaml")
 	changed := strings.Replace(opsRules, `["free crypto", "airdrop"]`, `["airdrop"]`, 1)
 	writeAtomic(t, filepath.Join(o.dir, "rules-2.yaml"), changed)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if n, _ := o.scrape().reloads(); n == ok+2 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	m = o.waitMetric(30*time.Second, "the reload after rules-2.yaml changed", func(m metricSet) bool {
+		n, _ := m.reloads()
+		return n >= ok+2
+	})
+	if n, _ := m.reloads(); n != ok+2 {
+		t.Errorf("rules-2.yaml, the rule file in force, changed and %v reloads followed, want 1", n-ok-1)
 	}
-	if n, _ := o.scrape().reloads(); n != ok+2 {
-		t.Errorf("rules-2.yaml, the rule file in force, changed and %v reloads followed in 5s, want 1", n-ok-1)
+	if r := o.message(opsGroup, "eve", "free crypto, again"); r.ErrorCode != 0 {
+		t.Errorf("after rules-2.yaml dropped the words the message answered %+v, want delivered", r)
 	}
 	o.message(opsGroup, "frank", "hello") // a REST call for the secret checks
 	o.settle(30*time.Second, func() bool { return len(o.im.Calls()) > 0 })

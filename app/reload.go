@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,6 +136,8 @@ func (a *App) watch(ctx context.Context) error {
 				dirs[d] = true
 			}
 		}
+		// Tests wait for this line before they change a file.
+		a.log.Info("watching files for changes", "files", slices.Sorted(maps.Keys(files)))
 		return nil
 	}
 	if err := follow(); err != nil {
