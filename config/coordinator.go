@@ -114,21 +114,22 @@ func (c *Coordinator) registerMetrics(reg prometheus.Registerer) {
 }
 
 // record sets the reload metrics after an attempt (the load at start
-// counts as a successful one).
+// counts as a successful one). The reload counter goes last: whoever sees
+// it counted sees the other metrics of the same reload in the next scrape.
 func (c *Coordinator) record(ch Change) {
-	if ch.Failed() {
-		c.reloads.WithLabelValues("failure").Inc()
-		c.reloadOK.Set(0)
-	} else {
-		c.reloads.WithLabelValues("success").Inc()
-		c.reloadOK.Set(1)
-		c.reloadTime.Set(float64(ch.At.Unix()))
-	}
 	if ch.Prev != nil && ch.Prev.Rules.Version != ch.Next.Rules.Version {
 		c.rulesInfo.DeleteLabelValues(ch.Prev.Rules.Version)
 	}
 	c.rulesInfo.WithLabelValues(ch.Next.Rules.Version).Set(1)
 	c.rulesLoaded.Set(float64(len(ch.Next.Rules.Rules)))
+	if ch.Failed() {
+		c.reloadOK.Set(0)
+		c.reloads.WithLabelValues("failure").Inc()
+	} else {
+		c.reloadOK.Set(1)
+		c.reloadTime.Set(float64(ch.At.Unix()))
+		c.reloads.WithLabelValues("success").Inc()
+	}
 }
 
 // Subscribe adds functions told of every reload attempt, after the ones
@@ -162,10 +163,12 @@ func (c *Coordinator) Reload(_ context.Context) (*Snapshot, error) {
 	} else {
 		c.cur = next
 	}
-	c.record(ch)
+	// The metrics follow the subscribers: once a reload is counted, its
+	// rules are in force.
 	for _, fn := range c.subs {
 		fn(ch)
 	}
+	c.record(ch)
 	if err == nil {
 		c.log.Info("configuration and rules reloaded", "from_version", prev.Rules.Version, "to_version", next.Rules.Version,
 			"rules", next.Rules.Summary(), "dry_run", next.Config.DryRun)

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/timguard/timguard/rules"
 )
 
@@ -91,4 +94,77 @@ func TestACoordinatorNeedsItsPathLoaderAndStartingSnapshot(t *testing.T) {
 	if _, err := NewCoordinator(CoordinatorOptions{Path: "c.yaml", LoadRules: loadRulesFake}, nil); err == nil {
 		t.Error("a coordinator without a starting snapshot was built")
 	}
+}
+
+// A reload is counted only once its subscribers have put it in force, and
+// the gauges of the reload are set before the counter: whoever sees the
+// reload counted (a test, a deploy script polling /metrics) sees its rules
+// version, and the rules decide callbacks.
+func TestAReloadIsCountedAfterItIsInForce(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath, rulesPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "rules.yaml")
+	writeFile(t, cfgPath, "tencent:\n  sdk_app_id: 1400000000\nrules_file: rules.yaml\n")
+	writeFile(t, rulesPath, "v1")
+	cfg, err := Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := loadRulesFake(rulesPath)
+	reg := prometheus.NewRegistry()
+	c, err := NewCoordinator(CoordinatorOptions{Path: cfgPath, LoadRules: loadRulesFake, Registerer: reg}, &Snapshot{Config: cfg, Rules: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(result string) float64 { return value(t, c.reloads.WithLabelValues(result)) }
+	type seen struct{ success, failure float64 }
+	var during []seen
+	c.Subscribe(func(Change) { during = append(during, seen{count("success"), count("failure")}) })
+
+	writeFile(t, rulesPath, "v2")
+	if _, err := c.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, rulesPath, "bad")
+	if _, err := c.Reload(t.Context()); err == nil {
+		t.Fatal("a bad rule file reloaded")
+	}
+	// The start counts as a success; each subscriber call saw the counts
+	// before its own reload.
+	if want := []seen{{1, 0}, {2, 0}}; !slices.Equal(during, want) {
+		t.Errorf("while the subscribers ran the counts were %v, want %v", during, want)
+	}
+	if s, f := count("success"), count("failure"); s != 2 || f != 1 {
+		t.Errorf("after the reloads: %v succeeded, %v failed; want 2 and 1", s, f)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []string
+	for _, f := range families {
+		if f.GetName() == "timguard_rules_info" {
+			for _, m := range f.GetMetric() {
+				versions = append(versions, m.GetLabel()[0].GetValue())
+			}
+		}
+	}
+	if !slices.Equal(versions, []string{"v2"}) {
+		t.Errorf("timguard_rules_info names the versions %q, want only v2, the one in force", versions)
+	}
+	if got := value(t, c.reloadOK); got != 0 {
+		t.Errorf("timguard_config_last_reload_successful = %v after a failed reload, want 0", got)
+	}
+}
+
+// value is the value of a counter or gauge.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if c := out.GetCounter(); c != nil {
+		return c.GetValue()
+	}
+	return out.GetGauge().GetValue()
 }
