@@ -25,7 +25,7 @@ rules:
 	m := o.watcherReady(rules)
 	before, _ := m.reloads()
 	writeAtomic(t, list, "casino\nairdrop\n")
-	o.waitMetric(10*time.Second, "a reload after the list file was saved", func(m metricSet) bool {
+	o.waitMetric(30*time.Second, "a reload after the list file was saved", func(m metricSet) bool {
 		ok, _ := m.reloads()
 		return ok > before
 	})
