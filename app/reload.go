@@ -136,7 +136,8 @@ func (a *App) watch(ctx context.Context) error {
 				dirs[d] = true
 			}
 		}
-		// Tests wait for this line before they change a file.
+		// From this line on, a change to these files is seen (tests wait
+		// for it before they change one).
 		a.log.Info("watching files for changes", "files", slices.Sorted(maps.Keys(files)))
 		return nil
 	}
