@@ -35,9 +35,13 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func TestTheCoordinatorTellsSubscribersInOrderAndKeepsTheGoodRulesOnABadFile(t *testing.T) {
+// startCoordinator writes a config and a rule file of version v1 in a
+// directory of the test's and returns a coordinator started on them, with
+// its metrics in reg (none when nil), and the files' paths.
+func startCoordinator(t *testing.T, reg prometheus.Registerer) (c *Coordinator, cfgPath, rulesPath string) {
+	t.Helper()
 	dir := t.TempDir()
-	cfgPath, rulesPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "rules.yaml")
+	cfgPath, rulesPath = filepath.Join(dir, "config.yaml"), filepath.Join(dir, "rules.yaml")
 	writeFile(t, cfgPath, "tencent:\n  sdk_app_id: 1400000000\nrules_file: rules.yaml\n")
 	writeFile(t, rulesPath, "v1")
 	cfg, err := Load(cfgPath)
@@ -45,10 +49,15 @@ func TestTheCoordinatorTellsSubscribersInOrderAndKeepsTheGoodRulesOnABadFile(t *
 		t.Fatal(err)
 	}
 	set, _ := loadRulesFake(rulesPath)
-	c, err := NewCoordinator(CoordinatorOptions{Path: cfgPath, LoadRules: loadRulesFake}, &Snapshot{Config: cfg, Rules: set})
+	c, err = NewCoordinator(CoordinatorOptions{Path: cfgPath, LoadRules: loadRulesFake, Registerer: reg}, &Snapshot{Config: cfg, Rules: set})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, cfgPath, rulesPath
+}
+
+func TestTheCoordinatorTellsSubscribersInOrderAndKeepsTheGoodRulesOnABadFile(t *testing.T) {
+	c, cfgPath, rulesPath := startCoordinator(t, nil)
 	var heard []string
 	c.Subscribe(
 		func(ch Change) { heard = append(heard, "first "+ch.Prev.Rules.Version+"->"+ch.Next.Rules.Version) },
@@ -101,20 +110,8 @@ func TestACoordinatorNeedsItsPathLoaderAndStartingSnapshot(t *testing.T) {
 // reload counted (a test, a deploy script polling /metrics) sees its rules
 // version, and the rules decide callbacks.
 func TestAReloadIsCountedAfterItIsInForce(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath, rulesPath := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "rules.yaml")
-	writeFile(t, cfgPath, "tencent:\n  sdk_app_id: 1400000000\nrules_file: rules.yaml\n")
-	writeFile(t, rulesPath, "v1")
-	cfg, err := Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, _ := loadRulesFake(rulesPath)
 	reg := prometheus.NewRegistry()
-	c, err := NewCoordinator(CoordinatorOptions{Path: cfgPath, LoadRules: loadRulesFake, Registerer: reg}, &Snapshot{Config: cfg, Rules: set})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _, rulesPath := startCoordinator(t, reg)
 	count := func(result string) float64 { return value(t, c.reloads.WithLabelValues(result)) }
 	type seen struct{ success, failure float64 }
 	var during []seen
